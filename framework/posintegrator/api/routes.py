@@ -1,0 +1,123 @@
+"""The route table: each route's handler and models, used both to serve and to document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from posintegrator.api import handlers
+from posintegrator.api.problems import Handler, Problem
+from posintegrator.api.schemas import (
+    ConnectionList,
+    Health,
+    OrderAccepted,
+    OrderView,
+    PluginList,
+)
+from posintegrator.model import Menu, Order
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API route.
+
+    :param responses: status code -> body model (None for no body).
+    :param auth: whether the bearer token is required.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    request: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    auth: bool = True
+
+
+_ERRORS: dict[int, type[BaseModel] | None] = {401: Problem}
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/healthz",
+        handlers.healthz,
+        "Liveness",
+        "system",
+        responses={200: Health},
+        auth=False,
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        handlers.openapi,
+        "This document",
+        "system",
+        responses={200: None, **_ERRORS},
+    ),
+    Route(
+        "GET",
+        "/v1/plugins",
+        handlers.list_plugins,
+        "Loaded plugins",
+        "system",
+        responses={200: PluginList, **_ERRORS},
+    ),
+    Route(
+        "GET",
+        "/v1/connections",
+        handlers.list_connections,
+        "Connections and their health",
+        "system",
+        responses={200: ConnectionList, **_ERRORS},
+    ),
+    Route(
+        "GET",
+        "/v1/locations/{location}/menu",
+        handlers.get_menu,
+        "The last published menu of a location (ETag = content hash)",
+        "menu",
+        responses={200: Menu, 304: None, 404: Problem, **_ERRORS},
+    ),
+    Route(
+        "POST",
+        "/v1/orders",
+        handlers.post_order,
+        "Place an order (idempotent on its id)",
+        "orders",
+        request=Order,
+        responses={
+            202: OrderAccepted,
+            400: Problem,
+            409: Problem,
+            422: Problem,
+            503: Problem,
+            **_ERRORS,
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/orders/{order_id}",
+        handlers.get_order,
+        "An order with its status history",
+        "orders",
+        responses={200: OrderView, 404: Problem, **_ERRORS},
+    ),
+    Route(
+        "POST",
+        "/pos/{connection}/webhook",
+        handlers.pos_webhook,
+        "Webhook intake for a connection's POS (verified by its plugin, not the bearer token)",
+        "pos",
+        responses={200: None, 400: Problem, 401: Problem, 404: Problem},
+        auth=False,
+    ),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route of :data:`ROUTES` on ``app``."""
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

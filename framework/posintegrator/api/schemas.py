@@ -1,0 +1,96 @@
+"""Response bodies of the Integrator API (requests are the universal model itself)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from posintegrator.hooktypes import Capabilities
+from posintegrator.model import Order, OrderStatus
+
+
+class Health(BaseModel):
+    """Liveness of the host."""
+
+    status: str = Field(description="ok, or stopping while shutting down.")
+    version: str
+
+
+class OrderAccepted(BaseModel):
+    """The answer to a posted order."""
+
+    id: str
+    status: OrderStatus
+
+
+class HistoryItem(BaseModel):
+    """One status event an order received; ``applied`` is false for stale or duplicate ones."""
+
+    at: datetime
+    status: OrderStatus
+    applied: bool
+    note: str | None
+    source: str
+    reason: str | None
+    sequence: int | None
+
+
+class OrderView(BaseModel):
+    """An order, where it stands, and how it got there."""
+
+    order: Order
+    status: OrderStatus
+    status_reason: str | None
+    pos_order_id: str | None
+    connection: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    history: list[HistoryItem]
+
+
+class PluginView(BaseModel):
+    """A loaded plugin."""
+
+    name: str
+    version: str
+    distribution: str | None
+    capabilities: Capabilities
+
+
+class MenuSyncView(BaseModel):
+    """The latest menu sync of one location."""
+
+    location: str
+    at: datetime
+    ok: bool
+    version: int | None
+    error: str | None
+
+
+class ConnectionView(BaseModel):
+    """A configured connection and how its POS is doing."""
+
+    name: str
+    plugin: str
+    locations: list[str]
+    health: str
+    health_since: datetime
+    last_error: str | None
+    status_source: str
+    orders_in_flight: int
+    menu_syncs: list[MenuSyncView]
+
+
+class PluginList(BaseModel):
+    """Every loaded plugin."""
+
+    plugins: list[PluginView]
+
+
+class ConnectionList(BaseModel):
+    """Every configured connection."""
+
+    connections: list[ConnectionView]

@@ -1,0 +1,322 @@
+"""The ``posintegrator`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+import orjson
+
+from posintegrator import __version__
+from posintegrator.apiclient import ApiError, get_json
+from posintegrator.errors import StartupError
+from posintegrator.logs import setup_logging
+from posintegrator.plugins import PluginHost, installed_plugins
+from posintegrator.settings import HostSettings, SettingsError, SettingsProblem, load_settings
+
+
+def _print_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _fail(message: str, hint: str | None = None) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    if hint:
+        click.echo(hint, err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="posintegrator")
+def main() -> None:
+    """Keep restaurant POS systems and a cloud ordering platform in sync."""
+
+
+# --- plugins ----------------------------------------------------------------------------------
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_command(as_json: bool) -> None:
+    """List the installed POS plugins and what they can do."""
+    names = installed_plugins()
+    try:
+        host = PluginHost.load(names)
+    except StartupError as exc:
+        _fail(str(exc))
+    rows: list[dict[str, Any]] = []
+    for info in host.plugins():
+        caps: dict[str, Any]
+        try:
+            caps = host.pos(info.name).capabilities().model_dump(mode="json")
+        except StartupError as exc:
+            caps = {"error": str(exc)}
+        rows.append({"name": info.name, "version": info.version, "capabilities": caps})
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no plugins installed (pip install a posintegrator-pos-* package)")
+    for row in rows:
+        caps = row["capabilities"]
+        flags = [k for k, v in caps.items() if v is True]
+        click.echo(f"{row['name']} {row['version']}: {', '.join(flags)}")
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Work with settings files."""
+
+
+def check_config(
+    path: Path, secrets_dir: Path | None
+) -> tuple[HostSettings | None, list[SettingsProblem]]:
+    """Every problem of the settings in ``path``, including each connection's plugin settings."""
+    try:
+        settings = load_settings(path, secrets_dir=secrets_dir)
+    except SettingsError as exc:
+        return None, exc.problems
+    problems: list[SettingsProblem] = []
+    loadable: list[str] = []
+    for index, connection in enumerate(settings.connections):
+        try:
+            PluginHost.load([connection.plugin])
+            loadable.append(connection.plugin)
+        except StartupError as exc:
+            problems.append(SettingsProblem(path=f"connections[{index}].plugin", message=str(exc)))
+    for index, name in enumerate(settings.extensions):
+        try:
+            PluginHost.load([name])
+        except StartupError as exc:
+            problems.append(SettingsProblem(path=f"extensions[{index}]", message=str(exc)))
+    try:
+        host = PluginHost.load(loadable)
+        checkable = settings.model_copy(
+            update={"connections": [c for c in settings.connections if c.plugin in loadable]}
+        )
+        host.validate_connections(checkable)
+    except SettingsError as exc:
+        problems.extend(_reindex(exc.problems, settings, checkable))
+    except StartupError as exc:
+        problems.append(SettingsProblem(path="connections", message=str(exc)))
+    if settings.api.token is None:
+        problems.append(
+            SettingsProblem(
+                path="api.token",
+                message="not set: every API call will be refused "
+                "(set it, or the environment variable POSINTEGRATOR_API_TOKEN)",
+            )
+        )
+    return settings, problems
+
+
+def _reindex(
+    problems: list[SettingsProblem], full: HostSettings, subset: HostSettings
+) -> list[SettingsProblem]:
+    """Map ``connections[i]`` paths of a subset of connections back to the file's indexes."""
+    positions = {c.name: i for i, c in enumerate(full.connections)}
+    mapped = []
+    for problem in problems:
+        path = problem.path
+        for sub_index, connection in enumerate(subset.connections):
+            prefix = f"connections[{sub_index}]"
+            if path.startswith(prefix):
+                path = f"connections[{positions[connection.name]}]" + path[len(prefix) :]
+                break
+        mapped.append(SettingsProblem(path=path, message=problem.message))
+    return mapped
+
+
+@config_group.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def config_check(file: Path, secrets_dir: Path | None, as_json: bool) -> None:
+    """Check a settings FILE: report every problem with its path, exit 1 if there is any."""
+    settings, problems = check_config(file, secrets_dir)
+    if as_json:
+        _print_json({"ok": not problems, "problems": [p.model_dump() for p in problems]})
+    elif problems:
+        for problem in problems:
+            click.echo(f"{file}: {problem}", err=True)
+        click.secho(f"{len(problems)} problem(s) found", fg="red", err=True)
+    else:
+        assert settings is not None
+        click.secho(
+            f"{file}: OK ({len(settings.connections)} connection(s), "
+            f"{sum(len(c.locations) for c in settings.connections)} location(s))",
+            fg="green",
+        )
+    if problems:
+        sys.exit(1)
+
+
+# --- serve / demo -----------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+def serve(config: Path, secrets_dir: Path | None) -> None:
+    """Run the host with the settings in CONFIG until SIGINT or SIGTERM."""
+    from posintegrator.runtime import Host
+
+    setup_logging()
+    try:
+        host = Host(load_settings(config, secrets_dir=secrets_dir))
+    except SettingsError as exc:
+        _fail(
+            "the settings cannot be used:\n" + "\n".join(f"  {p}" for p in exc.problems),
+            f"check them with: posintegrator config check {config}",
+        )
+    except StartupError as exc:
+        _fail(str(exc))
+    try:
+        asyncio.run(host.run_until_signalled())
+    except OSError as exc:
+        _fail(f"cannot start: {exc}", "is another process using the API port?")
+
+
+@main.command("demo")
+@click.option(
+    "--port", default=8080, show_default=True, help="API port; the POS uses +1, the receiver +2."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("demo-data"),
+    show_default=True,
+)
+@click.option("--stage-seconds", default=3.0, show_default=True, help="Kitchen seconds per stage.")
+def demo(port: int, data_dir: Path, stage_seconds: float) -> None:
+    """Run a simulated POS, the host and a cloud receiver together, with no credentials."""
+    from posintegrator.demo import prepare_data_dir, run_demo
+
+    setup_logging()
+    data_dir = data_dir.resolve()
+    values, first_run = prepare_data_dir(data_dir)
+    asyncio.run(run_demo(port, data_dir, values, first_run, stage_seconds))
+
+
+# --- reading from a running host --------------------------------------------------------------
+
+
+def _api_target(config: Path | None, url: str | None, token: str | None) -> tuple[str, str | None]:
+    if config is not None:
+        try:
+            settings = load_settings(config)
+        except SettingsError as exc:
+            _fail(str(exc))
+        api = settings.api
+        url = url or f"http://{api.host}:{api.port}"
+        if token is None and api.token is not None:
+            token = api.token.get_secret_value()
+    return url or "http://127.0.0.1:8080", token or os.environ.get("POSINTEGRATOR_API_TOKEN")
+
+
+def _api_options(func: Any) -> Any:
+    func = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+    func = click.option("--token", default=None, help="API token (default: from --config or env).")(
+        func
+    )
+    func = click.option("--url", default=None, help="API URL (default: from --config).")(func)
+    func = click.option(
+        "--config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Settings file of the host (for its URL and token).",
+    )(func)
+    return func
+
+
+def _fetch(url: str, token: str | None, path: str) -> Any:
+    try:
+        return asyncio.run(get_json(url, token, path))
+    except ApiError as exc:
+        _fail(exc.detail, "check the id or location, and the token" if exc.status < 500 else None)
+    except aiohttp.ClientError as exc:
+        _fail(f"cannot reach the API at {url}: {exc}", "is the host running? (posintegrator serve)")
+
+
+@main.group("menu")
+def menu_group() -> None:
+    """Menus the host publishes."""
+
+
+@menu_group.command("show")
+@click.argument("location")
+@_api_options
+def menu_show(
+    location: str, config: Path | None, url: str | None, token: str | None, as_json: bool
+) -> None:
+    """Show the published menu of LOCATION."""
+    api, key = _api_target(config, url, token)
+    menu = _fetch(api, key, f"/v1/locations/{location}/menu")
+    if as_json:
+        _print_json(menu)
+        return
+    price_lists = [p["id"] for p in menu["price_lists"]]
+    click.secho(
+        f"Menu of {menu['location']} ({menu['currency']}), price lists: {', '.join(price_lists)}",
+        bold=True,
+    )
+    by_category: dict[str, list[dict[str, Any]]] = {}
+    for product in menu["products"]:
+        for category in product["category_ids"] or ["(none)"]:
+            by_category.setdefault(category, []).append(product)
+    names = {c["id"]: c["name"] for c in menu["categories"]}
+    for category, products in by_category.items():
+        click.secho(names.get(category, category), underline=True)
+        for product in products:
+            prices = " / ".join(
+                f"{v['name']} "
+                + " ".join(f"{pl}={amount / 100:.2f}" for pl, amount in v["prices"].items())
+                for v in product["variants"]
+            )
+            flag = "" if product["availability"]["available"] else "  [86'd]"
+            combo = "  [combo]" if product["slots"] else ""
+            click.echo(f"  {product['name']}: {prices}{combo}{flag}")
+    click.echo(f"{len(menu['products'])} products, {len(menu['modifier_groups'])} modifier groups")
+
+
+@main.group("orders")
+def orders_group() -> None:
+    """Orders the host holds."""
+
+
+@orders_group.command("show")
+@click.argument("order_id")
+@_api_options
+def orders_show(
+    order_id: str, config: Path | None, url: str | None, token: str | None, as_json: bool
+) -> None:
+    """Show order ORDER_ID, its status and its history."""
+    api, key = _api_target(config, url, token)
+    view = _fetch(api, key, f"/v1/orders/{order_id}")
+    if as_json:
+        _print_json(view)
+        return
+    order = view["order"]
+    click.secho(f"Order {order['id']} at {order['location']}: {view['status']}", bold=True)
+    if view["status_reason"]:
+        click.echo(f"  reason: {view['status_reason']}")
+    click.echo(f"  POS id: {view['pos_order_id'] or '-'}   attempts: {view['attempts']}")
+    click.echo(
+        f"  total: {order['total'] / 100:.2f} {order['currency']} ({order['payment']['mode']})"
+    )
+    click.echo("  history:")
+    for item in view["history"]:
+        mark = "" if item["applied"] else f"  (not applied: {item['note']})"
+        click.echo(f"    {item['at']}  {item['status']:<15} {item['source']}{mark}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""``posintegrator demo``: the simulated POS, the host and a cloud webhook receiver in one process.
+
+Everything lives in one data directory, so a second run with the same directory carries on
+where the first stopped (same token, same orders, same POS state).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.errors import PosError
+from posintegrator.menusync import MenuRejected
+from posintegrator.runtime import Host
+from posintegrator.settings import load_settings
+
+DEMO_CONNECTION = "demo"
+DEMO_LOCATIONS = ("downtown", "airport")
+
+
+def prepare_data_dir(data_dir: Path) -> tuple[dict[str, str], bool]:
+    """Create ``data_dir`` if needed and read (or make, on the first run) the demo's secrets.
+
+    :returns: the secrets, and whether this is the first run in this directory.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    first_run = not (data_dir / "posintegrator.db").exists()
+    path = data_dir / "demo-secrets.json"
+    if path.exists():
+        loaded: dict[str, str] = orjson.loads(path.read_bytes())
+        return loaded, first_run
+    values = {
+        "api_token": secrets.token_urlsafe(24),
+        "cloud_webhook_secret": secrets.token_urlsafe(24),
+        "pos_api_key": secrets.token_urlsafe(16),
+        "pos_webhook_secret": secrets.token_urlsafe(24),
+    }
+    path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
+    path.chmod(0o600)
+    return values, first_run
+
+
+def write_demo_config(data_dir: Path, port: int, values: dict[str, str]) -> Path:
+    """Write the host's settings for the demo into ``data_dir/demo.toml``."""
+    config = data_dir / "demo.toml"
+    locations = ", ".join(f'"{loc}"' for loc in DEMO_LOCATIONS)
+    config.write_text(
+        f"""# Written by `posintegrator demo`; rewritten on every run.
+[api]
+host = "127.0.0.1"
+port = {port}
+token = "{values["api_token"]}"
+
+[store]
+path = "{data_dir / "posintegrator.db"}"
+
+[cloud]
+webhook_url = "http://127.0.0.1:{port + 2}/webhooks/posintegrator"
+webhook_secret = "{values["cloud_webhook_secret"]}"
+
+[[connections]]
+name = "{DEMO_CONNECTION}"
+plugin = "demo"
+locations = [{locations}]
+menu_sync_seconds = 60
+status_source = "webhook"
+
+[connections.settings]
+base_url = "http://127.0.0.1:{port + 1}"
+api_key = "{values["pos_api_key"]}"
+webhook_secret = "{values["pos_webhook_secret"]}"
+""",
+        encoding="utf-8",
+    )
+    config.chmod(0o600)
+    return config
+
+
+def find_example_order() -> Path | None:
+    """``examples/order.json`` from the working directory or the source checkout."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = root / "examples" / "order.json"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    if event["type"] == "order.status_changed":
+        pos = f" (POS {event['pos_order_id']})" if event.get("pos_order_id") else ""
+        click.secho(
+            f"cloud <- order {event['order_id']} #{event['sequence']}: {event['status']}{pos}",
+            fg="magenta",
+        )
+    else:
+        click.secho(
+            f"cloud <- menu of {event['location']} published as version {event['version']}",
+            fg="magenta",
+        )
+
+
+async def run_demo(
+    port: int, data_dir: Path, values: dict[str, str], first_run: bool, stage_seconds: float
+) -> None:
+    """Start the demo and run until SIGINT/SIGTERM."""
+    try:
+        from pos_demo.simulator import SimulatorConfig, start_simulator
+    except ImportError:
+        raise click.ClickException(
+            "the demo POS plugin is not installed: pip install -e plugins/pos_demo"
+        ) from None
+    receiver = CloudReceiver(values["cloud_webhook_secret"].encode(), on_event=_print_event)
+    try:
+        await receiver.start(port=port + 2)
+        simulator = await start_simulator(
+            SimulatorConfig(
+                data_dir=data_dir / "pos",
+                api_key=values["pos_api_key"],
+                stage_seconds=stage_seconds,
+                webhook_url=f"http://127.0.0.1:{port}/pos/{DEMO_CONNECTION}/webhook",
+                webhook_secret=values["pos_webhook_secret"],
+            ),
+            port=port + 1,
+        )
+    except OSError as exc:
+        await receiver.stop()
+        raise click.ClickException(
+            f"cannot listen on ports {port}-{port + 2} ({exc}); pick others with --port"
+        ) from None
+    try:
+        host = Host(load_settings(write_demo_config(data_dir, port, values)))
+        await _run_host(host, simulator.url, receiver.url, values["api_token"], first_run)
+    finally:
+        await simulator.close()
+        await receiver.stop()
+
+
+async def _run_host(
+    host: Host, simulator_url: str, receiver_url: str, token: str, first_run: bool
+) -> None:
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await host.start()
+    try:
+        jobs = host.connections[DEMO_CONNECTION]
+        for location in DEMO_LOCATIONS:
+            try:
+                await jobs.menusync.sync(location)
+            except (PosError, MenuRejected) as exc:
+                click.secho(f"menu of {location} not synced yet: {exc}", fg="yellow")
+        _banner(host.url, simulator_url, receiver_url, token, first_run)
+        await stop.wait()
+        click.echo("stopping...")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await host.stop()
+
+
+def _banner(api: str, simulator: str, receiver: str, token: str, first_run: bool) -> None:
+    auth = shlex.quote(f"Authorization: Bearer {token}")
+    example = find_example_order()
+    click.echo()
+    click.secho("posintegrator demo is running" + ("" if first_run else " (resumed)"), bold=True)
+    click.echo(f"  Integrator API   {api}")
+    click.echo(f"  API token        {token}")
+    click.echo(f"  Demo POS         {simulator}   (GET /orders lists what the POS holds)")
+    click.echo(f"  Cloud receiver   {receiver}   (its events are printed below)")
+    click.echo()
+    click.echo("Menu:")
+    click.echo(f"  curl -sS -H {auth} {api}/v1/locations/downtown/menu | head -c 600; echo")
+    if example is not None:
+        click.echo(
+            "Place the example order (same id again = same answer; change the id for a new one):"
+        )
+        click.echo(
+            f"  curl -sS -X POST -H {auth} -H 'Content-Type: application/json' "
+            f"--data @{shlex.quote(str(example))} {api}/v1/orders; echo"
+        )
+        click.echo("Follow it:")
+        click.echo(f"  curl -sS -H {auth} {api}/v1/orders/demo-order-0001; echo")
+    click.echo("Stop with Ctrl-C; run again with the same --data-dir to carry on.")
+    click.echo()

@@ -1,0 +1,40 @@
+"""Shared building blocks of the universal model: strict base class, ids, money and time types."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+
+class UniversalModel(BaseModel):
+    """Base of every universal model class.
+
+    Unknown fields are refused (a typo in a cloud payload is an error, not silently dropped) and
+    values are checked on assignment too, so a plugin cannot put a model into an invalid state.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_strip_whitespace=True)
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+#: A timezone-aware instant, normalised to UTC. Naive datetimes are refused.
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+#: An identifier: non-empty, no surrounding whitespace, at most 200 characters.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+#: ISO 4217 currency code, e.g. ``EUR``.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+#: An amount of money in integer minor units (cents) of the enclosing document's currency.
+MinorUnits = Annotated[int, Field(strict=True, ge=0)]
+
+
+def utcnow() -> datetime:
+    """The current instant as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)

@@ -1,0 +1,197 @@
+"""The host: plugins, store, scheduler and Integrator API put together, started and stopped.
+
+``posintegrator serve``, the demo, the conformance kit and the tests all run this same class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from aiohttp import web
+from loguru import logger
+
+from posintegrator.cloud import CloudNotifier
+from posintegrator.connection import Connection
+from posintegrator.context import ConnectionContext
+from posintegrator.delivery import OrderDelivery
+from posintegrator.health import ConnectionHealth
+from posintegrator.menusync import MenuSync
+from posintegrator.plugins import PluginHost
+from posintegrator.scheduler import ConnectionJobs, Scheduler
+from posintegrator.settings import HostSettings
+from posintegrator.status_intake import StatusIntake
+from posintegrator.store import SQLiteStore, Store
+
+#: How long a graceful stop waits for order submissions under way.
+STOP_GRACE_SECONDS = 8.0
+
+
+@dataclass(frozen=True)
+class _ConnectionState:
+    """The :class:`~posintegrator.context.PluginState` of one connection, kept in the store."""
+
+    store: Store
+    connection: str
+
+    async def get(self, key: str) -> str | None:
+        return await self.store.state_get(self.connection, key)
+
+    async def set(self, key: str, value: str) -> None:
+        await self.store.state_set(self.connection, key, value)
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Host:
+    """One running posintegrator host.
+
+    :param settings: the deployment.
+    :param plugins: already loaded plugins; loaded from the settings when omitted.
+    :param store: the durable store; the SQLite store at ``settings.store.path`` when omitted.
+    """
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        *,
+        plugins: PluginHost | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.settings = settings
+        self.plugins = plugins or PluginHost.load(
+            [c.plugin for c in settings.connections] + settings.extensions
+        )
+        self.store: Store = store or SQLiteStore(
+            settings.store.path, synchronous=settings.store.synchronous
+        )
+        self.accepting = False
+        self.connections: dict[str, ConnectionJobs] = {}
+        self._plugin_settings = self.plugins.validate_connections(settings)
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._scheduler: Scheduler | None = None
+        self._notifier: CloudNotifier | None = None
+        self._intake: StatusIntake | None = None
+        self.port: int = settings.api.port
+
+    @property
+    def url(self) -> str:
+        """Where the Integrator API listens."""
+        return f"http://{self.settings.api.host}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """Where the POS and the cloud reach this host."""
+        if self.settings.api.public_url is not None:
+            return str(self.settings.api.public_url).rstrip("/")
+        return self.url
+
+    @property
+    def intake(self) -> StatusIntake:
+        """The status intake (available once started)."""
+        assert self._intake is not None, "the host is not started"
+        return self._intake
+
+    @property
+    def notifier(self) -> CloudNotifier:
+        """The cloud notifier (available once started)."""
+        assert self._notifier is not None, "the host is not started"
+        return self._notifier
+
+    def connection_for_location(self, location: str) -> ConnectionJobs | None:
+        """The connection serving ``location``, if any."""
+        for jobs in self.connections.values():
+            if location in jobs.connection.settings.locations:
+                return jobs
+        return None
+
+    async def start(self) -> None:
+        """Open the store, start the API and the jobs."""
+        from posintegrator.api.app import build_app
+
+        await self.store.open()
+        self._http = aiohttp.ClientSession(
+            json_serialize=_json_dumps, timeout=aiohttp.ClientTimeout(total=30)
+        )
+        self._notifier = CloudNotifier(self.store, self._http, self.settings.cloud)
+        self._intake = StatusIntake(self.store, self.plugins, self._notifier.wake)
+        # The API binds first, so the webhook URLs handed to plugins carry the real port.
+        app = build_app(self)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.api.host, self.settings.api.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        for conn_settings in self.settings.connections:
+            self.connections[conn_settings.name] = self._connection_jobs(conn_settings.name)
+        self._scheduler = Scheduler(list(self.connections.values()), self._notifier)
+        self._scheduler.start()
+        self.accepting = True
+        logger.info(
+            "posintegrator listening on {} with {} connection(s)", self.url, len(self.connections)
+        )
+
+    def _connection_jobs(self, name: str) -> ConnectionJobs:
+        assert self._http is not None and self._intake is not None
+        conn_settings = self.settings.connection(name)
+        plugin = self.plugins.pos(conn_settings.plugin)
+        ctx = ConnectionContext(
+            name=name,
+            plugin=plugin.name,
+            locations=tuple(conn_settings.locations),
+            settings=self._plugin_settings[name],
+            http=self._http,
+            log=logger.bind(connection=name, plugin=plugin.name),
+            state=_ConnectionState(self.store, name),
+            webhook_url=f"{self.public_url}/pos/{name}/webhook",
+        )
+        connection = Connection(
+            settings=conn_settings,
+            plugin=plugin,
+            ctx=ctx,
+            health=ConnectionHealth(name),
+            limiter=asyncio.Semaphore(conn_settings.max_concurrency),
+        )
+        return ConnectionJobs(
+            self.store,
+            connection,
+            MenuSync(self.store, self.plugins, connection),
+            OrderDelivery(self.store, connection, self._intake),
+            self._intake,
+        )
+
+    async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Stop taking orders, finish or park work under way, and release everything."""
+        self.accepting = False
+        if self._scheduler is not None:
+            await self._scheduler.stop(grace_seconds)
+            self._scheduler = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self.store.close()
+        logger.info("posintegrator stopped")
+
+    async def run_until_signalled(self) -> None:
+        """Run until SIGINT or SIGTERM, then stop gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            logger.info("stopping: no new orders; finishing work under way")
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()

@@ -1,0 +1,159 @@
+"""The asyncio jobs of one host: per connection, menu sync, order delivery and status polling;
+for the whole host, the cloud outbox. Each job is one task; stopping cancels them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from posintegrator.cloud import CloudNotifier
+from posintegrator.connection import Connection
+from posintegrator.delivery import OrderDelivery
+from posintegrator.errors import AuthError, PosError
+from posintegrator.menusync import MenuRejected, MenuSync
+from posintegrator.status_intake import StatusIntake
+from posintegrator.store import Store
+from posintegrator.wakeup import wait_for_wakeup
+
+#: The first menu sync of a connection starts after a random delay up to this many seconds (or
+#: its sync period, if shorter), so many connections do not all hit their POS at start-up.
+FIRST_SYNC_SPREAD_SECONDS = 5.0
+
+
+class ConnectionJobs:
+    """The jobs of one connection."""
+
+    def __init__(
+        self,
+        store: Store,
+        connection: Connection,
+        menusync: MenuSync,
+        delivery: OrderDelivery,
+        intake: StatusIntake,
+    ) -> None:
+        self.connection = connection
+        self.menusync = menusync
+        self.delivery = delivery
+        self._store = store
+        self._intake = intake
+        self._menu_requests: set[str] = set()
+        self._menu_wake = asyncio.Event()
+
+    def request_menu_sync(self, locations: list[str]) -> None:
+        """Sync these locations' menus soon (a webhook said they changed); repeats coalesce."""
+        wanted = [loc for loc in locations if loc in self.connection.settings.locations]
+        if wanted:
+            self._menu_requests.update(wanted)
+            self._menu_wake.set()
+
+    async def menu_loop(self) -> None:
+        """Sync every location's menu now and then, and at once when asked."""
+        period = self.connection.settings.menu_sync_seconds
+        await asyncio.sleep(random.uniform(0, min(period, FIRST_SYNC_SPREAD_SECONDS)))
+        pending = set(self.connection.settings.locations)
+        while True:
+            for location in sorted(pending):
+                await self._sync_one(location)
+            self._menu_wake.clear()
+            if await wait_for_wakeup(self._menu_wake, period):
+                pending = set(self._menu_requests)
+            else:
+                pending = set(self.connection.settings.locations)
+            self._menu_requests.clear()
+
+    async def _sync_one(self, location: str) -> None:
+        try:
+            await self.menusync.sync(location)
+        except MenuRejected as exc:
+            logger.error("connection {}: {}", self.connection.name, exc)
+        except AuthError as exc:
+            logger.error(
+                "connection {}: menu of {} refused: {} (check the connection's credentials)",
+                self.connection.name,
+                location,
+                exc.message,
+            )
+        except PosError as exc:
+            logger.debug(
+                "connection {}: menu of {} not synced: {}", self.connection.name, location, exc
+            )
+
+    async def poll_loop(self) -> None:
+        """Ask the POS for status changes of orders in flight, every ``status_poll_seconds``."""
+        conn = self.connection
+        while True:
+            await asyncio.sleep(conn.settings.status_poll_seconds)
+            tracked = await self._store.orders_in_flight(conn.name)
+            if not tracked:
+                continue
+            try:
+                async with conn.limiter:
+                    events = await conn.plugin.poll_status(conn.ctx, tracked)
+            except PosError as exc:
+                conn.health.failed(exc.message, auth=isinstance(exc, AuthError))
+                continue
+            conn.health.succeeded()
+            for event in events:
+                await self._intake.apply(conn.name, event)
+
+    def jobs(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        """This connection's jobs, named for logs."""
+        name = self.connection.name
+        jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        caps = self.connection.plugin.capabilities()
+        if caps.menu:
+            jobs.append((f"{name}:menu", self.menu_loop))
+        if caps.orders:
+            jobs.append((f"{name}:delivery", self.delivery.run))
+        if self.connection.uses_polling():
+            jobs.append((f"{name}:status-poll", self.poll_loop))
+        return jobs
+
+
+class Scheduler:
+    """Runs and stops the host's jobs."""
+
+    def __init__(self, connections: list[ConnectionJobs], notifier: CloudNotifier) -> None:
+        self.connections = {jobs.connection.name: jobs for jobs in connections}
+        self.notifier = notifier
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start every job."""
+        named: list[tuple[str, Callable[[], Awaitable[None]]]] = [("cloud", self.notifier.run)]
+        for jobs in self.connections.values():
+            named.extend(jobs.jobs())
+        for name, job in named:
+            self._tasks.append(asyncio.create_task(_guarded(name, job), name=name))
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop the jobs; give deliveries under way up to ``grace_seconds`` to finish."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        cancelled = 0
+        for jobs in self.connections.values():
+            cancelled += await jobs.delivery.drain(grace_seconds)
+        if cancelled:
+            logger.warning(
+                "{} order submission(s) cut short; they will be looked up in the POS on the "
+                "next start before any resend",
+                cancelled,
+            )
+
+
+async def _guarded(name: str, job: Callable[[], Awaitable[None]]) -> None:
+    """Run a job; if it crashes (a bug), log it and start it again after a pause."""
+    while True:
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("job {} crashed; restarting it in 1s", name)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,249 @@
+"""Deployment settings: a TOML file, overridden by environment variables and a secrets directory.
+
+Precedence, highest first: environment variables (prefix ``POSINTEGRATOR_``, ``__`` between
+nested names, e.g. ``POSINTEGRATOR_API__PORT``), files in the secrets directory (one file per
+value, named the same way without the prefix, e.g. ``api__token``), then the TOML file.
+
+A connection's own plugin settings (its ``settings`` table) are validated by the plugin's model
+once the plugin is loaded; their credentials can also come from the environment
+(``POSINTEGRATOR_CONNECTION__<NAME>__<FIELD>``) or from ``<secrets dir>/<connection>/<field>``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from posintegrator.model.base import Id
+
+ENV_PREFIX = "POSINTEGRATOR_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(_Section):
+    """The Integrator API server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the cloud must send. Also read from POSINTEGRATOR_API_TOKEN.",
+    )
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="How POS webhooks reach this host; defaults to http://host:port.",
+    )
+
+
+class StoreSettings(_Section):
+    """The durable store."""
+
+    path: Path = Field(default=Path("posintegrator.db"), description="SQLite database file.")
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="FULL",
+        description="SQLite commit durability: FULL also survives a power cut, NORMAL only a "
+        "crash of the process.",
+    )
+
+
+class CloudSettings(_Section):
+    """Where status changes and menu versions are sent."""
+
+    webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="The cloud's webhook endpoint; None keeps events in the outbox."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Shared secret for the HMAC-SHA256 signature of each webhook."
+    )
+    timeout_seconds: PositiveFloat = 10.0
+
+
+class ConnectionSettings(_Section):
+    """One POS connection: which plugin serves which locations, and how."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    plugin: str = Field(min_length=1)
+    locations: list[Id] = Field(min_length=1)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    menu_sync_seconds: PositiveFloat = Field(default=300.0, description="Full menu sync period.")
+    status_poll_seconds: PositiveFloat = Field(default=10.0, description="Status polling period.")
+    status_source: Literal["auto", "webhook", "polling"] = Field(
+        default="auto",
+        description="auto: webhooks when the plugin supports them, else polling.",
+    )
+    max_concurrency: PositiveInt = Field(default=4, description="POS calls in flight at once.")
+
+
+class HostSettings(BaseSettings):
+    """A whole deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        secrets_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    cloud: CloudSettings = Field(default_factory=CloudSettings)
+    connections: list[ConnectionSettings] = Field(default_factory=list)
+    extensions: list[str] = Field(
+        default_factory=list,
+        description="Plugins loaded for their broadcast hooks only (menu transforms, observers).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init arguments and has the lowest precedence.
+        return env_settings, NestedSecretsSettingsSource(file_secret_settings), init_settings
+
+    def connection(self, name: str) -> ConnectionSettings:
+        """The connection called ``name``."""
+        for connection in self.connections:
+            if connection.name == name:
+                return connection
+        raise KeyError(name)
+
+    def connection_for_location(self, location: str) -> ConnectionSettings | None:
+        """The connection that serves ``location``, if any."""
+        for connection in self.connections:
+            if location in connection.locations:
+                return connection
+        return None
+
+
+class SettingsProblem(BaseModel):
+    """One thing wrong with the settings, located by its path in the file."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SettingsError(Exception):
+    """The settings cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[SettingsProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def error_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """Render a pydantic error location as ``connections[1].settings.base_url``."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def problems_from(error: ValidationError, prefix: str = "") -> list[SettingsProblem]:
+    """One problem per pydantic error, with its path and a short reason."""
+    return [
+        SettingsProblem(path=error_path(tuple(item["loc"]), prefix), message=_reason(item))
+        for item in error.errors(include_url=False)
+    ]
+
+
+def _reason(item: Mapping[str, Any]) -> str:
+    if item["type"] == "url_parsing":
+        return f"invalid URL ({item['msg']})"
+    if item["type"] == "extra_forbidden":
+        return "unknown setting (check its spelling)"
+    if item["type"] == "missing":
+        return "required setting is missing"
+    return str(item["msg"])
+
+
+def load_settings(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    secrets_dir: Path | None = None,
+) -> HostSettings:
+    """Read the deployment's settings from ``path`` (if any), the environment and secrets.
+
+    :raises SettingsError: with every problem found, each with its path in the file.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(
+                [SettingsProblem(path="", message=f"{path}: no such file")]
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(
+                [SettingsProblem(path="", message=f"{path}: not valid TOML: {exc}")]
+            ) from None
+    env = os.environ if environ is None else environ
+    token = env.get(f"{ENV_PREFIX}API_TOKEN")
+    if token and not env.get(f"{ENV_PREFIX}API__TOKEN"):
+        data.setdefault("api", {})
+        if isinstance(data["api"], dict):
+            data["api"]["token"] = token
+    _merge_connection_secrets(data, env, secrets_dir)
+    try:
+        return HostSettings(**data, _secrets_dir=secrets_dir)
+    except ValidationError as exc:
+        raise SettingsError(problems_from(exc)) from None
+
+
+def _merge_connection_secrets(
+    data: dict[str, Any], env: Mapping[str, str], secrets_dir: Path | None
+) -> None:
+    """Fill connections' plugin settings from env variables and per-connection secret files."""
+    connections = data.get("connections")
+    if not isinstance(connections, list):
+        return
+    for connection in connections:
+        if not isinstance(connection, dict) or not isinstance(connection.get("name"), str):
+            continue
+        name = connection["name"]
+        values = connection.setdefault("settings", {})
+        if not isinstance(values, dict):
+            continue
+        if secrets_dir is not None and (secrets_dir / name).is_dir():
+            for secret_file in sorted((secrets_dir / name).iterdir()):
+                if secret_file.is_file():
+                    values[secret_file.name] = secret_file.read_text(encoding="utf-8").strip()
+        env_prefix = f"{ENV_PREFIX}CONNECTION__{name.upper().replace('-', '_')}__"
+        for key, value in env.items():
+            if key.upper().startswith(env_prefix):
+                values[key[len(env_prefix) :].lower()] = value

@@ -1,0 +1,57 @@
+"""Where every status event enters, whatever its source (POS webhook, polling, delivery,
+operator): the order is resolved, the state machine decides, and observers hear of changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loguru import logger
+
+from posintegrator.model import StatusEvent
+from posintegrator.plugins import PluginHost
+from posintegrator.store import Store, Transition
+
+
+class StatusIntake:
+    """Applies status events to orders and wakes the cloud outbox when one changes.
+
+    :param on_change: called after each applied change, to wake the outbox dispatcher.
+    """
+
+    def __init__(self, store: Store, plugins: PluginHost, on_change: Callable[[], None]) -> None:
+        self._store = store
+        self._plugins = plugins
+        self._on_change = on_change
+
+    async def apply(self, connection: str, event: StatusEvent) -> Transition | None:
+        """Offer ``event`` to its order; None when the order is not one of ``connection``'s."""
+        order_id = event.order_id
+        if order_id is None and event.pos_order_id is not None:
+            order_id = await self._store.order_id_for_pos_id(connection, event.pos_order_id)
+        record = None if order_id is None else await self._store.get_order(order_id)
+        if record is None or record.connection != connection:
+            logger.debug(
+                "connection {}: status event for unknown order {} / POS {} ignored",
+                connection,
+                event.order_id,
+                event.pos_order_id,
+            )
+            return None
+        transition = await self._store.apply_status(record.order.id, event)
+        if transition.applied:
+            logger.info(
+                "order {}: {} -> {} ({})",
+                transition.order_id,
+                transition.old,
+                transition.new,
+                event.source,
+            )
+            self._on_change()
+            await self._plugins.order_status_changed(
+                transition.order_id, transition.old, transition.new, event
+            )
+        else:
+            logger.debug(
+                "order {}: {} not applied: {}", record.order.id, event.status, transition.note
+            )
+        return transition

@@ -1,0 +1,25 @@
+"""Durable state: the :class:`Store` interface and its embedded SQLite implementation."""
+
+from posintegrator.store.base import (
+    AcceptOutcome,
+    AcceptResult,
+    HistoryEntry,
+    MenuSnapshot,
+    OrderRecord,
+    OutboxEvent,
+    Store,
+    Transition,
+)
+from posintegrator.store.sqlite import SQLiteStore
+
+__all__ = [
+    "AcceptOutcome",
+    "AcceptResult",
+    "HistoryEntry",
+    "MenuSnapshot",
+    "OrderRecord",
+    "OutboxEvent",
+    "SQLiteStore",
+    "Store",
+    "Transition",
+]

@@ -1,0 +1,218 @@
+"""The durable store's interface and the records it returns.
+
+The host talks to storage only through :class:`Store`, so a server-grade backend can replace the
+embedded SQLite default. Every method that changes an order's status also writes the event for
+the cloud in the same transaction (transactional outbox).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from posintegrator.hooktypes import TrackedOrder
+from posintegrator.model import Order, OrderStatus, StatusEvent
+
+
+class AcceptOutcome(StrEnum):
+    """What happened to an order posted to the inbox."""
+
+    CREATED = "created"
+    REPLAYED = "replayed"
+    """The same id with the same content was accepted before."""
+    CONFLICT = "conflict"
+    """The same id was accepted before with other content."""
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order in the inbox and where its delivery stands."""
+
+    order: Order
+    connection: str
+    status: OrderStatus
+    status_reason: str | None
+    pos_order_id: str | None
+    idempotency_key: str
+    content_hash: str
+    created_at: datetime
+    updated_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    maybe_in_pos: bool
+    """An attempt may have reached the POS without us learning the outcome."""
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One status event an order received, applied or not."""
+
+    at: datetime
+    status: OrderStatus
+    applied: bool
+    note: str | None
+    """Why an event was not applied (``stale``, ``duplicate``), or a delivery remark."""
+    source: str
+    reason: str | None
+    sequence: int | None
+    """The sequence number of the cloud event it produced, when applied."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The result of offering a status event to an order's state machine."""
+
+    order_id: str
+    applied: bool
+    old: OrderStatus
+    new: OrderStatus
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """The inbox's answer to a posted order."""
+
+    outcome: AcceptOutcome
+    record: OrderRecord
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An event waiting to be delivered to the cloud."""
+
+    event_id: str
+    stream: str
+    sequence: int
+    body: bytes
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MenuSnapshot:
+    """A published menu version of one location."""
+
+    location: str
+    connection: str
+    version: int
+    content_hash: str
+    body: bytes
+    published_at: datetime
+
+
+class Store(Protocol):
+    """Durable state of the host. All methods are safe to call from the event loop."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema, then get ready for use."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending work and release the database."""
+        ...
+
+    # --- orders inbox -------------------------------------------------------------------------
+
+    async def accept_order(
+        self, order: Order, connection: str, content_hash: str, idempotency_key: str
+    ) -> AcceptResult:
+        """Store a new order as RECEIVED (with its first cloud event), or report a replay."""
+        ...
+
+    async def get_order(self, order_id: str) -> OrderRecord | None:
+        """The order with this id."""
+        ...
+
+    async def order_history(self, order_id: str) -> list[HistoryEntry]:
+        """Every status event the order received, oldest first."""
+        ...
+
+    async def order_id_for_pos_id(self, connection: str, pos_order_id: str) -> str | None:
+        """Our id of the order the POS calls ``pos_order_id``."""
+        ...
+
+    async def orders_by_status(self, statuses: list[OrderStatus], limit: int) -> list[OrderRecord]:
+        """Orders currently in one of ``statuses``, oldest first."""
+        ...
+
+    # --- status ---------------------------------------------------------------------------------
+
+    async def apply_status(self, order_id: str, event: StatusEvent) -> Transition:
+        """Offer ``event`` to the order's state machine; record it and, if applied, its event."""
+        ...
+
+    async def orders_in_flight(self, connection: str) -> list[TrackedOrder]:
+        """Orders the POS has and that are not final, for status polling."""
+        ...
+
+    # --- delivery -------------------------------------------------------------------------------
+
+    async def due_deliveries(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
+        """Orders of ``connection`` waiting for a submission attempt due by ``now``."""
+        ...
+
+    async def next_delivery_at(self, connection: str) -> datetime | None:
+        """When the next delivery attempt of ``connection`` is due, if any is waiting."""
+        ...
+
+    async def begin_attempt(self, order_id: str) -> OrderRecord:
+        """Record, durably and before the POS is called, that an attempt starts now."""
+        ...
+
+    async def end_attempt(
+        self, order_id: str, *, maybe_in_pos: bool, error: str, next_attempt_at: datetime
+    ) -> None:
+        """Record an attempt that ended without the POS accepting or refusing the order.
+
+        :param maybe_in_pos: whether the POS may have the order after all (outcome unknown), so
+            the next attempt must look it up before sending it again.
+        """
+        ...
+
+    # --- outbox ---------------------------------------------------------------------------------
+
+    async def outbox_due(self, now: datetime, limit: int) -> list[OutboxEvent]:
+        """The oldest undelivered event of each stream whose retry time has come."""
+        ...
+
+    async def outbox_next_at(self) -> datetime | None:
+        """When the next outbox delivery is due, if any event is waiting."""
+        ...
+
+    async def outbox_delivered(self, event_id: str) -> None:
+        """Mark an event as acknowledged by the cloud."""
+        ...
+
+    async def outbox_failed(self, event_id: str, error: str, next_attempt_at: datetime) -> None:
+        """Record a failed delivery and when to try again."""
+        ...
+
+    async def outbox_pending(self) -> int:
+        """How many events wait for delivery."""
+        ...
+
+    # --- menus ----------------------------------------------------------------------------------
+
+    async def publish_menu(
+        self, location: str, connection: str, content_hash: str, body: bytes
+    ) -> MenuSnapshot | None:
+        """Store a new menu version and its cloud event; None when the hash is unchanged."""
+        ...
+
+    async def latest_menu(self, location: str) -> MenuSnapshot | None:
+        """The last published menu of ``location``."""
+        ...
+
+    # --- plugin state ---------------------------------------------------------------------------
+
+    async def state_get(self, connection: str, key: str) -> str | None:
+        """A value a plugin stored for its connection."""
+        ...
+
+    async def state_set(self, connection: str, key: str, value: str) -> None:
+        """Store a value for a plugin's connection."""
+        ...

@@ -1,0 +1,111 @@
+"""Versioned schema of the SQLite store. Append new steps; never edit a released one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: (version, SQL script). ``PRAGMA user_version`` records the last step applied.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE orders (
+            id               TEXT PRIMARY KEY,
+            connection       TEXT NOT NULL,
+            location         TEXT NOT NULL,
+            body             BLOB NOT NULL,
+            content_hash     TEXT NOT NULL,
+            idempotency_key  TEXT NOT NULL,
+            status           TEXT NOT NULL,
+            status_reason    TEXT,
+            status_seq       INTEGER NOT NULL DEFAULT 0,
+            pos_order_id     TEXT,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  REAL,
+            maybe_in_pos     INTEGER NOT NULL DEFAULT 0,
+            last_error       TEXT,
+            created_at       TEXT NOT NULL,
+            updated_at       TEXT NOT NULL
+        );
+        CREATE INDEX orders_due ON orders (connection, next_attempt_at)
+            WHERE next_attempt_at IS NOT NULL;
+        CREATE INDEX orders_status ON orders (status, created_at);
+        CREATE INDEX orders_pos_id ON orders (connection, pos_order_id);
+
+        CREATE TABLE status_history (
+            order_id   TEXT NOT NULL REFERENCES orders (id),
+            at         TEXT NOT NULL,
+            status     TEXT NOT NULL,
+            applied    INTEGER NOT NULL,
+            note       TEXT,
+            source     TEXT NOT NULL,
+            reason     TEXT,
+            sequence   INTEGER,
+            pos_event_id TEXT
+        );
+        CREATE INDEX status_history_order ON status_history (order_id);
+
+        CREATE TABLE outbox (
+            event_id        TEXT PRIMARY KEY,
+            stream          TEXT NOT NULL,
+            sequence        INTEGER NOT NULL,
+            body            BLOB NOT NULL,
+            created_at      TEXT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_error      TEXT,
+            delivered_at    TEXT,
+            UNIQUE (stream, sequence)
+        );
+        CREATE INDEX outbox_pending ON outbox (stream, sequence) WHERE delivered_at IS NULL;
+
+        CREATE TABLE menus (
+            location      TEXT NOT NULL,
+            version       INTEGER NOT NULL,
+            connection    TEXT NOT NULL,
+            content_hash  TEXT NOT NULL,
+            body          BLOB NOT NULL,
+            published_at  TEXT NOT NULL,
+            PRIMARY KEY (location, version)
+        );
+
+        CREATE TABLE plugin_state (
+            connection TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            value      TEXT NOT NULL,
+            PRIMARY KEY (connection, key)
+        );
+        """,
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring the schema to the latest version, one transaction per step.
+
+    :returns: the schema version now in force.
+    :raises RuntimeError: the database was written by a newer release.
+    """
+    current = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if current > LATEST_VERSION:
+        raise RuntimeError(
+            f"the database has schema version {current}, newer than this release knows "
+            f"({LATEST_VERSION}); upgrade posintegrator or use another store path"
+        )
+    for version, script in MIGRATIONS:
+        if version <= current:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        current = version
+    return current

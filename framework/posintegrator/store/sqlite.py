@@ -1,0 +1,627 @@
+"""The embedded default store: one SQLite file in WAL mode, no server.
+
+All database work runs on one dedicated thread, one short transaction per call, so the event
+loop never blocks on disk and writes never interleave. A committed transaction survives a
+``kill -9`` of the process; with ``synchronous=FULL`` it also survives a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import orjson
+
+from posintegrator.events import (
+    MenuPublished,
+    OrderStatusChanged,
+    menu_stream,
+    order_stream,
+)
+from posintegrator.hooktypes import TrackedOrder
+from posintegrator.model import Order, OrderStatus, StatusEvent, can_transition, is_final, utcnow
+from posintegrator.store.base import (
+    AcceptOutcome,
+    AcceptResult,
+    HistoryEntry,
+    MenuSnapshot,
+    OrderRecord,
+    OutboxEvent,
+    Transition,
+)
+from posintegrator.store.migrations import migrate
+
+T = TypeVar("T")
+
+Synchronous = Literal["NORMAL", "FULL"]
+
+_DELIVERABLE = (OrderStatus.RECEIVED.value, OrderStatus.SUBMITTING.value)
+_IN_FLIGHT = (
+    OrderStatus.ACCEPTED.value,
+    OrderStatus.IN_PREPARATION.value,
+    OrderStatus.READY.value,
+)
+_ORDER_COLUMNS = (
+    "id, connection, body, content_hash, idempotency_key, status, status_reason, pos_order_id, "
+    "attempts, next_attempt_at, maybe_in_pos, last_error, created_at, updated_at"
+)
+
+
+def _ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _from_ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _from_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class SQLiteStore:
+    """:class:`~posintegrator.store.base.Store` on a SQLite file.
+
+    :param path: the database file; its folder is created if needed.
+    :param synchronous: SQLite's ``synchronous`` level for commits (see docs/operations.md).
+    """
+
+    def __init__(self, path: Path, *, synchronous: Synchronous = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._db: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise RuntimeError("the store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posintegrator-db")
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {self.synchronous}")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 5000")
+        migrate(db)
+        self._db = db
+        # An attempt that was under way when the process died may have reached the POS: make it
+        # due now, so its lookup-then-maybe-resend happens at once rather than after a backoff.
+        with self._transaction() as tx:
+            tx.execute(
+                "UPDATE orders SET next_attempt_at = MIN(next_attempt_at, ?) "
+                "WHERE maybe_in_pos = 1 AND next_attempt_at IS NOT NULL",
+                (_ts(utcnow()),),
+            )
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        await self._run(self._close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- orders ---------------------------------------------------------------------------------
+
+    async def accept_order(
+        self, order: Order, connection: str, content_hash: str, idempotency_key: str
+    ) -> AcceptResult:
+        return await self._run(self._accept_order, order, connection, content_hash, idempotency_key)
+
+    def _accept_order(
+        self, order: Order, connection: str, content_hash: str, idempotency_key: str
+    ) -> AcceptResult:
+        with self._transaction() as tx:
+            existing = self._order_row(tx, order.id)
+            if existing is not None:
+                outcome = (
+                    AcceptOutcome.REPLAYED
+                    if existing.content_hash == content_hash
+                    else AcceptOutcome.CONFLICT
+                )
+                return AcceptResult(outcome, existing)
+            now = utcnow()
+            tx.execute(
+                "INSERT INTO orders (id, connection, location, body, content_hash, "
+                "idempotency_key, status, status_seq, next_attempt_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (
+                    order.id,
+                    connection,
+                    order.location,
+                    order.model_dump_json().encode(),
+                    content_hash,
+                    idempotency_key,
+                    OrderStatus.RECEIVED.value,
+                    _ts(now),
+                    _iso(now),
+                    _iso(now),
+                ),
+            )
+            event = StatusEvent(
+                order_id=order.id, status=OrderStatus.RECEIVED, occurred_at=now, source="api"
+            )
+            self._record_applied(tx, order.id, order.location, None, event, 1, None)
+            tx.execute("UPDATE orders SET status_seq = 1 WHERE id = ?", (order.id,))
+            record = self._order_row(tx, order.id)
+        assert record is not None
+        return AcceptResult(AcceptOutcome.CREATED, record)
+
+    def _order_row(self, db: sqlite3.Connection, order_id: str) -> OrderRecord | None:
+        row = db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?",  # noqa: S608
+            (order_id,),
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    async def get_order(self, order_id: str) -> OrderRecord | None:
+        return await self._run(self._order_row_auto, order_id)
+
+    def _order_row_auto(self, order_id: str) -> OrderRecord | None:
+        return self._order_row(self.db, order_id)
+
+    async def order_history(self, order_id: str) -> list[HistoryEntry]:
+        return await self._run(self._order_history, order_id)
+
+    def _order_history(self, order_id: str) -> list[HistoryEntry]:
+        rows = self.db.execute(
+            "SELECT at, status, applied, note, source, reason, sequence FROM status_history "
+            "WHERE order_id = ? ORDER BY rowid",
+            (order_id,),
+        ).fetchall()
+        return [
+            HistoryEntry(
+                at=_from_iso(at),
+                status=OrderStatus(status),
+                applied=bool(applied),
+                note=note,
+                source=source,
+                reason=reason,
+                sequence=sequence,
+            )
+            for at, status, applied, note, source, reason, sequence in rows
+        ]
+
+    async def order_id_for_pos_id(self, connection: str, pos_order_id: str) -> str | None:
+        return await self._run(self._order_id_for_pos_id, connection, pos_order_id)
+
+    def _order_id_for_pos_id(self, connection: str, pos_order_id: str) -> str | None:
+        row = self.db.execute(
+            "SELECT id FROM orders WHERE connection = ? AND pos_order_id = ?",
+            (connection, pos_order_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    async def orders_by_status(self, statuses: list[OrderStatus], limit: int) -> list[OrderRecord]:
+        return await self._run(self._orders_by_status, statuses, limit)
+
+    def _orders_by_status(self, statuses: list[OrderStatus], limit: int) -> list[OrderRecord]:
+        marks = ", ".join("?" for _ in statuses)
+        rows = self.db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status IN ({marks}) "  # noqa: S608
+            "ORDER BY created_at LIMIT ?",
+            (*[s.value for s in statuses], limit),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    # --- status ---------------------------------------------------------------------------------
+
+    async def apply_status(self, order_id: str, event: StatusEvent) -> Transition:
+        return await self._run(self._apply_status, order_id, event)
+
+    def _apply_status(self, order_id: str, event: StatusEvent) -> Transition:
+        with self._transaction() as tx:
+            return self._transition(tx, order_id, event)
+
+    def _transition(self, tx: sqlite3.Connection, order_id: str, event: StatusEvent) -> Transition:
+        row = tx.execute(
+            "SELECT status, status_seq, location, pos_order_id FROM orders WHERE id = ?",
+            (order_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(order_id)
+        current, seq, location, known_pos_id = OrderStatus(row[0]), int(row[1]), row[2], row[3]
+        pos_order_id = event.pos_order_id or known_pos_id
+        now = _iso(utcnow())
+        if not can_transition(current, event.status):
+            if event.status == current:
+                note = "duplicate"
+            elif is_final(current):
+                note = f"ignored: {current} is final"
+            else:
+                note = f"stale: already {current}"
+            tx.execute(
+                "INSERT INTO status_history (order_id, at, status, applied, note, source, reason, "
+                "pos_event_id) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+                (
+                    order_id,
+                    _iso(event.occurred_at),
+                    event.status.value,
+                    note,
+                    event.source,
+                    event.reason,
+                    event.pos_event_id,
+                ),
+            )
+            if pos_order_id != known_pos_id:
+                tx.execute(
+                    "UPDATE orders SET pos_order_id = ?, updated_at = ? WHERE id = ?",
+                    (pos_order_id, now, order_id),
+                )
+            return Transition(order_id, False, current, event.status, note)
+        still_delivering = event.status.value in _DELIVERABLE
+        tx.execute(
+            "UPDATE orders SET status = ?, status_reason = ?, status_seq = ?, pos_order_id = ?, "
+            "updated_at = ?, "
+            "next_attempt_at = CASE WHEN ? THEN next_attempt_at ELSE NULL END, "
+            "maybe_in_pos = CASE WHEN ? THEN maybe_in_pos ELSE 0 END "
+            "WHERE id = ?",
+            (
+                event.status.value,
+                event.reason,
+                seq + 1,
+                pos_order_id,
+                now,
+                still_delivering,
+                still_delivering,
+                order_id,
+            ),
+        )
+        self._record_applied(tx, order_id, location, current, event, seq + 1, pos_order_id)
+        return Transition(order_id, True, current, event.status)
+
+    def _record_applied(
+        self,
+        tx: sqlite3.Connection,
+        order_id: str,
+        location: str,
+        previous: OrderStatus | None,
+        event: StatusEvent,
+        sequence: int,
+        pos_order_id: str | None,
+    ) -> None:
+        tx.execute(
+            "INSERT INTO status_history (order_id, at, status, applied, note, source, reason, "
+            "sequence, pos_event_id) VALUES (?, ?, ?, 1, NULL, ?, ?, ?, ?)",
+            (
+                order_id,
+                _iso(event.occurred_at),
+                event.status.value,
+                event.source,
+                event.reason,
+                sequence,
+                event.pos_event_id,
+            ),
+        )
+        cloud_event = OrderStatusChanged(
+            event_id=str(uuid.uuid4()),
+            sequence=sequence,
+            order_id=order_id,
+            location=location,
+            status=event.status,
+            previous_status=previous,
+            occurred_at=event.occurred_at,
+            reason=event.reason,
+            pos_order_id=pos_order_id,
+            source=event.source,
+        )
+        self._enqueue(tx, cloud_event.event_id, order_stream(order_id), sequence, cloud_event)
+
+    def _enqueue(
+        self,
+        tx: sqlite3.Connection,
+        event_id: str,
+        stream: str,
+        sequence: int,
+        event: OrderStatusChanged | MenuPublished,
+    ) -> None:
+        now = utcnow()
+        tx.execute(
+            "INSERT INTO outbox (event_id, stream, sequence, body, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                event_id,
+                stream,
+                sequence,
+                orjson.dumps(event.model_dump(mode="json")),
+                _iso(now),
+                _ts(now),
+            ),
+        )
+
+    async def orders_in_flight(self, connection: str) -> list[TrackedOrder]:
+        return await self._run(self._orders_in_flight, connection)
+
+    def _orders_in_flight(self, connection: str) -> list[TrackedOrder]:
+        rows = self.db.execute(
+            "SELECT id, pos_order_id, location, status FROM orders "
+            "WHERE connection = ? AND status IN (?, ?, ?) ORDER BY created_at",
+            (connection, *_IN_FLIGHT),
+        ).fetchall()
+        return [
+            TrackedOrder(order_id=i, pos_order_id=p, location=loc, status=OrderStatus(s))
+            for i, p, loc, s in rows
+        ]
+
+    # --- delivery -------------------------------------------------------------------------------
+
+    async def due_deliveries(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
+        return await self._run(self._due_deliveries, connection, now, limit)
+
+    def _due_deliveries(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
+        rows = self.db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE connection = ? "  # noqa: S608
+            "AND next_attempt_at <= ? AND status IN (?, ?) ORDER BY next_attempt_at LIMIT ?",
+            (connection, _ts(now), *_DELIVERABLE, limit),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    async def next_delivery_at(self, connection: str) -> datetime | None:
+        return await self._run(self._next_delivery_at, connection)
+
+    def _next_delivery_at(self, connection: str) -> datetime | None:
+        row = self.db.execute(
+            "SELECT MIN(next_attempt_at) FROM orders WHERE connection = ? "
+            "AND next_attempt_at IS NOT NULL AND status IN (?, ?)",
+            (connection, *_DELIVERABLE),
+        ).fetchone()
+        return _from_ts(row[0])
+
+    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> OrderRecord:
+        return await self._run(self._begin_attempt, order_id, lease_seconds)
+
+    def _begin_attempt(self, order_id: str, lease_seconds: float) -> OrderRecord:
+        with self._transaction() as tx:
+            record = self._order_row(tx, order_id)
+            if record is None:
+                raise KeyError(order_id)
+            if record.status == OrderStatus.RECEIVED:
+                self._transition(
+                    tx,
+                    order_id,
+                    StatusEvent(order_id=order_id, status=OrderStatus.SUBMITTING, source="host"),
+                )
+            # The lease keeps the order out of due_deliveries while this attempt runs; if the
+            # process dies, open() makes it due again at once.
+            tx.execute(
+                "UPDATE orders SET attempts = attempts + 1, maybe_in_pos = 1, "
+                "next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (_ts(utcnow()) + lease_seconds, _iso(utcnow()), order_id),
+            )
+            updated = self._order_row(tx, order_id)
+        assert updated is not None
+        return updated
+
+    async def end_attempt(
+        self, order_id: str, *, maybe_in_pos: bool, error: str, next_attempt_at: datetime
+    ) -> None:
+        await self._run(self._end_attempt, order_id, maybe_in_pos, error, next_attempt_at)
+
+    def _end_attempt(
+        self, order_id: str, maybe_in_pos: bool, error: str, next_attempt_at: datetime
+    ) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "UPDATE orders SET maybe_in_pos = ?, last_error = ?, next_attempt_at = ?, "
+                "updated_at = ? WHERE id = ? AND status IN (?, ?)",
+                (
+                    int(maybe_in_pos),
+                    error,
+                    _ts(next_attempt_at),
+                    _iso(utcnow()),
+                    order_id,
+                    *_DELIVERABLE,
+                ),
+            )
+
+    # --- outbox ---------------------------------------------------------------------------------
+
+    async def outbox_due(self, now: datetime, limit: int) -> list[OutboxEvent]:
+        return await self._run(self._outbox_due, now, limit)
+
+    def _outbox_due(self, now: datetime, limit: int) -> list[OutboxEvent]:
+        rows = self.db.execute(
+            "SELECT o.event_id, o.stream, o.sequence, o.body, o.attempts, o.created_at "
+            "FROM outbox o JOIN (SELECT stream, MIN(sequence) AS head FROM outbox "
+            "WHERE delivered_at IS NULL GROUP BY stream) h "
+            "ON o.stream = h.stream AND o.sequence = h.head "
+            "WHERE o.next_attempt_at <= ? ORDER BY o.next_attempt_at LIMIT ?",
+            (_ts(now), limit),
+        ).fetchall()
+        return [
+            OutboxEvent(
+                event_id=event_id,
+                stream=stream,
+                sequence=sequence,
+                body=bytes(body),
+                attempts=attempts,
+                created_at=_from_iso(created_at),
+            )
+            for event_id, stream, sequence, body, attempts, created_at in rows
+        ]
+
+    async def outbox_next_at(self) -> datetime | None:
+        return await self._run(self._outbox_next_at)
+
+    def _outbox_next_at(self) -> datetime | None:
+        row = self.db.execute(
+            "SELECT MIN(o.next_attempt_at) FROM outbox o JOIN (SELECT stream, "
+            "MIN(sequence) AS head FROM outbox WHERE delivered_at IS NULL GROUP BY stream) h "
+            "ON o.stream = h.stream AND o.sequence = h.head"
+        ).fetchone()
+        return _from_ts(row[0])
+
+    async def outbox_delivered(self, event_id: str) -> None:
+        await self._run(self._outbox_delivered, event_id)
+
+    def _outbox_delivered(self, event_id: str) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE event_id = ?",
+                (_iso(utcnow()), event_id),
+            )
+
+    async def outbox_failed(self, event_id: str, error: str, next_attempt_at: datetime) -> None:
+        await self._run(self._outbox_failed, event_id, error, next_attempt_at)
+
+    def _outbox_failed(self, event_id: str, error: str, next_attempt_at: datetime) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                "WHERE event_id = ?",
+                (error, _ts(next_attempt_at), event_id),
+            )
+
+    async def outbox_pending(self) -> int:
+        return await self._run(self._outbox_pending)
+
+    def _outbox_pending(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()
+        return int(row[0])
+
+    # --- menus ----------------------------------------------------------------------------------
+
+    async def publish_menu(
+        self, location: str, connection: str, content_hash: str, body: bytes
+    ) -> MenuSnapshot | None:
+        return await self._run(self._publish_menu, location, connection, content_hash, body)
+
+    def _publish_menu(
+        self, location: str, connection: str, content_hash: str, body: bytes
+    ) -> MenuSnapshot | None:
+        with self._transaction() as tx:
+            latest = self._latest_menu(tx, location)
+            if latest is not None and latest.content_hash == content_hash:
+                return None
+            version = 1 if latest is None else latest.version + 1
+            now = utcnow()
+            tx.execute(
+                "INSERT INTO menus (location, version, connection, content_hash, body, "
+                "published_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (location, version, connection, content_hash, body, _iso(now)),
+            )
+            event = MenuPublished(
+                event_id=str(uuid.uuid4()),
+                sequence=version,
+                location=location,
+                version=version,
+                content_hash=content_hash,
+                published_at=now,
+                menu_url=f"/v1/locations/{location}/menu",
+            )
+            self._enqueue(tx, event.event_id, menu_stream(location), version, event)
+            return MenuSnapshot(location, connection, version, content_hash, body, now)
+
+    async def latest_menu(self, location: str) -> MenuSnapshot | None:
+        return await self._run(self._latest_menu, self.db, location)
+
+    def _latest_menu(self, db: sqlite3.Connection, location: str) -> MenuSnapshot | None:
+        row = db.execute(
+            "SELECT location, connection, version, content_hash, body, published_at FROM menus "
+            "WHERE location = ? ORDER BY version DESC LIMIT 1",
+            (location,),
+        ).fetchone()
+        if row is None:
+            return None
+        loc, connection, version, content_hash, body, published_at = row
+        return MenuSnapshot(
+            loc, connection, version, content_hash, bytes(body), _from_iso(published_at)
+        )
+
+    # --- plugin state ---------------------------------------------------------------------------
+
+    async def state_get(self, connection: str, key: str) -> str | None:
+        return await self._run(self._state_get, connection, key)
+
+    def _state_get(self, connection: str, key: str) -> str | None:
+        row = self.db.execute(
+            "SELECT value FROM plugin_state WHERE connection = ? AND key = ?", (connection, key)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    async def state_set(self, connection: str, key: str, value: str) -> None:
+        await self._run(self._state_set, connection, key, value)
+
+    def _state_set(self, connection: str, key: str, value: str) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO plugin_state (connection, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (connection, key) DO UPDATE SET value = excluded.value",
+                (connection, key, value),
+            )
+
+
+def _record(row: tuple[object, ...]) -> OrderRecord:
+    (
+        _id,
+        connection,
+        body,
+        content_hash,
+        idempotency_key,
+        status,
+        status_reason,
+        pos_order_id,
+        attempts,
+        next_attempt_at,
+        maybe_in_pos,
+        last_error,
+        created_at,
+        updated_at,
+    ) = row
+    assert isinstance(body, bytes | bytearray)
+    return OrderRecord(
+        order=Order.model_validate_json(body),
+        connection=str(connection),
+        status=OrderStatus(str(status)),
+        status_reason=None if status_reason is None else str(status_reason),
+        pos_order_id=None if pos_order_id is None else str(pos_order_id),
+        idempotency_key=str(idempotency_key),
+        content_hash=str(content_hash),
+        created_at=_from_iso(str(created_at)),
+        updated_at=_from_iso(str(updated_at)),
+        attempts=int(str(attempts)),
+        next_attempt_at=_from_ts(None if next_attempt_at is None else float(str(next_attempt_at))),
+        maybe_in_pos=bool(maybe_in_pos),
+        last_error=None if last_error is None else str(last_error),
+    )

@@ -1,0 +1,230 @@
+"""The contract tests every POS plugin must pass.
+
+A plugin opts in with one subclass in its own tests::
+
+    class TestMyPosContract(PluginContract):
+        plugin_name = "mypos"
+
+        @pytest.fixture
+        async def pos_backend(self, tmp_path):
+            server = await start_my_test_pos(tmp_path)
+            yield PosBackend(settings={"base_url": server.url}, locations=["store-1"],
+                             count_orders=server.count_orders)
+            await server.close()
+
+Each test runs the real host (``posintegrator.testing.running_host``) with the plugin against
+its test POS, over loopback HTTP. A test that does not apply to a plugin (no lookup capability)
+is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from posintegrator.hooktypes import Capabilities
+from posintegrator.model import Menu, Order, OrderStatus, can_transition
+from posintegrator.model.menu_check import check_menu, errors_in
+from posintegrator.order_intake import idempotency_key
+from posintegrator.plugins import PluginHost
+from posintegrator.runtime import Host
+from posintegrator.settings import ConnectionSettings
+from posintegrator.testing.harness import HostHarness, running_host
+from posintegrator.testing.sample_orders import sample_order
+
+
+@dataclass
+class PosBackend:
+    """A plugin's test POS, as the contract tests need it.
+
+    :param settings: the plugin's settings for a connection to this POS.
+    :param locations: locations the POS serves.
+    :param count_orders: how many orders the POS holds with our reference ``order_id``.
+    :param on_host_started: called with the host's webhook URL for the connection, for POSes
+        that push status by webhook and must be told where.
+    """
+
+    settings: dict[str, Any]
+    locations: list[str]
+    count_orders: Callable[[str], Awaitable[int]]
+    on_host_started: Callable[[str], Awaitable[None]] | None = None
+
+
+CONNECTION = "conformance"
+
+
+class PluginContract:
+    """Subclass in a plugin's tests, set :attr:`plugin_name`, and provide ``pos_backend``."""
+
+    plugin_name: str = ""
+    #: Seconds the test POS may take to move an order to ACCEPTED and beyond.
+    status_timeout: float = 20.0
+
+    @pytest.fixture
+    async def pos_backend(self, tmp_path: Path) -> AsyncIterator[PosBackend]:
+        """Override: start the plugin's test POS and describe it."""
+        raise NotImplementedError("a PluginContract subclass must provide a pos_backend fixture")
+        yield  # pragma: no cover
+
+    def _plugins(self) -> PluginHost:
+        assert self.plugin_name, "set plugin_name on the PluginContract subclass"
+        return PluginHost.load([self.plugin_name])
+
+    def _capabilities(self) -> Capabilities:
+        return self._plugins().pos(self.plugin_name).capabilities()
+
+    @asynccontextmanager
+    async def _host(
+        self, tmp_path: Path, backend: PosBackend, status_source: str = "auto"
+    ) -> AsyncIterator[HostHarness]:
+        connection = ConnectionSettings(
+            name=CONNECTION,
+            plugin=self.plugin_name,
+            locations=backend.locations,
+            settings=backend.settings,
+            status_source=status_source,
+            status_poll_seconds=0.2,
+            menu_sync_seconds=3600,
+        )
+
+        async def connect(host: Host) -> None:
+            if backend.on_host_started is not None:
+                await backend.on_host_started(
+                    host.connections[CONNECTION].connection.ctx.webhook_url
+                )
+
+        async with running_host(tmp_path, [connection], after_start=connect) as harness:
+            yield harness
+
+    # --- the contract -------------------------------------------------------------------------
+
+    def test_declares_settings_and_capabilities(self) -> None:
+        """The plugin describes itself, and implements every hook its capabilities promise."""
+        pos = self._plugins().pos(self.plugin_name)
+        assert issubclass(pos.settings_model(), BaseModel)
+        caps = pos.capabilities()
+        promised = {
+            "pos_fetch_menu": caps.menu,
+            "pos_submit_order": caps.orders,
+            "pos_find_order": caps.order_lookup,
+            "pos_poll_status": caps.status_polling,
+            "pos_parse_webhook": caps.status_webhooks,
+        }
+        missing = [
+            hook for hook, declared in promised.items() if declared and not pos.implements(hook)
+        ]
+        assert not missing, f"capabilities promise hooks that are not implemented: {missing}"
+        assert caps.status_polling or caps.status_webhooks or not caps.orders, (
+            "a plugin that takes orders must report status by webhook or by polling"
+        )
+
+    async def test_menu_validates(self, tmp_path: Path, pos_backend: PosBackend) -> None:
+        """Each location's menu translates into a universal menu without validation errors."""
+        if not self._capabilities().menu:
+            pytest.skip("the plugin does not provide menus (capabilities.menu is false)")
+        async with self._host(tmp_path, pos_backend) as harness:
+            for location in pos_backend.locations:
+                jobs = harness.host.connections[CONNECTION]
+                await jobs.menusync.sync(location)
+                menu = await harness.wait_for_menu(location)
+                assert menu.location == location
+                assert menu.products, f"menu of {location} has no products"
+                assert not errors_in(check_menu(menu))
+                for product in menu.products:
+                    assert product.pos_id, f"product {product.id} lacks its POS id"
+
+    async def _menu(self, harness: HostHarness, location: str) -> Menu:
+        await harness.host.connections[CONNECTION].menusync.sync(location)
+        return await harness.wait_for_menu(location)
+
+    async def test_submit_is_idempotent(self, tmp_path: Path, pos_backend: PosBackend) -> None:
+        """Submitting one order twice with its key creates it once; so does posting it twice."""
+        caps = self._capabilities()
+        if not caps.orders:
+            pytest.skip("the plugin does not take orders (capabilities.orders is false)")
+        location = pos_backend.locations[0]
+        async with self._host(tmp_path, pos_backend) as harness:
+            menu = await self._menu(harness, location)
+            conn = harness.host.connections[CONNECTION].connection
+            if caps.idempotent_submit:
+                direct = Order.model_validate(sample_order(menu, f"direct-{uuid.uuid4().hex[:8]}"))
+                key = idempotency_key(direct.id)
+                first = await conn.plugin.submit_order(conn.ctx, direct, key)
+                second = await conn.plugin.submit_order(conn.ctx, direct, key)
+                assert first.pos_order_id == second.pos_order_id
+                assert await pos_backend.count_orders(direct.id) == 1
+            order = sample_order(menu, f"api-{uuid.uuid4().hex[:8]}")
+            statuses = await asyncio.gather(harness.post_order(order), harness.post_order(order))
+            assert [s for s, _ in statuses] == [202, 202]
+            await harness.wait_for_status(
+                order["id"],
+                {
+                    OrderStatus.ACCEPTED,
+                    OrderStatus.IN_PREPARATION,
+                    OrderStatus.READY,
+                    OrderStatus.COMPLETED,
+                },
+                self.status_timeout,
+            )
+            assert await pos_backend.count_orders(order["id"]) == 1
+
+    async def test_lookup_finds_orders(self, tmp_path: Path, pos_backend: PosBackend) -> None:
+        """``pos_find_order`` finds a submitted order by our id, and answers None for others."""
+        if not self._capabilities().order_lookup:
+            pytest.skip("the plugin cannot look orders up (capabilities.order_lookup is false)")
+        location = pos_backend.locations[0]
+        async with self._host(tmp_path, pos_backend) as harness:
+            menu = await self._menu(harness, location)
+            conn = harness.host.connections[CONNECTION].connection
+            order = Order.model_validate(sample_order(menu, f"lookup-{uuid.uuid4().hex[:8]}"))
+            submitted = await conn.plugin.submit_order(conn.ctx, order, idempotency_key(order.id))
+            found = await conn.plugin.find_order(conn.ctx, order.id, location)
+            assert found is not None and found.pos_order_id == submitted.pos_order_id
+            assert (
+                await conn.plugin.find_order(conn.ctx, f"missing-{uuid.uuid4().hex}", location)
+                is None
+            )
+
+    @pytest.mark.parametrize("status_source", ["webhook", "polling"])
+    async def test_status_maps_and_never_regresses(
+        self, tmp_path: Path, pos_backend: PosBackend, status_source: str
+    ) -> None:
+        """Status reaches the cloud in the vocabulary, in sequence, and only ever forward."""
+        caps = self._capabilities()
+        if not caps.orders:
+            pytest.skip("the plugin does not take orders (capabilities.orders is false)")
+        if status_source == "webhook" and not caps.status_webhooks:
+            pytest.skip("the plugin has no status webhooks (capabilities.status_webhooks is false)")
+        if status_source == "polling" and not caps.status_polling:
+            pytest.skip("the plugin cannot poll status (capabilities.status_polling is false)")
+        location = pos_backend.locations[0]
+        async with self._host(tmp_path, pos_backend, status_source) as harness:
+            menu = await self._menu(harness, location)
+            order = sample_order(menu, f"status-{status_source}-{uuid.uuid4().hex[:8]}")
+            status, body = await harness.post_order(order)
+            assert status == 202, body
+            await harness.wait_for_status(order["id"], {OrderStatus.COMPLETED}, self.status_timeout)
+            order_id = order["id"]
+
+            def completed(events: list[dict[str, Any]]) -> bool:
+                return any(
+                    e.get("order_id") == order_id and e["status"] == "COMPLETED" for e in events
+                )
+
+            events = await harness.wait_for_events(completed)
+            mine = [e for e in events if e.get("order_id") == order["id"]]
+            assert [e["sequence"] for e in mine] == list(range(1, len(mine) + 1))
+            seen = [OrderStatus(e["status"]) for e in mine]
+            assert seen[0] == OrderStatus.RECEIVED
+            for before, after in itertools.pairwise(seen):
+                assert can_transition(before, after), f"{before} -> {after} goes backwards"
+            assert OrderStatus.ACCEPTED in seen or OrderStatus.IN_PREPARATION in seen

@@ -1,0 +1,149 @@
+"""A host running in-process on loopback, with a cloud receiver: for plugin and host tests."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+
+from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.model import Menu, OrderStatus
+from posintegrator.runtime import Host
+from posintegrator.settings import (
+    ApiSettings,
+    CloudSettings,
+    ConnectionSettings,
+    HostSettings,
+    StoreSettings,
+)
+
+
+class HostHarness:
+    """A started host plus an authenticated client and the cloud receiver it reports to."""
+
+    def __init__(self, host: Host, receiver: CloudReceiver, client: aiohttp.ClientSession) -> None:
+        self.host = host
+        self.receiver = receiver
+        self.client = client
+
+    @property
+    def url(self) -> str:
+        """The Integrator API's base URL."""
+        return self.host.url
+
+    async def request(
+        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        """Call the API; returns the status and the decoded JSON body (None when empty)."""
+        data = raw if raw is not None else (None if body is None else orjson.dumps(body))
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        async with self.client.request(
+            method, self.url + path, data=data, headers=headers
+        ) as response:
+            payload = await response.read()
+            return response.status, orjson.loads(payload) if payload else None
+
+    async def post_order(self, order: dict[str, Any]) -> tuple[int, Any]:
+        """POST an order."""
+        return await self.request("POST", "/v1/orders", order)
+
+    async def order(self, order_id: str) -> dict[str, Any]:
+        """GET an order (its view with status and history); fails if it is not there."""
+        status, body = await self.request("GET", f"/v1/orders/{order_id}")
+        assert status == 200, (status, body)
+        result: dict[str, Any] = body
+        return result
+
+    async def wait_for_status(
+        self, order_id: str, wanted: set[OrderStatus], timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Poll the API until the order's status is one of ``wanted``; fails after ``timeout``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        view: dict[str, Any] = {}
+        while asyncio.get_running_loop().time() < deadline:
+            view = await self.order(order_id)
+            if OrderStatus(view["status"]) in wanted:
+                return view
+            await asyncio.sleep(0.05)
+        raise AssertionError(
+            f"order {order_id} did not reach {sorted(wanted)} in {timeout}s; last: {view}"
+        )
+
+    async def wait_for_menu(self, location: str, timeout: float = 10.0) -> Menu:
+        """The published menu of ``location``, waiting for the first sync if needed."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status, body = await self.request("GET", f"/v1/locations/{location}/menu")
+            if status == 200:
+                return Menu.model_validate(body)
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no menu for {location} after {timeout}s: {status} {body}")
+            await asyncio.sleep(0.05)
+
+    async def wait_for_events(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Wait until the events the cloud received satisfy ``predicate``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self.receiver.events):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"cloud events never matched; got {self.receiver.events}")
+            await asyncio.sleep(0.05)
+        return self.receiver.events
+
+
+def harness_settings(
+    *,
+    store_path: Path,
+    webhook_url: str,
+    webhook_secret: str,
+    token: str,
+    connections: list[ConnectionSettings],
+) -> HostSettings:
+    """Settings of a host on a free loopback port."""
+    return HostSettings(
+        api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr(token)),
+        store=StoreSettings(path=store_path, synchronous="NORMAL"),
+        cloud=CloudSettings(webhook_url=webhook_url, webhook_secret=SecretStr(webhook_secret)),
+        connections=connections,
+    )
+
+
+@asynccontextmanager
+async def running_host(
+    data_dir: Path,
+    connections: list[ConnectionSettings],
+    *,
+    after_start: Callable[[Host], Awaitable[None]] | None = None,
+) -> AsyncIterator[HostHarness]:
+    """Start a host serving ``connections`` with its store in ``data_dir``; stop it after."""
+    token = secrets.token_urlsafe(16)
+    webhook_secret = secrets.token_urlsafe(16)
+    receiver = CloudReceiver(webhook_secret.encode())
+    await receiver.start()
+    host = Host(
+        harness_settings(
+            store_path=data_dir / "host.db",
+            webhook_url=receiver.url,
+            webhook_secret=webhook_secret,
+            token=token,
+            connections=connections,
+        )
+    )
+    client = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
+    try:
+        await host.start()
+        if after_start is not None:
+            await after_start(host)
+        yield HostHarness(host, receiver, client)
+    finally:
+        await client.close()
+        await host.stop(grace_seconds=2.0)
+        await receiver.stop()
