@@ -1,0 +1,145 @@
+"""The DemoPOS hook implementations (entry point ``demo``).
+
+Deliberately thin: each hook builds a :class:`~pos_demo.client.DemoPosClient` for the connection,
+makes its vendor calls and hands the documents to :mod:`pos_demo.translate`. The module keeps no
+state of its own; the events-feed cursor lives in ``ctx.state``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import orjson
+from posintegrator.context import ConnectionContext
+from posintegrator.errors import WebhookRejected
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import (
+    Capabilities,
+    Deployment,
+    FoundOrder,
+    InboundWebhook,
+    SubmitResult,
+    TrackedOrder,
+    WebhookResult,
+)
+from posintegrator.model import Menu, Order, OrderType, PaymentMode, StatusEvent
+
+from pos_demo.client import DemoPosClient
+from pos_demo.settings import DemoPosSettings
+from pos_demo.translate import (
+    menu_from_pos,
+    order_to_pos,
+    status_event_from_pos,
+    status_from_pos,
+)
+
+#: ``ctx.state`` key of the last events-feed ``seq`` already read.
+EVENTS_CURSOR_KEY = "events_cursor"
+#: Feed entries asked for per ``GET /events`` request.
+EVENTS_PAGE_SIZE = 100
+SIGNATURE_HEADER = "X-DemoPOS-Signature"
+_SIGNATURE_PREFIX = "sha256="
+
+
+def _client(ctx: ConnectionContext) -> DemoPosClient:
+    return DemoPosClient(ctx.http, ctx.settings_as(DemoPosSettings))
+
+
+@hookimpl
+def pos_settings_model() -> type[DemoPosSettings]:
+    """DemoPOS connections are configured by :class:`DemoPosSettings`."""
+    return DemoPosSettings
+
+
+@hookimpl
+def pos_capabilities() -> Capabilities:
+    """DemoPOS can do everything: lookup by reference, idempotent submit, webhooks and feed."""
+    return Capabilities(
+        menu=True,
+        orders=True,
+        order_lookup=True,
+        idempotent_submit=True,
+        status_webhooks=True,
+        status_polling=True,
+        order_types=list(OrderType),
+        payment_modes=list(PaymentMode),
+        deployments=[Deployment.CENTRAL, Deployment.LOCAL],
+    )
+
+
+@hookimpl
+async def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Menu:
+    """Fetch ``GET /menu`` of the location and translate it."""
+    native = await _client(ctx).menu(location)
+    return menu_from_pos(native, location)
+
+
+@hookimpl
+async def pos_submit_order(
+    ctx: ConnectionContext, order: Order, idempotency_key: str
+) -> SubmitResult:
+    """``POST /orders`` with the host's key as ``Idempotency-Key``; our id is the reference."""
+    created = await _client(ctx).create_order(order_to_pos(order), idempotency_key)
+    ctx.log.info("order {} is DemoPOS order {}", order.id, created["id"])
+    return SubmitResult(pos_order_id=created["id"], status=status_from_pos(created["state"]))
+
+
+@hookimpl
+async def pos_find_order(ctx: ConnectionContext, order_id: str, location: str) -> FoundOrder | None:
+    """Look the order up by reference; None when the POS has no order with it."""
+    found = await _client(ctx).find_orders(order_id)
+    if not found:
+        return None
+    native = found[0]
+    return FoundOrder(pos_order_id=native["id"], status=status_from_pos(native["state"]))
+
+
+@hookimpl
+async def pos_poll_status(ctx: ConnectionContext, orders: list[TrackedOrder]) -> list[StatusEvent]:
+    """Read the events feed after the stored cursor and keep the events of tracked orders.
+
+    The POS's ``last_seq`` becomes the new cursor and is saved after every page, so the next
+    poll continues where this one stopped (and a POS whose feed was reset is followed back).
+    """
+    client = _client(ctx)
+    tracked = {order.order_id for order in orders}
+    cursor = int(await ctx.state.get(EVENTS_CURSOR_KEY) or 0)
+    events: list[StatusEvent] = []
+    while True:
+        page = await client.events(after=cursor, limit=EVENTS_PAGE_SIZE)
+        entries = page["events"]
+        events.extend(
+            status_event_from_pos(entry) for entry in entries if entry["reference"] in tracked
+        )
+        last_seq = int(page["last_seq"])
+        if last_seq != cursor:
+            cursor = last_seq
+            await ctx.state.set(EVENTS_CURSOR_KEY, str(cursor))
+        if not entries or not page.get("has_more", False):
+            return events
+
+
+@hookimpl
+async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> WebhookResult:
+    """Verify ``X-DemoPOS-Signature`` over the raw body, then read its one feed entry."""
+    secret = ctx.settings_as(DemoPosSettings).webhook_secret
+    if secret is None:
+        raise WebhookRejected("no webhook_secret configured: cannot verify DemoPOS webhooks")
+    given = _header(request, SIGNATURE_HEADER)
+    if given is None:
+        raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
+    digest = hmac.new(secret.get_secret_value().encode(), request.body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(given.encode(), f"{_SIGNATURE_PREFIX}{digest}".encode()):
+        raise WebhookRejected(f"wrong {SIGNATURE_HEADER}")
+    try:
+        event = status_event_from_pos(orjson.loads(request.body))
+    except (TypeError, KeyError, ValueError) as exc:  # incl. JSON and pydantic errors
+        raise WebhookRejected(f"unreadable DemoPOS webhook: {exc}", status=400) from exc
+    return WebhookResult(events=[event])
+
+
+def _header(request: InboundWebhook, name: str) -> str | None:
+    """A request header by name, case-insensitively whatever mapping the host passed."""
+    wanted = name.lower()
+    return next((value for key, value in request.headers.items() if key.lower() == wanted), None)

@@ -1,0 +1,93 @@
+"""Running the simulator in-process on a real loopback socket.
+
+Tests and the CLI both use :func:`start_simulator`; binding the socket ourselves lets callers
+pass ``port=0`` and still learn the actual URL.
+"""
+
+from __future__ import annotations
+
+import socket
+from types import TracebackType
+
+from aiohttp import web
+
+from .app import build_app
+from .config import SimulatorConfig
+from .core import SimulatorCore
+
+
+class RunningSimulator:
+    """Handle of a started simulator: its URL, live config and shutdown."""
+
+    def __init__(self, core: SimulatorCore, runner: web.AppRunner, host: str, port: int) -> None:
+        self.core = core
+        self._runner = runner
+        self.host = host
+        self.port = port
+        self.url = f"http://{host}:{port}"
+        self._closed = False
+
+    @property
+    def config(self) -> SimulatorConfig:
+        """The live (mutable) configuration; changes apply to the next request/stage/event."""
+        return self.core.config
+
+    def set_webhook(self, url: str | None, secret: str | None = None) -> None:
+        """Point outbound webhooks somewhere else (``None`` disables them)."""
+        self.core.config.webhook_url = url
+        self.core.config.webhook_secret = secret
+
+    async def wait_webhooks_idle(self, wait_seconds: float = 10.0) -> None:
+        """Wait until all queued webhooks were delivered or given up."""
+        await self.core.webhooks.idle(wait_seconds)
+
+    async def close(self) -> None:
+        """Stop serving and stop background work; the data file stays resumable."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.core.close()
+        await self._runner.cleanup()
+
+    async def __aenter__(self) -> RunningSimulator:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def start_simulator(
+    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0
+) -> RunningSimulator:
+    """Load state from ``config.data_dir``, resume the kitchen and serve the DemoPOS API.
+
+    ``port=0`` picks a free port; the chosen one is in ``RunningSimulator.url``.
+    """
+    core = SimulatorCore(config)
+    core.start()
+    runner = web.AppRunner(build_app(core), access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        site = web.SockSite(runner, sock)
+        await site.start()
+    except BaseException:
+        await core.close()
+        await runner.cleanup()
+        raise
+    bound_port = int(sock.getsockname()[1])
+    url_host = f"[{host}]" if ":" in host else host
+    running = RunningSimulator(core, runner, host, bound_port)
+    running.url = f"http://{url_host}:{bound_port}"
+    return running

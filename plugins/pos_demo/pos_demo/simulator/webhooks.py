@@ -1,0 +1,125 @@
+"""Outbound, HMAC-signed webhooks for change-feed events.
+
+Each event is POSTed to ``config.webhook_url`` with the exact bytes of its JSON body signed
+as ``X-DemoPOS-Signature: sha256=<hex>``. Delivery runs in background tasks (never blocking
+the API), one FIFO queue per order so an order's events arrive in order, while a failing
+order does not hold up others. Failed attempts (network error or non-2xx) are retried with
+growing pauses, then dropped (the ``/events`` feed remains the source of truth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections import deque
+
+import aiohttp
+import orjson
+
+from .config import SimulatorConfig
+from .errors import JSONDict
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-DemoPOS-Signature"
+EVENT_HEADER = "X-DemoPOS-Event"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """Return the signature header value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+class WebhookDispatcher:
+    """Queues events per order and delivers them in the background."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self._queues: dict[str, deque[JSONDict]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self.delivered = 0
+        self.failed = 0
+
+    def enqueue(self, event: JSONDict) -> None:
+        """Schedule delivery of one event (no-op when webhooks are disabled)."""
+        if not self.config.webhook_url:
+            return
+        key = str(event["order_id"])
+        self._queues.setdefault(key, deque()).append(event)
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key), name=f"demopos-webhook-{key}")
+
+    async def idle(self, wait_seconds: float = 10.0) -> None:
+        """Wait until every queued event was delivered or given up (useful in tests)."""
+        async with asyncio.timeout(wait_seconds):
+            while self._workers:
+                await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop all deliveries (pending events are dropped) and close the HTTP session."""
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+        self._queues.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _work(self, key: str) -> None:
+        """Deliver the queue of one order head-first until it is empty."""
+        queue = self._queues[key]
+        try:
+            while queue:
+                await self._deliver(queue[0])
+                queue.popleft()
+        finally:
+            # No await between the final emptiness check and this cleanup, so enqueue()
+            # cannot slip an event in unnoticed.
+            self._workers.pop(key, None)
+            if not queue:
+                self._queues.pop(key, None)
+
+    async def _deliver(self, event: JSONDict) -> None:
+        """POST one event, retrying with the configured pauses."""
+        body = orjson.dumps(event)
+        delays = self.config.webhook_retry_delays
+        for attempt in range(len(delays) + 1):
+            url = self.config.webhook_url
+            if not url:
+                return
+            headers = {"Content-Type": "application/json", EVENT_HEADER: str(event["seq"])}
+            if self.config.webhook_secret is not None:
+                headers[SIGNATURE_HEADER] = sign(self.config.webhook_secret, body)
+            try:
+                async with self._client().post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=self.config.webhook_timeout_seconds),
+                ) as resp:
+                    await resp.read()
+                    if 200 <= resp.status < 300:
+                        self.delivered += 1
+                        return
+                    log.warning("webhook %s answered %s", event["seq"], resp.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("webhook %s failed: %r", event["seq"], exc)
+            if attempt < len(delays):
+                await asyncio.sleep(delays[attempt])
+        self.failed += 1
+        log.error("giving up on webhook for event %s", event["seq"])
+
+    def _client(self) -> aiohttp.ClientSession:
+        """Lazily create the shared HTTP session (needs a running loop)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session

@@ -1,0 +1,295 @@
+"""Pure translation between DemoPOS documents and the universal model.
+
+No I/O here: every function takes a decoded JSON document (or a universal model object) and
+returns the other side, so the whole mapping is testable against recorded fixtures. Money stays
+in integer cents on both sides; DemoPOS fields the universal model has no place for yet
+(allergens, tags, kcal, serving hours, translated names) are deliberately left out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from posintegrator.model import (
+    Availability,
+    Category,
+    ComboChoice,
+    ComboSlot,
+    Menu,
+    ModifierGroup,
+    ModifierOption,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderType,
+    PaymentMode,
+    PriceList,
+    Product,
+    SelectedModifier,
+    StatusEvent,
+    Tax,
+    Variant,
+)
+
+JSONDict = dict[str, Any]
+
+#: ``source`` of every status event this plugin produces.
+EVENT_SOURCE = "pos:demo"
+
+#: Suffix of the single variant a combo gets (DemoPOS combos have one price, no sizes).
+COMBO_VARIANT_SUFFIX = ":std"
+
+_ORDER_TYPES: dict[OrderType, str] = {
+    OrderType.TAKE_AWAY: "takeaway",
+    OrderType.DINE_IN: "eat_in",
+    OrderType.DELIVERY: "delivery",
+}
+
+_STATES: dict[str, OrderStatus] = {
+    "accepted": OrderStatus.ACCEPTED,
+    "preparing": OrderStatus.IN_PREPARATION,
+    "ready": OrderStatus.READY,
+    "picked_up": OrderStatus.COMPLETED,
+    "cancelled": OrderStatus.CANCELLED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Menu: DemoPOS -> universal
+# ---------------------------------------------------------------------------------------------
+
+
+def menu_from_pos(native: JSONDict, location: str) -> Menu:
+    """Translate a DemoPOS ``GET /menu`` document into the universal menu of ``location``."""
+    return Menu(
+        location=location,
+        currency=native["currency"],
+        price_lists=[_price_list(level) for level in native["price_levels"]],
+        taxes=[_tax(tax) for tax in native.get("taxes", [])],
+        categories=[_category(category) for category in native.get("categories", [])],
+        products=[_product(item) for item in native.get("items", [])]
+        + [_combo(combo) for combo in native.get("combos", [])],
+        modifier_groups=[_modifier_group(group) for group in native.get("modifier_groups", [])],
+        source_updated_at=_instant(native.get("updated_at")),
+    )
+
+
+def _instant(value: str | None) -> datetime | None:
+    """Parse an ISO-8601 timestamp of the POS; None stays None."""
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _prices(native: JSONDict) -> dict[str, int]:
+    """Copy a per-price-level price map (already integer cents, keyed by price-level id)."""
+    return {str(level): int(cents) for level, cents in native.items()}
+
+
+def _price_list(level: JSONDict) -> PriceList:
+    return PriceList(
+        id=level["id"], pos_id=level["id"], name=level["name"], channels=level.get("channels", [])
+    )
+
+
+def _tax(tax: JSONDict) -> Tax:
+    return Tax(
+        id=tax["id"],
+        pos_id=tax["id"],
+        name=tax["name"],
+        rate_bp=tax["rate_bp"],
+        inclusive=tax.get("inclusive", True),
+    )
+
+
+def _category(category: JSONDict) -> Category:
+    return Category(
+        id=category["id"],
+        pos_id=category["id"],
+        name=category["name"],
+        parent_id=category.get("parent"),
+        sort=category.get("sort", 0),
+    )
+
+
+def _availability(entity: JSONDict) -> Availability:
+    """Availability of an item, option or combo (``available`` defaults to true)."""
+    return Availability(
+        available=entity.get("available", True),
+        unavailable_until=_instant(entity.get("unavailable_until")),
+        reason=entity.get("unavailable_reason"),
+    )
+
+
+def _product(item: JSONDict) -> Product:
+    category = item.get("category")
+    return Product(
+        id=item["id"],
+        pos_id=item["id"],
+        name=item["name"],
+        description=item.get("description"),
+        category_ids=[category] if category else [],
+        variants=[
+            Variant(
+                id=size["id"], pos_id=size["id"], name=size["name"], prices=_prices(size["prices"])
+            )
+            for size in item["sizes"]
+        ],
+        modifier_group_ids=list(item.get("modifier_groups", [])),
+        tax_id=item.get("tax"),
+        image_url=item.get("image"),
+        availability=_availability(item),
+    )
+
+
+def _combo(combo: JSONDict) -> Product:
+    category = combo.get("category")
+    return Product(
+        id=combo["id"],
+        pos_id=combo["id"],
+        name=combo["name"],
+        category_ids=[category] if category else [],
+        variants=[
+            Variant(
+                id=f"{combo['id']}{COMBO_VARIANT_SUFFIX}",
+                name="Standard",
+                prices=_prices(combo["prices"]),
+            )
+        ],
+        slots=[_slot(slot) for slot in combo["slots"]],
+        availability=_availability(combo),
+    )
+
+
+def _slot(slot: JSONDict) -> ComboSlot:
+    return ComboSlot(
+        id=slot["id"],
+        pos_id=slot["id"],
+        name=slot["name"],
+        min=slot["min"],
+        max=slot["max"],
+        choices=[
+            ComboChoice(
+                product_id=choice["item"],
+                variant_id=choice.get("size"),
+                upcharge=_prices(choice.get("upcharge", {})),
+            )
+            for choice in slot["choices"]
+        ],
+    )
+
+
+def _modifier_group(group: JSONDict) -> ModifierGroup:
+    return ModifierGroup(
+        id=group["id"],
+        pos_id=group["id"],
+        name=group["name"],
+        min=group.get("min", 0),
+        max=group.get("max"),
+        free_quantity=group.get("free", 0),
+        options=[_option(option) for option in group["options"]],
+    )
+
+
+def _option(option: JSONDict) -> ModifierOption:
+    return ModifierOption(
+        id=option["id"],
+        pos_id=option["id"],
+        name=option["name"],
+        prices=_prices(option.get("prices", {})),
+        max_quantity=option.get("max_qty", 1),
+        default=option.get("default", False),
+        modifier_group_ids=list(option.get("modifier_groups", [])),
+        availability=_availability(option),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Order: universal -> DemoPOS
+# ---------------------------------------------------------------------------------------------
+
+
+def order_to_pos(order: Order) -> JSONDict:
+    """Translate a universal order into the body of DemoPOS ``POST /orders``.
+
+    ``reference`` is our order id, so the order can be found again with ``?reference=``.
+    """
+    customer = (
+        None
+        if order.customer is None
+        else {"name": order.customer.name, "phone": order.customer.phone}
+    )
+    return {
+        "reference": order.id,
+        "location": order.location,
+        "type": _ORDER_TYPES[order.type],
+        "paid": order.payment.mode == PaymentMode.PREPAID,
+        "amount": order.payment.amount,
+        "currency": order.currency,
+        "note": order.customer_note,
+        "pickup_at": None if order.pickup_time is None else order.pickup_time.isoformat(),
+        "customer": customer,
+        "lines": [_line(line) for line in order.lines],
+    }
+
+
+def _line(line: OrderLine) -> JSONDict:
+    """One order line: a combo line when it has components, an item line otherwise."""
+    if line.components:
+        return {
+            "combo": line.product_id,
+            "qty": line.quantity,
+            "unit_price": line.unit_price,
+            "components": [
+                {
+                    "slot": component.slot_id,
+                    "item": component.product_id,
+                    "size": component.variant_id,
+                    "mods": _mods(component.modifiers),
+                }
+                for component in line.components
+            ],
+        }
+    return {
+        "item": line.product_id,
+        "size": line.variant_id,
+        "qty": line.quantity,
+        "unit_price": line.unit_price,
+        "mods": _mods(line.modifiers),
+    }
+
+
+def _mods(modifiers: list[SelectedModifier]) -> list[JSONDict]:
+    return [
+        {"option": mod.option_id, "qty": mod.quantity, "mods": _mods(mod.modifiers)}
+        for mod in modifiers
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Status: DemoPOS -> universal
+# ---------------------------------------------------------------------------------------------
+
+
+def status_from_pos(state: str) -> OrderStatus:
+    """Map a DemoPOS order state to the universal status.
+
+    :raises ValueError: for a state this plugin does not know (a newer POS version), rather
+        than guessing a status that might move the order the wrong way.
+    """
+    try:
+        return _STATES[state]
+    except KeyError:
+        raise ValueError(f"unknown DemoPOS order state {state!r}") from None
+
+
+def status_event_from_pos(event: JSONDict) -> StatusEvent:
+    """Translate one DemoPOS events-feed entry (or webhook body) into a status event."""
+    return StatusEvent(
+        order_id=event["reference"],
+        pos_order_id=event["order_id"],
+        status=status_from_pos(event["state"]),
+        occurred_at=datetime.fromisoformat(event["at"]),
+        pos_event_id=str(event["seq"]),
+        source=EVENT_SOURCE,
+    )

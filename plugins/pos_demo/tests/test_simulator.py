@@ -1,0 +1,523 @@
+"""Behavioural tests of the DemoPOS simulator over real loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from pos_demo.simulator import RunningSimulator
+from pos_demo.simulator.errors import ApiError
+from pos_demo.simulator.menu import MenuCatalog
+from pos_demo.simulator.validation import validate_order
+
+pytestmark = pytest.mark.asyncio
+
+SimulatorFactory = Callable[..., Awaitable[RunningSimulator]]
+
+EU_ALLERGENS = {
+    "gluten", "crustaceans", "eggs", "fish", "peanuts", "soybeans", "milk", "nuts",
+    "celery", "mustard", "sesame", "sulphites", "lupin", "molluscs",
+}  # fmt: skip
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def order_body(reference: str = "ref-1", **overrides: Any) -> dict[str, Any]:
+    """A valid order: a cheeseburger with a nested sauce modifier and a large cola."""
+    body: dict[str, Any] = {
+        "reference": reference,
+        "location": "downtown",
+        "type": "takeaway",
+        "paid": True,
+        "amount": 750 + 50 + 350,
+        "currency": "EUR",
+        "note": None,
+        "pickup_at": None,
+        "customer": {"name": "Ada", "phone": "+49 30 1234"},
+        "lines": [
+            {
+                "item": "cheeseburger",
+                "size": None,
+                "qty": 1,
+                "unit_price": 800,
+                "mods": [
+                    {
+                        "option": "sauce_chipotle_mayo",
+                        "qty": 1,
+                        "mods": [{"option": "amount_extra", "qty": 1, "mods": []}],
+                    }
+                ],
+            },
+            {"item": "cola", "size": "large", "qty": 1, "unit_price": 350, "mods": []},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+async def post_order(
+    http: aiohttp.ClientSession,
+    sim: RunningSimulator,
+    body: Any,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """POST /orders with a fresh (or given) Idempotency-Key; returns (status, json)."""
+    hdrs = {"Idempotency-Key": key or uuid.uuid4().hex, **(headers or {})}
+    async with http.post(f"{sim.url}/orders", data=orjson.dumps(body), headers=hdrs) as resp:
+        return resp.status, orjson.loads(await resp.read())
+
+
+async def get_json(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """GET a URL; returns (status, json)."""
+    async with http.get(url, headers=headers) as resp:
+        return resp.status, orjson.loads(await resp.read())
+
+
+async def wait_for_state(
+    http: aiohttp.ClientSession, sim: RunningSimulator, order_id: str, state: str
+) -> dict[str, Any]:
+    """Poll an order until it reaches ``state`` (fails after 5 s)."""
+    async with asyncio.timeout(5):
+        while True:
+            status, order = await get_json(http, f"{sim.url}/orders/{order_id}")
+            assert status == 200
+            if order["state"] == state:
+                return dict(order)
+            await asyncio.sleep(0.02)
+
+
+def check_menu_consistency(menu: dict[str, Any]) -> None:
+    """Assert referential integrity, price coverage and acyclic modifier nesting."""
+    levels = {pl["id"] for pl in menu["price_levels"]}
+    taxes = {t["id"] for t in menu["taxes"]}
+    cats = {c["id"] for c in menu["categories"]}
+    groups = {g["id"]: g for g in menu["modifier_groups"]}
+    items = {i["id"]: i for i in menu["items"]}
+    assert len(items) == len(menu["items"]), "duplicate item ids"
+    for cat in menu["categories"]:
+        assert cat["parent"] is None or cat["parent"] in cats
+        assert "de" in cat["names"]
+    for item in menu["items"]:
+        assert item["category"] in cats and item["tax"] in taxes
+        assert item["sizes"], item["id"]
+        for size in item["sizes"]:
+            assert set(size["prices"]) == levels, item["id"]
+            assert all(isinstance(v, int) and v > 0 for v in size["prices"].values())
+        assert all(g in groups for g in item["modifier_groups"]), item["id"]
+        allergens = item["allergens"]["contains"] + item["allergens"]["may_contain"]
+        assert set(allergens) <= EU_ALLERGENS, item["id"]
+    for group in menu["modifier_groups"]:
+        assert 0 <= group["min"] <= group["max"], group["id"]
+        for option in group["options"]:
+            assert set(option["prices"]) == levels
+            assert all(g in groups for g in option["modifier_groups"]), option["id"]
+
+    def visit(group_id: str, path: tuple[str, ...]) -> None:
+        assert group_id not in path, f"cycle {(*path, group_id)}"
+        for option in groups[group_id]["options"]:
+            for child in option["modifier_groups"]:
+                visit(child, (*path, group_id))
+
+    for group_id in groups:
+        visit(group_id, ())
+    for combo in menu["combos"]:
+        assert combo["category"] in cats and set(combo["prices"]) == levels
+        for slot in combo["slots"]:
+            assert 0 <= slot["min"] <= slot["max"]
+            for choice in slot["choices"]:
+                assert choice["item"] in items
+                sizes = {s["id"] for s in items[choice["item"]]["sizes"]}
+                assert choice["size"] is None or choice["size"] in sizes
+                assert set(choice["upcharge"]) == levels
+
+
+# --------------------------------------------------------------------------- menu
+
+
+async def test_health_locations_and_menu_shape(
+    simulator: RunningSimulator, simulator_http: aiohttp.ClientSession
+) -> None:
+    http, sim = simulator_http, simulator
+    assert await get_json(http, f"{sim.url}/health") == (200, {"status": "ok"})
+    status, body = await get_json(http, f"{sim.url}/locations")
+    assert status == 200
+    locs = {loc["id"]: loc for loc in body["locations"]}
+    assert set(locs) == {"downtown", "airport"}
+    assert locs["downtown"]["currency"] == "EUR"
+    assert locs["downtown"]["timezone"] == "Europe/Berlin"
+
+    status, menu = await get_json(http, f"{sim.url}/menu?location=downtown")
+    assert status == 200
+    assert menu["location"] == "downtown" and menu["currency"] == "EUR"
+    assert datetime.fromisoformat(menu["updated_at"]).tzinfo is not None
+    check_menu_consistency(menu)
+    items = {i["id"]: i for i in menu["items"]}
+    groups = {g["id"]: g for g in menu["modifier_groups"]}
+    assert len(items) >= 40
+    assert {pl["id"] for pl in menu["price_levels"]} == {"instore", "delivery"}
+    assert {"burgers", "chicken", "sides", "drinks", "desserts", "breakfast"} <= {
+        c["id"] for c in menu["categories"]
+    }
+    # nested modifiers: burger -> Sauce -> Chipotle mayo -> Sauce amount
+    sauce = groups["burger_sauce"]
+    assert "burger_sauce" in items["cheeseburger"]["modifier_groups"]
+    chipotle = next(o for o in sauce["options"] if o["id"] == "sauce_chipotle_mayo")
+    assert chipotle["modifier_groups"] == ["sauce_amount"]
+    assert {o["name"] for o in groups["sauce_amount"]["options"]} == {"Light", "Normal", "Extra"}
+    # a drink in three sizes
+    assert [s["id"] for s in items["cola"]["sizes"]] == ["small", "medium", "large"]
+    # the combo: burger, side, drink slots offering items with their own modifier groups
+    combo = next(c for c in menu["combos"] if c["name"] == "Burger Menu")
+    assert [s["id"] for s in combo["slots"]] == ["burger", "side", "drink"]
+    burger_choice = items[combo["slots"][0]["choices"][0]["item"]]
+    assert burger_choice["modifier_groups"]
+    # 86'd item, back tomorrow 06:00 UTC
+    sold_out = items["chicken_wrap"]
+    assert sold_out["available"] is False
+    assert sold_out["unavailable_reason"] == "out of stock"
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    until = datetime.fromisoformat(sold_out["unavailable_until"])
+    assert until == datetime(tomorrow.year, tomorrow.month, tomorrow.day, 6, tzinfo=UTC)
+    assert all(i["unavailable_until"] is None for i in menu["items"] if i["available"])
+    # breakfast only 06:00-11:00
+    assert items["breakfast_muffin"]["hours"] == [
+        {"days": [0, 1, 2, 3, 4, 5, 6], "from": "06:00", "to": "11:00"}
+    ]
+    # a price that differs for delivery
+    cheese_prices = items["cheeseburger"]["sizes"][0]["prices"]
+    assert cheese_prices["delivery"] > cheese_prices["instore"]
+
+    status, airport = await get_json(http, f"{sim.url}/menu?location=airport")
+    assert status == 200
+    check_menu_consistency(airport)
+    airport_items = {i["id"]: i for i in airport["items"]}
+    assert set(items) - set(airport_items) == {"chili_burger"}
+    for item_id, item in airport_items.items():
+        for size, down_size in zip(item["sizes"], items[item_id]["sizes"], strict=True):
+            assert size["prices"] == {k: v + 50 for k, v in down_size["prices"].items()}
+    airport_combo = next(c for c in airport["combos"] if c["id"] == combo["id"])
+    assert airport_combo["prices"] == {k: v + 50 for k, v in combo["prices"].items()}
+
+    status, err = await get_json(http, f"{sim.url}/menu?location=moon")
+    assert status == 404 and err["error"] == "unknown_location" and err["message"]
+
+
+# --------------------------------------------------------------------------- auth
+
+
+async def test_api_key_required_except_health(
+    simulator_factory: SimulatorFactory, simulator_http: aiohttp.ClientSession
+) -> None:
+    sim = await simulator_factory(api_key="s3cret")
+    http = simulator_http
+    assert (await get_json(http, f"{sim.url}/health"))[0] == 200
+    for headers in (None, {"X-Api-Key": "wrong"}):
+        status, err = await get_json(http, f"{sim.url}/locations", headers)
+        assert status == 401 and err["error"] == "unauthorized"
+        status, err = await post_order(http, sim, order_body(), headers=headers)
+        assert status == 401
+    status, _ = await get_json(http, f"{sim.url}/menu?location=downtown", {"X-Api-Key": "s3cret"})
+    assert status == 200
+    status, order = await post_order(http, sim, order_body(), headers={"X-Api-Key": "s3cret"})
+    assert status == 201 and order["id"] == "D-000001"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+async def test_order_validation_errors(
+    simulator: RunningSimulator, simulator_http: aiohttp.ClientSession
+) -> None:
+    http, sim = simulator_http, simulator
+    async with http.post(f"{sim.url}/orders", data=orjson.dumps(order_body())) as resp:
+        assert resp.status == 400
+        assert orjson.loads(await resp.read())["error"] == "missing_idempotency_key"
+
+    bad_item = order_body(lines=[{"item": "unicorn_burger", "qty": 1, "unit_price": 1}])
+    status, err = await post_order(http, sim, bad_item)
+    assert status == 422 and err["error"] == "invalid_order"
+    assert "lines[0].item" in err["message"] and "unicorn_burger" in err["message"]
+
+    sold_out = order_body(lines=[{"item": "chicken_wrap", "qty": 1, "unit_price": 720}])
+    status, err = await post_order(http, sim, sold_out)
+    assert (status, err["error"], err["item"]) == (409, "sold_out", "chicken_wrap")
+
+    broken: list[tuple[dict[str, Any], str]] = [
+        (order_body(location="moon"), "location"),
+        (order_body(type="teleport"), "type"),
+        (order_body(lines=[]), "lines"),
+        (order_body(lines=[{"item": "cola", "size": "large", "qty": 0, "unit_price": 1}]),
+         "lines[0].qty"),
+        (order_body(lines=[{"item": "cola", "size": "huge", "qty": 1, "unit_price": 1}]),
+         "lines[0].size"),
+        (order_body(lines=[{"item": "cola", "size": "large", "qty": 1, "unit_price": 1,
+                            "mods": [{"option": "sauce_mayo", "qty": 1}]}]),
+         "lines[0].mods[0].option"),
+        (order_body(lines=[{"item": "cheeseburger", "qty": 1, "unit_price": 1,
+                            "mods": [{"option": "sauce_mayo", "qty": 1,
+                                      "mods": [{"option": "nope", "qty": 1}]}]}]),
+         "lines[0].mods[0].mods[0].option"),
+        (order_body(lines=[{"combo": "burger_menu", "qty": 1, "unit_price": 990,
+                            "components": [{"slot": "burger", "item": "cheeseburger"}]}]),
+         "lines[0].components"),
+    ]  # fmt: skip
+    for body, field in broken:
+        status, err = await post_order(http, sim, body)
+        assert (status, err["error"]) == (422, "invalid_order"), (field, err)
+        assert field in err["message"], (field, err)
+
+    status, _ = await get_json(http, f"{sim.url}/orders")
+    assert _ == {"orders": []}, "rejected orders must not be stored"
+
+    combo = order_body(
+        lines=[
+            {
+                "combo": "burger_menu",
+                "size": None,
+                "qty": 2,
+                "unit_price": 1140,
+                "components": [
+                    {
+                        "slot": "burger",
+                        "item": "bacon_burger",
+                        "size": None,
+                        "mods": [{"option": "extra_patty", "qty": 1,
+                                  "mods": [{"option": "cooking_medium", "qty": 1}]}],
+                    },
+                    {"slot": "side", "item": "fries", "size": "large", "mods": []},
+                    {"slot": "drink", "item": "cola", "size": "medium",
+                     "mods": [{"option": "ice_none", "qty": 1}]},
+                ],
+            }
+        ]
+    )  # fmt: skip
+    status, order = await post_order(http, sim, combo)
+    assert status == 201, order
+    assert order["state"] == "accepted" and order["lines"][0]["combo"] == "burger_menu"
+    assert order["lines"][0]["components"][0]["mods"][0]["mods"][0]["option"] == "cooking_medium"
+    assert (await get_json(http, f"{sim.url}/orders/D-999999"))[0] == 404
+
+
+async def test_breakfast_only_served_in_the_morning() -> None:
+    catalog = MenuCatalog()
+    body = order_body(lines=[{"item": "pancakes", "qty": 1, "unit_price": 490}])
+    # January: Berlin is UTC+1, so 07:30 UTC is 08:30 local and 12:00 UTC is 13:00 local.
+    ok = validate_order(body, catalog, datetime(2026, 1, 14, 7, 30, tzinfo=UTC))
+    assert ok["lines"][0]["item"] == "pancakes"
+    with pytest.raises(ApiError) as info:
+        validate_order(body, catalog, datetime(2026, 1, 14, 12, 0, tzinfo=UTC))
+    assert (info.value.status, info.value.code) == (409, "outside_hours")
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+async def test_idempotency_key_dedupes_even_concurrently(
+    simulator_factory: SimulatorFactory, simulator_http: aiohttp.ClientSession
+) -> None:
+    sim = await simulator_factory(stage_seconds=60.0, submit_delay_seconds=0.2)
+    http = simulator_http
+    body = order_body("ref-idem")
+    results = await asyncio.gather(*(post_order(http, sim, body, key="key-1") for _ in range(5)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200, 200, 200, 200, 201]
+    assert len({order["id"] for _, order in results}) == 1
+
+    status, again = await post_order(http, sim, body, key="key-1")
+    assert status == 200 and again["id"] == results[0][1]["id"]
+    status, err = await post_order(http, sim, order_body("ref-other"), key="key-1")
+    assert (status, err["error"]) == (422, "idempotency_key_reused")
+
+    _, listed = await get_json(http, f"{sim.url}/orders?reference=ref-idem")
+    assert len(listed["orders"]) == 1
+    _, everything = await get_json(http, f"{sim.url}/orders")
+    assert len(everything["orders"]) == 1
+    _, feed = await get_json(http, f"{sim.url}/events")
+    assert [e["state"] for e in feed["events"]] == ["accepted"]
+
+
+# --------------------------------------------------------------------------- kitchen
+
+
+async def test_kitchen_moves_orders_through_stages(
+    simulator_factory: SimulatorFactory, simulator_http: aiohttp.ClientSession
+) -> None:
+    sim = await simulator_factory(stage_seconds=0.05)
+    http = simulator_http
+    status, first = await post_order(http, sim, order_body("ref-a"))
+    assert status == 201 and first["state"] == "accepted"
+    done = await wait_for_state(http, sim, first["id"], "picked_up")
+    assert [h["state"] for h in done["history"]] == [
+        "accepted", "preparing", "ready", "picked_up",
+    ]  # fmt: skip
+
+    _, feed = await get_json(http, f"{sim.url}/events?after=0")
+    assert [e["state"] for e in feed["events"]] == ["accepted", "preparing", "ready", "picked_up"]
+    assert [e["seq"] for e in feed["events"]] == [1, 2, 3, 4]
+    assert feed["last_seq"] == 4
+    assert all(
+        e["order_id"] == first["id"] and e["reference"] == "ref-a" and e["location"] == "downtown"
+        for e in feed["events"]
+    )
+    _, page = await get_json(http, f"{sim.url}/events?after=1&limit=2")
+    assert [e["seq"] for e in page["events"]] == [2, 3] and page["last_seq"] == 3
+    _, empty = await get_json(http, f"{sim.url}/events?after=4")
+    assert empty == {"events": [], "last_seq": 4, "has_more": False}
+
+    async with http.post(f"{sim.url}/orders/{first['id']}/cancel") as resp:
+        assert resp.status == 409
+        assert orjson.loads(await resp.read())["error"] == "not_cancellable"
+
+    sim.config.stage_seconds = 0.3  # runtime change applies to the next order
+    _, second = await post_order(http, sim, order_body("ref-b"))
+    async with http.post(f"{sim.url}/orders/{second['id']}/cancel") as resp:
+        assert resp.status == 200
+        assert orjson.loads(await resp.read())["state"] == "cancelled"
+    await asyncio.sleep(0.5)
+    _, after = await get_json(http, f"{sim.url}/orders/{second['id']}")
+    assert after["state"] == "cancelled"
+    _, feed = await get_json(http, f"{sim.url}/events?after=4")
+    assert [e["state"] for e in feed["events"]] == ["accepted", "cancelled"]
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@pytest_asyncio.fixture
+async def webhook_receiver() -> AsyncIterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """A loopback HTTP endpoint that fails its first call with 500, then records calls."""
+    received: list[tuple[dict[str, str], bytes]] = []
+    calls = 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return web.Response(status=500)
+        received.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook", received
+    finally:
+        await runner.cleanup()
+
+
+async def test_webhooks_are_signed_retried_and_ordered(
+    simulator_factory: SimulatorFactory,
+    simulator_http: aiohttp.ClientSession,
+    webhook_receiver: tuple[str, list[tuple[dict[str, str], bytes]]],
+) -> None:
+    url, received = webhook_receiver
+    sim = await simulator_factory(stage_seconds=0.05, webhook_retry_delays=(0.05, 0.05, 0.05))
+    sim.set_webhook(url, "whsec")  # configured at runtime
+    _, order = await post_order(simulator_http, sim, order_body("ref-hook"))
+    await wait_for_state(simulator_http, sim, order["id"], "picked_up")
+    await sim.wait_webhooks_idle(5)
+
+    _, feed = await get_json(simulator_http, f"{sim.url}/events")
+    assert len(received) == 4  # the first (failed) attempt was retried
+    for (headers, raw), event in zip(received, feed["events"], strict=True):
+        expected = "sha256=" + hmac.new(b"whsec", raw, hashlib.sha256).hexdigest()
+        assert headers["X-DemoPOS-Signature"] == expected
+        assert orjson.loads(raw) == event
+        assert headers["X-DemoPOS-Event"] == str(event["seq"])
+    assert [orjson.loads(raw)["state"] for _, raw in received] == [
+        "accepted", "preparing", "ready", "picked_up",
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- durability
+
+
+async def test_restart_keeps_state_and_resumes_kitchen(
+    simulator_factory: SimulatorFactory, simulator_http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    http = simulator_http
+    sim = await simulator_factory(stage_seconds=60.0)
+    _, first = await post_order(http, sim, order_body("ref-1"), key="k1")
+    _, second = await post_order(http, sim, order_body("ref-2"), key="k2")
+    await sim.close()
+    assert (tmp_path / "demopos" / "demopos.json").exists()
+
+    sim = await simulator_factory(stage_seconds=0.05)
+    _, listed = await get_json(http, f"{sim.url}/orders")
+    assert [o["id"] for o in listed["orders"]] == [first["id"], second["id"]]
+    status, again = await post_order(http, sim, order_body("ref-1"), key="k1")
+    assert (status, again["id"]) == (200, first["id"])
+    status, err = await post_order(http, sim, order_body("ref-x"), key="k2")
+    assert (status, err["error"]) == (422, "idempotency_key_reused")
+
+    for order in (first, second):
+        await wait_for_state(http, sim, order["id"], "picked_up")
+    status, third = await post_order(http, sim, order_body("ref-3"), key="k3")
+    assert (status, third["id"]) == (201, "D-000003")
+    _, feed = await get_json(http, f"{sim.url}/events?limit=1000")
+    seqs = [e["seq"] for e in feed["events"]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    for order in (first, second):
+        states = [e["state"] for e in feed["events"] if e["order_id"] == order["id"]]
+        assert states == ["accepted", "preparing", "ready", "picked_up"]
+    await sim.close()
+
+    sim = await simulator_factory(stage_seconds=0.05)
+    _, feed2 = await get_json(http, f"{sim.url}/events?after={feed['last_seq']}")
+    assert feed2["last_seq"] >= feed["last_seq"]
+    assert all(e["seq"] > feed["last_seq"] for e in feed2["events"])
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+async def test_cli_serves_health(tmp_path: Path, simulator_http: aiohttp.ClientSession) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGIN_ROOT), *sys.path])}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pos_demo.simulator",
+        "--port", str(port), "--data-dir", str(tmp_path / "cli-data"),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    status, body = await get_json(simulator_http, f"http://127.0.0.1:{port}/health")
+                    break
+                except aiohttp.ClientConnectionError:
+                    assert proc.returncode is None, "simulator process exited early"
+                    await asyncio.sleep(0.05)
+        assert (status, body) == (200, {"status": "ok"})
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+    assert proc.returncode == 0
+    assert (tmp_path / "cli-data").is_dir()
