@@ -234,6 +234,25 @@ class PluginHost:
             raise StartupError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from None
         return cls(pm, infos)
 
+    @classmethod
+    def from_objects(cls, plugins: dict[str, object], version: str = "0") -> PluginHost:
+        """Register plugin objects directly, without entry points (embedding, tests).
+
+        :raises StartupError: as :meth:`load` does for a hookimpl that does not match its spec.
+        """
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        for name, plugin in plugins.items():
+            try:
+                pm.register(plugin, name=name)
+            except pluggy.PluginValidationError as exc:
+                raise StartupError(f"plugin {name!r}: {exc}") from None
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise StartupError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from None
+        return cls(pm, [PluginInfo(name, version, None) for name in plugins])
+
     def plugins(self) -> list[PluginInfo]:
         """The loaded plugins."""
         return list(self._infos.values())

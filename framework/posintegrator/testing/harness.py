@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from posintegrator.cloudreceiver import CloudReceiver
 from posintegrator.model import Menu, OrderStatus
+from posintegrator.plugins import PluginHost
 from posintegrator.runtime import Host
 from posintegrator.settings import (
     ApiSettings,
@@ -122,8 +123,13 @@ async def running_host(
     connections: list[ConnectionSettings],
     *,
     after_start: Callable[[Host], Awaitable[None]] | None = None,
+    plugins: PluginHost | None = None,
 ) -> AsyncIterator[HostHarness]:
-    """Start a host serving ``connections`` with its store in ``data_dir``; stop it after."""
+    """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
+
+    :param after_start: called once the host runs (e.g. to point a test POS's webhooks at it).
+    :param plugins: plugins to use instead of loading them by entry point.
+    """
     token = secrets.token_urlsafe(16)
     webhook_secret = secrets.token_urlsafe(16)
     receiver = CloudReceiver(webhook_secret.encode())
@@ -135,7 +141,8 @@ async def running_host(
             webhook_secret=webhook_secret,
             token=token,
             connections=connections,
-        )
+        ),
+        plugins=plugins,
     )
     client = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
     try:

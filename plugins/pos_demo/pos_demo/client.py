@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 import orjson
-from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
 
 from pos_demo.settings import DemoPosSettings
+from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
 
 JSONDict = dict[str, Any]
 

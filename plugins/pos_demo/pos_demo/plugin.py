@@ -11,6 +11,15 @@ import hashlib
 import hmac
 
 import orjson
+
+from pos_demo.client import DemoPosClient
+from pos_demo.settings import DemoPosSettings
+from pos_demo.translate import (
+    menu_from_pos,
+    order_to_pos,
+    status_event_from_pos,
+    status_from_pos,
+)
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import WebhookRejected
 from posintegrator.hookspecs import hookimpl
@@ -24,15 +33,6 @@ from posintegrator.hooktypes import (
     WebhookResult,
 )
 from posintegrator.model import Menu, Order, OrderType, PaymentMode, StatusEvent
-
-from pos_demo.client import DemoPosClient
-from pos_demo.settings import DemoPosSettings
-from pos_demo.translate import (
-    menu_from_pos,
-    order_to_pos,
-    status_event_from_pos,
-    status_from_pos,
-)
 
 #: ``ctx.state`` key of the last events-feed ``seq`` already read.
 EVENTS_CURSOR_KEY = "events_cursor"

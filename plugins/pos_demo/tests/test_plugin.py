@@ -22,6 +22,10 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from loguru import logger
+
+from pos_demo import plugin
+from pos_demo.settings import DemoPosSettings
+from pos_demo.translate import menu_from_pos, order_to_pos
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import (
     AmbiguousError,
@@ -47,10 +51,6 @@ from posintegrator.model import (
     PaymentMode,
     StatusEvent,
 )
-
-from pos_demo import plugin
-from pos_demo.settings import DemoPosSettings
-from pos_demo.translate import menu_from_pos, order_to_pos
 
 API_KEY = "k-123"
 WEBHOOK_SECRET = "whsec-demo"

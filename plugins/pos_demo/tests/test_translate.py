@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+
+from pos_demo.translate import menu_from_pos, order_to_pos, status_event_from_pos, status_from_pos
 from posintegrator.model import (
     Availability,
     Category,
@@ -31,8 +33,6 @@ from posintegrator.model import (
     Tax,
     Variant,
 )
-
-from pos_demo.translate import menu_from_pos, order_to_pos, status_event_from_pos, status_from_pos
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,0 +1,47 @@
+"""Fixtures shared by the host tests: the demo POS simulator and hosts on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, demo_connection
+
+from pos_demo.simulator import RunningSimulator, SimulatorConfig, start_simulator
+from posintegrator.runtime import Host
+from posintegrator.testing import HostHarness, running_host
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def example_order() -> dict[str, Any]:
+    """The example order from examples/order.json (priced for the demo menu)."""
+    loaded: dict[str, Any] = orjson.loads((ROOT / "examples" / "order.json").read_bytes())
+    return loaded
+
+
+@pytest.fixture
+async def simulator(tmp_path: Path) -> AsyncIterator[RunningSimulator]:
+    """The demo POS on a free loopback port, with a quick kitchen (0.1 s per stage)."""
+    sim = await start_simulator(
+        SimulatorConfig(data_dir=tmp_path / "pos", api_key=POS_API_KEY, stage_seconds=0.1)
+    )
+    yield sim
+    await sim.close()
+
+
+@pytest.fixture
+async def demo_host(tmp_path: Path, simulator: RunningSimulator) -> AsyncIterator[HostHarness]:
+    """A host with the demo plugin against the simulator, status by webhook."""
+
+    async def connect(host: Host) -> None:
+        simulator.set_webhook(
+            host.connections["demo"].connection.ctx.webhook_url, POS_WEBHOOK_SECRET
+        )
+
+    async with running_host(tmp_path, [demo_connection(simulator)], after_start=connect) as harness:
+        yield harness

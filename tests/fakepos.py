@@ -1,0 +1,143 @@
+"""A scriptable in-process POS plugin for host tests: each submission's outcome is chosen by the
+test, and the plugin records what it was asked, so delivery rules can be checked exactly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from posintegrator.context import ConnectionContext
+from posintegrator.errors import PosError
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import (
+    Capabilities,
+    FoundOrder,
+    InboundWebhook,
+    SubmitResult,
+    TrackedOrder,
+    WebhookResult,
+)
+from posintegrator.model import Menu, Order, OrderStatus, PriceList, Product, StatusEvent, Variant
+
+#: What a scripted submission does: "ok" creates the order; "commit-then-<error>" creates it and
+#: then raises the error (the POS has it but we do not know); an error raises without creating.
+Outcome = str | PosError | Callable[[], Any]
+
+
+class FakeSettings(BaseModel):
+    """Settings of the fake POS (none needed)."""
+
+
+def fake_menu(location: str) -> Menu:
+    """A tiny valid menu."""
+    return Menu(
+        location=location,
+        currency="EUR",
+        price_lists=[PriceList(id="default", name="Default")],
+        products=[
+            Product(
+                id="burger",
+                pos_id="P1",
+                name="Burger",
+                variants=[Variant(id="regular", name="Regular", prices={"default": 500})],
+            )
+        ],
+    )
+
+
+@dataclass(eq=False)
+class ScriptedPos:
+    """The fake POS and its plugin in one object, registered with ``PluginHost.from_objects``."""
+
+    capabilities: Capabilities = field(
+        default_factory=lambda: Capabilities(
+            menu=True,
+            orders=True,
+            order_lookup=True,
+            idempotent_submit=True,
+            status_webhooks=False,
+            status_polling=True,
+        )
+    )
+    outcomes: list[Outcome] = field(default_factory=list)
+    submit_delay: float = 0.0
+    orders: dict[str, str] = field(default_factory=dict)
+    """Orders the POS holds: our id -> POS id."""
+    submissions: list[tuple[str, str]] = field(default_factory=list)
+    """Every submission: (our id, idempotency key)."""
+    lookups: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    statuses: dict[str, OrderStatus] = field(default_factory=dict)
+
+    @hookimpl
+    def pos_settings_model(self) -> type[BaseModel]:
+        return FakeSettings
+
+    @hookimpl
+    def pos_capabilities(self) -> Capabilities:
+        return self.capabilities
+
+    @hookimpl
+    async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
+        return fake_menu(location)
+
+    def _create(self, order_id: str) -> str:
+        pos_id = self.orders.setdefault(order_id, f"POS-{len(self.orders) + 1}")
+        self.statuses.setdefault(order_id, OrderStatus.ACCEPTED)
+        return pos_id
+
+    @hookimpl
+    async def pos_submit_order(
+        self, ctx: ConnectionContext, order: Order, idempotency_key: str
+    ) -> SubmitResult:
+        self.submissions.append((order.id, idempotency_key))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.submit_delay:
+                await asyncio.sleep(self.submit_delay)
+            outcome: Outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+            if isinstance(outcome, tuple):
+                self._create(order.id)
+                raise outcome[1]
+            if isinstance(outcome, PosError):
+                raise outcome
+            if callable(outcome):
+                outcome()
+            return SubmitResult(pos_order_id=self._create(order.id))
+        finally:
+            self.in_flight -= 1
+
+    @hookimpl
+    async def pos_find_order(
+        self, ctx: ConnectionContext, order_id: str, location: str
+    ) -> FoundOrder | None:
+        self.lookups.append(order_id)
+        pos_id = self.orders.get(order_id)
+        return None if pos_id is None else FoundOrder(pos_order_id=pos_id)
+
+    @hookimpl
+    async def pos_poll_status(
+        self, ctx: ConnectionContext, orders: list[TrackedOrder]
+    ) -> list[StatusEvent]:
+        return [
+            StatusEvent(order_id=t.order_id, status=self.statuses[t.order_id], source="pos:fake")
+            for t in orders
+            if t.order_id in self.statuses
+        ]
+
+    @hookimpl
+    async def pos_parse_webhook(
+        self, ctx: ConnectionContext, request: InboundWebhook
+    ) -> WebhookResult:
+        return WebhookResult()
+
+
+def commit_then(error: PosError) -> tuple[str, PosError]:
+    """An outcome where the POS takes the order and then the answer is lost as ``error``."""
+    return ("commit", error)

@@ -1,0 +1,112 @@
+"""Helpers shared by the host tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from pos_demo.simulator import RunningSimulator
+from posintegrator.plugins import PluginHost
+from posintegrator.settings import ConnectionSettings
+
+POS_API_KEY = "test-pos-key"
+POS_WEBHOOK_SECRET = "test-pos-webhook-secret"
+
+
+def demo_connection(simulator: RunningSimulator, **overrides: Any) -> ConnectionSettings:
+    """A connection to the simulator serving both demo locations."""
+    values: dict[str, Any] = {
+        "name": "demo",
+        "plugin": "demo",
+        "locations": ["downtown", "airport"],
+        "settings": {
+            "base_url": simulator.url,
+            "api_key": POS_API_KEY,
+            "webhook_secret": POS_WEBHOOK_SECRET,
+        },
+        "status_source": "webhook",
+        "menu_sync_seconds": 3600,
+    }
+    values.update(overrides)
+    return ConnectionSettings(**values)
+
+
+async def pos_orders(simulator: RunningSimulator, reference: str | None = None) -> list[Any]:
+    """The orders the simulator holds (optionally only those with our reference)."""
+    params = {"reference": reference} if reference else {}
+    async with (
+        aiohttp.ClientSession(headers={"X-Api-Key": POS_API_KEY}) as session,
+        session.get(f"{simulator.url}/orders", params=params) as response,
+    ):
+        response.raise_for_status()
+        orders: list[Any] = (await response.json())["orders"]
+        return orders
+
+
+def fake_host_plugins(fake: object) -> PluginHost:
+    """A plugin host with the scripted fake POS registered as plugin ``fake``."""
+    return PluginHost.from_objects({"fake": fake})
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on loopback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_host_config(
+    path: Any,
+    *,
+    port: int,
+    token: str,
+    store: Any,
+    simulator_url: str,
+    cloud_url: str,
+    cloud_key: str,
+    status_source: str = "webhook",
+) -> None:
+    """A settings file for ``posintegrator serve`` with the demo plugin against a simulator."""
+    path.write_text(
+        f"""
+[api]
+port = {port}
+token = "{token}"
+
+[store]
+path = "{store}"
+
+[cloud]
+webhook_url = "{cloud_url}"
+webhook_secret = "{cloud_key}"
+
+[[connections]]
+name = "demo"
+plugin = "demo"
+locations = ["downtown", "airport"]
+status_source = "{status_source}"
+status_poll_seconds = 0.2
+menu_sync_seconds = 3600
+
+[connections.settings]
+base_url = "{simulator_url}"
+api_key = "{POS_API_KEY}"
+webhook_secret = "{POS_WEBHOOK_SECRET}"
+""",
+        encoding="utf-8",
+    )
+
+
+async def eventually(check: Any, timeout: float = 10.0) -> None:
+    """Wait until the async predicate ``check()`` is true; fail after ``timeout`` seconds."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
+        await asyncio.sleep(0.05)

@@ -1,0 +1,171 @@
+"""The Integrator API over real loopback HTTP: auth, problems, orders, menus, OpenAPI."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import aiohttp
+import orjson
+from helpers import pos_orders
+
+from pos_demo.simulator import RunningSimulator
+from posintegrator.api.routes import ROUTES
+from posintegrator.model import OrderStatus
+from posintegrator.testing import HostHarness
+
+
+async def test_healthz_needs_no_token(demo_host: HostHarness) -> None:
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(demo_host.url + "/healthz") as response,
+    ):
+        assert response.status == 200
+        assert (await response.json())["status"] == "ok"
+
+
+async def test_everything_else_needs_the_bearer_token(demo_host: HostHarness) -> None:
+    paths = [r.path for r in ROUTES if r.auth and "{" not in r.path]
+    assert "/v1/plugins" in paths
+    async with aiohttp.ClientSession() as anonymous:
+        for path in paths:
+            async with anonymous.get(demo_host.url + path) as response:
+                assert response.status == 401, path
+                assert response.content_type == "application/problem+json"
+                assert "Bearer" in (await response.json())["detail"]
+        async with anonymous.get(
+            demo_host.url + "/v1/plugins", headers={"Authorization": "Bearer wrong"}
+        ) as response:
+            assert response.status == 401
+
+
+async def test_plugins_and_connections(demo_host: HostHarness) -> None:
+    status, body = await demo_host.request("GET", "/v1/plugins")
+    assert status == 200
+    [plugin] = body["plugins"]
+    assert plugin["name"] == "demo" and plugin["version"] == "0.1.0"
+    assert plugin["capabilities"]["order_lookup"] is True
+    await demo_host.host.connections["demo"].menusync.sync("downtown")
+    status, body = await demo_host.request("GET", "/v1/connections")
+    [connection] = body["connections"]
+    assert connection["name"] == "demo" and connection["plugin"] == "demo"
+    assert connection["locations"] == ["downtown", "airport"]
+    assert connection["health"] == "ok"
+    [sync] = connection["menu_syncs"]
+    assert sync["location"] == "downtown" and sync["ok"] and sync["version"] == 1
+
+
+async def test_menu_is_served_with_etag_and_304(demo_host: HostHarness) -> None:
+    status, body = await demo_host.request("GET", "/v1/locations/downtown/menu")
+    assert status == 404 and "not been fetched" in body["detail"]
+    await demo_host.host.connections["demo"].menusync.sync("downtown")
+    url = demo_host.url + "/v1/locations/downtown/menu"
+    async with demo_host.client.get(url) as response:
+        assert response.status == 200
+        etag = response.headers["ETag"]
+        menu = await response.json()
+    assert response.headers["X-Menu-Version"] == "1"
+    assert menu["location"] == "downtown" and len(menu["products"]) >= 40
+    async with demo_host.client.get(url, headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+    status, body = await demo_host.request("GET", "/v1/locations/nowhere/menu")
+    assert status == 404 and "nowhere" in body["detail"]
+
+
+async def test_order_is_accepted_idempotently(
+    demo_host: HostHarness, simulator: RunningSimulator, example_order: dict[str, Any]
+) -> None:
+    status, first = await demo_host.post_order(example_order)
+    assert status == 202 and first == {"id": "demo-order-0001", "status": "RECEIVED"}
+    # The same body, with keys in another order and other whitespace, is the same order.
+    reordered = orjson.dumps(
+        dict(reversed(list(example_order.items()))), option=orjson.OPT_INDENT_2
+    )
+    status, again = await demo_host.request("POST", "/v1/orders", raw=reordered)
+    assert status == 202 and again == first
+    await demo_host.wait_for_status("demo-order-0001", {OrderStatus.COMPLETED})
+    status, late = await demo_host.post_order(example_order)
+    assert status == 202 and late == first
+    assert len(await pos_orders(simulator, "demo-order-0001")) == 1
+
+
+async def test_same_id_with_other_content_is_a_conflict(
+    demo_host: HostHarness, example_order: dict[str, Any]
+) -> None:
+    assert (await demo_host.post_order(example_order))[0] == 202
+    changed = copy.deepcopy(example_order)
+    changed["customer_note"] = "no napkins"
+    status, problem = await demo_host.post_order(changed)
+    assert status == 409
+    assert problem["errors"] == [{"field": "id", "reason": "already used with different content"}]
+
+
+async def test_invalid_orders_get_422_naming_each_field(
+    demo_host: HostHarness, example_order: dict[str, Any]
+) -> None:
+    bad = copy.deepcopy(example_order)
+    bad["lines"][1]["quantity"] = 0
+    bad["total"] = 19.9
+    bad["pickup_time"] = "2026-12-01T12:00:00"  # naive: no timezone
+    bad["surprise"] = True
+    status, problem = await demo_host.post_order(bad)
+    assert status == 422
+    fields = {e["field"] for e in problem["errors"]}
+    assert {"lines[1].quantity", "total", "pickup_time", "surprise"} <= fields
+    assert problem["title"] == "Invalid order"
+
+
+async def test_orders_the_deployment_cannot_serve_are_refused(
+    demo_host: HostHarness, example_order: dict[str, Any]
+) -> None:
+    elsewhere = {**example_order, "id": "x-1", "location": "moon"}
+    status, problem = await demo_host.post_order(elsewhere)
+    assert status == 422
+    assert problem["errors"][0]["field"] == "location"
+    unpaid = {**example_order, "id": "x-2", "payment": {"mode": "PREPAID", "amount": 1}}
+    status, problem = await demo_host.post_order(unpaid)
+    assert status == 422 and "payment.amount" in problem["detail"]
+
+
+async def test_malformed_json_is_400(demo_host: HostHarness) -> None:
+    status, problem = await demo_host.request("POST", "/v1/orders", raw=b"{not json")
+    assert status == 400
+    assert problem["errors"][0]["field"] == "body"
+
+
+async def test_order_view_has_status_and_history(
+    demo_host: HostHarness, example_order: dict[str, Any]
+) -> None:
+    await demo_host.post_order(example_order)
+    view = await demo_host.wait_for_status("demo-order-0001", {OrderStatus.COMPLETED})
+    applied = [h["status"] for h in view["history"] if h["applied"]]
+    assert applied == [
+        "RECEIVED",
+        "SUBMITTING",
+        "ACCEPTED",
+        "IN_PREPARATION",
+        "READY",
+        "COMPLETED",
+    ]
+    assert [h["sequence"] for h in view["history"] if h["applied"]] == [1, 2, 3, 4, 5, 6]
+    assert view["pos_order_id"].startswith("D-")
+    assert view["order"]["lines"][0]["components"][0]["product_id"] == "cheeseburger"
+    status, problem = await demo_host.request("GET", "/v1/orders/unknown")
+    assert status == 404 and problem["title"] == "Unknown order"
+
+
+async def test_openapi_documents_every_route(demo_host: HostHarness) -> None:
+    status, document = await demo_host.request("GET", "/openapi.json")
+    assert status == 200 and document["openapi"].startswith("3.1")
+    served = {
+        (route.method, route.resource.canonical)
+        for route in demo_host.host._runner.app.router.routes()  # type: ignore[union-attr]
+        if route.method != "HEAD" and route.resource is not None
+    }
+    documented = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
+    assert served == documented
+    order_schema = document["paths"]["/v1/orders"]["post"]["requestBody"]["content"]
+    ref = order_schema["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "lines" in document["components"]["schemas"][ref]["properties"]

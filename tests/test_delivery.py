@@ -1,0 +1,209 @@
+"""Delivery rules, each with a scripted POS: exactly once through unknown outcomes and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakepos import ScriptedPos, commit_then, fake_menu
+from helpers import fake_host_plugins
+
+from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
+from posintegrator.hooktypes import Capabilities
+from posintegrator.model import OrderStatus
+from posintegrator.order_intake import idempotency_key
+from posintegrator.settings import ConnectionSettings
+from posintegrator.testing import HostHarness, running_host, sample_order
+
+ACCEPTED_OR_LATER = {
+    OrderStatus.ACCEPTED,
+    OrderStatus.IN_PREPARATION,
+    OrderStatus.READY,
+    OrderStatus.COMPLETED,
+}
+
+
+def order(order_id: str) -> dict[str, Any]:
+    return sample_order(fake_menu("loc"), order_id)
+
+
+@asynccontextmanager
+async def start(tmp_path: Path, fake: ScriptedPos, **connection: Any) -> AsyncIterator[HostHarness]:
+    settings = ConnectionSettings(
+        name="fake",
+        plugin="fake",
+        locations=["loc"],
+        status_source="polling",
+        status_poll_seconds=0.1,
+        menu_sync_seconds=3600,
+        **connection,
+    )
+    async with running_host(tmp_path, [settings], plugins=fake_host_plugins(fake)) as harness:
+        yield harness
+
+
+@pytest.fixture
+def fake() -> ScriptedPos:
+    return ScriptedPos()
+
+
+@pytest.fixture
+async def host(tmp_path: Path, fake: ScriptedPos) -> AsyncIterator[HostHarness]:
+    async with start(tmp_path, fake) as harness:
+        yield harness
+
+
+async def test_new_order_is_delivered_at_once(host: HostHarness, fake: ScriptedPos) -> None:
+    # Nothing is due and no timer runs: only the API's wake-up can start the delivery.
+    await asyncio.sleep(0.2)
+    status, _ = await host.post_order(order("o-1"))
+    assert status == 202
+    view = await host.wait_for_status("o-1", ACCEPTED_OR_LATER, timeout=2.0)
+    assert view["pos_order_id"] == "POS-1"
+    assert fake.submissions == [("o-1", idempotency_key("o-1"))]
+
+
+async def test_ambiguous_outcome_then_lookup_finds_it(host: HostHarness, fake: ScriptedPos) -> None:
+    fake.outcomes = [commit_then(AmbiguousError("read timeout"))]
+    await host.post_order(order("o-2"))
+    view = await host.wait_for_status("o-2", ACCEPTED_OR_LATER)
+    assert len(fake.submissions) == 1, "must not resend an order the POS already has"
+    assert fake.lookups == ["o-2"]
+    assert view["pos_order_id"] == fake.orders["o-2"]
+    assert any(h["source"].endswith(":lookup") for h in view["history"])
+
+
+async def test_lookup_misses_then_resubmits_with_the_same_key(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    fake.outcomes = [AmbiguousError("connection reset")]
+    await host.post_order(order("o-3"))
+    await host.wait_for_status("o-3", ACCEPTED_OR_LATER)
+    assert fake.lookups == ["o-3"]
+    assert fake.submissions == [("o-3", idempotency_key("o-3"))] * 2
+    assert list(fake.orders) == ["o-3"]
+
+
+async def test_no_lookup_and_no_idempotency_parks_as_needs_attention(tmp_path: Path) -> None:
+    fake = ScriptedPos(
+        capabilities=Capabilities(
+            menu=True,
+            orders=True,
+            order_lookup=False,
+            idempotent_submit=False,
+            status_webhooks=False,
+            status_polling=True,
+        ),
+        outcomes=[commit_then(AmbiguousError("timeout"))],
+    )
+    async with start(tmp_path, fake) as harness:
+        await harness.post_order(order("o-4"))
+        view = await harness.wait_for_status("o-4", {OrderStatus.NEEDS_ATTENTION})
+        assert "check the POS" in view["status_reason"]
+        await asyncio.sleep(1.5)  # longer than the first retry would wait
+        assert len(fake.submissions) == 1, "never resend blindly"
+        assert harness.receiver.statuses("o-4")[-1] == "NEEDS_ATTENTION"
+
+
+async def test_no_lookup_but_idempotent_pos_gets_the_same_key_again(tmp_path: Path) -> None:
+    fake = ScriptedPos(
+        capabilities=Capabilities(
+            menu=True,
+            orders=True,
+            order_lookup=False,
+            idempotent_submit=True,
+            status_webhooks=False,
+            status_polling=True,
+        ),
+        outcomes=[commit_then(AmbiguousError("timeout"))],
+    )
+    async with start(tmp_path, fake) as harness:
+        await harness.post_order(order("o-5"))
+        await harness.wait_for_status("o-5", ACCEPTED_OR_LATER)
+        assert fake.submissions == [("o-5", idempotency_key("o-5"))] * 2
+        assert len(fake.orders) == 1
+
+
+async def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    fake = ScriptedPos(outcomes=[RetryableError("rate limited", retry_after=1.2)])
+    async with start(tmp_path, fake) as harness:
+        started = time.monotonic()
+        await harness.post_order(order("o-6"))
+        await harness.wait_for_status("o-6", ACCEPTED_OR_LATER, timeout=5)
+        assert time.monotonic() - started >= 1.2
+        assert len(fake.submissions) == 2
+        assert fake.lookups == [], "a refused attempt did not reach the POS: no lookup needed"
+
+
+async def test_permanent_refusal_rejects_with_the_reason(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    fake.outcomes = [PermanentError("409 sold out", reason="Cheeseburger is sold out")]
+    await host.post_order(order("o-7"))
+    view = await host.wait_for_status("o-7", {OrderStatus.REJECTED})
+    assert view["status_reason"] == "Cheeseburger is sold out"
+    events = await host.wait_for_events(lambda evs: any(e.get("status") == "REJECTED" for e in evs))
+    [rejected] = [e for e in events if e.get("status") == "REJECTED"]
+    assert rejected["reason"] == "Cheeseburger is sold out"
+
+
+async def test_auth_failure_shows_in_connection_health(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    fake.outcomes = [AuthError("401 invalid token")]
+    fake.submit_delay = 0.05
+    await host.post_order(order("o-8"))
+    await asyncio.sleep(0.3)  # the first attempt has failed; the retry waits about a second
+    _, body = await host.request("GET", "/v1/connections")
+    assert body["connections"][0]["health"] == "auth_failed"
+    assert body["connections"][0]["last_error"] == "401 invalid token"
+    await host.wait_for_status("o-8", ACCEPTED_OR_LATER, timeout=5)
+    assert len(fake.submissions) == 2
+    _, body = await host.request("GET", "/v1/connections")
+    assert body["connections"][0]["health"] == "ok"
+
+
+async def test_plugin_bug_during_submit_counts_as_unknown_outcome(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    fake.outcomes = [commit_then(ValueError("bug after the POS took it"))]  # type: ignore[arg-type]
+    await host.post_order(order("o-9"))
+    await host.wait_for_status("o-9", ACCEPTED_OR_LATER)
+    assert len(fake.submissions) == 1 and fake.lookups == ["o-9"]
+    assert host.host.plugins.pos("fake").bug_count == 1
+
+
+async def test_concurrency_limit_per_connection(tmp_path: Path) -> None:
+    fake = ScriptedPos(submit_delay=0.2)
+    async with start(tmp_path, fake, max_concurrency=2) as harness:
+        ids = [f"c-{i}" for i in range(6)]
+        await asyncio.gather(*(harness.post_order(order(i)) for i in ids))
+        for order_id in ids:
+            await harness.wait_for_status(order_id, ACCEPTED_OR_LATER)
+        assert fake.max_in_flight == 2
+        assert sorted(fake.orders) == sorted(ids)
+
+
+async def test_polled_status_moves_forward_and_stale_is_ignored(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    await host.post_order(order("o-10"))
+    await host.wait_for_status("o-10", {OrderStatus.ACCEPTED})
+    fake.statuses["o-10"] = OrderStatus.READY
+    await host.wait_for_status("o-10", {OrderStatus.READY})
+    fake.statuses["o-10"] = OrderStatus.IN_PREPARATION  # the POS goes back: stale
+    await asyncio.sleep(0.5)
+    view = await host.order("o-10")
+    assert view["status"] == "READY"
+    stale = [h for h in view["history"] if h["status"] == "IN_PREPARATION"]
+    assert stale and not any(h["applied"] for h in stale)
+    assert stale[0]["note"] == "stale: already READY"
+    await host.wait_for_events(
+        lambda evs: [e["status"] for e in evs if e.get("order_id") == "o-10"][-1:] == ["READY"]
+    )
+    assert "IN_PREPARATION" not in host.receiver.statuses("o-10")

@@ -1,0 +1,90 @@
+"""The universal model: strict money and time, the forward-only state machine."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from posintegrator.model import (
+    FINAL_STATUSES,
+    Order,
+    OrderStatus,
+    StatusEvent,
+    can_retry_delivery,
+    can_transition,
+)
+
+S = OrderStatus
+HAPPY = [S.RECEIVED, S.SUBMITTING, S.ACCEPTED, S.IN_PREPARATION, S.READY, S.COMPLETED]
+
+
+def test_happy_path_moves_forward_and_may_skip() -> None:
+    for earlier, later in itertools.combinations(HAPPY, 2):
+        assert can_transition(earlier, later), (earlier, later)
+        assert not can_transition(later, earlier), (later, earlier)
+
+
+def test_repeats_and_finals_are_refused() -> None:
+    for status in S:
+        assert not can_transition(status, status)
+    for final, other in itertools.product(FINAL_STATUSES, S):
+        assert not can_transition(final, other)
+    for status in set(S) - FINAL_STATUSES:
+        for final in FINAL_STATUSES:
+            assert can_transition(status, final), (status, final)
+
+
+def test_needs_attention_only_before_the_pos_confirms() -> None:
+    assert can_transition(S.RECEIVED, S.NEEDS_ATTENTION)
+    assert can_transition(S.SUBMITTING, S.NEEDS_ATTENTION)
+    assert not can_transition(S.ACCEPTED, S.NEEDS_ATTENTION)
+    assert can_transition(S.NEEDS_ATTENTION, S.ACCEPTED)
+    assert not can_transition(S.NEEDS_ATTENTION, S.SUBMITTING), "only an operator retries"
+    assert can_retry_delivery(S.NEEDS_ATTENTION) and not can_retry_delivery(S.ACCEPTED)
+
+
+def order_data(example: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(example)
+
+
+def test_money_is_integer_minor_units(example_order: dict[str, Any]) -> None:
+    order = Order.model_validate(example_order)
+    assert order.total == 1990 and order.currency == "EUR"
+    for bad in (19.9, "1990", -1):
+        data = order_data(example_order)
+        data["total"] = bad
+        with pytest.raises(ValidationError) as info:
+            Order.model_validate(data)
+        assert info.value.errors()[0]["loc"][0] == "total"
+    data = order_data(example_order)
+    data["currency"] = "euro"
+    with pytest.raises(ValidationError):
+        Order.model_validate(data)
+
+
+def test_times_must_carry_a_zone_and_become_utc(example_order: dict[str, Any]) -> None:
+    data = order_data(example_order)
+    data["pickup_time"] = "2026-12-01T13:00:00+01:00"
+    assert Order.model_validate(data).pickup_time.isoformat() == "2026-12-01T12:00:00+00:00"  # type: ignore[union-attr]
+    data["pickup_time"] = "2026-12-01T13:00:00"
+    with pytest.raises(ValidationError, match="timezone"):
+        Order.model_validate(data)
+
+
+def test_prepaid_amount_must_match_total(example_order: dict[str, Any]) -> None:
+    data = order_data(example_order)
+    data["payment"]["amount"] = 1000
+    with pytest.raises(ValidationError, match="must equal total"):
+        Order.model_validate(data)
+    data["payment"]["mode"] = "AT_COUNTER"
+    assert Order.model_validate(data).payment.amount == 1000
+
+
+def test_status_event_names_an_order() -> None:
+    with pytest.raises(ValidationError, match="order_id or pos_order_id"):
+        StatusEvent(status=S.READY)
+    assert StatusEvent(pos_order_id="P1", status=S.READY).occurred_at.tzinfo is not None

@@ -1,0 +1,208 @@
+"""The host as a real process: kill -9 loses no accepted order and submits none twice, and
+SIGTERM stops it gracefully within 10 seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from helpers import (
+    POS_API_KEY,
+    POS_WEBHOOK_SECRET,
+    free_port,
+    pos_orders,
+    write_host_config,
+)
+
+from pos_demo.simulator import RunningSimulator, SimulatorConfig, start_simulator
+from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.model import Menu
+from posintegrator.testing import sample_order
+
+TOKEN = "process-test-token"
+CLOUD_KEY = "process-test-cloud-key"
+
+
+class ServeProcess:
+    """``posintegrator serve`` in a subprocess, and an API client for it."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.config = config
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "posintegrator.cli",
+                "serve",
+                "--config",
+                str(self.config),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.proc.returncode is None, self.log.read_text()
+                try:
+                    async with session.get(self.url + "/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"host did not start:\n{self.log.read_text()}")
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session,
+            session.request(method, self.url + path, json=body) as response,
+        ):
+            return response.status, await response.json()
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 10)
+
+
+@asynccontextmanager
+async def deployment(
+    tmp_path: Path, simulator: RunningSimulator, status_source: str = "webhook"
+) -> AsyncIterator[tuple[ServeProcess, CloudReceiver]]:
+    receiver = CloudReceiver(CLOUD_KEY.encode())
+    await receiver.start()
+    port = free_port()
+    config = tmp_path / "host.toml"
+    write_host_config(
+        config,
+        port=port,
+        token=TOKEN,
+        store=tmp_path / "host.db",
+        simulator_url=simulator.url,
+        cloud_url=receiver.url,
+        cloud_key=CLOUD_KEY,
+        status_source=status_source,
+    )
+    if status_source == "webhook":
+        simulator.set_webhook(f"http://127.0.0.1:{port}/pos/demo/webhook", POS_WEBHOOK_SECRET)
+    serve = ServeProcess(config, port, tmp_path / "host.log")
+    try:
+        yield serve, receiver
+    finally:
+        await serve.stop()
+        await receiver.stop()
+
+
+async def demo_menu(simulator: RunningSimulator) -> Menu:
+    from pos_demo.translate import menu_from_pos
+
+    async with (
+        aiohttp.ClientSession(headers={"X-Api-Key": POS_API_KEY}) as session,
+        session.get(f"{simulator.url}/menu", params={"location": "downtown"}) as response,
+    ):
+        return menu_from_pos(await response.json(), "downtown")
+
+
+async def wait_until_final(
+    serve: ServeProcess, order_ids: list[str], timeout: float
+) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        for order_id in order_ids:
+            status, view = await serve.call("GET", f"/v1/orders/{order_id}")
+            assert status == 200, (order_id, view)
+            statuses[order_id] = view["status"]
+        if all(s == "COMPLETED" for s in statuses.values()):
+            return statuses
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not all orders completed: {statuses}\n{serve.log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+async def slow_pos(tmp_path: Path) -> AsyncIterator[RunningSimulator]:
+    """A POS that commits an order, then takes 0.8 s to answer (the crash window)."""
+    sim = await start_simulator(
+        SimulatorConfig(
+            data_dir=tmp_path / "pos",
+            api_key=POS_API_KEY,
+            stage_seconds=0.1,
+            submit_delay_seconds=0.8,
+        )
+    )
+    yield sim
+    await sim.close()
+
+
+async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, slow_pos: RunningSimulator
+) -> None:
+    menu = await demo_menu(slow_pos)
+    order_ids = [f"crash-{i}" for i in range(8)]
+    # Status by polling only, so an order whose submission was cut short can only be confirmed
+    # by looking it up (a POS webhook could otherwise confirm it first).
+    async with deployment(tmp_path, slow_pos, status_source="polling") as (serve, receiver):
+        await serve.start()
+        for order_id in order_ids:
+            status, body = await serve.call("POST", "/v1/orders", sample_order(menu, order_id))
+            assert status == 202, body
+        await asyncio.sleep(0.3)  # submissions are in flight: committed in the POS, unanswered
+        await serve.kill()
+        in_pos_at_kill = len(await pos_orders(slow_pos))
+        assert 0 < in_pos_at_kill < len(order_ids), "the kill must land mid-delivery"
+
+        await serve.start()
+        await wait_until_final(serve, order_ids, timeout=30)
+        for order_id in order_ids:
+            assert len(await pos_orders(slow_pos, order_id)) == 1, order_id
+        found_by_lookup = 0
+        for order_id in order_ids:
+            _, view = await serve.call("GET", f"/v1/orders/{order_id}")
+            found_by_lookup += any(h["source"].endswith(":lookup") for h in view["history"])
+        assert found_by_lookup == in_pos_at_kill
+        # The cloud heard every order's whole story, in sequence.
+        for order_id in order_ids:
+            assert receiver.statuses(order_id)[0] == "RECEIVED"
+            assert receiver.statuses(order_id)[-1] == "COMPLETED"
+
+
+async def test_sigterm_stops_gracefully_within_10_seconds(
+    tmp_path: Path, slow_pos: RunningSimulator
+) -> None:
+    menu = await demo_menu(slow_pos)
+    async with deployment(tmp_path, slow_pos) as (serve, _receiver):
+        await serve.start()
+        status, _ = await serve.call("POST", "/v1/orders", sample_order(menu, "term-1"))
+        assert status == 202
+        await asyncio.sleep(0.2)  # the submission is in flight
+        assert serve.proc is not None
+        started = time.monotonic()
+        serve.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(serve.proc.wait(), 10)
+        assert code == 0, serve.log.read_text()
+        assert time.monotonic() - started < 10
+        assert "posintegrator stopped" in serve.log.read_text()
+        # The in-flight submission was allowed to finish: the order is in the POS once.
+        assert len(await pos_orders(slow_pos, "term-1")) == 1
+        await serve.start()
+        await wait_until_final(serve, ["term-1"], timeout=20)
+        assert len(await pos_orders(slow_pos, "term-1")) == 1

@@ -1,0 +1,129 @@
+"""The SQLite store: inbox dedup, status + outbox in one transaction, menus, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from posintegrator.model import Order, OrderStatus, StatusEvent
+from posintegrator.order_intake import idempotency_key, order_content_hash
+from posintegrator.store import AcceptOutcome, SQLiteStore
+from posintegrator.store.migrations import LATEST_VERSION
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> Any:
+    opened = SQLiteStore(tmp_path / "store.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def accept(store: SQLiteStore, data: dict[str, Any]) -> AcceptOutcome:
+    order = Order.model_validate(data)
+    result = await store.accept_order(
+        order, "demo", order_content_hash(order), idempotency_key(order.id)
+    )
+    return result.outcome
+
+
+async def test_schema_is_versioned_and_in_wal_mode(store: SQLiteStore, tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "store.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer than this release"):
+        await SQLiteStore(path).open()
+
+
+async def test_inbox_dedups_on_order_id(store: SQLiteStore, example_order: dict[str, Any]) -> None:
+    assert await accept(store, example_order) == AcceptOutcome.CREATED
+    assert await accept(store, example_order) == AcceptOutcome.REPLAYED
+    assert await accept(store, {**example_order, "customer_note": "x"}) == AcceptOutcome.CONFLICT
+    record = await store.get_order("demo-order-0001")
+    assert record is not None and record.status == OrderStatus.RECEIVED
+    assert record.idempotency_key == idempotency_key("demo-order-0001")
+    assert await store.outbox_pending() == 1
+
+
+async def test_status_change_and_its_event_are_written_together(
+    store: SQLiteStore, example_order: dict[str, Any]
+) -> None:
+    await accept(store, example_order)
+    order_id = "demo-order-0001"
+    ready = StatusEvent(order_id=order_id, pos_order_id="P9", status=OrderStatus.READY)
+    transition = await store.apply_status(order_id, ready)
+    assert transition.applied and transition.old == OrderStatus.RECEIVED
+    stale = await store.apply_status(
+        order_id, StatusEvent(order_id=order_id, status=OrderStatus.ACCEPTED)
+    )
+    assert not stale.applied and stale.note == "stale: already READY"
+    history = await store.order_history(order_id)
+    assert [(h.status, h.applied, h.sequence) for h in history] == [
+        (OrderStatus.RECEIVED, True, 1),
+        (OrderStatus.READY, True, 2),
+        (OrderStatus.ACCEPTED, False, None),
+    ]
+    from posintegrator.model import utcnow
+
+    due = await store.outbox_due(utcnow(), 10)
+    assert [e.sequence for e in due] == [1], "only the head of each order's stream is due"
+    await store.outbox_delivered(due[0].event_id)
+    [second] = await store.outbox_due(utcnow(), 10)
+    body = orjson.loads(second.body)
+    assert (body["sequence"], body["status"], body["previous_status"]) == (2, "READY", "RECEIVED")
+    assert body["pos_order_id"] == "P9"
+    assert await store.order_id_for_pos_id("demo", "P9") == order_id
+
+
+async def test_a_failed_transaction_leaves_nothing_half_written(
+    store: SQLiteStore, example_order: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await accept(store, example_order)
+
+    def broken_enqueue(*args: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_enqueue", broken_enqueue)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.apply_status(
+            "demo-order-0001", StatusEvent(order_id="demo-order-0001", status=OrderStatus.READY)
+        )
+    record = await store.get_order("demo-order-0001")
+    assert record is not None and record.status == OrderStatus.RECEIVED
+    assert len(await store.order_history("demo-order-0001")) == 1
+
+
+async def test_menu_versions_only_on_change(store: SQLiteStore) -> None:
+    first = await store.publish_menu("downtown", "demo", "hash-a", b"{}")
+    assert first is not None and first.version == 1
+    assert await store.publish_menu("downtown", "demo", "hash-a", b"{}") is None
+    second = await store.publish_menu("downtown", "demo", "hash-b", b"{}")
+    assert second is not None and second.version == 2
+    latest = await store.latest_menu("downtown")
+    assert latest is not None and latest.content_hash == "hash-b"
+    assert await store.latest_menu("airport") is None
+
+
+async def test_plugin_state_survives_reopening(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "s.db")
+    await first.open()
+    await first.state_set("demo", "cursor", "41")
+    await first.state_set("demo", "cursor", "42")
+    await first.close()
+    second = SQLiteStore(tmp_path / "s.db")
+    await second.open()
+    assert await second.state_get("demo", "cursor") == "42"
+    assert await second.state_get("other", "cursor") is None
+    await second.close()
