@@ -11,13 +11,22 @@ from typing import Any
 import aiohttp
 import click
 import orjson
+from pydantic import ValidationError
 
 from posintegrator import __version__
 from posintegrator.apiclient import ApiError, get_json
 from posintegrator.errors import StartupError
 from posintegrator.logs import setup_logging
-from posintegrator.plugins import PluginHost, installed_plugins
-from posintegrator.settings import HostSettings, SettingsError, SettingsProblem, load_settings
+from posintegrator.plugins import PluginHost, connection_conflicts, installed_plugins
+from posintegrator.settings import (
+    ConnectionSettings,
+    HostSettings,
+    SettingsError,
+    SettingsProblem,
+    load_settings,
+    merge_connection_secrets,
+    read_settings_file,
+)
 
 
 def _print_json(value: Any) -> None:
@@ -79,35 +88,34 @@ def config_group() -> None:
 def check_config(
     path: Path, secrets_dir: Path | None
 ) -> tuple[HostSettings | None, list[SettingsProblem]]:
-    """Every problem of the settings in ``path``, including each connection's plugin settings."""
+    """Every problem of the settings in ``path``, including each connection's plugin settings.
+
+    A problem in one part never hides the others: when the file as a whole is invalid, each
+    connection that is valid on its own is still checked against its plugin.
+    """
+    problems: list[SettingsProblem] = []
+    settings: HostSettings | None = None
     try:
         settings = load_settings(path, secrets_dir=secrets_dir)
+        connections = list(enumerate(settings.connections))
+        extensions = settings.extensions
+        problems.extend(connection_conflicts(settings.connections))
     except SettingsError as exc:
-        return None, exc.problems
-    problems: list[SettingsProblem] = []
-    loadable: list[str] = []
-    for index, connection in enumerate(settings.connections):
+        problems.extend(exc.problems)
+        connections, extensions = _valid_parts(path, secrets_dir)
+    for index, connection in connections:
         try:
-            PluginHost.load([connection.plugin])
-            loadable.append(connection.plugin)
+            plugins = PluginHost.load([connection.plugin])
         except StartupError as exc:
             problems.append(SettingsProblem(path=f"connections[{index}].plugin", message=str(exc)))
-    for index, name in enumerate(settings.extensions):
+            continue
+        problems.extend(plugins.validate_connection(index, connection)[1])
+    for index, name in enumerate(extensions):
         try:
             PluginHost.load([name])
         except StartupError as exc:
             problems.append(SettingsProblem(path=f"extensions[{index}]", message=str(exc)))
-    try:
-        host = PluginHost.load(loadable)
-        checkable = settings.model_copy(
-            update={"connections": [c for c in settings.connections if c.plugin in loadable]}
-        )
-        host.validate_connections(checkable)
-    except SettingsError as exc:
-        problems.extend(_reindex(exc.problems, settings, checkable))
-    except StartupError as exc:
-        problems.append(SettingsProblem(path="connections", message=str(exc)))
-    if settings.api.token is None:
+    if settings is not None and settings.api.token is None:
         problems.append(
             SettingsProblem(
                 path="api.token",
@@ -118,21 +126,28 @@ def check_config(
     return settings, problems
 
 
-def _reindex(
-    problems: list[SettingsProblem], full: HostSettings, subset: HostSettings
-) -> list[SettingsProblem]:
-    """Map ``connections[i]`` paths of a subset of connections back to the file's indexes."""
-    positions = {c.name: i for i, c in enumerate(full.connections)}
-    mapped = []
-    for problem in problems:
-        path = problem.path
-        for sub_index, connection in enumerate(subset.connections):
-            prefix = f"connections[{sub_index}]"
-            if path.startswith(prefix):
-                path = f"connections[{positions[connection.name]}]" + path[len(prefix) :]
-                break
-        mapped.append(SettingsProblem(path=path, message=problem.message))
-    return mapped
+def _valid_parts(
+    path: Path, secrets_dir: Path | None
+) -> tuple[list[tuple[int, ConnectionSettings]], list[str]]:
+    """The connections (with their index) and extensions of a file that is invalid as a whole.
+
+    Their own problems were reported already; here only the valid ones are kept for checking.
+    """
+    try:
+        data = read_settings_file(path)
+    except SettingsError:
+        return [], []
+    merge_connection_secrets(data, secrets_dir)
+    connections: list[tuple[int, ConnectionSettings]] = []
+    raw = data.get("connections")
+    for index, table in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            connections.append((index, ConnectionSettings.model_validate(table)))
+        except ValidationError:
+            continue
+    extensions = data.get("extensions")
+    names = [e for e in extensions if isinstance(e, str)] if isinstance(extensions, list) else []
+    return connections, names
 
 
 @config_group.command("check")

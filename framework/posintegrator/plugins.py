@@ -37,7 +37,13 @@ from posintegrator.hooktypes import (
     WebhookResult,
 )
 from posintegrator.model import Menu, Order, OrderStatus, StatusEvent
-from posintegrator.settings import HostSettings, SettingsError, SettingsProblem, problems_from
+from posintegrator.settings import (
+    ConnectionSettings,
+    HostSettings,
+    SettingsError,
+    SettingsProblem,
+    problems_from,
+)
 
 ENTRY_POINT_GROUP = "posintegrator.plugins"
 
@@ -293,48 +299,60 @@ class PluginHost:
         :returns: each connection's validated plugin settings, by connection name.
         :raises SettingsError: listing every problem with its path in the settings file.
         """
-        problems: list[SettingsProblem] = []
+        problems = connection_conflicts(settings.connections)
         validated: dict[str, BaseModel] = {}
-        seen_locations: dict[str, str] = {}
         for index, connection in enumerate(settings.connections):
-            where = f"connections[{index}]"
-            for location in connection.locations:
-                if location in seen_locations:
-                    problems.append(
-                        SettingsProblem(
-                            path=f"{where}.locations",
-                            message=f"location {location!r} is already served by connection "
-                            f"{seen_locations[location]!r}",
-                        )
-                    )
-                seen_locations[location] = connection.name
-            plugin = self._pos.get(connection.plugin)
-            if plugin is None:
-                problems.append(
-                    SettingsProblem(
-                        path=f"{where}.plugin", message=f"plugin {connection.plugin!r} not loaded"
-                    )
-                )
-                continue
-            try:
-                validated[connection.name] = plugin.settings_model().model_validate(
-                    connection.settings
-                )
-            except ValidationError as exc:
-                problems.extend(problems_from(exc, prefix=f"{where}.settings"))
-            except StartupError as exc:
-                problems.append(SettingsProblem(path=f"{where}.plugin", message=str(exc)))
-                continue
-            problems.extend(_capability_problems(plugin, connection.status_source, where))
-        names = [c.name for c in settings.connections]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                problems.append(
-                    SettingsProblem(path=f"connections[{index}].name", message="duplicate name")
-                )
+            model, found = self.validate_connection(index, connection)
+            problems.extend(found)
+            if model is not None:
+                validated[connection.name] = model
         if problems:
             raise SettingsError(problems)
         return validated
+
+    def validate_connection(
+        self, index: int, connection: ConnectionSettings
+    ) -> tuple[BaseModel | None, list[SettingsProblem]]:
+        """Check one connection (``connections[index]`` in the file) against its plugin.
+
+        :returns: the validated plugin settings (None if invalid) and the problems found.
+        """
+        where = f"connections[{index}]"
+        plugin = self._pos.get(connection.plugin)
+        if plugin is None:
+            message = f"plugin {connection.plugin!r} not loaded"
+            return None, [SettingsProblem(path=f"{where}.plugin", message=message)]
+        try:
+            model = plugin.settings_model().model_validate(connection.settings)
+        except ValidationError as exc:
+            return None, problems_from(exc, prefix=f"{where}.settings")
+        except StartupError as exc:
+            return None, [SettingsProblem(path=f"{where}.plugin", message=str(exc))]
+        return model, _capability_problems(plugin, connection.status_source, where)
+
+
+def connection_conflicts(connections: list[ConnectionSettings]) -> list[SettingsProblem]:
+    """Connections that share a name, or a location served twice."""
+    problems: list[SettingsProblem] = []
+    names: set[str] = set()
+    served_by: dict[str, str] = {}
+    for index, connection in enumerate(connections):
+        if connection.name in names:
+            problems.append(
+                SettingsProblem(path=f"connections[{index}].name", message="duplicate name")
+            )
+        names.add(connection.name)
+        for location in connection.locations:
+            if location in served_by:
+                problems.append(
+                    SettingsProblem(
+                        path=f"connections[{index}].locations",
+                        message=f"location {location!r} is already served by connection "
+                        f"{served_by[location]!r}",
+                    )
+                )
+            served_by.setdefault(location, connection.name)
+    return problems
 
 
 def _capability_problems(

@@ -87,7 +87,11 @@ class ConnectionSettings(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     plugin: str = Field(min_length=1)
     locations: list[Id] = Field(min_length=1)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        repr=False,  # may hold credentials until the plugin's model turns them into SecretStr
+        description="The plugin's own settings, validated by its settings model.",
+    )
     menu_sync_seconds: PositiveFloat = Field(default=300.0, description="Full menu sync period.")
     status_poll_seconds: PositiveFloat = Field(default=10.0, description="Status polling period.")
     status_source: Literal["auto", "webhook", "polling"] = Field(
@@ -103,6 +107,7 @@ class HostSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
+        secrets_prefix="",
         secrets_nested_delimiter="__",
         extra="forbid",
     )
@@ -190,44 +195,42 @@ def _reason(item: Mapping[str, Any]) -> str:
     return str(item["msg"])
 
 
-def load_settings(
-    path: Path | None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    secrets_dir: Path | None = None,
-) -> HostSettings:
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The raw tables of a TOML settings file.
+
+    :raises SettingsError: the file is missing or not valid TOML.
+    """
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError([SettingsProblem(path="", message=f"{path}: no such file")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(
+            [SettingsProblem(path="", message=f"{path}: not valid TOML: {exc}")]
+        ) from None
+
+
+def load_settings(path: Path | None, *, secrets_dir: Path | None = None) -> HostSettings:
     """Read the deployment's settings from ``path`` (if any), the environment and secrets.
 
     :raises SettingsError: with every problem found, each with its path in the file.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SettingsError(
-                [SettingsProblem(path="", message=f"{path}: no such file")]
-            ) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(
-                [SettingsProblem(path="", message=f"{path}: not valid TOML: {exc}")]
-            ) from None
-    env = os.environ if environ is None else environ
-    token = env.get(f"{ENV_PREFIX}API_TOKEN")
-    if token and not env.get(f"{ENV_PREFIX}API__TOKEN"):
-        data.setdefault("api", {})
-        if isinstance(data["api"], dict):
-            data["api"]["token"] = token
-    _merge_connection_secrets(data, env, secrets_dir)
+    data = read_settings_file(path) if path is not None else {}
+    merge_connection_secrets(data, secrets_dir)
     try:
-        return HostSettings(**data, _secrets_dir=secrets_dir)
+        settings = HostSettings(**data, _secrets_dir=secrets_dir)
     except ValidationError as exc:
         raise SettingsError(problems_from(exc)) from None
+    # POSINTEGRATOR_API_TOKEN is the documented short name of POSINTEGRATOR_API__TOKEN: an
+    # environment variable, so it beats the secrets directory and the file (not its long name).
+    token = os.environ.get(f"{ENV_PREFIX}API_TOKEN")
+    if token and not os.environ.get(f"{ENV_PREFIX}API__TOKEN"):
+        api = settings.api.model_copy(update={"token": SecretStr(token)})
+        settings = settings.model_copy(update={"api": api})
+    return settings
 
 
-def _merge_connection_secrets(
-    data: dict[str, Any], env: Mapping[str, str], secrets_dir: Path | None
-) -> None:
+def merge_connection_secrets(data: dict[str, Any], secrets_dir: Path | None) -> None:
     """Fill connections' plugin settings from env variables and per-connection secret files."""
     connections = data.get("connections")
     if not isinstance(connections, list):
@@ -244,6 +247,6 @@ def _merge_connection_secrets(
                 if secret_file.is_file():
                     values[secret_file.name] = secret_file.read_text(encoding="utf-8").strip()
         env_prefix = f"{ENV_PREFIX}CONNECTION__{name.upper().replace('-', '_')}__"
-        for key, value in env.items():
+        for key, value in os.environ.items():
             if key.upper().startswith(env_prefix):
                 values[key[len(env_prefix) :].lower()] = value

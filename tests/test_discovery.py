@@ -1,0 +1,387 @@
+"""Plugin discovery through real entry points, and the typed ``PosPlugin`` facade.
+
+Discovery tests build fake installed distributions (``*.dist-info`` with ``METADATA`` and
+``entry_points.txt``) plus their plugin modules in a temporary directory and put it on
+``sys.path``, so stevedore and ``importlib.metadata`` find them exactly as they would find a
+pip-installed plugin.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from stevedore import _cache as stevedore_cache
+from stevedore.extension import ExtensionManager
+
+from posintegrator.errors import PermanentError, PluginBugError, RetryableError, StartupError
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import Capabilities, SubmitResult
+from posintegrator.model import Menu, PriceList
+from posintegrator.plugins import PluginHost, PluginInfo
+
+# --- fake installed distributions ----------------------------------------------------------------
+
+HOOKS_HEADER = """\
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import Capabilities
+from posintegrator.model import Menu, PriceList
+"""
+
+
+def pos_module(tag: str, *, polling: bool = False) -> str:
+    """Source of a POS plugin module whose answers carry ``tag``."""
+    return HOOKS_HEADER + textwrap.dedent(
+        f"""
+        @hookimpl
+        def pos_capabilities():
+            return Capabilities(
+                menu=True,
+                orders=False,
+                order_lookup=False,
+                idempotent_submit=False,
+                status_webhooks=False,
+                status_polling={polling!r},
+            )
+
+        @hookimpl
+        async def pos_fetch_menu(ctx, location):
+            return Menu(
+                location=location,
+                currency="EUR",
+                price_lists=[PriceList(id="{tag}", name="{tag}")],
+            )
+        """
+    )
+
+
+class FakeSite:
+    """A site-packages-like directory of fake distributions, put on ``sys.path`` on demand."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.monkeypatch = monkeypatch
+        self.modules: list[str] = []
+        self.active = False
+
+    def add(self, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+        """Install distribution ``dist`` (version 0.1) declaring ``entry_points``
+        (name -> module) in the plugin group, with ``modules`` (module name -> source)."""
+        assert not self.active, "add every distribution before activate()"
+        info = self.root / f"{dist.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n", encoding="utf-8"
+        )
+        lines = ["[posintegrator.plugins]"]
+        lines += [f"{name} = {module}" for name, module in entry_points.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for module, source in modules.items():
+            (self.root / f"{module}.py").write_text(source, encoding="utf-8")
+            self.modules.append(module)
+
+    def activate(self) -> None:
+        """Put the directory on ``sys.path`` (after every file is written)."""
+        self.monkeypatch.syspath_prepend(str(self.root))
+        self.active = True
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSite]:
+    # stevedore keeps entry points per group in a class-level dict for the life of the process:
+    # without a fresh one, a group scanned by an earlier test would hide the fake plugins.
+    monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})
+    # Its on-disk cache is keyed by a hash of sys.path (and the mtimes of its entries), so the
+    # new directory forces a fresh scan; keep the files it writes out of the user's home.
+    monkeypatch.setattr(stevedore_cache._c, "_dir", str(tmp_path / "stevedore-cache"))
+    root = tmp_path / "site"
+    root.mkdir()
+    fake = FakeSite(root, monkeypatch)
+    yield fake
+    for module in fake.modules:
+        sys.modules.pop(module, None)
+
+
+CTX: Any = SimpleNamespace(name="conn")
+ORDER: Any = SimpleNamespace(id="order-1")
+
+
+def test_fake_site_is_seen_fresh(site: FakeSite) -> None:
+    """The fixture really makes a new distribution visible to stevedore in this process."""
+    ExtensionManager("posintegrator.plugins").list_entry_points()  # scan before: no fake one
+    site.add("posintegrator-pos-fresh", {"fresh": "fakepos_fresh"}, {"fakepos_fresh": ""})
+    site.activate()
+    # A new ENTRY_POINT_CACHE would still be stale if the sys.path-keyed cache were reused.
+    ExtensionManager.ENTRY_POINT_CACHE.clear()
+    names = ExtensionManager("posintegrator.plugins").entry_points_names()
+    assert "fresh" in names
+    assert "demo" in names
+
+
+# --- load: failures name the plugin and the cause ------------------------------------------------
+
+
+def test_plugin_not_installed_lists_installed_ones(site: FakeSite) -> None:
+    site.add("posintegrator-pos-alpha", {"alpha": "fakepos_alpha"}, {"fakepos_alpha": ""})
+    site.activate()
+
+    with pytest.raises(StartupError) as info:
+        PluginHost.load(["ghost"])
+
+    message = str(info.value)
+    assert "'ghost'" in message
+    assert "not installed" in message
+    installed = message.split("installed plugins:")[1]
+    assert "alpha" in installed
+    assert "demo" in installed
+
+
+def test_plugin_whose_import_fails(site: FakeSite) -> None:
+    site.add(
+        "posintegrator-pos-broken",
+        {"broken": "fakepos_broken"},
+        {"fakepos_broken": "import fakepos_dependency_that_is_absent\n"},
+    )
+    site.activate()
+
+    with pytest.raises(StartupError) as info:
+        PluginHost.load(["broken"])
+
+    message = str(info.value)
+    assert "'broken'" in message
+    assert "failed to import" in message
+    assert "ModuleNotFoundError" in message
+    assert "fakepos_dependency_that_is_absent" in message
+
+
+def test_hookimpl_with_an_argument_the_spec_lacks(site: FakeSite) -> None:
+    source = HOOKS_HEADER + textwrap.dedent(
+        """
+        @hookimpl
+        async def pos_fetch_menu(ctx, location, page_size):
+            raise AssertionError("never called")
+        """
+    )
+    site.add(
+        "posintegrator-pos-wrongsig", {"wrongsig": "fakepos_wrongsig"}, {"fakepos_wrongsig": source}
+    )
+    site.activate()
+
+    with pytest.raises(StartupError) as info:
+        PluginHost.load(["wrongsig"])
+
+    message = str(info.value)
+    assert message.startswith("plugin 'wrongsig'")
+    assert "pos_fetch_menu" in message
+    assert "page_size" in message
+
+
+def test_hookimpl_with_a_misspelt_hook_name(site: FakeSite) -> None:
+    source = HOOKS_HEADER + textwrap.dedent(
+        """
+        @hookimpl
+        async def pos_fetch_manu(ctx, location):
+            raise AssertionError("never called")
+        """
+    )
+    site.add("posintegrator-pos-typo", {"typo": "fakepos_typo"}, {"fakepos_typo": source})
+    site.activate()
+
+    with pytest.raises(StartupError) as info:
+        PluginHost.load(["typo"])
+
+    message = str(info.value)
+    assert message.startswith("plugin 'typo'")
+    assert "unknown hook" in message
+    assert "pos_fetch_manu" in message
+
+
+def test_only_the_named_plugins_are_loaded(site: FakeSite) -> None:
+    site.add(
+        "posintegrator-pos-alpha", {"alpha": "fakepos_alpha"}, {"fakepos_alpha": pos_module("A")}
+    )
+    site.add(
+        "posintegrator-pos-broken",
+        {"broken": "fakepos_broken"},
+        {"fakepos_broken": "raise RuntimeError('must not be imported')\n"},
+    )
+    site.activate()
+
+    host = PluginHost.load(["alpha"])
+
+    assert [p.name for p in host.plugins()] == ["alpha"]
+    assert "fakepos_broken" not in sys.modules
+    assert "fakepos_alpha" in sys.modules
+
+
+# --- load: a good plugin -------------------------------------------------------------------------
+
+
+def test_good_plugin_loads_with_its_distribution_version(site: FakeSite) -> None:
+    site.add(
+        "posintegrator-pos-alpha", {"alpha": "fakepos_alpha"}, {"fakepos_alpha": pos_module("A")}
+    )
+    site.activate()
+
+    host = PluginHost.load(["alpha"])
+
+    assert host.plugins() == [
+        PluginInfo(name="alpha", version="0.1", distribution="posintegrator-pos-alpha")
+    ]
+    assert host.pos("alpha").info.version == "0.1"
+
+
+async def test_facade_calls_reach_only_their_own_plugin(site: FakeSite) -> None:
+    site.add(
+        "posintegrator-pos-alpha", {"alpha": "fakepos_alpha"}, {"fakepos_alpha": pos_module("A")}
+    )
+    site.add(
+        "posintegrator-pos-beta",
+        {"beta": "fakepos_beta"},
+        {"fakepos_beta": pos_module("B", polling=True)},
+    )
+    site.activate()
+
+    host = PluginHost.load(["alpha", "beta"])
+    alpha, beta = host.pos("alpha"), host.pos("beta")
+
+    # Both directions: pluggy calls the last registered plugin first, so an unfiltered call
+    # would give one of the two facades the other plugin's answer.
+    assert [p.id for p in (await alpha.fetch_menu(CTX, "L1")).price_lists] == ["A"]
+    assert [p.id for p in (await beta.fetch_menu(CTX, "L1")).price_lists] == ["B"]
+    assert alpha.capabilities().status_polling is False
+    assert beta.capabilities().status_polling is True
+    assert alpha.bug_count == beta.bug_count == 0
+
+
+# --- the facade (plugins registered as objects) --------------------------------------------------
+
+
+def make_menu(tag: str) -> Menu:
+    return Menu(location="L1", currency="EUR", price_lists=[PriceList(id=tag, name=tag)])
+
+
+class AsyncMenuPlugin:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    async def pos_fetch_menu(self, ctx: Any, location: str) -> Menu:
+        self.calls.append(location)
+        return make_menu("async")
+
+
+class SyncMenuPlugin:
+    @hookimpl
+    def pos_fetch_menu(self, ctx: Any, location: str) -> Menu:
+        return make_menu("sync")
+
+
+async def test_async_hookimpl_is_awaited_and_sync_one_works() -> None:
+    async_plugin = AsyncMenuPlugin()
+    host = PluginHost.from_objects({"a": async_plugin, "s": SyncMenuPlugin()})
+
+    from_async = await host.pos("a").fetch_menu(CTX, "L7")
+    from_sync = await host.pos("s").fetch_menu(CTX, "L7")
+
+    assert isinstance(from_async, Menu)
+    assert from_async.price_lists[0].id == "async"
+    assert async_plugin.calls == ["L7"]
+    assert isinstance(from_sync, Menu)
+    assert from_sync.price_lists[0].id == "sync"
+    assert host.pos("a").bug_count == host.pos("s").bug_count == 0
+
+
+class RaisingSubmitPlugin:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @hookimpl
+    async def pos_submit_order(self, ctx: Any, order: Any, idempotency_key: str) -> SubmitResult:
+        raise self.error
+
+
+class WrongTypeSubmitPlugin:
+    @hookimpl
+    def pos_submit_order(self, ctx: Any, order: Any, idempotency_key: str) -> Any:
+        return {"pos_order_id": "P1"}
+
+
+async def test_plain_exception_becomes_plugin_bug_error() -> None:
+    host = PluginHost.from_objects({"buggy": RaisingSubmitPlugin(KeyError("line_items"))})
+    pos = host.pos("buggy")
+
+    with pytest.raises(PluginBugError) as info:
+        await pos.submit_order(CTX, ORDER, "key-1")
+
+    assert isinstance(info.value, RetryableError)
+    message = str(info.value)
+    assert "'buggy'" in message
+    assert "pos_submit_order" in message
+    assert "KeyError" in message
+    assert isinstance(info.value.__cause__, KeyError)
+    assert pos.bug_count == 1
+
+    with pytest.raises(PluginBugError):
+        await pos.submit_order(CTX, ORDER, "key-1")
+    assert pos.bug_count == 2
+
+
+async def test_pos_error_passes_through_and_is_not_a_bug() -> None:
+    refusal = PermanentError("sold out", reason="sold out")
+    host = PluginHost.from_objects({"pos": RaisingSubmitPlugin(refusal)})
+    pos = host.pos("pos")
+
+    with pytest.raises(PermanentError) as info:
+        await pos.submit_order(CTX, ORDER, "key-1")
+
+    assert info.value is refusal
+    assert pos.bug_count == 0
+
+
+async def test_wrong_return_type_becomes_plugin_bug_error() -> None:
+    host = PluginHost.from_objects({"sloppy": WrongTypeSubmitPlugin()})
+    pos = host.pos("sloppy")
+
+    with pytest.raises(PluginBugError) as info:
+        await pos.submit_order(CTX, ORDER, "key-1")
+
+    message = str(info.value)
+    assert "'sloppy'" in message
+    assert "returned dict" in message
+    assert "pos_submit_order" in message
+    assert pos.bug_count == 1
+
+
+async def test_correct_submit_result_is_returned() -> None:
+    class GoodSubmit:
+        @hookimpl
+        async def pos_submit_order(
+            self, ctx: Any, order: Any, idempotency_key: str
+        ) -> SubmitResult:
+            return SubmitResult(pos_order_id=f"pos-{idempotency_key}")
+
+    host = PluginHost.from_objects({"good": GoodSubmit(), "bad": WrongTypeSubmitPlugin()})
+
+    result = await host.pos("good").submit_order(CTX, ORDER, "key-9")
+
+    assert result == SubmitResult(pos_order_id="pos-key-9")
+    assert host.pos("good").bug_count == 0
+
+
+def test_from_objects_rejects_a_misspelt_hook() -> None:
+    class Typo:
+        @hookimpl
+        def pos_capabilitys(self) -> Capabilities:
+            raise AssertionError("never called")
+
+    with pytest.raises(StartupError) as info:
+        PluginHost.from_objects({"typo": Typo()})
+
+    assert str(info.value).startswith("plugin 'typo'")
+    assert "pos_capabilitys" in str(info.value)
