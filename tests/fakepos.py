@@ -73,6 +73,8 @@ class ScriptedPos:
     in_flight: int = 0
     max_in_flight: int = 0
     statuses: dict[str, OrderStatus] = field(default_factory=dict)
+    menus: dict[str, Menu] = field(default_factory=dict)
+    """Menus to serve instead of :func:`fake_menu`, by location."""
 
     @hookimpl
     def pos_settings_model(self) -> type[BaseModel]:
@@ -84,7 +86,8 @@ class ScriptedPos:
 
     @hookimpl
     async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
-        return fake_menu(location)
+        menu = self.menus.get(location) or fake_menu(location)
+        return menu.model_copy(deep=True)
 
     def _create(self, order_id: str) -> str:
         pos_id = self.orders.setdefault(order_id, f"POS-{len(self.orders) + 1}")

@@ -137,6 +137,8 @@ class OrderDelivery:
         order = record.order
         maybe_in_pos = record.maybe_in_pos
         caps = conn.plugin.capabilities()
+        if record.status == OrderStatus.RECEIVED:
+            await self._apply(order.id, OrderStatus.SUBMITTING, source="host")
         attempt = await self._store.begin_attempt(order.id)
         source = f"pos:{conn.plugin.name}"
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import orjson
 from loguru import logger
@@ -45,12 +46,22 @@ def content_hash(menu: Menu) -> str:
 
 
 class MenuSync:
-    """Syncs the menus of one connection's locations."""
+    """Syncs the menus of one connection's locations.
 
-    def __init__(self, store: Store, plugins: PluginHost, connection: Connection) -> None:
+    :param on_publish: called after a new version is stored, to wake the cloud outbox.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        plugins: PluginHost,
+        connection: Connection,
+        on_publish: Callable[[], None],
+    ) -> None:
         self._store = store
         self._plugins = plugins
         self._conn = connection
+        self._on_publish = on_publish
 
     async def sync(self, location: str) -> MenuSnapshot | None:
         """Fetch and publish the menu of ``location``.
@@ -90,6 +101,7 @@ class MenuSync:
             self._record(location, ok=True, version=snapshot.version)
         if snapshot is not None:
             logger.info("menu of {} published as version {}", location, snapshot.version)
+            self._on_publish()
         return snapshot
 
     def _record(

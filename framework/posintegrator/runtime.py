@@ -161,7 +161,7 @@ class Host:
         return ConnectionJobs(
             self.store,
             connection,
-            MenuSync(self.store, self.plugins, connection),
+            MenuSync(self.store, self.plugins, connection, self.notifier.wake),
             OrderDelivery(self.store, connection, self._intake),
             self._intake,
         )

@@ -159,8 +159,12 @@ class Store(Protocol):
         """When the next delivery attempt of ``connection`` is due, if any is waiting."""
         ...
 
-    async def begin_attempt(self, order_id: str) -> OrderRecord:
-        """Record, durably and before the POS is called, that an attempt starts now."""
+    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> OrderRecord:
+        """Record, durably and before the POS is called, that an attempt starts now.
+
+        The order may be in the POS from now on until an outcome says otherwise, and it is not
+        due again for ``lease_seconds`` (the attempt's time budget).
+        """
         ...
 
     async def end_attempt(

@@ -413,15 +413,8 @@ class SQLiteStore:
 
     def _begin_attempt(self, order_id: str, lease_seconds: float) -> OrderRecord:
         with self._transaction() as tx:
-            record = self._order_row(tx, order_id)
-            if record is None:
+            if self._order_row(tx, order_id) is None:
                 raise KeyError(order_id)
-            if record.status == OrderStatus.RECEIVED:
-                self._transition(
-                    tx,
-                    order_id,
-                    StatusEvent(order_id=order_id, status=OrderStatus.SUBMITTING, source="host"),
-                )
             # The lease keeps the order out of due_deliveries while this attempt runs; if the
             # process dies, open() makes it due again at once.
             tx.execute(
