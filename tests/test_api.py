@@ -169,3 +169,15 @@ async def test_openapi_documents_every_route(demo_host: HostHarness) -> None:
     order_schema = document["paths"]["/v1/orders"]["post"]["requestBody"]["content"]
     ref = order_schema["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert "lines" in document["components"]["schemas"][ref]["properties"]
+
+
+async def test_a_stopping_host_refuses_new_orders_with_503(
+    demo_host: HostHarness, example_order: dict[str, Any]
+) -> None:
+    demo_host.host.accepting = False  # what Host.stop() does first
+    async with demo_host.client.post(demo_host.url + "/v1/orders", json=example_order) as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "5"
+    assert await demo_host.host.store.get_order(example_order["id"]) is None
+    status, body = await demo_host.request("GET", "/healthz")
+    assert body["status"] == "stopping"

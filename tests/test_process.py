@@ -4,6 +4,7 @@ SIGTERM stops it gracefully within 10 seconds."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -52,6 +53,7 @@ class ServeProcess:
                 str(self.config),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, "POSINTEGRATOR_LOG_LEVEL": "INFO"},
             )
         deadline = time.monotonic() + 20
         async with aiohttp.ClientSession() as session:
