@@ -70,6 +70,8 @@ class ScriptedPos:
     submissions: list[tuple[str, str]] = field(default_factory=list)
     """Every submission: (our id, idempotency key)."""
     lookups: list[str] = field(default_factory=list)
+    lookup_errors: list[PosError] = field(default_factory=list)
+    """Errors the next lookups raise, in order."""
     in_flight: int = 0
     max_in_flight: int = 0
     statuses: dict[str, OrderStatus] = field(default_factory=dict)
@@ -121,6 +123,8 @@ class ScriptedPos:
         self, ctx: ConnectionContext, order_id: str, location: str
     ) -> FoundOrder | None:
         self.lookups.append(order_id)
+        if self.lookup_errors:
+            raise self.lookup_errors.pop(0)
         pos_id = self.orders.get(order_id)
         return None if pos_id is None else FoundOrder(pos_order_id=pos_id)
 

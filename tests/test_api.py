@@ -125,6 +125,7 @@ async def test_orders_the_deployment_cannot_serve_are_refused(
     unpaid = {**example_order, "id": "x-2", "payment": {"mode": "PREPAID", "amount": 1}}
     status, problem = await demo_host.post_order(unpaid)
     assert status == 422 and "payment.amount" in problem["detail"]
+    assert problem["errors"][0]["field"] == "payment"
 
 
 async def test_malformed_json_is_400(demo_host: HostHarness) -> None:
@@ -179,5 +180,5 @@ async def test_a_stopping_host_refuses_new_orders_with_503(
         assert response.status == 503
         assert response.headers["Retry-After"] == "5"
     assert await demo_host.host.store.get_order(example_order["id"]) is None
-    status, body = await demo_host.request("GET", "/healthz")
+    _, body = await demo_host.request("GET", "/healthz")
     assert body["status"] == "stopping"

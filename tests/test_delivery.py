@@ -207,3 +207,15 @@ async def test_polled_status_moves_forward_and_stale_is_ignored(
         lambda evs: [e["status"] for e in evs if e.get("order_id") == "o-10"][-1:] == ["READY"]
     )
     assert "IN_PREPARATION" not in host.receiver.statuses("o-10")
+
+
+async def test_a_refused_lookup_never_rejects_the_order(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    fake.outcomes = [commit_then(AmbiguousError("timeout"))]
+    fake.lookup_errors = [PermanentError("400 bad query")]
+    await host.post_order(order("o-11"))
+    view = await host.wait_for_status("o-11", ACCEPTED_OR_LATER, timeout=8)
+    assert fake.lookups == ["o-11", "o-11"], "looked up again after the refused lookup"
+    assert len(fake.submissions) == 1, "the POS had it: never sent twice"
+    assert "REJECTED" not in [h["status"] for h in view["history"]]

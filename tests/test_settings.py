@@ -415,3 +415,25 @@ settings = { base_url = "http://127.0.0.1:1", api_key = "key-SECRET-93" }
         text = str(error) + repr(error) + repr(error.problems)
         for value in ("tok-SECRET-91", "hook-SECRET-92", "key-SECRET-93"):
             assert value not in text
+
+
+def test_cloud_webhooks_must_be_signed(tmp_path: Path) -> None:
+    path = tmp_path / "unsigned.toml"
+    path.write_text('[cloud]\nwebhook_url = "https://cloud.example/hooks"\n', encoding="utf-8")
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    [problem] = info.value.problems
+    assert problem.path == "cloud"
+    assert "webhook_secret is required" in problem.message
+
+
+def test_connection_names_differing_only_by_dash_and_underscore_conflict() -> None:
+    from posintegrator.plugins import connection_conflicts
+    from posintegrator.settings import ConnectionSettings
+
+    connections = [
+        ConnectionSettings(name="brand-a", plugin="demo", locations=["a"]),
+        ConnectionSettings(name="brand_a", plugin="demo", locations=["b"]),
+    ]
+    [problem] = connection_conflicts(connections)
+    assert problem.path == "connections[1].name"

@@ -30,10 +30,14 @@ from posintegrator.errors import (
     PluginBugError,
     RetryableError,
 )
+from posintegrator.hooktypes import FoundOrder
 from posintegrator.model import OrderStatus, StatusEvent, utcnow
 from posintegrator.status_intake import StatusIntake
 from posintegrator.store import OrderRecord, Store
 from posintegrator.wakeup import wait_for_wakeup
+
+#: How long an order's slot stays taken after the host itself failed to handle its attempt.
+HOST_FAILURE_PAUSE_SECONDS = 5.0
 
 NEEDS_ATTENTION_REASON = (
     "an earlier submission's outcome is unknown and this POS can neither look orders up nor "
@@ -129,8 +133,10 @@ class OrderDelivery:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # A failure of the host itself (e.g. the store): leave the order due for a retry.
+            # A failure of the host itself (e.g. the store): the order stays due. Holding its
+            # slot a moment keeps a persistent fault from turning into a tight retry loop.
             logger.exception("order {}: delivery attempt failed in the host", record.order.id)
+            await asyncio.sleep(HOST_FAILURE_PAUSE_SECONDS)
 
     async def _attempt(self, record: OrderRecord) -> None:
         conn = self._conn
@@ -145,7 +151,7 @@ class OrderDelivery:
             async with conn.limiter:
                 if maybe_in_pos:
                     if caps.order_lookup:
-                        found = await conn.plugin.find_order(conn.ctx, order.id, order.location)
+                        found = await self._look_up(order.id, order.location)
                         if found is not None:
                             conn.health.succeeded()
                             await self._apply(
@@ -184,6 +190,14 @@ class OrderDelivery:
             return
         conn.health.succeeded()
         await self._apply(order.id, result.status, pos_order_id=result.pos_order_id, source=source)
+
+    async def _look_up(self, order_id: str, location: str) -> FoundOrder | None:
+        """Ask the POS for the order; any refusal here means "cannot tell now", never "rejected"."""
+        conn = self._conn
+        try:
+            return await conn.plugin.find_order(conn.ctx, order_id, location)
+        except PermanentError as exc:
+            raise AmbiguousError(f"lookup refused: {exc.message}") from exc
 
     async def _apply(
         self,

@@ -90,7 +90,7 @@ def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Awaitable[Menu]:
     :param location: one of ``ctx.locations``.
     :returns: the location's :class:`~posintegrator.model.Menu`.
     :raises RetryableError: the POS is unreachable; the last published menu stays live.
-    :raises AuthError: the credentials were refused; the connection is paused.
+    :raises AuthError: the credentials were refused; the connection's health says so.
     """
     raise NotImplementedError
 

@@ -12,7 +12,7 @@ from posintegrator.model import Id, OrderStatus, OrderType, PaymentMode, StatusE
 
 
 class Deployment(StrEnum):
-    """Where the host runs relative to the POS (see docs/deployments)."""
+    """Where the host runs relative to the POS (see docs/deployer-guide.md)."""
 
     CENTRAL = "central"
     LOCAL = "local"

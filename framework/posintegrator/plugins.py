@@ -337,11 +337,16 @@ def connection_conflicts(connections: list[ConnectionSettings]) -> list[Settings
     names: set[str] = set()
     served_by: dict[str, str] = {}
     for index, connection in enumerate(connections):
-        if connection.name in names:
+        # '-' and '_' read the same in environment variable names, so they must differ otherwise.
+        key = connection.name.replace("-", "_")
+        if key in names:
             problems.append(
-                SettingsProblem(path=f"connections[{index}].name", message="duplicate name")
+                SettingsProblem(
+                    path=f"connections[{index}].name",
+                    message="duplicate name ('-' and '_' count as the same character)",
+                )
             )
-        names.add(connection.name)
+        names.add(key)
         for location in connection.locations:
             if location in served_by:
                 problems.append(

@@ -26,7 +26,9 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -79,6 +81,16 @@ class CloudSettings(_Section):
         default=None, description="Shared secret for the HMAC-SHA256 signature of each webhook."
     )
     timeout_seconds: PositiveFloat = 10.0
+
+    @model_validator(mode="after")
+    def _signed(self) -> CloudSettings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise PydanticCustomError(
+                "missing_secret",
+                "cloud.webhook_secret is required when cloud.webhook_url is set: "
+                "the cloud must be able to verify that events come from this host",
+            )
+        return self
 
 
 class ConnectionSettings(_Section):

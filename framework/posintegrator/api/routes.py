@@ -111,7 +111,7 @@ ROUTES: tuple[Route, ...] = (
         handlers.pos_webhook,
         "Webhook intake for a connection's POS (verified by its plugin, not the bearer token)",
         "pos",
-        responses={200: None, 400: Problem, 401: Problem, 404: Problem},
+        responses={200: None, 400: Problem, 401: Problem, 404: Problem, 503: Problem},
         auth=False,
     ),
 )

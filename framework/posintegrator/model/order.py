@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from posintegrator.model.base import Currency, Id, MinorUnits, UniversalModel, UtcDateTime
 from posintegrator.model.menu import Channel
@@ -96,11 +96,12 @@ class Order(UniversalModel):
     customer: Customer | None = None
     placed_at: UtcDateTime | None = None
 
-    @model_validator(mode="after")
-    def _prepaid_covers_total(self) -> Order:
-        if self.payment.mode == PaymentMode.PREPAID and self.payment.amount != self.total:
+    @field_validator("payment")
+    @classmethod
+    def _prepaid_covers_total(cls, payment: Payment, info: ValidationInfo) -> Payment:
+        total = info.data.get("total")
+        if payment.mode == PaymentMode.PREPAID and total is not None and payment.amount != total:
             raise ValueError(
-                f"payment.amount {self.payment.amount} must equal total {self.total} "
-                "for a PREPAID order"
+                f"payment.amount {payment.amount} must equal total {total} for a PREPAID order"
             )
-        return self
+        return payment

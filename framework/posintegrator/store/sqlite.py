@@ -75,7 +75,7 @@ class SQLiteStore:
     """:class:`~posintegrator.store.base.Store` on a SQLite file.
 
     :param path: the database file; its folder is created if needed.
-    :param synchronous: SQLite's ``synchronous`` level for commits (see docs/operations.md).
+    :param synchronous: SQLite's ``synchronous`` level for commits (see docs/deployer-guide.md).
     """
 
     def __init__(self, path: Path, *, synchronous: Synchronous = "FULL") -> None:
