@@ -2,17 +2,24 @@
 
 from posintegrator.model.base import Currency, Id, MinorUnits, UniversalModel, UtcDateTime, utcnow
 from posintegrator.model.menu import (
+    Allergen,
+    Allergens,
     Availability,
     Category,
     Channel,
     ComboChoice,
     ComboSlot,
+    DietaryTag,
     Menu,
     ModifierGroup,
     ModifierOption,
+    Nutrition,
+    OptionPrice,
     PriceList,
     Product,
     Tax,
+    Text,
+    TimeSlot,
     Variant,
 )
 from posintegrator.model.order import (
@@ -36,6 +43,8 @@ from posintegrator.model.status import (
 
 __all__ = [
     "FINAL_STATUSES",
+    "Allergen",
+    "Allergens",
     "Availability",
     "Category",
     "Channel",
@@ -44,11 +53,14 @@ __all__ = [
     "ComboSlot",
     "Currency",
     "Customer",
+    "DietaryTag",
     "Id",
     "Menu",
     "MinorUnits",
     "ModifierGroup",
     "ModifierOption",
+    "Nutrition",
+    "OptionPrice",
     "Order",
     "OrderLine",
     "OrderStatus",
@@ -60,6 +72,8 @@ __all__ = [
     "SelectedModifier",
     "StatusEvent",
     "Tax",
+    "Text",
+    "TimeSlot",
     "UniversalModel",
     "UtcDateTime",
     "Variant",
