@@ -21,7 +21,16 @@ from posintegrator.hooktypes import (
     TrackedOrder,
     WebhookResult,
 )
-from posintegrator.model import Menu, Order, OrderStatus, PriceList, Product, StatusEvent, Variant
+from posintegrator.model import (
+    Channel,
+    Menu,
+    Order,
+    OrderStatus,
+    PriceList,
+    Product,
+    StatusEvent,
+    Variant,
+)
 
 #: What a scripted submission does: "ok" creates the order; "commit-then-<error>" creates it and
 #: then raises the error (the POS has it but we do not know); an error raises without creating.
@@ -37,7 +46,7 @@ def fake_menu(location: str) -> Menu:
     return Menu(
         location=location,
         currency="EUR",
-        price_lists=[PriceList(id="default", name="Default")],
+        price_lists=[PriceList(id="default", name="Default", channels=list(Channel))],
         products=[
             Product(
                 id="burger",

@@ -69,8 +69,8 @@ async def host(tmp_path: Path, fake: ScriptedPos) -> AsyncIterator[HostHarness]:
 
 async def test_publishes_only_when_the_menu_changes(host: HostHarness, fake: ScriptedPos) -> None:
     sync = host.host.connections["fake"].menusync
-    first = await sync.sync("loc")
-    assert first is not None and first.version == 1
+    first = await host.host.live_menus.get("loc")  # published when the host started
+    assert first is not None and first.snapshot.version == 1
     assert await sync.sync("loc") is None, "same content: nothing to publish"
     changed = fake_menu("loc")
     changed.products[0].variants[0].prices["default"] = 550
@@ -82,17 +82,19 @@ async def test_publishes_only_when_the_menu_changes(host: HostHarness, fake: Scr
     events = await host.wait_for_events(
         lambda evs: [e.get("version") for e in evs if e["type"] == "menu.published"] == [1, 2]
     )
-    assert {e["content_hash"] for e in events if e["type"] == "menu.published"} == {
-        first.content_hash,
+    assert [e["content_hash"] for e in events if e["type"] == "menu.published"] == [
+        first.snapshot.content_hash,
         second.content_hash,
-    }
+    ]
+    [notice] = [e["notice"] for e in events if e.get("version") == 2]
+    assert notice["previous_version"] == 1
+    assert notice["changes"] == {"added": 0, "removed": 0, "changed": 1}
 
 
 async def test_an_invalid_menu_is_refused_and_the_last_good_one_stays(
     host: HostHarness, fake: ScriptedPos
 ) -> None:
     sync = host.host.connections["fake"].menusync
-    await sync.sync("loc")
     broken = fake_menu("loc")
     broken.products[0].modifier_group_ids = ["no-such-group"]
     fake.menus["loc"] = broken
@@ -132,7 +134,8 @@ async def test_broadcast_hooks_transform_menus_and_observe_status(tmp_path: Path
         await harness.host.connections["fake"].menusync.sync("loc")
         menu = await harness.wait_for_menu("loc")
         assert menu.products[0].variants[0].prices == {"default": 550}
-        await harness.post_order(sample_order(fake_menu("loc"), "obs-1"))
+        status, _ = await harness.post_order(sample_order(menu, "obs-1"))
+        assert status == 202, "priced from the published (marked-up) menu"
         await harness.wait_for_status("obs-1", {OrderStatus.ACCEPTED})
         assert observer.changes[:2] == [
             ("obs-1", "RECEIVED", "SUBMITTING"),

@@ -55,7 +55,7 @@ async def test_signed_webhook_is_applied_and_forged_ones_are_refused(
     assert len(after["history"]) == history_before, "refused webhooks change nothing"
     # A correctly signed one is read; COMPLETED is final, so CANCELLED is recorded, not applied.
     status, answer = await send(demo_host, body, good)
-    assert status == 200 and answer == {"received": 1}
+    assert status == 200 and answer == {"received": 1, "availability": 0}
     after = await demo_host.order("demo-order-0001")
     assert after["status"] == "COMPLETED"
     assert after["history"][-1]["status"] == "CANCELLED" and not after["history"][-1]["applied"]

@@ -59,8 +59,12 @@ class ServeProcess:
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 assert self.proc.returncode is None, self.log.read_text()
+                # Ready for orders once the menu they are checked against is live.
                 try:
-                    async with session.get(self.url + "/healthz") as response:
+                    async with session.get(
+                        self.url + "/v1/locations/downtown/menu",
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    ) as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientError:

@@ -17,7 +17,9 @@ from posintegrator import __version__
 from posintegrator.apiclient import ApiError, get_json
 from posintegrator.errors import StartupError
 from posintegrator.logs import setup_logging
+from posintegrator.model.menu_check import FindingView, check_menu_data, errors_in
 from posintegrator.plugins import PluginHost, connection_conflicts, installed_plugins
+from posintegrator.schemas import SCHEMAS, json_schema
 from posintegrator.settings import (
     ConnectionSettings,
     HostSettings,
@@ -300,6 +302,65 @@ def menu_show(
             combo = "  [combo]" if product["slots"] else ""
             click.echo(f"  {product['name']}: {prices}{combo}{flag}")
     click.echo(f"{len(menu['products'])} products, {len(menu['modifier_groups'])} modifier groups")
+
+
+@menu_group.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.option("--location", default=None, help="Show a running host's report for LOCATION.")
+@_api_options
+def menu_check(
+    file: Path | None,
+    location: str | None,
+    config: Path | None,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Check a universal menu FILE, or show the latest report of a live --location.
+
+    Exits 1 when there are errors (warnings alone do not fail).
+    """
+    if (file is None) == (location is None):
+        _fail("give either a menu FILE or --location LOCATION")
+    if file is not None:
+        try:
+            data = orjson.loads(file.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            _fail(f"cannot read {file} as JSON: {exc}")
+        _menu, findings = check_menu_data(data)
+        views = [FindingView.of(f).model_dump(mode="json") for f in findings]
+        report: dict[str, Any] = {
+            "file": str(file),
+            "errors": len(errors_in(findings)),
+            "warnings": len(findings) - len(errors_in(findings)),
+            "findings": views,
+        }
+    else:
+        api, key = _api_target(config, url, token)
+        report = _fetch(api, key, f"/v1/locations/{location}/menu/report")
+    if as_json:
+        _print_json(report)
+    else:
+        for finding in report["findings"]:
+            color = "red" if finding["severity"] == "error" else "yellow"
+            click.secho(
+                f"{finding['severity']}: {finding['path']}: {finding['message']} "
+                f"[{finding['code']}]",
+                fg=color,
+            )
+        summary = f"{report['errors']} error(s), {report['warnings']} warning(s)"
+        if "outcome" in report:
+            summary += f"; {report['outcome']}, live version {report['live_version']}"
+        click.echo(summary)
+    if report["errors"]:
+        sys.exit(1)
+
+
+@main.command("schema")
+@click.argument("kind", type=click.Choice(sorted(SCHEMAS)))
+def schema_command(kind: str) -> None:
+    """Print the JSON Schema of a menu, an order or a cloud event."""
+    _print_json(json_schema(kind))
 
 
 @main.group("orders")

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from posintegrator.model import Id, OrderStatus, UniversalModel, UtcDateTime
+from posintegrator.model.availability import AvailabilityChange
 
 
 class OrderStatusChanged(UniversalModel):
@@ -30,8 +31,34 @@ class OrderStatusChanged(UniversalModel):
     source: str
 
 
+class MenuChanges(UniversalModel):
+    """How many entities a new menu version added, removed and changed."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+
+class MenuNotice(UniversalModel):
+    """The compact description of a new menu version that travels in its cloud event."""
+
+    previous_version: int | None = None
+    changes: MenuChanges | None = Field(
+        default=None, description="Entity counts of the diff; None for a first version."
+    )
+    availability: list[AvailabilityChange] = Field(
+        default_factory=list,
+        description="When only availability changed (86 and back): the changes themselves, so "
+        "the cloud can apply them without fetching anything.",
+    )
+
+
 class MenuPublished(UniversalModel):
-    """A location has a new menu version."""
+    """A location has a new menu version.
+
+    The cloud fetches ``menu_url`` (the whole menu) or ``diff_url`` (only what changed since
+    ``previous_version``); availability-only versions carry their changes inline.
+    """
 
     type: Literal["menu.published"] = "menu.published"
     event_id: str
@@ -41,6 +68,10 @@ class MenuPublished(UniversalModel):
     content_hash: str
     published_at: UtcDateTime
     menu_url: str = Field(description="Path of the Integrator API route that serves this menu.")
+    diff_url: str | None = Field(
+        default=None, description="Path of the diff from the previous version, if there is one."
+    )
+    notice: MenuNotice = Field(default_factory=MenuNotice)
 
 
 CloudEvent = OrderStatusChanged | MenuPublished

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from posintegrator.model import Id, OrderStatus, OrderType, PaymentMode, StatusEvent, UniversalModel
+from posintegrator.model.availability import AvailabilityChange
 
 
 class Deployment(StrEnum):
@@ -75,7 +76,14 @@ class InboundWebhook:
 
 @dataclass
 class WebhookResult:
-    """What an inbound webhook meant: status events and/or locations whose menu changed."""
+    """What an inbound webhook meant.
+
+    :param events: order status events.
+    :param menu_changed_locations: locations whose menu changed: the host syncs them soon.
+    :param availability: availability changes (86 and back) the host publishes at once,
+        without a full menu sync.
+    """
 
     events: list[StatusEvent] = field(default_factory=list)
     menu_changed_locations: list[str] = field(default_factory=list)
+    availability: list[AvailabilityChange] = field(default_factory=list)

@@ -1,23 +1,59 @@
-"""Menu sync: fetch -> transform -> validate -> hash -> publish (only when something changed)."""
+"""Menu sync: fetch -> transform -> validate -> hash -> publish (only when something changed).
+
+Every check leaves a report (``GET /v1/locations/{location}/menu/report``): what was found, and
+whether the menu was published, unchanged, or refused (the last good one then stays live).
+Availability changes pushed by a POS take a fast path: applied to the live menu and published
+without fetching the whole menu again.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
 
 import orjson
 from loguru import logger
+from pydantic import BaseModel, ValidationError
 
 from posintegrator.connection import Connection
 from posintegrator.errors import AuthError, PosError
+from posintegrator.events import MenuChanges, MenuNotice
 from posintegrator.health import MenuSyncInfo
+from posintegrator.live_menus import LiveMenus
 from posintegrator.model import Menu, utcnow
-from posintegrator.model.menu_check import Finding, Severity, check_menu, errors_in
+from posintegrator.model.availability import AvailabilityChange, apply_availability
+from posintegrator.model.menu_check import (
+    Code,
+    Finding,
+    FindingView,
+    Severity,
+    check_menu,
+    errors_in,
+)
+from posintegrator.model.menu_diff import diff_menus
 from posintegrator.plugins import PluginHost
+from posintegrator.settings import error_path
 from posintegrator.store import MenuSnapshot, Store
 
 #: Fields that say when the POS changed the menu, not what it is: left out of the hash.
 _VOLATILE = {"source_updated_at"}
+
+Outcome = Literal["published", "unchanged", "rejected", "fetch_failed"]
+
+
+class MenuReport(BaseModel):
+    """The result of the latest check of a location's menu."""
+
+    location: str
+    checked_at: datetime
+    outcome: Outcome
+    live_version: int | None
+    errors: int
+    warnings: int
+    detail: str | None = None
+    findings: list[FindingView]
 
 
 class MenuRejected(Exception):
@@ -56,15 +92,17 @@ class MenuSync:
         store: Store,
         plugins: PluginHost,
         connection: Connection,
+        live: LiveMenus,
         on_publish: Callable[[], None],
     ) -> None:
         self._store = store
         self._plugins = plugins
         self._conn = connection
+        self._live = live
         self._on_publish = on_publish
 
     async def sync(self, location: str) -> MenuSnapshot | None:
-        """Fetch and publish the menu of ``location``.
+        """Fetch, check and publish the menu of ``location``.
 
         :returns: the new version, or None when the menu has not changed.
         :raises PosError: the POS could not give the menu (the last one stays live).
@@ -76,40 +114,106 @@ class MenuSync:
                 menu = await conn.plugin.fetch_menu(conn.ctx, location)
         except PosError as exc:
             conn.health.failed(exc.message, auth=isinstance(exc, AuthError))
-            self._record(location, ok=False, version=None, error=exc.message)
+            await self._report(location, "fetch_failed", [], detail=exc.message)
             raise
         conn.health.succeeded()
-        try:
-            if menu.location != location:
-                wrong = f"the plugin returned the menu of {menu.location!r}"
-                raise MenuRejected(location, [Finding(Severity.ERROR, "location", wrong)])
-            await self._plugins.transform_menu(menu, location, conn.name)
-            menu = Menu.model_validate(menu.model_dump())
-            errors = errors_in(check_menu(menu))
-            if errors:
-                raise MenuRejected(location, errors)
-        except MenuRejected as exc:
-            self._record(location, ok=False, version=None, error=str(exc))
-            raise
-        snapshot = await self._store.publish_menu(
-            location, conn.name, content_hash(menu), menu_body(menu)
-        )
-        if snapshot is None:
-            latest = await self._store.latest_menu(location)
-            self._record(location, ok=True, version=latest.version if latest else None)
-        else:
-            self._record(location, ok=True, version=snapshot.version)
-        if snapshot is not None:
-            logger.info("menu of {} published as version {}", location, snapshot.version)
-            self._on_publish()
+        findings = await self._prepare(menu, location)
+        errors = errors_in(findings)
+        if errors:
+            await self._report(location, "rejected", findings)
+            raise MenuRejected(location, errors)
+        checked = Menu.model_validate(menu.model_dump())
+        snapshot = await self._publish(location, checked, [])
+        await self._report(location, "published" if snapshot else "unchanged", findings)
         return snapshot
+
+    async def _prepare(self, menu: Menu, location: str) -> list[Finding]:
+        """Transform the fetched menu in place and check it."""
+        if menu.location != location:
+            wrong = f"the plugin returned the menu of {menu.location!r}"
+            return [Finding(Severity.ERROR, Code.INVALID_VALUE, "location", wrong)]
+        await self._plugins.transform_menu(menu, location, self._conn.name)
+        try:
+            checked = Menu.model_validate(menu.model_dump())
+        except ValidationError as exc:
+            return [
+                Finding(Severity.ERROR, Code.INVALID_VALUE, error_path(tuple(e["loc"])), e["msg"])
+                for e in exc.errors(include_url=False)
+            ]
+        return check_menu(checked)
+
+    async def apply_availability(
+        self, location: str, changes: list[AvailabilityChange]
+    ) -> MenuSnapshot | None:
+        """Publish availability changes (86 and back) on the live menu, without a fetch.
+
+        Changes naming entities the menu does not have are logged and skipped; before the first
+        full sync of ``location`` there is nothing to apply them to, and the sync brings them.
+        """
+        live = await self._live.get(location)
+        if live is None:
+            logger.info("availability for {} ignored: no menu published yet", location)
+            return None
+        menu, unknown = apply_availability(live.menu, changes)
+        if unknown:
+            logger.warning("availability for {}: unknown {}", location, ", ".join(unknown))
+        applied = [c for c in changes if c.describe() not in unknown]
+        return await self._publish(location, menu, applied)
+
+    async def _publish(
+        self, location: str, menu: Menu, availability: list[AvailabilityChange]
+    ) -> MenuSnapshot | None:
+        new_hash = content_hash(menu)
+        live = await self._live.get(location)
+        if live is not None and live.snapshot.content_hash == new_hash:
+            self._record(location, ok=True, version=live.snapshot.version)
+            return None
+        notice = MenuNotice()
+        if live is not None:
+            counts = diff_menus(live.menu, menu).counts()
+            notice = MenuNotice(
+                previous_version=live.snapshot.version,
+                changes=MenuChanges(**counts),
+                availability=availability,
+            )
+        snapshot = await self._store.publish_menu(
+            location, self._conn.name, new_hash, menu_body(menu), notice
+        )
+        if snapshot is None:  # published meanwhile by another writer: reload next time
+            return None
+        self._live.put(snapshot, menu)
+        self._record(location, ok=True, version=snapshot.version)
+        logger.info("menu of {} published as version {}", location, snapshot.version)
+        self._on_publish()
+        return snapshot
+
+    async def _report(
+        self, location: str, outcome: Outcome, findings: list[Finding], detail: str | None = None
+    ) -> None:
+        live = await self._live.get(location)
+        errors = errors_in(findings)
+        report = MenuReport(
+            location=location,
+            checked_at=utcnow(),
+            outcome=outcome,
+            live_version=live.snapshot.version if live else None,
+            errors=len(errors),
+            warnings=len(findings) - len(errors),
+            detail=detail,
+            findings=[FindingView.of(f) for f in findings],
+        )
+        await self._store.save_menu_report(location, report.model_dump_json().encode())
+        if outcome in ("rejected", "fetch_failed"):
+            self._record(
+                location,
+                ok=False,
+                version=report.live_version,
+                error=detail or str(MenuRejected(location, errors)),
+            )
 
     def _record(
         self, location: str, *, ok: bool, version: int | None, error: str | None = None
     ) -> None:
-        previous = self._conn.health.menu_syncs.get(location)
-        if version is None and previous is not None:
-            version = previous.version
         self._conn.health.menu_syncs[location] = MenuSyncInfo(
             at=utcnow(), ok=ok, version=version, error=error
         )

@@ -19,6 +19,7 @@ from posintegrator.connection import Connection
 from posintegrator.context import ConnectionContext
 from posintegrator.delivery import OrderDelivery
 from posintegrator.health import ConnectionHealth
+from posintegrator.live_menus import LiveMenus
 from posintegrator.menusync import MenuSync
 from posintegrator.plugins import PluginHost
 from posintegrator.scheduler import ConnectionJobs, Scheduler
@@ -72,6 +73,7 @@ class Host:
         )
         self.accepting = False
         self.connections: dict[str, ConnectionJobs] = {}
+        self.live_menus = LiveMenus(self.store)
         self._plugin_settings = self.plugins.validate_connections(settings)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -161,7 +163,7 @@ class Host:
         return ConnectionJobs(
             self.store,
             connection,
-            MenuSync(self.store, self.plugins, connection, self.notifier.wake),
+            MenuSync(self.store, self.plugins, connection, self.live_menus, self.notifier.wake),
             OrderDelivery(self.store, connection, self._intake),
             self._intake,
         )

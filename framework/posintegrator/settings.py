@@ -93,6 +93,17 @@ class CloudSettings(_Section):
         return self
 
 
+class OrderSettings(_Section):
+    """How strictly incoming orders are checked against the live menu."""
+
+    price_tolerance: int = Field(
+        default=0,
+        ge=0,
+        description="Largest accepted difference, in minor units, between an order's line or "
+        "total price and what the price list says (0: prices must match exactly).",
+    )
+
+
 class ConnectionSettings(_Section):
     """One POS connection: which plugin serves which locations, and how."""
 
@@ -127,6 +138,7 @@ class HostSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
+    orders: OrderSettings = Field(default_factory=OrderSettings)
     connections: list[ConnectionSettings] = Field(default_factory=list)
     extensions: list[str] = Field(
         default_factory=list,

@@ -15,6 +15,7 @@ from posintegrator.api.schemas import (
     ConnectionView,
     Health,
     HistoryItem,
+    MenuDiffView,
     MenuSyncView,
     OrderAccepted,
     OrderView,
@@ -23,7 +24,11 @@ from posintegrator.api.schemas import (
 )
 from posintegrator.errors import PosError, WebhookRejected
 from posintegrator.hooktypes import InboundWebhook
-from posintegrator.model import Order, OrderStatus
+from posintegrator.live_menus import LiveMenu
+from posintegrator.model import Menu, Order, OrderStatus, utcnow
+from posintegrator.model.availability import AvailabilityChange
+from posintegrator.model.menu_diff import diff_menus
+from posintegrator.model.order_check import check_order_against_menu
 from posintegrator.order_intake import OrderProblem, accept_order, check_order
 from posintegrator.store import AcceptOutcome
 
@@ -94,20 +99,35 @@ async def list_connections(request: web.Request) -> web.Response:
     return json_response(ConnectionList(connections=views))
 
 
-async def get_menu(request: web.Request) -> web.Response:
-    """The last published menu of a location, with its content hash as ETag."""
-    host = request.app[HOST_KEY]
+def _served_location(host: Host, request: web.Request) -> str:
     location = request.match_info["location"]
     if host.connection_for_location(location) is None:
         raise ProblemError(404, "Unknown location", f"no connection serves location {location!r}")
-    snapshot = await host.store.latest_menu(location)
-    if snapshot is None:
+    return location
+
+
+async def _live_menu(host: Host, location: str) -> LiveMenu:
+    live = await host.live_menus.get(location)
+    if live is None:
         raise ProblemError(
             404,
             "No menu yet",
             f"the menu of {location!r} has not been fetched from the POS yet; try again shortly",
             headers={"Retry-After": "5"},
         )
+    return live
+
+
+async def get_menu(request: web.Request) -> web.Response:
+    """The last published menu of a location (ETag: its content hash), or with ``since`` the
+    diff from that version to the latest."""
+    host = request.app[HOST_KEY]
+    location = _served_location(host, request)
+    live = await _live_menu(host, location)
+    since = request.query.get("since")
+    if since is not None:
+        return await _menu_diff(host, live, since)
+    snapshot = live.snapshot
     etag = f'"{snapshot.content_hash}"'
     headers = {
         "ETag": etag,
@@ -117,6 +137,47 @@ async def get_menu(request: web.Request) -> web.Response:
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         return web.Response(status=304, headers=headers)
     return web.Response(body=snapshot.body, content_type="application/json", headers=headers)
+
+
+async def _menu_diff(host: Host, live: LiveMenu, since: str) -> web.Response:
+    if not since.isdigit():
+        raise ProblemError(
+            400,
+            "Invalid version",
+            "since must be a menu version number",
+            [FieldError(field="since", reason="not a whole number")],
+        )
+    version = int(since)
+    latest = live.snapshot.version
+    if version > latest:
+        raise ProblemError(
+            404, "Unknown version", f"version {version} is newer than the latest ({latest})"
+        )
+    old = await host.store.menu_version(live.snapshot.location, version)
+    if old is None:
+        raise ProblemError(
+            404, "Unknown version", f"version {version} does not exist; fetch the whole menu"
+        )
+    diff = diff_menus(Menu.model_validate_json(old.body), live.menu)
+    return json_response(
+        MenuDiffView(
+            location=live.snapshot.location,
+            from_version=version,
+            to_version=latest,
+            content_hash=live.snapshot.content_hash,
+            diff=diff,
+        )
+    )
+
+
+async def get_menu_report(request: web.Request) -> web.Response:
+    """The latest validation report of a location's menu."""
+    host = request.app[HOST_KEY]
+    location = _served_location(host, request)
+    body = await host.store.menu_report(location)
+    if body is None:
+        raise ProblemError(404, "No report yet", f"the menu of {location!r} was not checked yet")
+    return web.Response(body=body, content_type="application/json")
 
 
 async def post_order(request: web.Request) -> web.Response:
@@ -151,6 +212,28 @@ async def post_order(request: web.Request) -> web.Response:
             [FieldError(field=exc.field, reason=exc.reason)],
         ) from None
     assert jobs is not None
+    live = await host.live_menus.get(order.location)
+    if live is None:
+        raise ProblemError(
+            503,
+            "Menu not synced yet",
+            f"orders for {order.location!r} are checked against its menu, which has not been "
+            "fetched from the POS yet; retry shortly",
+            headers={"Retry-After": "5"},
+        )
+    findings = check_order_against_menu(
+        order,
+        live.menu,
+        at=order.pickup_time or utcnow(),
+        price_tolerance=host.settings.orders.price_tolerance,
+    )
+    if findings:
+        raise ProblemError(
+            422,
+            "Order does not match the menu",
+            "; ".join(f"{f.field}: {f.reason}" for f in findings[:3]),
+            [FieldError(field=f.field, reason=f.reason, code=f.code.value) for f in findings],
+        )
     result = await accept_order(host.store, order, jobs)
     if result.outcome == AcceptOutcome.CONFLICT:
         raise ProblemError(
@@ -227,7 +310,15 @@ async def pos_webhook(request: web.Request) -> web.Response:
         await host.intake.apply(name, event)
     if result.menu_changed_locations:
         jobs.request_menu_sync(result.menu_changed_locations)
-    return web.json_response({"received": len(result.events)})
+    by_location: dict[str, list[AvailabilityChange]] = {}
+    for change in result.availability:
+        if change.location in conn.settings.locations:
+            by_location.setdefault(change.location, []).append(change)
+    for location, changes in by_location.items():
+        await jobs.menusync.apply_availability(location, changes)
+    return web.json_response(
+        {"received": len(result.events), "availability": len(result.availability)}
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:

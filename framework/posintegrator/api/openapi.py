@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from posintegrator import __version__
-from posintegrator.api.routes import Route
+from posintegrator.api.routes import Body, Route
 
 _REF = "#/components/schemas/{model}"
 
@@ -20,9 +20,8 @@ def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
     for route in routes:
         if route.request is not None:
             models.append((route.request, "validation"))
-        for model in route.responses.values():
-            if model is not None:
-                models.append((model, "serialization"))
+        for body in route.responses.values():
+            models.extend((model, "serialization") for model in _models(body))
     unique = list(dict.fromkeys(models))
     refs, schemas = models_json_schema(unique, ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
@@ -37,6 +36,16 @@ def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in re.findall(r"{(\w+)}", route.path)
         ]
+        parameters += [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": text,
+                "schema": {"type": "string"},
+            }
+            for name, text in route.query.items()
+        ]
         if parameters:
             operation["parameters"] = parameters
         if route.request is not None:
@@ -44,15 +53,15 @@ def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": refs[(route.request, "validation")]}},
             }
-        for status, model in route.responses.items():
+        for status, body in route.responses.items():
             response: dict[str, Any] = {"description": _describe(status)}
-            if model is not None:
-                media = (
-                    "application/problem+json"
-                    if model.__name__ == "Problem"
-                    else "application/json"
-                )
-                response["content"] = {media: {"schema": refs[(model, "serialization")]}}
+            bodies = _models(body)
+            if bodies:
+                problem = any(model.__name__ == "Problem" for model in bodies)
+                media = "application/problem+json" if problem else "application/json"
+                schemas_of = [refs[(model, "serialization")] for model in bodies]
+                schema = schemas_of[0] if len(schemas_of) == 1 else {"oneOf": schemas_of}
+                response["content"] = {media: {"schema": schema}}
             operation["responses"][str(status)] = response
         if not route.auth:
             operation["security"] = []
@@ -72,6 +81,14 @@ def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": paths,
     }
+
+
+def _models(body: Body) -> tuple[type[BaseModel], ...]:
+    if body is None:
+        return ()
+    if isinstance(body, tuple):
+        return body
+    return (body,)
 
 
 def _describe(status: int) -> str:

@@ -19,6 +19,7 @@ class FieldError(BaseModel):
 
     field: str = Field(description="Path of the field, e.g. lines[0].quantity.")
     reason: str
+    code: str | None = Field(default=None, description="Machine-readable kind, when known.")
 
 
 class Problem(BaseModel):

@@ -12,10 +12,12 @@ from posintegrator.api.problems import Handler, Problem
 from posintegrator.api.schemas import (
     ConnectionList,
     Health,
+    MenuDiffView,
     OrderAccepted,
     OrderView,
     PluginList,
 )
+from posintegrator.menusync import MenuReport
 from posintegrator.model import Menu, Order
 
 
@@ -23,7 +25,9 @@ from posintegrator.model import Menu, Order
 class Route:
     """One API route.
 
-    :param responses: status code -> body model (None for no body).
+    :param responses: status code -> body model (None for no body; a tuple when the body is
+        one of several models).
+    :param query: optional query parameters -> what they do.
     :param auth: whether the bearer token is required.
     """
 
@@ -33,11 +37,14 @@ class Route:
     summary: str
     tag: str
     request: type[BaseModel] | None = None
-    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    responses: dict[int, Body] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
     auth: bool = True
 
 
-_ERRORS: dict[int, type[BaseModel] | None] = {401: Problem}
+Body = type[BaseModel] | tuple[type[BaseModel], ...] | None
+
+_ERRORS: dict[int, Body] = {401: Problem}
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -77,9 +84,18 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/v1/locations/{location}/menu",
         handlers.get_menu,
-        "The last published menu of a location (ETag = content hash)",
+        "The last published menu of a location (ETag = content hash), or a diff",
         "menu",
-        responses={200: Menu, 304: None, 404: Problem, **_ERRORS},
+        responses={200: (Menu, MenuDiffView), 304: None, 400: Problem, 404: Problem, **_ERRORS},
+        query={"since": "a version number: answer with the diff from it to the latest version"},
+    ),
+    Route(
+        "GET",
+        "/v1/locations/{location}/menu/report",
+        handlers.get_menu_report,
+        "The latest validation report of a location's menu",
+        "menu",
+        responses={200: MenuReport, 404: Problem, **_ERRORS},
     ),
     Route(
         "POST",

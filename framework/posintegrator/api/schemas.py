@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import Order, OrderStatus
+from posintegrator.model.menu_diff import MenuDiff
 
 
 class Health(BaseModel):
@@ -94,3 +95,13 @@ class ConnectionList(BaseModel):
     """Every configured connection."""
 
     connections: list[ConnectionView]
+
+
+class MenuDiffView(BaseModel):
+    """What changed in a location's menu from one version to the latest."""
+
+    location: str
+    from_version: int
+    to_version: int
+    content_hash: str = Field(description="Hash of the latest version (its ETag).")
+    diff: MenuDiff

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from posintegrator.events import MenuNotice
 from posintegrator.hooktypes import TrackedOrder
 from posintegrator.model import Order, OrderStatus, StatusEvent
 
@@ -202,13 +203,33 @@ class Store(Protocol):
     # --- menus ----------------------------------------------------------------------------------
 
     async def publish_menu(
-        self, location: str, connection: str, content_hash: str, body: bytes
+        self,
+        location: str,
+        connection: str,
+        content_hash: str,
+        body: bytes,
+        notice: MenuNotice | None = None,
     ) -> MenuSnapshot | None:
-        """Store a new menu version and its cloud event; None when the hash is unchanged."""
+        """Store a new menu version and its cloud event; None when the hash is unchanged.
+
+        :param notice: what changed since the previous version, for the cloud event.
+        """
         ...
 
     async def latest_menu(self, location: str) -> MenuSnapshot | None:
         """The last published menu of ``location``."""
+        ...
+
+    async def menu_version(self, location: str, version: int) -> MenuSnapshot | None:
+        """One published version of ``location``'s menu, if it exists."""
+        ...
+
+    async def save_menu_report(self, location: str, body: bytes) -> None:
+        """Keep the latest validation report of ``location`` (replacing the previous one)."""
+        ...
+
+    async def menu_report(self, location: str) -> bytes | None:
+        """The latest validation report of ``location``."""
         ...
 
     # --- plugin state ---------------------------------------------------------------------------

@@ -77,6 +77,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE menu_reports (
+            location    TEXT PRIMARY KEY,
+            checked_at  TEXT NOT NULL,
+            body        BLOB NOT NULL
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

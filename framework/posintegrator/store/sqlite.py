@@ -21,6 +21,7 @@ from typing import Literal, TypeVar
 import orjson
 
 from posintegrator.events import (
+    MenuNotice,
     MenuPublished,
     OrderStatusChanged,
     menu_stream,
@@ -516,12 +517,19 @@ class SQLiteStore:
     # --- menus ----------------------------------------------------------------------------------
 
     async def publish_menu(
-        self, location: str, connection: str, content_hash: str, body: bytes
+        self,
+        location: str,
+        connection: str,
+        content_hash: str,
+        body: bytes,
+        notice: MenuNotice | None = None,
     ) -> MenuSnapshot | None:
-        return await self._run(self._publish_menu, location, connection, content_hash, body)
+        return await self._run(
+            self._publish_menu, location, connection, content_hash, body, notice or MenuNotice()
+        )
 
     def _publish_menu(
-        self, location: str, connection: str, content_hash: str, body: bytes
+        self, location: str, connection: str, content_hash: str, body: bytes, notice: MenuNotice
     ) -> MenuSnapshot | None:
         with self._transaction() as tx:
             latest = self._latest_menu(tx, location)
@@ -542,6 +550,10 @@ class SQLiteStore:
                 content_hash=content_hash,
                 published_at=now,
                 menu_url=f"/v1/locations/{location}/menu",
+                diff_url=None
+                if latest is None
+                else f"/v1/locations/{location}/menu?since={latest.version}",
+                notice=notice,
             )
             self._enqueue(tx, event.event_id, menu_stream(location), version, event)
             return MenuSnapshot(location, connection, version, content_hash, body, now)
@@ -549,18 +561,51 @@ class SQLiteStore:
     async def latest_menu(self, location: str) -> MenuSnapshot | None:
         return await self._run(self._latest_menu, self.db, location)
 
-    def _latest_menu(self, db: sqlite3.Connection, location: str) -> MenuSnapshot | None:
-        row = db.execute(
-            "SELECT location, connection, version, content_hash, body, published_at FROM menus "
-            "WHERE location = ? ORDER BY version DESC LIMIT 1",
-            (location,),
-        ).fetchone()
+    def _latest_menu(
+        self, db: sqlite3.Connection, location: str, version: int | None = None
+    ) -> MenuSnapshot | None:
+        if version is None:
+            row = db.execute(
+                "SELECT location, connection, version, content_hash, body, published_at "
+                "FROM menus WHERE location = ? ORDER BY version DESC LIMIT 1",
+                (location,),
+            ).fetchone()
+        else:
+            row = db.execute(
+                "SELECT location, connection, version, content_hash, body, published_at "
+                "FROM menus WHERE location = ? AND version = ?",
+                (location, version),
+            ).fetchone()
         if row is None:
             return None
         loc, connection, version, content_hash, body, published_at = row
         return MenuSnapshot(
             loc, connection, version, content_hash, bytes(body), _from_iso(published_at)
         )
+
+    async def menu_version(self, location: str, version: int) -> MenuSnapshot | None:
+        return await self._run(self._latest_menu, self.db, location, version)
+
+    async def save_menu_report(self, location: str, body: bytes) -> None:
+        await self._run(self._save_menu_report, location, body)
+
+    def _save_menu_report(self, location: str, body: bytes) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO menu_reports (location, checked_at, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (location) DO UPDATE SET checked_at = excluded.checked_at, "
+                "body = excluded.body",
+                (location, _iso(utcnow()), body),
+            )
+
+    async def menu_report(self, location: str) -> bytes | None:
+        return await self._run(self._menu_report, location)
+
+    def _menu_report(self, location: str) -> bytes | None:
+        row = self.db.execute(
+            "SELECT body FROM menu_reports WHERE location = ?", (location,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
 
     # --- plugin state ---------------------------------------------------------------------------
 

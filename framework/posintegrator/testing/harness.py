@@ -14,6 +14,8 @@ import orjson
 from pydantic import SecretStr
 
 from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.errors import PosError
+from posintegrator.menusync import MenuRejected
 from posintegrator.model import Menu, OrderStatus
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime import Host
@@ -117,6 +119,22 @@ def harness_settings(
     )
 
 
+async def sync_all_menus(host: Host) -> None:
+    """Sync every location's menu once now, as the scheduler would within seconds.
+
+    Orders are checked against the live menu, so tests need it before they post; a failing
+    sync is left for the test to see in the menu report.
+    """
+    for jobs in host.connections.values():
+        if not jobs.connection.plugin.capabilities().menu:
+            continue
+        for location in jobs.connection.settings.locations:
+            try:
+                await jobs.menusync.sync(location)
+            except (PosError, MenuRejected):
+                continue
+
+
 @asynccontextmanager
 async def running_host(
     data_dir: Path,
@@ -149,6 +167,7 @@ async def running_host(
         await host.start()
         if after_start is not None:
             await after_start(host)
+        await sync_all_menus(host)
         yield HostHarness(host, receiver, client)
     finally:
         await client.close()

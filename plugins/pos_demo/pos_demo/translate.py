@@ -2,8 +2,21 @@
 
 No I/O here: every function takes a decoded JSON document (or a universal model object) and
 returns the other side, so the whole mapping is testable against recorded fixtures. Money stays
-in integer cents on both sides; DemoPOS fields the universal model has no place for yet
-(allergens, tags, kcal, serving hours, translated names) are deliberately left out.
+in integer cents on both sides.
+
+How the DemoPOS menu fields land in the universal menu:
+
+* ``names``/``descriptions`` (language -> text) become ``translations`` (language -> ``Text``);
+* ``allergens`` (``contains``/``may_contain``, the same snake_case codes) become ``Allergens``;
+  an allergen code outside the EU list fails the translation (a ``ValueError``): a safety
+  declaration is never silently dropped;
+* ``tags`` become ``DietaryTag`` values; tags the model does not know (DemoPOS marketing tags
+  such as ``new``) are dropped rather than failing the whole menu;
+* ``kcal`` becomes ``Nutrition(energy_kcal=...)`` per serving;
+* ``hours`` (``days``/``from``/``to``, in the location's time zone) become
+  ``Availability.schedule``, an item's ``channels`` become ``Availability.channels``;
+* an item's ``option_prices`` become ``Product.option_prices``;
+* the menu's ``timezone`` becomes ``Menu.timezone``.
 """
 
 from __future__ import annotations
@@ -12,13 +25,18 @@ from datetime import datetime
 from typing import Any
 
 from posintegrator.model import (
+    Allergen,
+    Allergens,
     Availability,
     Category,
     ComboChoice,
     ComboSlot,
+    DietaryTag,
     Menu,
     ModifierGroup,
     ModifierOption,
+    Nutrition,
+    OptionPrice,
     Order,
     OrderLine,
     OrderStatus,
@@ -29,6 +47,8 @@ from posintegrator.model import (
     SelectedModifier,
     StatusEvent,
     Tax,
+    Text,
+    TimeSlot,
     Variant,
 )
 
@@ -66,6 +86,7 @@ def menu_from_pos(native: JSONDict, location: str) -> Menu:
     return Menu(
         location=location,
         currency=native["currency"],
+        timezone=native.get("timezone") or "UTC",
         price_lists=[_price_list(level) for level in native["price_levels"]],
         taxes=[_tax(tax) for tax in native.get("taxes", [])],
         categories=[_category(category) for category in native.get("categories", [])],
@@ -107,17 +128,74 @@ def _category(category: JSONDict) -> Category:
         id=category["id"],
         pos_id=category["id"],
         name=category["name"],
+        translations=_translations(category),
         parent_id=category.get("parent"),
         sort=category.get("sort", 0),
+        image_url=category.get("image"),
+        availability=_availability(category),
     )
 
 
+def _translations(entity: JSONDict) -> dict[str, Text]:
+    """Merge the per-language ``names`` and ``descriptions`` of an entity into translations."""
+    names: JSONDict = entity.get("names") or {}
+    descriptions: JSONDict = entity.get("descriptions") or {}
+    return {
+        language: Text(name=names.get(language), description=descriptions.get(language))
+        for language in sorted(names.keys() | descriptions.keys())
+    }
+
+
+def _allergens(entity: JSONDict) -> Allergens:
+    """Declared allergens; DemoPOS uses the same snake_case codes as :class:`Allergen`.
+
+    :raises ValueError: for a code outside the EU list, rather than dropping a declaration.
+    """
+    allergens: JSONDict = entity.get("allergens") or {}
+    return Allergens(
+        contains=[Allergen(code) for code in allergens.get("contains", [])],
+        may_contain=[Allergen(code) for code in allergens.get("may_contain", [])],
+    )
+
+
+_KNOWN_TAGS = frozenset(tag.value for tag in DietaryTag)
+
+
+def _tags(entity: JSONDict) -> list[DietaryTag]:
+    """Dietary tags; tags the universal model does not know (e.g. ``new``) are dropped."""
+    return [DietaryTag(tag) for tag in entity.get("tags") or [] if tag in _KNOWN_TAGS]
+
+
+def _nutrition(entity: JSONDict) -> Nutrition | None:
+    """Energy per serving from ``kcal``; None when the POS gives none."""
+    kcal = entity.get("kcal")
+    return None if kcal is None else Nutrition(energy_kcal=int(kcal))
+
+
+def _schedule(hours: list[JSONDict] | None) -> list[TimeSlot]:
+    """Serving hours (``days`` 0 = Monday, ``from``/``to`` HH:MM local) as time slots."""
+    return [
+        TimeSlot(days=list(window["days"]), start=window["from"], end=window["to"])
+        for window in hours or []
+    ]
+
+
 def _availability(entity: JSONDict) -> Availability:
-    """Availability of an item, option or combo (``available`` defaults to true)."""
+    """Availability of an item, option, combo or category (``available`` defaults to true)."""
     return Availability(
         available=entity.get("available", True),
         unavailable_until=_instant(entity.get("unavailable_until")),
         reason=entity.get("unavailable_reason"),
+        schedule=_schedule(entity.get("hours")),
+        channels=list(entity.get("channels") or []),
+    )
+
+
+def _option_price(override: JSONDict) -> OptionPrice:
+    return OptionPrice(
+        group_id=override["group"],
+        option_id=override["option"],
+        prices=_prices(override["prices"]),
     )
 
 
@@ -128,17 +206,26 @@ def _product(item: JSONDict) -> Product:
         pos_id=item["id"],
         name=item["name"],
         description=item.get("description"),
+        translations=_translations(item),
         category_ids=[category] if category else [],
         variants=[
             Variant(
-                id=size["id"], pos_id=size["id"], name=size["name"], prices=_prices(size["prices"])
+                id=size["id"],
+                pos_id=size["id"],
+                name=size["name"],
+                translations=_translations(size),
+                prices=_prices(size["prices"]),
             )
             for size in item["sizes"]
         ],
         modifier_group_ids=list(item.get("modifier_groups", [])),
+        option_prices=[_option_price(override) for override in item.get("option_prices", [])],
         tax_id=item.get("tax"),
         image_url=item.get("image"),
         availability=_availability(item),
+        allergens=_allergens(item),
+        tags=_tags(item),
+        nutrition=_nutrition(item),
     )
 
 
@@ -148,6 +235,8 @@ def _combo(combo: JSONDict) -> Product:
         id=combo["id"],
         pos_id=combo["id"],
         name=combo["name"],
+        description=combo.get("description"),
+        translations=_translations(combo),
         category_ids=[category] if category else [],
         variants=[
             Variant(
@@ -157,6 +246,7 @@ def _combo(combo: JSONDict) -> Product:
             )
         ],
         slots=[_slot(slot) for slot in combo["slots"]],
+        image_url=combo.get("image"),
         availability=_availability(combo),
     )
 
@@ -166,6 +256,7 @@ def _slot(slot: JSONDict) -> ComboSlot:
         id=slot["id"],
         pos_id=slot["id"],
         name=slot["name"],
+        translations=_translations(slot),
         min=slot["min"],
         max=slot["max"],
         choices=[
@@ -184,6 +275,7 @@ def _modifier_group(group: JSONDict) -> ModifierGroup:
         id=group["id"],
         pos_id=group["id"],
         name=group["name"],
+        translations=_translations(group),
         min=group.get("min", 0),
         max=group.get("max"),
         free_quantity=group.get("free", 0),
@@ -196,11 +288,16 @@ def _option(option: JSONDict) -> ModifierOption:
         id=option["id"],
         pos_id=option["id"],
         name=option["name"],
+        translations=_translations(option),
         prices=_prices(option.get("prices", {})),
         max_quantity=option.get("max_qty", 1),
         default=option.get("default", False),
         modifier_group_ids=list(option.get("modifier_groups", [])),
         availability=_availability(option),
+        allergens=_allergens(option),
+        tags=_tags(option),
+        nutrition=_nutrition(option),
+        image_url=option.get("image"),
     )
 
 

@@ -33,6 +33,10 @@ EU_ALLERGENS = {
     "gluten", "crustaceans", "eggs", "fish", "peanuts", "soybeans", "milk", "nuts",
     "celery", "mustard", "sesame", "sulphites", "lupin", "molluscs",
 }  # fmt: skip
+CHANNELS = {"kiosk", "web", "dine_in", "delivery"}
+DIETARY_TAGS = {
+    "vegetarian", "vegan", "halal", "kosher", "gluten_free", "lactose_free", "spicy", "organic",
+}  # fmt: skip
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -126,11 +130,28 @@ def check_menu_consistency(menu: dict[str, Any]) -> None:
         assert all(g in groups for g in item["modifier_groups"]), item["id"]
         allergens = item["allergens"]["contains"] + item["allergens"]["may_contain"]
         assert set(allergens) <= EU_ALLERGENS, item["id"]
+        assert "de" in item["names"] and "de" in item["descriptions"], item["id"]
+        assert set(item.get("channels") or []) <= CHANNELS, item["id"]
+        for override in item.get("option_prices", []):
+            assert override["group"] in item["modifier_groups"], item["id"]
+            option_ids = {o["id"] for o in groups[override["group"]]["options"]}
+            assert override["option"] in option_ids, item["id"]
+            assert set(override["prices"]) == levels, item["id"]
     for group in menu["modifier_groups"]:
         assert 0 <= group["min"] <= group["max"], group["id"]
+        assert 0 <= group["free"] <= group["max"], group["id"]
+        orderable = [o for o in group["options"] if o["available"]]
+        assert sum(o["max_qty"] for o in orderable) >= group["min"], group["id"]
+        assert sum(o["default"] for o in group["options"]) <= group["max"], group["id"]
+        assert "de" in group["names"], group["id"]
         for option in group["options"]:
             assert set(option["prices"]) == levels
             assert all(g in groups for g in option["modifier_groups"]), option["id"]
+            assert "de" in option["names"], option["id"]
+            if "allergens" in option:
+                declared = option["allergens"]["contains"] + option["allergens"]["may_contain"]
+                assert set(declared) <= EU_ALLERGENS, option["id"]
+            assert set(option.get("tags", [])) <= DIETARY_TAGS, option["id"]
 
     def visit(group_id: str, path: tuple[str, ...]) -> None:
         assert group_id not in path, f"cycle {(*path, group_id)}"
@@ -169,6 +190,7 @@ async def test_health_locations_and_menu_shape(
     status, menu = await get_json(http, f"{sim.url}/menu?location=downtown")
     assert status == 200
     assert menu["location"] == "downtown" and menu["currency"] == "EUR"
+    assert menu["timezone"] == "Europe/Berlin"
     assert datetime.fromisoformat(menu["updated_at"]).tzinfo is not None
     check_menu_consistency(menu)
     items = {i["id"]: i for i in menu["items"]}
@@ -206,6 +228,40 @@ async def test_health_locations_and_menu_shape(
     # a price that differs for delivery
     cheese_prices = items["cheeseburger"]["sizes"][0]["prices"]
     assert cheese_prices["delivery"] > cheese_prices["instore"]
+    # translated names and descriptions
+    assert items["cheeseburger"]["descriptions"]["de"].startswith("Rindfleisch-Patty")
+    assert items["fries"]["sizes"][2]["names"] == {"de": "Groß"}
+    assert groups["bun_choice"]["names"] == {"de": "Brötchen"}
+    assert combo["names"] == {"de": "Burger Menü"}
+    assert [s["names"]["de"] for s in combo["slots"]] == ["Burger", "Beilage", "Getränk"]
+    # beer (and melting ice cream) are not sold for delivery; everything else on all channels
+    not_delivered = ["kiosk", "web", "dine_in"]
+    assert {i: it["channels"] for i, it in items.items() if "channels" in it} == {
+        "craft_beer": not_delivered,
+        "sundae": not_delivered,
+    }
+    # a product-specific option price: extra cheese is cheaper on the double cheeseburger
+    extra_cheese = next(o for o in groups["burger_extras"]["options"] if o["id"] == "extra_cheese")
+    assert extra_cheese["prices"] == {"instore": 80, "delivery": 90}
+    assert items["double_cheeseburger"]["option_prices"] == [
+        {
+            "group": "burger_extras",
+            "option": "extra_cheese",
+            "prices": {"instore": 50, "delivery": 60},
+        }
+    ]
+    assert "option_prices" not in items["cheeseburger"]
+    # free selections and defaults
+    assert (groups["nugget_dip"]["min"], groups["nugget_dip"]["free"]) == (1, 1)
+    assert groups["burger_sauce"]["free"] == 0
+    defaults = {o["id"] for g in groups.values() for o in g["options"] if o["default"]}
+    assert {"bun_brioche", "ice_normal", "amount_normal", "milk_whole"} <= defaults
+    # option allergens and tags
+    bun = {o["id"]: o for o in groups["bun_choice"]["options"]}
+    assert bun["bun_sesame"]["allergens"] == {"contains": ["gluten", "sesame"], "may_contain": []}
+    assert bun["bun_gluten_free"]["tags"] == ["gluten_free", "vegan"]
+    assert extra_cheese["allergens"]["contains"] == ["milk"]
+    assert extra_cheese["kcal"] == 70
 
     status, airport = await get_json(http, f"{sim.url}/menu?location=airport")
     assert status == 200
@@ -217,6 +273,13 @@ async def test_health_locations_and_menu_shape(
             assert size["prices"] == {k: v + 50 for k, v in down_size["prices"].items()}
     airport_combo = next(c for c in airport["combos"] if c["id"] == combo["id"])
     assert airport_combo["prices"] == {k: v + 50 for k, v in combo["prices"].items()}
+    assert airport["timezone"] == "Europe/Berlin"
+    # option prices (and their per-product overrides) are the same everywhere
+    assert airport["modifier_groups"] == menu["modifier_groups"]
+    assert (
+        airport_items["double_cheeseburger"]["option_prices"]
+        == (items["double_cheeseburger"]["option_prices"])
+    )
 
     status, err = await get_json(http, f"{sim.url}/menu?location=moon")
     assert status == 404 and err["error"] == "unknown_location" and err["message"]
@@ -316,6 +379,29 @@ async def test_order_validation_errors(
     assert order["state"] == "accepted" and order["lines"][0]["combo"] == "burger_menu"
     assert order["lines"][0]["components"][0]["mods"][0]["mods"][0]["option"] == "cooking_medium"
     assert (await get_json(http, f"{sim.url}/orders/D-999999"))[0] == 404
+
+
+async def test_example_order_prices_add_up() -> None:
+    """The prices ``examples/order.json`` (at the repo root) relies on, with no free selection."""
+    menu = MenuCatalog().menu_for("downtown")
+    items = {i["id"]: i for i in menu["items"]}
+    groups = {g["id"]: g for g in menu["modifier_groups"]}
+    options = {o["id"]: o for g in groups.values() for o in g["options"]}
+    combo = next(c for c in menu["combos"] if c["id"] == "burger_menu")
+    drink = next(s for s in combo["slots"] if s["id"] == "drink")
+    cola_large = next(c for c in drink["choices"] if (c["item"], c["size"]) == ("cola", "large"))
+    assert [groups[g]["free"] for g in ("burger_sauce", "sauce_amount", "shake_topping")] == [0] * 3
+    assert "option_prices" not in items["cheeseburger"]
+    burger_menu = (
+        combo["prices"]["instore"]
+        + options["sauce_chipotle_mayo"]["prices"]["instore"]
+        + options["amount_extra"]["prices"]["instore"]
+        + cola_large["upcharge"]["instore"]
+    )
+    assert burger_menu == 990 + 50 + 20 + 50 == 1110
+    vanilla = next(s for s in items["vanilla_shake"]["sizes"] if s["id"] == "medium")
+    shake = vanilla["prices"]["instore"] + options["topping_whipped_cream"]["prices"]["instore"]
+    assert shake == 390 + 50 == 440
 
 
 async def test_breakfast_only_served_in_the_morning() -> None:

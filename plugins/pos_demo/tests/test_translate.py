@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
 from pos_demo.translate import menu_from_pos, order_to_pos, status_event_from_pos, status_from_pos
 from posintegrator.model import (
+    Allergen,
+    Allergens,
     Availability,
     Category,
+    Channel,
     ComboChoice,
     ComboComponent,
     ComboSlot,
     Customer,
+    DietaryTag,
     Menu,
     ModifierGroup,
     ModifierOption,
+    Nutrition,
+    OptionPrice,
     Order,
     OrderLine,
     OrderStatus,
@@ -31,6 +38,8 @@ from posintegrator.model import (
     SelectedModifier,
     StatusEvent,
     Tax,
+    Text,
+    TimeSlot,
     Variant,
 )
 
@@ -57,6 +66,7 @@ def _prices(instore: int, delivery: int) -> dict[str, int]:
 EXPECTED_MENU = Menu(
     location="downtown",
     currency="EUR",
+    timezone="Europe/Berlin",
     source_updated_at=datetime(2024, 5, 1, 8, 30, tzinfo=UTC),
     price_lists=[
         PriceList(
@@ -75,12 +85,34 @@ EXPECTED_MENU = Menu(
         ),
     ],
     categories=[
-        Category(id="burgers", pos_id="burgers", name="Burgers", sort=20),
-        Category(id="drinks", pos_id="drinks", name="Drinks", sort=50),
+        Category(
+            id="burgers",
+            pos_id="burgers",
+            name="Burgers",
+            translations={"de": Text(name="Burger")},
+            sort=20,
+            image_url="https://img.demopos.example/categories/burgers.jpg",
+        ),
+        Category(
+            id="drinks",
+            pos_id="drinks",
+            name="Drinks",
+            translations={"de": Text(name="Getränke")},
+            sort=50,
+        ),
         Category(
             id="cold_drinks", pos_id="cold_drinks", name="Cold drinks", sort=51, parent_id="drinks"
         ),
-        Category(id="menus", pos_id="menus", name="Menus", sort=10),
+        Category(
+            id="menus",
+            pos_id="menus",
+            name="Menus",
+            translations={"de": Text(name="Menüs")},
+            sort=10,
+            availability=Availability(
+                schedule=[TimeSlot(days=[0, 1, 2, 3, 4], start="11:00", end="15:00")]
+            ),
+        ),
     ],
     products=[
         Product(
@@ -88,13 +120,36 @@ EXPECTED_MENU = Menu(
             pos_id="classic_burger",
             name="Classic Burger",
             description="Beef patty, lettuce, tomato and house sauce.",
+            translations={
+                "de": Text(
+                    name="Klassik Burger",
+                    description="Rindfleisch-Patty, Salat, Tomate und Haussauce.",
+                ),
+                "fr": Text(name="Burger classique"),
+            },
             category_ids=["burgers"],
             tax_id="vat_food",
             image_url="https://img.demopos.example/items/classic_burger.jpg",
             variants=[
-                Variant(id="regular", pos_id="regular", name="Regular", prices=_prices(690, 790))
+                Variant(
+                    id="regular",
+                    pos_id="regular",
+                    name="Regular",
+                    translations={"de": Text(name="Normal")},
+                    prices=_prices(690, 790),
+                )
             ],
             modifier_group_ids=["burger_extras", "burger_sauce"],
+            option_prices=[
+                OptionPrice(
+                    group_id="burger_extras", option_id="extra_cheese", prices=_prices(50, 60)
+                )
+            ],
+            allergens=Allergens(
+                contains=[Allergen.GLUTEN, Allergen.SESAME], may_contain=[Allergen.SOYBEANS]
+            ),
+            tags=[DietaryTag.SPICY],
+            nutrition=Nutrition(energy_kcal=540),
         ),
         Product(
             id="cola",
@@ -103,18 +158,50 @@ EXPECTED_MENU = Menu(
             category_ids=["cold_drinks"],
             tax_id="vat_drinks",
             variants=[
-                Variant(id="small", pos_id="small", name="Small 0.3 l", prices=_prices(250, 290)),
+                Variant(
+                    id="small",
+                    pos_id="small",
+                    name="Small 0.3 l",
+                    translations={"de": Text(name="Klein 0,3 l")},
+                    prices=_prices(250, 290),
+                ),
                 Variant(
                     id="medium", pos_id="medium", name="Medium 0.4 l", prices=_prices(290, 330)
                 ),
                 Variant(id="large", pos_id="large", name="Large 0.5 l", prices=_prices(330, 380)),
             ],
+            tags=[DietaryTag.VEGAN],
+            nutrition=Nutrition(energy_kcal=140),
+        ),
+        Product(
+            id="craft_beer",
+            pos_id="craft_beer",
+            name="Craft Lager",
+            description="Local lager, 0.33 l.",
+            translations={
+                "de": Text(name="Craft-Lager", description="Lokales Lagerbier, 0,33 l."),
+            },
+            category_ids=["cold_drinks"],
+            tax_id="vat_drinks",
+            variants=[
+                Variant(id="regular", pos_id="regular", name="Regular", prices=_prices(390, 450))
+            ],
+            availability=Availability(
+                schedule=[TimeSlot(days=[4, 5], start="17:00", end="24:00")],
+                channels=[Channel.KIOSK, Channel.WEB, Channel.DINE_IN],
+            ),
+            allergens=Allergens(contains=[Allergen.GLUTEN], may_contain=[Allergen.SULPHITES]),
+            nutrition=Nutrition(energy_kcal=145),
         ),
         Product(
             id="fries",
             pos_id="fries",
             name="Fries",
             description="Crispy fries.",
+            translations={
+                "de": Text(name="Pommes", description="Knusprige Pommes."),
+                "fr": Text(description="Frites croustillantes."),
+            },
             category_ids=["burgers"],
             tax_id="vat_food",
             variants=[
@@ -124,12 +211,18 @@ EXPECTED_MENU = Menu(
                 available=False,
                 unavailable_until=datetime(2024, 5, 1, 16, 0, tzinfo=UTC),
                 reason="fryer broken",
+                schedule=[TimeSlot(days=[0, 1, 2, 3, 4], start="11:00", end="22:00")],
             ),
+            tags=[DietaryTag.VEGETARIAN],
         ),
         Product(
             id="classic_menu",
             pos_id="classic_menu",
             name="Classic Menu",
+            description="Classic Burger and a drink.",
+            translations={
+                "de": Text(name="Klassik Menü", description="Klassik Burger und ein Getränk.")
+            },
             category_ids=["menus"],
             variants=[
                 Variant(id="classic_menu:std", name="Standard", prices=_prices(990, 1190)),
@@ -147,6 +240,7 @@ EXPECTED_MENU = Menu(
                     id="drink",
                     pos_id="drink",
                     name="Drink",
+                    translations={"de": Text(name="Getränk")},
                     min=1,
                     max=2,
                     choices=[
@@ -164,6 +258,7 @@ EXPECTED_MENU = Menu(
             id="burger_extras",
             pos_id="burger_extras",
             name="Extras",
+            translations={"de": Text(name="Extras")},
             min=0,
             max=3,
             free_quantity=1,
@@ -172,9 +267,13 @@ EXPECTED_MENU = Menu(
                     id="extra_cheese",
                     pos_id="extra_cheese",
                     name="Extra cheese",
+                    translations={"de": Text(name="Extra Käse")},
                     prices=_prices(80, 90),
                     max_quantity=2,
                     modifier_group_ids=["cheese_type"],
+                    allergens=Allergens(contains=[Allergen.MILK]),
+                    tags=[DietaryTag.VEGETARIAN],
+                    nutrition=Nutrition(energy_kcal=70),
                 ),
                 ModifierOption(
                     id="bacon",
@@ -198,8 +297,15 @@ EXPECTED_MENU = Menu(
                     name="Cheddar",
                     prices=_prices(0, 0),
                     default=True,
+                    allergens=Allergens(contains=[Allergen.MILK], may_contain=[Allergen.MUSTARD]),
                 ),
-                ModifierOption(id="gouda", pos_id="gouda", name="Gouda", prices=_prices(20, 30)),
+                ModifierOption(
+                    id="gouda",
+                    pos_id="gouda",
+                    name="Gouda",
+                    prices=_prices(20, 30),
+                    tags=[DietaryTag.LACTOSE_FREE, DietaryTag.VEGETARIAN],
+                ),
             ],
         ),
         ModifierGroup(
@@ -233,7 +339,13 @@ def test_menu_translates_exactly(menu: Menu) -> None:
 
 def test_menu_counts_and_ids(menu: Menu) -> None:
     assert [p.id for p in menu.price_lists] == ["instore", "delivery"]
-    assert [p.id for p in menu.products] == ["classic_burger", "cola", "fries", "classic_menu"]
+    assert [p.id for p in menu.products] == [
+        "classic_burger",
+        "cola",
+        "craft_beer",
+        "fries",
+        "classic_menu",
+    ]
     assert [g.id for g in menu.modifier_groups] == ["burger_extras", "cheese_type", "burger_sauce"]
     assert len(menu.taxes) == 2
     assert len(menu.categories) == 4
@@ -267,6 +379,7 @@ def test_86d_item_and_option_are_unavailable(menu: Menu) -> None:
         available=False,
         unavailable_until=datetime(2024, 5, 1, 16, 0, tzinfo=UTC),
         reason="fryer broken",
+        schedule=[TimeSlot(days=[0, 1, 2, 3, 4], start="11:00", end="22:00")],
     )
     extras = menu.modifier_group("burger_extras")
     assert extras is not None
@@ -285,6 +398,162 @@ def test_combo_becomes_product_with_slots(menu: Menu) -> None:
     assert drink.choices[1] == ComboChoice(
         product_id="cola", variant_id="large", upcharge={"instore": 50, "delivery": 60}
     )
+
+
+def test_menu_takes_the_locations_timezone(menu: Menu, native_menu: dict[str, Any]) -> None:
+    assert menu.timezone == "Europe/Berlin"
+    assert menu.zone == ZoneInfo("Europe/Berlin")
+    del native_menu["timezone"]
+    assert menu_from_pos(native_menu, "downtown").timezone == "UTC"
+
+
+def test_price_lists_keep_their_channels(menu: Menu) -> None:
+    assert {p.id: p.channels for p in menu.price_lists} == {
+        "instore": [Channel.KIOSK, Channel.WEB, Channel.DINE_IN],
+        "delivery": [Channel.DELIVERY],
+    }
+    assert menu.price_list_for(Channel.WEB) == menu.price_lists[0]
+    assert menu.price_list_for(Channel.DELIVERY) == menu.price_lists[1]
+
+
+def test_names_and_descriptions_merge_into_translations(menu: Menu) -> None:
+    burger = menu.product("classic_burger")
+    fries = menu.product("fries")
+    cola = menu.product("cola")
+    assert burger is not None and fries is not None and cola is not None
+    assert burger.translations == {
+        "de": Text(
+            name="Klassik Burger", description="Rindfleisch-Patty, Salat, Tomate und Haussauce."
+        ),
+        "fr": Text(name="Burger classique", description=None),
+    }
+    assert fries.translations == {
+        "de": Text(name="Pommes", description="Knusprige Pommes."),
+        "fr": Text(name=None, description="Frites croustillantes."),
+    }
+    assert cola.translations == {}
+    assert [v.translations for v in cola.variants] == [{"de": Text(name="Klein 0,3 l")}, {}, {}]
+    categories = {c.id: c.translations for c in menu.categories}
+    assert categories == {
+        "burgers": {"de": Text(name="Burger")},
+        "drinks": {"de": Text(name="Getränke")},
+        "cold_drinks": {},
+        "menus": {"de": Text(name="Menüs")},
+    }
+    extras = menu.modifier_group("burger_extras")
+    assert extras is not None
+    assert extras.translations == {"de": Text(name="Extras")}
+    assert [o.translations for o in extras.options] == [{"de": Text(name="Extra Käse")}, {}]
+    combo = menu.product("classic_menu")
+    assert combo is not None
+    assert combo.description == "Classic Burger and a drink."
+    assert combo.translations == {
+        "de": Text(name="Klassik Menü", description="Klassik Burger und ein Getränk.")
+    }
+    assert [s.translations for s in combo.slots] == [{}, {"de": Text(name="Getränk")}]
+
+
+def test_allergens_map_to_the_eu_list(menu: Menu) -> None:
+    burger = menu.product("classic_burger")
+    beer = menu.product("craft_beer")
+    cola = menu.product("cola")
+    assert burger is not None and beer is not None and cola is not None
+    assert burger.allergens == Allergens(
+        contains=[Allergen.GLUTEN, Allergen.SESAME], may_contain=[Allergen.SOYBEANS]
+    )
+    assert beer.allergens.contains == [Allergen.GLUTEN]
+    assert beer.allergens.may_contain == [Allergen.SULPHITES]
+    assert cola.allergens == Allergens()
+
+
+def test_an_unknown_allergen_fails_rather_than_vanishing(native_menu: dict[str, Any]) -> None:
+    native_menu["items"][0]["allergens"]["contains"].append("pollen")
+    with pytest.raises(ValueError, match="pollen"):
+        menu_from_pos(native_menu, "downtown")
+
+
+def test_tags_map_to_dietary_tags_and_unknown_ones_are_dropped(menu: Menu) -> None:
+    tags = {p.id: p.tags for p in menu.products}
+    assert tags == {
+        "classic_burger": [DietaryTag.SPICY],
+        "cola": [DietaryTag.VEGAN],
+        "craft_beer": [],
+        "fries": [DietaryTag.VEGETARIAN],
+        "classic_menu": [],
+    }
+    cheese = menu.modifier_group("cheese_type")
+    assert cheese is not None
+    assert [o.tags for o in cheese.options] == [
+        [],
+        [DietaryTag.LACTOSE_FREE, DietaryTag.VEGETARIAN],
+    ]
+
+
+def test_kcal_becomes_nutrition_per_serving(menu: Menu) -> None:
+    energy = {
+        p.id: None if p.nutrition is None else (p.nutrition.per, p.nutrition.energy_kcal)
+        for p in menu.products
+    }
+    assert energy == {
+        "classic_burger": ("serving", 540),
+        "cola": ("serving", 140),
+        "craft_beer": ("serving", 145),
+        "fries": None,
+        "classic_menu": None,
+    }
+
+
+def test_option_allergens_tags_and_nutrition(menu: Menu) -> None:
+    extras = menu.modifier_group("burger_extras")
+    cheese = menu.modifier_group("cheese_type")
+    assert extras is not None and cheese is not None
+    extra_cheese, bacon = extras.options
+    assert extra_cheese.allergens == Allergens(contains=[Allergen.MILK])
+    assert extra_cheese.tags == [DietaryTag.VEGETARIAN]
+    assert extra_cheese.nutrition == Nutrition(energy_kcal=70)
+    assert (bacon.allergens, bacon.tags, bacon.nutrition) == (Allergens(), [], None)
+    assert cheese.options[0].allergens == Allergens(
+        contains=[Allergen.MILK], may_contain=[Allergen.MUSTARD]
+    )
+
+
+def test_hours_and_channels_become_availability(menu: Menu) -> None:
+    beer = menu.product("craft_beer")
+    assert beer is not None
+    assert beer.availability.schedule == [TimeSlot(days=[4, 5], start="17:00", end="24:00")]
+    assert beer.availability.channels == [Channel.KIOSK, Channel.WEB, Channel.DINE_IN]
+    # Friday 2024-05-03 18:00 UTC is 20:00 in Berlin; Thursday evening is outside the hours.
+    friday = datetime(2024, 5, 3, 18, 0, tzinfo=UTC)
+    assert beer.availability.is_orderable(friday, Channel.WEB, menu.zone)
+    assert not beer.availability.is_orderable(friday, Channel.DELIVERY, menu.zone)
+    assert not beer.availability.is_orderable(friday - timedelta(days=1), Channel.WEB, menu.zone)
+    burger = menu.product("classic_burger")
+    assert burger is not None
+    assert (burger.availability.schedule, burger.availability.channels) == ([], [])
+
+
+def test_category_hours_and_image(menu: Menu) -> None:
+    categories = {c.id: c for c in menu.categories}
+    assert categories["menus"].availability.schedule == [
+        TimeSlot(days=[0, 1, 2, 3, 4], start="11:00", end="15:00")
+    ]
+    assert categories["burgers"].availability == Availability()
+    assert categories["burgers"].image_url == "https://img.demopos.example/categories/burgers.jpg"
+    assert categories["drinks"].image_url is None
+
+
+def test_option_prices_become_product_option_prices(menu: Menu) -> None:
+    burger = menu.product("classic_burger")
+    cola = menu.product("cola")
+    assert burger is not None and cola is not None
+    assert burger.option_prices == [
+        OptionPrice(
+            group_id="burger_extras",
+            option_id="extra_cheese",
+            prices={"instore": 50, "delivery": 60},
+        )
+    ]
+    assert cola.option_prices == []
 
 
 def test_menu_uses_given_location(native_menu: dict[str, Any]) -> None:

@@ -130,6 +130,7 @@ class MenuCatalog:
         return {
             "location": loc.id,
             "currency": loc.currency,
+            "timezone": loc.timezone,
             "updated_at": iso(self.updated_at),
             "price_levels": base["price_levels"],
             "taxes": base["taxes"],
