@@ -178,3 +178,20 @@ async def test_a_stopping_host_refuses_new_orders_with_503(
     assert await demo_host.host.store.get_order(example_order["id"]) is None
     _, body = await demo_host.request("GET", "/healthz")
     assert body["status"] == "stopping"
+
+
+async def test_a_replay_is_answered_even_after_the_menu_changed(
+    demo_host: HostHarness, simulator: RunningSimulator, example_order: dict[str, Any]
+) -> None:
+    assert (await demo_host.post_order(example_order))[0] == 202
+    live = await demo_host.host.live_menus.get("downtown")
+    assert live is not None
+    changed = live.menu.model_copy(deep=True)
+    shake = next(p for p in changed.products if p.id == "vanilla_shake")
+    shake.availability.available = False  # 86'd since the order was accepted
+    await demo_host.host.connections["demo"].menusync._publish("downtown", changed, [])
+    status, body = await demo_host.post_order(example_order)
+    assert status == 202 and body == {"id": "demo-order-0001", "status": "RECEIVED"}
+    fresh = {**example_order, "id": "demo-order-0002"}
+    status, problem = await demo_host.post_order(fresh)
+    assert status == 422 and problem["errors"][0]["code"] == "unavailable"

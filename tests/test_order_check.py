@@ -230,3 +230,26 @@ async def test_the_api_refuses_such_orders_and_the_pos_never_sees_them(
     }
     assert await demo_host.host.store.get_order(bad["id"]) is None
     assert await pos_orders(simulator) == []
+
+
+def test_a_category_schedule_applies_to_its_products(menu: Menu) -> None:
+    closed = menu.model_copy(deep=True)
+    drinks = next(p for p in closed.products if p.id == "cola").category_ids[0]
+    category = next(c for c in closed.categories if c.id == drinks)
+    category.availability.channels = [Channel.KIOSK]
+    [finding] = check(closed, order(line("cola", 300, "medium")))
+    assert finding.code == OrderCode.UNAVAILABLE and f"category {drinks!r}" in finding.reason
+
+
+def test_a_combo_component_with_several_variants_needs_one(
+    menu: Menu, example_order: dict[str, Any]
+) -> None:
+    combo = copy.deepcopy(example_order["lines"][0])
+    open_choice = menu.model_copy(deep=True)
+    burger_menu = next(p for p in open_choice.products if p.id == "burger_menu")
+    burger_menu.slots[2].choices[0].variant_id = None  # any cola size
+    combo["components"][2] = {"slot_id": "drink", "product_id": "cola"}
+    assert only(check(open_choice, order({**combo, "unit_price": 1060}))) == (
+        "lines[0].components[2].variant_id",
+        OrderCode.UNKNOWN_VARIANT,
+    )

@@ -1,22 +1,32 @@
-"""A configured connection at run time: its settings, plugin, context, health and call limit."""
+"""A configured connection at run time: its settings, plugin, context, health and call limits."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from aiolimiter import AsyncLimiter
+
 from posintegrator.context import ConnectionContext
+from posintegrator.errors import AuthError, PermanentError, PosError, RetryableError
 from posintegrator.health import ConnectionHealth
 from posintegrator.plugins import PosPlugin
 from posintegrator.settings import ConnectionSettings
+
+
+class CircuitOpenError(RetryableError):
+    """The connection's circuit is open: the POS was not called at all."""
 
 
 @dataclass
 class Connection:
     """One POS connection as the scheduler, delivery and API see it.
 
-    ``limiter`` bounds the calls in flight to this POS at once, across menu sync, order delivery
-    and status polling.
+    Every call to the POS goes through :meth:`calling`, which applies, in this order, the
+    circuit breaker (a POS that is down is not hammered), the rate limit and the limit on calls
+    in flight, shared by menu sync, order delivery and status polling.
     """
 
     settings: ConnectionSettings
@@ -24,11 +34,46 @@ class Connection:
     ctx: ConnectionContext
     health: ConnectionHealth
     limiter: asyncio.Semaphore
+    rate: AsyncLimiter | None = None
 
     @property
     def name(self) -> str:
         """The connection's name."""
         return self.settings.name
+
+    @asynccontextmanager
+    async def calling(self) -> AsyncIterator[None]:
+        """Hold a slot for one call to the POS, and record in the health how it went.
+
+        A :class:`PermanentError` counts as the POS answering; other :class:`PosError` kinds
+        count as failures; anything else (a cancellation, a bug of the host) abandons a probe
+        without judging the POS.
+
+        :raises CircuitOpenError: the circuit is open; ``retry_after`` says when to come back.
+        """
+        if not self.health.try_call():
+            raise CircuitOpenError(
+                f"connection {self.name!r} is paused: {self.health.last_error}",
+                retry_after=self.health.blocked_for(),
+            )
+        try:
+            async with self.limiter:
+                if self.rate is not None:
+                    await self.rate.acquire()
+                yield
+        except PermanentError:
+            self.health.succeeded()
+            raise
+        except AuthError as exc:
+            self.health.failed(exc.message, auth=True)
+            raise
+        except PosError as exc:
+            self.health.failed(exc.message)
+            raise
+        except BaseException:
+            self.health.probe_abandoned()
+            raise
+        self.health.succeeded()
 
     def uses_polling(self) -> bool:
         """Whether status for this connection is polled rather than pushed by webhooks."""

@@ -1,4 +1,4 @@
-"""Order delivery: each accepted order reaches the POS exactly once.
+"""Order delivery: each accepted order reaches the POS exactly once, or is clearly not there.
 
 The rules (see docs/orders.md):
 
@@ -9,7 +9,11 @@ The rules (see docs/orders.md):
   and only submits when the POS does not have it; a POS with neither lookup nor idempotent
   submission gets the order parked as NEEDS_ATTENTION instead of a blind resend.
 * One attempt per order at a time; retries wait with exponential backoff and jitter, at least as
-  long as a ``Retry-After`` asks.
+  long as a ``Retry-After`` asks; no attempt starts while the connection's circuit is open.
+* An order that cannot reach the POS by its deadline (its pickup time, or a maximum age for
+  orders wanted as soon as possible) becomes FAILED with the reason, so the cloud can refund or
+  call the customer; if the POS might have it after all, it is looked up first, and parked as
+  NEEDS_ATTENTION when that cannot be settled.
 
 New orders are picked up at once (the API wakes the loop); retries wake it when they fall due.
 """
@@ -17,17 +21,18 @@ New orders are picked up at once (the API wakes the loop); retries wake it when 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from loguru import logger
 
 from posintegrator.backoff import Backoff
-from posintegrator.connection import Connection
+from posintegrator.connection import CircuitOpenError, Connection
 from posintegrator.errors import (
     AmbiguousError,
     AuthError,
     PermanentError,
     PluginBugError,
+    PosError,
     RetryableError,
 )
 from posintegrator.hooktypes import FoundOrder
@@ -41,23 +46,29 @@ HOST_FAILURE_PAUSE_SECONDS = 5.0
 
 NEEDS_ATTENTION_REASON = (
     "an earlier submission's outcome is unknown and this POS can neither look orders up nor "
-    "deduplicate them: check the POS, then mark the order found or retry it"
+    "deduplicate them: check the POS, then mark the order found or missing"
 )
 
 
 class OrderDelivery:
-    """The delivery loop of one connection."""
+    """The delivery loop of one connection.
+
+    :param max_age: how long an order wanted as soon as possible may take to reach the POS.
+    """
 
     def __init__(
         self,
         store: Store,
         connection: Connection,
         intake: StatusIntake,
+        *,
+        max_age: timedelta,
         backoff: Backoff | None = None,
     ) -> None:
         self._store = store
         self._conn = connection
         self._intake = intake
+        self._max_age = max_age
         self._backoff = backoff or Backoff(base=1.0, cap=300.0)
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
@@ -66,10 +77,13 @@ class OrderDelivery:
         """Look for due orders now (a new order arrived, or an operator asked for a retry)."""
         self._wake.set()
 
-    @property
-    def in_flight(self) -> int:
-        """Attempts under way."""
-        return len(self._in_flight)
+    def is_in_flight(self, order_id: str) -> bool:
+        """Whether an attempt for this order is under way."""
+        return order_id in self._in_flight
+
+    def deadline(self, record: OrderRecord) -> datetime:
+        """When the order must have reached the POS."""
+        return record.order.pickup_time or record.created_at + self._max_age
 
     async def run(self) -> None:
         """Deliver due orders until cancelled."""
@@ -77,20 +91,25 @@ class OrderDelivery:
         name = self._conn.name
         while True:
             self._wake.clear()
+            now = utcnow()
+            blocked = self._conn.health.blocked_for(now)
             free = capacity - len(self._in_flight)
             started = 0
             if free > 0:
-                due = await self._store.due_deliveries(
-                    name, utcnow(), limit=free + len(self._in_flight)
-                )
+                due = await self._store.due_deliveries(name, now, limit=free + len(self._in_flight))
                 for record in due:
                     if started >= free:
                         break
-                    if record.order.id not in self._in_flight:
-                        self._start(record)
-                        started += 1
-            timeout = None
-            if free > 0 and started < free:
+                    if record.order.id in self._in_flight:
+                        continue
+                    if blocked and now < self.deadline(record):
+                        continue  # the circuit is open: only expire orders, call nothing
+                    self._start(record)
+                    started += 1
+            timeout: float | None = None
+            if blocked:
+                timeout = blocked
+            elif free > started:
                 next_at = await self._store.next_delivery_at(name)
                 if next_at is not None:
                     timeout = max(0.0, (next_at - utcnow()).total_seconds())
@@ -129,7 +148,10 @@ class OrderDelivery:
 
     async def _deliver(self, record: OrderRecord) -> None:
         try:
-            await self._attempt(record)
+            if utcnow() >= self.deadline(record):
+                await self._expire(record)
+            else:
+                await self._attempt(record)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -148,56 +170,91 @@ class OrderDelivery:
         attempt = await self._store.begin_attempt(order.id)
         source = f"pos:{conn.plugin.name}"
         try:
-            async with conn.limiter:
-                if maybe_in_pos:
-                    if caps.order_lookup:
-                        found = await self._look_up(order.id, order.location)
-                        if found is not None:
-                            conn.health.succeeded()
-                            await self._apply(
-                                order.id,
-                                found.status,
-                                pos_order_id=found.pos_order_id,
-                                source=f"{source}:lookup",
-                                reason="found in the POS after an unknown outcome",
-                            )
-                            return
-                        maybe_in_pos = False
-                    elif not caps.idempotent_submit:
-                        await self._apply(
-                            order.id,
-                            OrderStatus.NEEDS_ATTENTION,
-                            source="host",
-                            reason=NEEDS_ATTENTION_REASON,
-                        )
+            if maybe_in_pos:
+                if caps.order_lookup:
+                    found = await self._look_up(order.id, order.location)
+                    if found is not None:
+                        await self._found(order.id, found, source)
                         return
+                    maybe_in_pos = False
+                elif not caps.idempotent_submit:
+                    await self._apply(
+                        order.id,
+                        OrderStatus.NEEDS_ATTENTION,
+                        source="host",
+                        reason=NEEDS_ATTENTION_REASON,
+                    )
+                    return
+            async with conn.calling():
                 result = await conn.plugin.submit_order(conn.ctx, order, record.idempotency_key)
         except PermanentError as exc:
-            conn.health.succeeded()
             await self._apply(order.id, OrderStatus.REJECTED, source=source, reason=exc.reason)
             return
-        except AuthError as exc:
-            conn.health.failed(exc.message, auth=True)
-            await self._retry_later(attempt, exc.message, maybe_in_pos, retry_after=None)
+        except CircuitOpenError as exc:
+            await self._retry_later(attempt, exc.message, maybe_in_pos, exc.retry_after)
             return
         except (AmbiguousError, PluginBugError) as exc:
-            conn.health.failed(exc.message)
-            await self._retry_later(attempt, exc.message, True, retry_after=None)
+            await self._retry_later(attempt, exc.message, True, None)
             return
-        except RetryableError as exc:
-            conn.health.failed(exc.message)
-            await self._retry_later(attempt, exc.message, maybe_in_pos, retry_after=exc.retry_after)
+        except (RetryableError, AuthError) as exc:
+            retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+            await self._retry_later(attempt, exc.message, maybe_in_pos, retry_after)
             return
-        conn.health.succeeded()
         await self._apply(order.id, result.status, pos_order_id=result.pos_order_id, source=source)
+
+    async def _expire(self, record: OrderRecord) -> None:
+        """The deadline has passed: FAILED if the POS certainly lacks the order."""
+        order = record.order
+        deadline = self.deadline(record).isoformat()
+        last = f" (last error: {record.last_error})" if record.last_error else ""
+        if record.maybe_in_pos:
+            if not self._conn.plugin.capabilities().order_lookup:
+                await self._apply(
+                    order.id,
+                    OrderStatus.NEEDS_ATTENTION,
+                    source="host",
+                    reason=f"not confirmed by the POS before its deadline {deadline}{last}; "
+                    "the POS may have it: check the POS, then mark it found or missing",
+                )
+                return
+            try:
+                found = await self._look_up(order.id, order.location)
+            except PosError as exc:
+                await self._apply(
+                    order.id,
+                    OrderStatus.NEEDS_ATTENTION,
+                    source="host",
+                    reason=f"deadline {deadline} passed and the POS could not be asked whether "
+                    f"it has the order ({exc.message}): check the POS",
+                )
+                return
+            if found is not None:
+                await self._found(order.id, found, f"pos:{self._conn.plugin.name}")
+                return
+        await self._apply(
+            order.id,
+            OrderStatus.FAILED,
+            source="host",
+            reason=f"could not reach the POS before its deadline {deadline}{last}",
+        )
 
     async def _look_up(self, order_id: str, location: str) -> FoundOrder | None:
         """Ask the POS for the order; any refusal here means "cannot tell now", never "rejected"."""
         conn = self._conn
         try:
-            return await conn.plugin.find_order(conn.ctx, order_id, location)
+            async with conn.calling():
+                return await conn.plugin.find_order(conn.ctx, order_id, location)
         except PermanentError as exc:
             raise AmbiguousError(f"lookup refused: {exc.message}") from exc
+
+    async def _found(self, order_id: str, found: FoundOrder, source: str) -> None:
+        await self._apply(
+            order_id,
+            found.status,
+            pos_order_id=found.pos_order_id,
+            source=f"{source}:lookup",
+            reason="found in the POS after an unknown outcome",
+        )
 
     async def _apply(
         self,
@@ -222,20 +279,17 @@ class OrderDelivery:
         record: OrderRecord,
         error: str,
         maybe_in_pos: bool,
-        *,
         retry_after: float | None,
     ) -> None:
         delay = self._backoff.delay(record.attempts, retry_after)
+        next_at = min(utcnow() + timedelta(seconds=delay), self.deadline(record))
         logger.info(
-            "order {}: attempt {} failed ({}); next in {:.1f}s",
+            "order {}: attempt {} failed ({}); next at {}",
             record.order.id,
             record.attempts,
             error,
-            delay,
+            next_at.isoformat(timespec="seconds"),
         )
         await self._store.end_attempt(
-            record.order.id,
-            maybe_in_pos=maybe_in_pos,
-            error=error,
-            next_attempt_at=utcnow() + timedelta(seconds=delay),
+            record.order.id, maybe_in_pos=maybe_in_pos, error=error, next_attempt_at=next_at
         )

@@ -69,7 +69,9 @@ class MenuPublished(UniversalModel):
     published_at: UtcDateTime
     menu_url: str = Field(description="Path of the Integrator API route that serves this menu.")
     diff_url: str | None = Field(
-        default=None, description="Path of the diff from the previous version, if there is one."
+        default=None,
+        description="Path of the diff from the previous version to the latest one when fetched "
+        "(which may be newer than this event's version), if there is a previous version.",
     )
     notice: MenuNotice = Field(default_factory=MenuNotice)
 

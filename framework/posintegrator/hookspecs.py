@@ -214,3 +214,19 @@ def posintegrator_order_status_changed(
     :param new: the status now.
     :param event: the event that caused the change.
     """
+
+
+@hookspec
+def posintegrator_connection_alert(
+    connection: str, kind: str, message: str
+) -> Awaitable[None] | None:
+    """Hear that a person should look at a connection (page someone, post to a chat).
+
+    Called on every plugin that implements it, once when the problem starts: ``auth_failed``
+    when the POS refuses the connection's credentials, ``circuit_open`` when calls to the POS
+    are paused after repeated failures. Errors are logged and otherwise ignored.
+
+    :param connection: the connection's name.
+    :param kind: ``auth_failed`` or ``circuit_open``.
+    :param message: what happened and what to do, for a person.
+    """

@@ -18,7 +18,7 @@ from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from posintegrator.connection import Connection
-from posintegrator.errors import AuthError, PosError
+from posintegrator.errors import PosError
 from posintegrator.events import MenuChanges, MenuNotice
 from posintegrator.health import MenuSyncInfo
 from posintegrator.live_menus import LiveMenus
@@ -110,13 +110,11 @@ class MenuSync:
         """
         conn = self._conn
         try:
-            async with conn.limiter:
+            async with conn.calling():
                 menu = await conn.plugin.fetch_menu(conn.ctx, location)
         except PosError as exc:
-            conn.health.failed(exc.message, auth=isinstance(exc, AuthError))
             await self._report(location, "fetch_failed", [], detail=exc.message)
             raise
-        conn.health.succeeded()
         findings = await self._prepare(menu, location)
         errors = errors_in(findings)
         if errors:

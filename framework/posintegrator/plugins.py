@@ -293,6 +293,18 @@ class PluginHost:
                 except Exception:
                     logger.exception("a posintegrator_order_status_changed observer failed")
 
+    async def connection_alert(self, connection: str, kind: str, message: str) -> None:
+        """Tell every observer a person should look at a connection; errors are only logged."""
+        try:
+            results = self._pm.hook.posintegrator_connection_alert(
+                connection=connection, kind=kind, message=message
+            )
+            for result in results:
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            logger.exception("a posintegrator_connection_alert observer failed")
+
     def validate_connections(self, settings: HostSettings) -> dict[str, BaseModel]:
         """Validate each connection's plugin settings and capabilities against its plugin.
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aiohttp
 import orjson
 from aiohttp import web
+from aiolimiter import AsyncLimiter
 from loguru import logger
 
 from posintegrator.cloud import CloudNotifier
@@ -80,6 +82,7 @@ class Host:
         self._scheduler: Scheduler | None = None
         self._notifier: CloudNotifier | None = None
         self._intake: StatusIntake | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.port: int = settings.api.port
 
     @property
@@ -153,20 +156,33 @@ class Host:
             state=_ConnectionState(self.store, name),
             webhook_url=f"{self.public_url}/pos/{name}/webhook",
         )
+        rate = conn_settings.rate_limit_per_second
         connection = Connection(
             settings=conn_settings,
             plugin=plugin,
             ctx=ctx,
-            health=ConnectionHealth(name),
+            health=ConnectionHealth(
+                name, failure_threshold=conn_settings.failure_threshold, alert=self._alert
+            ),
             limiter=asyncio.Semaphore(conn_settings.max_concurrency),
+            rate=AsyncLimiter(rate, 1.0) if rate is not None else None,
         )
+        max_age = timedelta(seconds=self.settings.orders.max_delivery_seconds)
         return ConnectionJobs(
             self.store,
             connection,
             MenuSync(self.store, self.plugins, connection, self.live_menus, self.notifier.wake),
-            OrderDelivery(self.store, connection, self._intake),
+            OrderDelivery(self.store, connection, self._intake, max_age=max_age),
             self._intake,
         )
+
+    def _alert(self, connection: str, kind: str, message: str) -> None:
+        """Pass a connection alert to the plugins that observe them."""
+        task = asyncio.get_running_loop().create_task(
+            self.plugins.connection_alert(connection, kind, message)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Stop taking orders, finish or park work under way, and release everything."""

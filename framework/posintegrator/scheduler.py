@@ -90,12 +90,10 @@ class ConnectionJobs:
             if not tracked:
                 continue
             try:
-                async with conn.limiter:
+                async with conn.calling():
                     events = await conn.plugin.poll_status(conn.ctx, tracked)
-            except PosError as exc:
-                conn.health.failed(exc.message, auth=isinstance(exc, AuthError))
-                continue
-            conn.health.succeeded()
+            except PosError:
+                continue  # recorded in the connection's health; polled again next period
             for event in events:
                 await self._intake.apply(conn.name, event)
 

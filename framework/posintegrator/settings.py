@@ -102,6 +102,11 @@ class OrderSettings(_Section):
         description="Largest accepted difference, in minor units, between an order's line or "
         "total price and what the price list says (0: prices must match exactly).",
     )
+    max_delivery_seconds: PositiveFloat = Field(
+        default=1800.0,
+        description="How long an order without a pickup time may take to reach the POS before "
+        "it is FAILED (an order with a pickup time must reach it by then).",
+    )
 
 
 class ConnectionSettings(_Section):
@@ -122,6 +127,12 @@ class ConnectionSettings(_Section):
         description="auto: webhooks when the plugin supports them, else polling.",
     )
     max_concurrency: PositiveInt = Field(default=4, description="POS calls in flight at once.")
+    rate_limit_per_second: PositiveFloat | None = Field(
+        default=None, description="Most calls per second to this POS (none: unlimited)."
+    )
+    failure_threshold: PositiveInt = Field(
+        default=5, description="Failed calls in a row that pause calls to this POS."
+    )
 
 
 class HostSettings(BaseSettings):

@@ -29,7 +29,12 @@ from posintegrator.model import Menu, Order, OrderStatus, utcnow
 from posintegrator.model.availability import AvailabilityChange
 from posintegrator.model.menu_diff import diff_menus
 from posintegrator.model.order_check import check_order_against_menu
-from posintegrator.order_intake import OrderProblem, accept_order, check_order
+from posintegrator.order_intake import (
+    OrderProblem,
+    accept_order,
+    check_order,
+    order_content_hash,
+)
 from posintegrator.store import AcceptOutcome
 
 if TYPE_CHECKING:
@@ -88,6 +93,8 @@ async def list_connections(request: web.Request) -> web.Response:
                 health=conn.health.state.value,
                 health_since=conn.health.since,
                 last_error=conn.health.last_error,
+                circuit=conn.health.circuit.value,
+                probe_at=conn.health.probe_at,
                 status_source="polling" if conn.uses_polling() else "webhook",
                 orders_in_flight=len(in_flight),
                 menu_syncs=[
@@ -212,6 +219,9 @@ async def post_order(request: web.Request) -> web.Response:
             [FieldError(field=exc.field, reason=exc.reason)],
         ) from None
     assert jobs is not None
+    replay = await _replayed(host, order)
+    if replay is not None:
+        return replay
     live = await host.live_menus.get(order.location)
     if live is None:
         raise ProblemError(
@@ -235,7 +245,21 @@ async def post_order(request: web.Request) -> web.Response:
             [FieldError(field=f.field, reason=f.reason, code=f.code.value) for f in findings],
         )
     result = await accept_order(host.store, order, jobs)
-    if result.outcome == AcceptOutcome.CONFLICT:
+    return _accepted(order, result.outcome)
+
+
+async def _replayed(host: Host, order: Order) -> web.Response | None:
+    """The first answer again, for an order id accepted before (checked before the menu, which
+    may have changed since: a replay must not be refused for that)."""
+    record = await host.store.get_order(order.id)
+    if record is None:
+        return None
+    same = record.content_hash == order_content_hash(order)
+    return _accepted(order, AcceptOutcome.REPLAYED if same else AcceptOutcome.CONFLICT)
+
+
+def _accepted(order: Order, outcome: AcceptOutcome) -> web.Response:
+    if outcome == AcceptOutcome.CONFLICT:
         raise ProblemError(
             409,
             "Order id already used",
@@ -244,7 +268,7 @@ async def post_order(request: web.Request) -> web.Response:
             [FieldError(field="id", reason="already used with different content")],
         )
     headers = {"Location": f"/v1/orders/{order.id}"}
-    if result.outcome == AcceptOutcome.REPLAYED:
+    if outcome == AcceptOutcome.REPLAYED:
         headers["Idempotent-Replayed"] = "true"
     return json_response(
         OrderAccepted(id=order.id, status=OrderStatus.RECEIVED), status=202, headers=headers

@@ -80,6 +80,8 @@ class ConnectionView(BaseModel):
     health: str
     health_since: datetime
     last_error: str | None
+    circuit: str = Field(description="closed, open (calls paused) or half_open (probing).")
+    probe_at: datetime | None = Field(description="When the next probe may go, while open.")
     status_source: str
     orders_in_flight: int
     menu_syncs: list[MenuSyncView]

@@ -68,6 +68,7 @@ class _OrderChecker:
         self.products = {p.id: p for p in menu.products}
         self.groups = {g.id: g for g in menu.modifier_groups}
         self.taxes = {t.id: t for t in menu.taxes}
+        self.categories = {c.id: c for c in menu.categories}
         self.findings: list[OrderFinding] = []
         price_list = menu.price_list_for(order.channel)
         self.price_list = price_list.id if price_list else None
@@ -136,6 +137,33 @@ class _OrderChecker:
         self.problem(path, OrderCode.UNAVAILABLE, f"{what} is {reason}")
         return False
 
+    def _product_orderable(self, path: str, product: Product) -> bool:
+        """The product and every category it is in (a category's hours apply to its products)."""
+        if not self._orderable(path, f"product {product.id!r}", product.availability):
+            return False
+        for category_id in product.category_ids:
+            category = self.categories.get(category_id)
+            if category is not None and not self._orderable(
+                path, f"category {category.id!r}", category.availability
+            ):
+                return False
+        return True
+
+    def _component_variant(self, path: str, product: Product, variant_id: str | None) -> bool:
+        """A combo component's variant is chosen when it must be, and is available."""
+        if variant_id is None:
+            if len(product.variants) > 1:
+                self.problem(
+                    f"{path}.variant_id",
+                    OrderCode.UNKNOWN_VARIANT,
+                    f"product {product.id!r} has several variants; choose one",
+                )
+                return False
+            return True
+        variant = next(v for v in product.variants if v.id == variant_id)
+        where = f"{path}.variant_id"
+        return self._orderable(where, f"variant {variant.id!r}", variant.availability)
+
     def _line(self, path: str, line: OrderLine) -> int | None:
         """The expected unit price of a line, or None when it cannot be priced."""
         product_id, variant_id = line.product_id, line.variant_id
@@ -147,7 +175,7 @@ class _OrderChecker:
             return None
         base = self._product_base(path, product, variant_id)
         priced = base is not None
-        if not self._orderable(path, f"product {product.id!r}", product.availability):
+        if not self._product_orderable(path, product):
             priced = False
         modifiers = self._selections(path, product, product.modifier_group_ids, line.modifiers)
         components = self._components(path, product, line.components)
@@ -193,11 +221,15 @@ class _OrderChecker:
     def _selections(
         self,
         path: str,
-        product: Product,
+        product: Product | None,
         group_ids: list[str],
         selections: list[SelectedModifier],
     ) -> int | None:
-        """Check selections against ``group_ids``; their price, or None if unpriceable."""
+        """Check selections against ``group_ids``; their price, or None if unpriceable.
+
+        ``product`` is given for the product's own groups, whose option prices it may
+        override; nested groups (``product`` None) use the options' own prices.
+        """
         groups = [self.groups[g] for g in group_ids if g in self.groups]
         chosen: dict[str, list[tuple[int, SelectedModifier, ModifierOption]]] = defaultdict(list)
         ok = True
@@ -240,7 +272,7 @@ class _OrderChecker:
                 total += price * (selection.quantity - free)
                 nested = self._selections(
                     f"{path}.modifiers[{index}]",
-                    product,
+                    None,
                     option.modifier_group_ids,
                     selection.modifiers,
                 )
@@ -281,9 +313,11 @@ class _OrderChecker:
             return None
         return matches[0]
 
-    def _option_price(self, product: Product, group: ModifierGroup, option: ModifierOption) -> int:
+    def _option_price(
+        self, product: Product | None, group: ModifierGroup, option: ModifierOption
+    ) -> int:
         assert self.price_list is not None
-        for override in product.option_prices:
+        for override in product.option_prices if product else []:
             if override.group_id == group.id and override.option_id == option.id:
                 return override.prices.get(self.price_list, 0)
         return option.prices.get(self.price_list, 0)
@@ -347,7 +381,9 @@ class _OrderChecker:
                 )
                 ok = False
                 continue
-            if not self._orderable(where, f"product {product.id!r}", product.availability):
+            if not self._product_orderable(where, product):
+                ok = False
+            if not self._component_variant(where, product, component.variant_id):
                 ok = False
             total += choice.upcharge.get(self.price_list, 0)
             modifiers = self._selections(
