@@ -23,10 +23,22 @@ async def get_json(url: str, token: str | None, path: str) -> Any:
     :raises ApiError: for an error answer.
     :raises aiohttp.ClientError: when the API cannot be reached.
     """
+    return await call_json("GET", url, token, path)
+
+
+async def call_json(method: str, url: str, token: str | None, path: str, body: Any = None) -> Any:
+    """Call the API at ``url`` and decode the JSON answer.
+
+    :raises ApiError: for an error answer.
+    :raises aiohttp.ClientError: when the API cannot be reached.
+    """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None if body is None else orjson.dumps(body)
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-        session.get(url.rstrip("/") + path, headers=headers) as response,
+        session.request(method, url.rstrip("/") + path, headers=headers, data=data) as response,
     ):
         body = await response.read()
         if response.status >= 400:

@@ -14,7 +14,7 @@ import orjson
 from pydantic import ValidationError
 
 from posintegrator import __version__
-from posintegrator.apiclient import ApiError, get_json
+from posintegrator.apiclient import ApiError, call_json
 from posintegrator.errors import StartupError
 from posintegrator.logs import setup_logging
 from posintegrator.model.menu_check import FindingView, check_menu_data, errors_in
@@ -254,9 +254,9 @@ def _api_options(func: Any) -> Any:
     return func
 
 
-def _fetch(url: str, token: str | None, path: str) -> Any:
+def _fetch(url: str, token: str | None, path: str, method: str = "GET", body: Any = None) -> Any:
     try:
-        return asyncio.run(get_json(url, token, path))
+        return asyncio.run(call_json(method, url, token, path, body))
     except ApiError as exc:
         _fail(exc.detail, "check the id or location, and the token" if exc.status < 500 else None)
     except aiohttp.ClientError as exc:
@@ -388,10 +388,91 @@ def orders_show(
     click.echo(
         f"  total: {order['total'] / 100:.2f} {order['currency']} ({order['payment']['mode']})"
     )
+    _print_history(view)
+
+
+def _print_history(view: dict[str, Any]) -> None:
     click.echo("  history:")
     for item in view["history"]:
-        mark = "" if item["applied"] else f"  (not applied: {item['note']})"
-        click.echo(f"    {item['at']}  {item['status']:<15} {item['source']}{mark}")
+        mark = "" if item["applied"] else f"  ({item['note']})"
+        why = f": {item['reason']}" if item["reason"] else ""
+        click.echo(f"    {item['at']}  {item['status']:<15} {item['source']}{mark}{why}")
+
+
+@orders_group.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    default=("NEEDS_ATTENTION", "FAILED"),
+    show_default=True,
+    help="Status to list (repeatable).",
+)
+@click.option("--limit", default=100, show_default=True)
+@_api_options
+def orders_list(
+    statuses: tuple[str, ...],
+    limit: int,
+    config: Path | None,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """List orders by status: by default the ones a person must look at."""
+    api, key = _api_target(config, url, token)
+    query = "&".join(f"status={s}" for s in statuses)
+    listing = _fetch(api, key, f"/v1/orders?{query}&limit={limit}")
+    if as_json:
+        _print_json(listing)
+        return
+    if not listing["orders"]:
+        click.echo(f"no orders in {', '.join(statuses)}")
+    for order in listing["orders"]:
+        click.echo(
+            f"{order['id']}  {order['location']}  {order['status']}  "
+            f"attempts {order['attempts']}  {order['status_reason'] or order['last_error'] or ''}"
+        )
+
+
+def _operator_command(verb: str, help_text: str, needs_pos_id: bool = False) -> None:
+    """Add ``orders VERB``: one operator action of the API, with who did it and why."""
+
+    @click.argument("order_id")
+    @click.option("--operator", required=True, help="Your name, recorded in the history.")
+    @click.option("--note", default=None, help="Why, recorded in the history.")
+    @_api_options
+    def command(
+        order_id: str,
+        operator: str,
+        note: str | None,
+        config: Path | None,
+        url: str | None,
+        token: str | None,
+        as_json: bool,
+        pos_id: str | None = None,
+    ) -> None:
+        api, key = _api_target(config, url, token)
+        body: dict[str, Any] = {"operator": operator, "note": note}
+        if needs_pos_id:
+            body["pos_order_id"] = pos_id
+        view = _fetch(api, key, f"/v1/orders/{order_id}/{verb}", "POST", body)
+        if as_json:
+            _print_json(view)
+            return
+        click.secho(f"Order {order_id}: {view['status']}", bold=True)
+        _print_history(view)
+
+    if needs_pos_id:
+        command = click.option("--pos-id", "pos_id", required=True, help="The POS's id.")(command)
+    orders_group.command(verb, help=help_text)(command)
+
+
+_operator_command("retry", "Send order ORDER_ID to the POS again now (looked up first if needed).")
+_operator_command(
+    "found", "Record that ORDER_ID is in the POS, with its POS id.", needs_pos_id=True
+)
+_operator_command("missing", "Record that the POS lacks ORDER_ID, and send it now.")
+_operator_command("cancel", "Cancel ORDER_ID (only while the POS surely does not have it).")
 
 
 if __name__ == "__main__":

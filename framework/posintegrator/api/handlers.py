@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 from aiohttp import web
@@ -13,11 +13,15 @@ from posintegrator.api.problems import FieldError, ProblemError, validation_prob
 from posintegrator.api.schemas import (
     ConnectionList,
     ConnectionView,
+    FoundInPos,
     Health,
     HistoryItem,
     MenuDiffView,
     MenuSyncView,
+    OperatorAction,
     OrderAccepted,
+    OrderList,
+    OrderSummary,
     OrderView,
     PluginList,
     PluginView,
@@ -25,7 +29,7 @@ from posintegrator.api.schemas import (
 from posintegrator.errors import PosError, WebhookRejected
 from posintegrator.hooktypes import InboundWebhook
 from posintegrator.live_menus import LiveMenu
-from posintegrator.model import Menu, Order, OrderStatus, utcnow
+from posintegrator.model import Menu, Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.model.availability import AvailabilityChange
 from posintegrator.model.menu_diff import diff_menus
 from posintegrator.model.order_check import check_order_against_menu
@@ -35,12 +39,14 @@ from posintegrator.order_intake import (
     check_order,
     order_content_hash,
 )
-from posintegrator.store import AcceptOutcome
+from posintegrator.store import AcceptOutcome, OrderRecord
 
 if TYPE_CHECKING:
     from posintegrator.runtime import Host
 
 HOST_KEY: web.AppKey[Host] = web.AppKey("host")
+
+ActionT = TypeVar("ActionT", bound=OperatorAction)
 
 
 def json_response(
@@ -278,7 +284,10 @@ def _accepted(order: Order, outcome: AcceptOutcome) -> web.Response:
 async def get_order(request: web.Request) -> web.Response:
     """One order, its status and its status history."""
     host = request.app[HOST_KEY]
-    order_id = request.match_info["order_id"]
+    return await _order_view(host, request.match_info["order_id"])
+
+
+async def _order_view(host: Host, order_id: str) -> web.Response:
     record = await host.store.get_order(order_id)
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
@@ -353,3 +362,151 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(
         body=orjson.dumps(openapi_document(ROUTES)), content_type="application/json"
     )
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    """Orders in the given statuses (default: the ones a person must look at)."""
+    host = request.app[HOST_KEY]
+    wanted = request.query.getall("status", ["NEEDS_ATTENTION", "FAILED"])
+    try:
+        statuses = [OrderStatus(s) for value in wanted for s in value.split(",") if s]
+    except ValueError:
+        known = ", ".join(s.value for s in OrderStatus)
+        raise ProblemError(
+            400,
+            "Unknown status",
+            f"status must be among {known}",
+            [FieldError(field="status", reason=f"one of {known}")],
+        ) from None
+    limit_text = request.query.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise ProblemError(
+            400,
+            "Invalid limit",
+            "limit must be 1 to 1000",
+            [FieldError(field="limit", reason="a whole number from 1 to 1000")],
+        )
+    records = await host.store.orders_by_status(statuses, int(limit_text))
+    return json_response(
+        OrderList(
+            orders=[
+                OrderSummary(
+                    id=r.order.id,
+                    location=r.order.location,
+                    connection=r.connection,
+                    status=r.status,
+                    status_reason=r.status_reason,
+                    pos_order_id=r.pos_order_id,
+                    attempts=r.attempts,
+                    last_error=r.last_error,
+                    created_at=r.created_at,
+                    updated_at=r.updated_at,
+                )
+                for r in records
+            ]
+        )
+    )
+
+
+_BEFORE_POS = (OrderStatus.RECEIVED, OrderStatus.SUBMITTING, OrderStatus.NEEDS_ATTENTION)
+
+
+async def _actionable(
+    request: web.Request, model: type[ActionT], allowed: tuple[OrderStatus, ...]
+) -> tuple[Host, OrderRecord, ActionT]:
+    """The order an operator acts on, and the action, if the order is in a state that allows it."""
+    host = request.app[HOST_KEY]
+    try:
+        action = model.model_validate(orjson.loads(await request.read()))
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "Body is not JSON", str(exc)) from None
+    except ValidationError as exc:
+        raise validation_problem(exc, "Invalid action") from None
+    order_id = request.match_info["order_id"]
+    record = await host.store.get_order(order_id)
+    if record is None:
+        raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
+    if record.status not in allowed:
+        raise ProblemError(
+            409,
+            "Not possible in this status",
+            f"order {order_id!r} is {record.status}; this action needs "
+            + " or ".join(s.value for s in allowed),
+        )
+    jobs = host.connections.get(record.connection)
+    if jobs is not None and jobs.delivery.is_in_flight(order_id):
+        raise ProblemError(
+            409,
+            "Submission under way",
+            f"order {order_id!r} is being sent to the POS right now; try again in a moment",
+            headers={"Retry-After": "2"},
+        )
+    return host, record, action
+
+
+async def retry_order(request: web.Request) -> web.Response:
+    """Send an order to the POS again now (a lookup comes first if it may be there)."""
+    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
+    await host.store.operator_requeue(
+        record.order.id,
+        operator=action.operator,
+        action="retry",
+        note=action.note,
+        clear_maybe=False,
+    )
+    host.connections[record.connection].delivery.wake()
+    return await _order_view(host, record.order.id)
+
+
+async def order_missing(request: web.Request) -> web.Response:
+    """An operator checked: the POS does not have the order. Send it now."""
+    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
+    await host.store.operator_requeue(
+        record.order.id,
+        operator=action.operator,
+        action="not in the POS",
+        note=action.note,
+        clear_maybe=True,
+    )
+    host.connections[record.connection].delivery.wake()
+    return await _order_view(host, record.order.id)
+
+
+async def order_found(request: web.Request) -> web.Response:
+    """An operator found the order in the POS: it is ACCEPTED with the POS's id."""
+    host, record, action = await _actionable(request, FoundInPos, _BEFORE_POS)
+    await host.store.record_action(
+        record.order.id, operator=action.operator, action="found in the POS", note=action.note
+    )
+    event = StatusEvent(
+        order_id=record.order.id,
+        pos_order_id=action.pos_order_id,
+        status=OrderStatus.ACCEPTED,
+        source=f"operator:{action.operator}",
+        reason=action.note or "found in the POS by an operator",
+    )
+    await host.intake.apply(record.connection, event)
+    return await _order_view(host, record.order.id)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    """Cancel an order the POS does not have."""
+    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
+    if record.maybe_in_pos:
+        raise ProblemError(
+            409,
+            "The POS may have this order",
+            "an earlier submission's outcome is unknown: check the POS, then mark the order "
+            "found (and cancel it there) or missing (then cancel it here)",
+        )
+    await host.store.record_action(
+        record.order.id, operator=action.operator, action="cancel", note=action.note
+    )
+    event = StatusEvent(
+        order_id=record.order.id,
+        status=OrderStatus.CANCELLED,
+        source=f"operator:{action.operator}",
+        reason=action.note or "cancelled by an operator",
+    )
+    await host.intake.apply(record.connection, event)
+    return await _order_view(host, record.order.id)

@@ -11,9 +11,12 @@ from posintegrator.api import handlers
 from posintegrator.api.problems import Handler, Problem
 from posintegrator.api.schemas import (
     ConnectionList,
+    FoundInPos,
     Health,
     MenuDiffView,
+    OperatorAction,
     OrderAccepted,
+    OrderList,
     OrderView,
     PluginList,
 )
@@ -112,6 +115,59 @@ ROUTES: tuple[Route, ...] = (
             503: Problem,
             **_ERRORS,
         },
+    ),
+    Route(
+        "GET",
+        "/v1/orders",
+        handlers.list_orders,
+        "Orders by status (default: NEEDS_ATTENTION and FAILED)",
+        "operations",
+        responses={200: OrderList, 400: Problem, **_ERRORS},
+        query={"status": "a status, repeatable or comma-separated", "limit": "1 to 1000"},
+    ),
+    *(
+        Route(
+            "POST",
+            f"/v1/orders/{{order_id}}/{verb}",
+            handler,
+            summary,
+            "operations",
+            request=model,
+            responses={
+                200: OrderView,
+                400: Problem,
+                404: Problem,
+                409: Problem,
+                422: Problem,
+                **_ERRORS,
+            },
+        )
+        for verb, handler, model, summary in (
+            (
+                "retry",
+                handlers.retry_order,
+                OperatorAction,
+                "Send an order to the POS again now (looked up first if it may be there)",
+            ),
+            (
+                "found",
+                handlers.order_found,
+                FoundInPos,
+                "An operator found the order in the POS: ACCEPTED with the POS's id",
+            ),
+            (
+                "missing",
+                handlers.order_missing,
+                OperatorAction,
+                "An operator checked that the POS lacks the order: send it now",
+            ),
+            (
+                "cancel",
+                handlers.cancel_order,
+                OperatorAction,
+                "Cancel an order the POS does not have",
+            ),
+        )
     ),
     Route(
         "GET",

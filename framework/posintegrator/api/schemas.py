@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import Order, OrderStatus
@@ -107,3 +107,39 @@ class MenuDiffView(BaseModel):
     to_version: int
     content_hash: str = Field(description="Hash of the latest version (its ETag).")
     diff: MenuDiff
+
+
+class OrderSummary(BaseModel):
+    """An order in a list: where it stands, without its content."""
+
+    id: str
+    location: str
+    connection: str
+    status: OrderStatus
+    status_reason: str | None
+    pos_order_id: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderList(BaseModel):
+    """Orders, oldest first."""
+
+    orders: list[OrderSummary]
+
+
+class OperatorAction(BaseModel):
+    """Who acts on an order, and why (recorded in the order's history)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str = Field(min_length=1, max_length=100, description="Who does it.")
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class FoundInPos(OperatorAction):
+    """An operator found the order in the POS."""
+
+    pos_order_id: str = Field(min_length=1, max_length=200, description="The POS's id of it.")

@@ -140,6 +140,24 @@ class Store(Protocol):
         """Orders currently in one of ``statuses``, oldest first."""
         ...
 
+    async def operator_requeue(
+        self, order_id: str, *, operator: str, action: str, note: str | None, clear_maybe: bool
+    ) -> OrderRecord:
+        """Send an order to the POS again now, at an operator's request.
+
+        An order parked as NEEDS_ATTENTION moves back to SUBMITTING (an operator's transition,
+        which POS events cannot make); ``clear_maybe`` records the operator's finding that the
+        POS does not have the order, so no lookup comes first. The action is recorded in the
+        order's history with the operator's name.
+        """
+        ...
+
+    async def record_action(
+        self, order_id: str, *, operator: str, action: str, note: str | None
+    ) -> None:
+        """Record an operator's action in the order's history."""
+        ...
+
     # --- status ---------------------------------------------------------------------------------
 
     async def apply_status(self, order_id: str, event: StatusEvent) -> Transition:

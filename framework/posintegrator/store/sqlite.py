@@ -246,6 +246,87 @@ class SQLiteStore:
         ).fetchall()
         return [_record(row) for row in rows]
 
+    async def operator_requeue(
+        self, order_id: str, *, operator: str, action: str, note: str | None, clear_maybe: bool
+    ) -> OrderRecord:
+        return await self._run(
+            self._operator_requeue, order_id, operator, action, note, clear_maybe
+        )
+
+    def _operator_requeue(
+        self, order_id: str, operator: str, action: str, note: str | None, clear_maybe: bool
+    ) -> OrderRecord:
+        with self._transaction() as tx:
+            record = self._order_row(tx, order_id)
+            if record is None:
+                raise KeyError(order_id)
+            source = f"operator:{operator}"
+            self._action(tx, record, source, action, note)
+            if record.status == OrderStatus.NEEDS_ATTENTION:
+                event = StatusEvent(
+                    order_id=order_id, status=OrderStatus.SUBMITTING, source=source, reason=note
+                )
+                seq = int(
+                    tx.execute(
+                        "SELECT status_seq FROM orders WHERE id = ?", (order_id,)
+                    ).fetchone()[0]
+                )
+                tx.execute(
+                    "UPDATE orders SET status = ?, status_reason = ?, status_seq = ? WHERE id = ?",
+                    (OrderStatus.SUBMITTING.value, note, seq + 1, order_id),
+                )
+                self._record_applied(
+                    tx,
+                    order_id,
+                    record.order.location,
+                    record.status,
+                    event,
+                    seq + 1,
+                    record.pos_order_id,
+                )
+            tx.execute(
+                "UPDATE orders SET next_attempt_at = ?, updated_at = ?, "
+                "maybe_in_pos = CASE WHEN ? THEN 0 ELSE maybe_in_pos END WHERE id = ?",
+                (_ts(utcnow()), _iso(utcnow()), clear_maybe, order_id),
+            )
+            updated = self._order_row(tx, order_id)
+        assert updated is not None
+        return updated
+
+    async def record_action(
+        self, order_id: str, *, operator: str, action: str, note: str | None
+    ) -> None:
+        await self._run(self._record_action, order_id, operator, action, note)
+
+    def _record_action(self, order_id: str, operator: str, action: str, note: str | None) -> None:
+        with self._transaction() as tx:
+            record = self._order_row(tx, order_id)
+            if record is None:
+                raise KeyError(order_id)
+            self._action(tx, record, f"operator:{operator}", action, note)
+
+    def _action(
+        self,
+        tx: sqlite3.Connection,
+        record: OrderRecord,
+        source: str,
+        action: str,
+        note: str | None,
+    ) -> None:
+        """A history row for an operator's action (not itself a status change)."""
+        tx.execute(
+            "INSERT INTO status_history (order_id, at, status, applied, note, source, reason) "
+            "VALUES (?, ?, ?, 0, ?, ?, ?)",
+            (
+                record.order.id,
+                _iso(utcnow()),
+                record.status.value,
+                f"action: {action}",
+                source,
+                note,
+            ),
+        )
+
     # --- status ---------------------------------------------------------------------------------
 
     async def apply_status(self, order_id: str, event: StatusEvent) -> Transition:
@@ -292,6 +373,9 @@ class SQLiteStore:
                 )
             return Transition(order_id, False, current, event.status, note)
         still_delivering = event.status.value in _DELIVERABLE
+        # A parked order (NEEDS_ATTENTION) is no longer due, but keeps what we know of whether
+        # the POS may have it: an operator's retry must still look it up first.
+        keep_maybe = still_delivering or event.status == OrderStatus.NEEDS_ATTENTION
         tx.execute(
             "UPDATE orders SET status = ?, status_reason = ?, status_seq = ?, pos_order_id = ?, "
             "updated_at = ?, "
@@ -305,7 +389,7 @@ class SQLiteStore:
                 pos_order_id,
                 now,
                 still_delivering,
-                still_delivering,
+                keep_maybe,
                 order_id,
             ),
         )
