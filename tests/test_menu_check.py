@@ -115,10 +115,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], Code, Callable[[dict[st
     ),
     (
         "combo slot that can never be filled",
-        lambda d: [
-            c.update(product_id="chicken_wrap", variant_id=None)
-            for c in p(d, "burger_menu")["slots"][0]["choices"]
-        ],
+        lambda d: p(d, "burger_menu")["slots"][0].update(choices=[]),
         Code.COMBO_SLOT_UNSATISFIABLE,
         lambda d: f"products[{index(d['products'], 'burger_menu')}].slots[0]",
     ),
@@ -165,6 +162,20 @@ def test_negative_price_is_an_invalid_value(demo_data: dict[str, Any]) -> None:
     assert menu is None
     where = f"products[{index(broken['products'], 'fries')}].variants[0].prices.instore"
     assert [(f.code, f.path) for f in findings] == [(Code.INVALID_VALUE, where)]
+
+
+def test_86d_choices_only_warn_so_the_menu_still_publishes(demo_data: dict[str, Any]) -> None:
+    def all_burgers_86d(data: dict[str, Any]) -> None:
+        for choice in p(data, "burger_menu")["slots"][0]["choices"]:
+            p(data, choice["product_id"])["availability"]["available"] = False
+        for option in g(data, "nugget_dip")["options"]:
+            option["availability"]["available"] = False
+
+    findings = check_menu(break_with(demo_data, all_burgers_86d))
+    codes = {(f.severity, f.code) for f in findings}
+    assert (Severity.WARNING, Code.COMBO_SLOT_UNSATISFIABLE) in codes
+    assert (Severity.WARNING, Code.REQUIRED_GROUP_UNSATISFIABLE) in codes
+    assert not [f for f in findings if f.severity == Severity.ERROR]
 
 
 def test_an_uncategorised_product_is_only_a_warning(demo_data: dict[str, Any]) -> None:

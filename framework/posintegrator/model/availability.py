@@ -19,7 +19,8 @@ class AvailabilityChange(UniversalModel):
     """New availability of one product, variant or modifier option at one location.
 
     Name a product with ``product_id``; a variant with ``product_id`` and ``variant_id``; an
-    option with ``group_id`` and ``option_id``.
+    option with ``group_id`` and ``option_id``. ``availability`` replaces the entity's whole
+    availability, so send its schedule and channels along with the 86 state.
     """
 
     location: Id

@@ -10,12 +10,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from posintegrator.model.menu import ComboSlot, Menu, ModifierGroup, Prices, Product
+from posintegrator.model.base import utcnow
+from posintegrator.model.menu import (
+    Availability,
+    ComboSlot,
+    Menu,
+    ModifierGroup,
+    Prices,
+    Product,
+)
 
 
 class Severity(StrEnum):
@@ -118,6 +127,7 @@ class _MenuChecker:
         self.tax_ids = {t.id for t in menu.taxes}
         self.price_list_ids = [p.id for p in menu.price_lists]
         self.products = {p.id: p for p in menu.products}
+        self.now = utcnow()
 
     def run(self) -> Iterator[Finding]:
         menu = self.menu
@@ -132,7 +142,9 @@ class _MenuChecker:
         for group_id, group in self.groups.items():
             yield from self._group(self.group_paths[group_id], group)
         yield from self._modifier_cycles()
-        if menu.products and not any(p.availability.available for p in menu.products):
+        if menu.products and not any(
+            _available_now(p.availability, self.now) for p in menu.products
+        ):
             yield _warning(Code.NOTHING_ORDERABLE, "products", "every product is 86'd")
 
     def _prices(self, path: str, prices: Prices, *, required: bool) -> Iterator[Finding]:
@@ -230,7 +242,7 @@ class _MenuChecker:
     def _slot(self, path: str, slot: ComboSlot) -> Iterator[Finding]:
         if slot.min > slot.max:
             yield _error(Code.MIN_EXCEEDS_MAX, path, f"min {slot.min} > max {slot.max}")
-        usable = 0
+        valid = available = 0
         for index, choice in enumerate(slot.choices):
             where = f"{path}.choices[{index}]"
             target = self.products.get(choice.product_id)
@@ -263,25 +275,43 @@ class _MenuChecker:
                         f"{where}.upcharge.{price_list}",
                         "unknown price list",
                     )
-            if target.availability.available:
-                usable += 1
-        if slot.min > 0 and usable == 0:
+            valid += 1
+            available += _available_now(target.availability, self.now)
+        if slot.min > 0 and valid == 0:
             yield _error(
                 Code.COMBO_SLOT_UNSATISFIABLE,
                 path,
-                f"slot {slot.id!r} needs {slot.min} product(s) but has no orderable choice",
+                f"slot {slot.id!r} needs {slot.min} product(s) but offers no valid choice",
+            )
+        elif slot.min > 0 and available == 0:
+            # Every choice is 86'd: a fact of the day, not a broken menu. Publishing it keeps
+            # the channels from selling the combo; refusing it would freeze the whole menu.
+            yield _warning(
+                Code.COMBO_SLOT_UNSATISFIABLE,
+                path,
+                f"slot {slot.id!r} cannot be filled now: every choice is 86'd",
             )
 
     def _group(self, path: str, group: ModifierGroup) -> Iterator[Finding]:
         if group.max is not None and group.min > group.max:
             yield _error(Code.MIN_EXCEEDS_MAX, path, f"min {group.min} > max {group.max}")
         yield from _duplicates(f"{path}.options", (o.id for o in group.options))
-        capacity = sum(o.max_quantity for o in group.options if o.availability.available)
+        capacity = sum(o.max_quantity for o in group.options)
+        available = sum(
+            o.max_quantity for o in group.options if _available_now(o.availability, self.now)
+        )
         if group.min > 0 and capacity < group.min:
             yield _error(
                 Code.REQUIRED_GROUP_UNSATISFIABLE,
                 path,
-                f"needs {group.min} selection(s) but its orderable options allow only {capacity}",
+                f"needs {group.min} selection(s) but its options allow only {capacity}",
+            )
+        elif group.min > 0 and available < group.min:
+            yield _warning(
+                Code.REQUIRED_GROUP_UNSATISFIABLE,
+                path,
+                f"needs {group.min} selection(s) but with 86'd options only {available} "
+                "can be chosen now",
             )
         defaults = sum(1 for o in group.options if o.default)
         if group.max is not None and defaults > group.max:
@@ -324,6 +354,12 @@ class _MenuChecker:
                     elif child not in visited:
                         visited.add(child)
                         stack.append((child, [*trail, child]))
+
+
+def _available_now(availability: Availability, now: datetime) -> bool:
+    """Not 86'd, or 86'd only until a moment that has passed."""
+    until = availability.unavailable_until
+    return availability.available or (until is not None and until <= now)
 
 
 def _duplicates(path: str, ids: Iterable[str]) -> Iterator[Finding]:

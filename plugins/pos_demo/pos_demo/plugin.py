@@ -15,6 +15,7 @@ import orjson
 from pos_demo.client import DemoPosClient
 from pos_demo.settings import DemoPosSettings
 from pos_demo.translate import (
+    availability_change_from_pos,
     menu_from_pos,
     order_to_pos,
     status_event_from_pos,
@@ -122,7 +123,13 @@ async def pos_poll_status(ctx: ConnectionContext, orders: list[TrackedOrder]) ->
 
 @hookimpl
 async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> WebhookResult:
-    """Verify ``X-DemoPOS-Signature`` over the raw body, then read its one feed entry."""
+    """Verify ``X-DemoPOS-Signature`` over the raw body, then read what it carries.
+
+    An ``availability`` webhook (an item or option 86'd or back) becomes one availability
+    change for the host's fast path; any other body is one order feed entry (order webhooks
+    carry no ``type``; ``"order"`` is accepted too). Unknown types are acknowledged and ignored,
+    so a newer POS cannot make the host's webhook route fail (and be retried) forever.
+    """
     secret = ctx.settings_as(DemoPosSettings).webhook_secret
     if secret is None:
         raise WebhookRejected("no webhook_secret configured: cannot verify DemoPOS webhooks")
@@ -133,10 +140,16 @@ async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> 
     if not hmac.compare_digest(given.encode(), f"{_SIGNATURE_PREFIX}{digest}".encode()):
         raise WebhookRejected(f"wrong {SIGNATURE_HEADER}")
     try:
-        event = status_event_from_pos(orjson.loads(request.body))
-    except (TypeError, KeyError, ValueError) as exc:  # incl. JSON and pydantic errors
+        document = orjson.loads(request.body)
+        kind = document.get("type", "order")
+        if kind == "availability":
+            return WebhookResult(availability=[availability_change_from_pos(document)])
+        if kind == "order":
+            return WebhookResult(events=[status_event_from_pos(document)])
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:  # incl. JSON and pydantic
         raise WebhookRejected(f"unreadable DemoPOS webhook: {exc}", status=400) from exc
-    return WebhookResult(events=[event])
+    ctx.log.warning("ignoring DemoPOS webhook of unknown type {!r}", kind)
+    return WebhookResult()
 
 
 def _header(request: InboundWebhook, name: str) -> str | None:

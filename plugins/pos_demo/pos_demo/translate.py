@@ -51,6 +51,7 @@ from posintegrator.model import (
     TimeSlot,
     Variant,
 )
+from posintegrator.model.availability import AvailabilityChange
 
 JSONDict = dict[str, Any]
 
@@ -390,3 +391,45 @@ def status_event_from_pos(event: JSONDict) -> StatusEvent:
         pos_event_id=str(event["seq"]),
         source=EVENT_SOURCE,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Availability: DemoPOS -> universal
+# ---------------------------------------------------------------------------------------------
+
+
+def availability_change_from_pos(event: JSONDict) -> AvailabilityChange:
+    """Translate a DemoPOS ``availability`` webhook (86 or back) into an availability change.
+
+    ``item`` names a product (an item or a combo, same ids as in the menu); ``option`` names a
+    modifier option of ``group``. The availability is built exactly as a full menu sync would
+    build it (``hours`` and ``channels`` ride along in the webhook), so the fast path and the
+    next full sync agree.
+
+    :raises KeyError: for a body missing a required field.
+    :raises ValueError: for a body naming neither or both, or with unreadable values.
+    """
+    if not isinstance(event["available"], bool):
+        raise ValueError("available must be a boolean")
+    availability = _availability(
+        {
+            "available": event["available"],
+            "unavailable_until": event.get("until"),
+            "unavailable_reason": event.get("reason"),
+            "hours": event.get("hours"),
+            "channels": event.get("channels"),
+        }
+    )
+    item, option = event.get("item"), event.get("option")
+    if item is not None and option is None:
+        return AvailabilityChange(
+            location=event["location"], product_id=item, availability=availability
+        )
+    if option is not None and item is None:
+        return AvailabilityChange(
+            location=event["location"],
+            group_id=event["group"],
+            option_id=option,
+            availability=availability,
+        )
+    raise ValueError("an availability webhook names exactly one of 'item' or 'option'")

@@ -43,6 +43,7 @@ from posintegrator.hooktypes import (
     TrackedOrder,
 )
 from posintegrator.model import (
+    Availability,
     Order,
     OrderLine,
     OrderStatus,
@@ -51,6 +52,7 @@ from posintegrator.model import (
     PaymentMode,
     StatusEvent,
 )
+from posintegrator.model.availability import AvailabilityChange
 
 API_KEY = "k-123"
 WEBHOOK_SECRET = "whsec-demo"
@@ -561,3 +563,76 @@ async def test_webhook_unreadable_body_is_400(ctx: ConnectionContext, body: byte
     with pytest.raises(WebhookRejected) as caught:
         await plugin.pos_parse_webhook(ctx=ctx, request=request)
     assert caught.value.status == 400
+
+
+AVAILABILITY_BODY = orjson.dumps(
+    {
+        "type": "availability",
+        "seq": 4,
+        "location": "downtown",
+        "option": "sauce_bbq",
+        "group": "burger_sauce",
+        "available": False,
+        "until": None,
+        "reason": "out of stock",
+        "hours": None,
+        "channels": None,
+        "at": "2024-05-01T12:30:00.000Z",
+    }
+)
+
+
+async def test_availability_webhook_becomes_availability_change(ctx: ConnectionContext) -> None:
+    request = _webhook(AVAILABILITY_BODY, {"X-DemoPOS-Signature": _sign(AVAILABILITY_BODY)})
+    result = await plugin.pos_parse_webhook(ctx=ctx, request=request)
+    assert result.events == []
+    assert result.menu_changed_locations == []
+    assert result.availability == [
+        AvailabilityChange(
+            location="downtown",
+            group_id="burger_sauce",
+            option_id="sauce_bbq",
+            availability=Availability(available=False, reason="out of stock"),
+        )
+    ]
+
+
+async def test_order_webhook_with_type_order_is_a_status_event(ctx: ConnectionContext) -> None:
+    body = orjson.dumps({**orjson.loads(WEBHOOK_BODY), "type": "order"})
+    result = await plugin.pos_parse_webhook(
+        ctx=ctx, request=_webhook(body, {"X-DemoPOS-Signature": _sign(body)})
+    )
+    assert _summary(result.events) == [("cloud-42", OrderStatus.READY, "12")]
+    assert result.availability == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"X-DemoPOS-Signature": _sign(AVAILABILITY_BODY, "other")}, id="wrong"),
+        pytest.param({}, id="missing"),
+    ],
+)
+async def test_availability_webhook_signature_is_enforced(
+    ctx: ConnectionContext, headers: dict[str, str]
+) -> None:
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(ctx=ctx, request=_webhook(AVAILABILITY_BODY, headers))
+    assert caught.value.status == 401
+
+
+async def test_unreadable_availability_webhook_is_400(ctx: ConnectionContext) -> None:
+    body = orjson.dumps({"type": "availability", "location": "downtown", "available": False})
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(
+            ctx=ctx, request=_webhook(body, {"X-DemoPOS-Signature": _sign(body)})
+        )
+    assert caught.value.status == 400
+
+
+async def test_unknown_webhook_type_is_ignored(ctx: ConnectionContext) -> None:
+    body = orjson.dumps({"type": "loyalty", "seq": 1})
+    result = await plugin.pos_parse_webhook(
+        ctx=ctx, request=_webhook(body, {"X-DemoPOS-Signature": _sign(body)})
+    )
+    assert (result.events, result.availability) == ([], [])

@@ -579,6 +579,216 @@ async def test_restart_keeps_state_and_resumes_kitchen(
     assert all(e["seq"] > feed["last_seq"] for e in feed2["events"])
 
 
+# --------------------------------------------------------------------------- availability
+
+
+async def post_availability(
+    http: aiohttp.ClientSession, sim: RunningSimulator, body: Any
+) -> tuple[int, Any]:
+    """POST /availability (a staff 86 action); returns (status, json)."""
+    async with http.post(f"{sim.url}/availability", data=orjson.dumps(body)) as resp:
+        return resp.status, orjson.loads(await resp.read())
+
+
+def menu_entity(menu: dict[str, Any], entity_id: str) -> dict[str, Any]:
+    """An item, combo or modifier option of a native menu by id."""
+    options = [o for g in menu["modifier_groups"] for o in g["options"]]
+    found = [e for e in [*menu["items"], *menu["combos"], *options] if e["id"] == entity_id]
+    assert len(found) == 1, entity_id
+    return dict(found[0])
+
+
+def fries_order(reference: str) -> dict[str, Any]:
+    """An order of medium fries with a dip."""
+    return order_body(
+        reference,
+        amount=390,
+        lines=[
+            {
+                "item": "fries",
+                "size": "medium",
+                "qty": 1,
+                "unit_price": 390,
+                "mods": [{"option": "fries_dip_mayo", "qty": 1, "mods": []}],
+            }
+        ],
+    )
+
+
+async def test_86_an_item_and_bring_it_back(
+    simulator_factory: SimulatorFactory,
+    simulator_http: aiohttp.ClientSession,
+    webhook_receiver: tuple[str, list[tuple[dict[str, str], bytes]]],
+) -> None:
+    http = simulator_http
+    url, received = webhook_receiver
+    sim = await simulator_factory(stage_seconds=60.0, webhook_retry_delays=(0.05, 0.05))
+    sim.set_webhook(url, "whsec")
+    until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    status, event = await post_availability(
+        http,
+        sim,
+        {
+            "location": "downtown",
+            "item": "fries",
+            "available": False,
+            "until": until.isoformat(),
+            "reason": "fryer broken",
+        },
+    )
+    until_text = until.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert status == 200
+    assert {k: v for k, v in event.items() if k != "at"} == {
+        "type": "availability",
+        "seq": 1,
+        "location": "downtown",
+        "item": "fries",
+        "available": False,
+        "until": until_text,
+        "reason": "fryer broken",
+        "hours": None,
+        "channels": None,
+    }
+
+    _, menu = await get_json(http, f"{sim.url}/menu?location=downtown")
+    fries = menu_entity(menu, "fries")
+    assert (fries["available"], fries["unavailable_until"], fries["unavailable_reason"]) == (
+        False, until_text, "fryer broken",
+    )  # fmt: skip
+    _, airport = await get_json(http, f"{sim.url}/menu?location=airport")
+    assert menu_entity(airport, "fries")["available"] is True  # per location
+    status, err = await post_order(http, sim, fries_order("ref-fries-1"))
+    assert (status, err["error"], err["item"]) == (409, "sold_out", "fries")
+    assert "fryer broken" in err["message"]
+
+    await sim.wait_webhooks_idle(5)
+    assert len(received) == 1  # the first (failed) attempt was retried
+    headers, raw = received[0]
+    assert headers["X-DemoPOS-Signature"] == (
+        "sha256=" + hmac.new(b"whsec", raw, hashlib.sha256).hexdigest()
+    )
+    assert headers["X-DemoPOS-Event"] == "availability-1"
+    assert orjson.loads(raw) == event
+    _, feed = await get_json(http, f"{sim.url}/events")
+    assert feed["events"] == []  # the order feed holds order events only
+    await sim.close()
+
+    sim = await simulator_factory(stage_seconds=60.0)  # a restart keeps the 86
+    sim.set_webhook(url, "whsec")
+    _, menu = await get_json(http, f"{sim.url}/menu?location=downtown")
+    assert menu_entity(menu, "fries")["available"] is False
+    status, err = await post_order(http, sim, fries_order("ref-fries-2"))
+    assert (status, err["error"]) == (409, "sold_out")
+
+    back = sim.set_availability("downtown", item="fries", available=True, reason="ignored")
+    assert (back["seq"], back["available"], back["until"], back["reason"]) == (2, True, None, None)
+    _, menu = await get_json(http, f"{sim.url}/menu?location=downtown")
+    fries = menu_entity(menu, "fries")
+    assert (fries["available"], fries["unavailable_until"], fries["unavailable_reason"]) == (
+        True, None, None,
+    )  # fmt: skip
+    status, _ = await post_order(http, sim, fries_order("ref-fries-3"))
+    assert status == 201
+    await sim.wait_webhooks_idle(5)
+    bodies = [orjson.loads(raw) for _, raw in received]
+    assert [b["available"] for b in bodies if b.get("type") == "availability"] == [False, True]
+    assert [b["state"] for b in bodies if "type" not in b] == ["accepted"]  # order body as before
+    assert sim.core.menu_requests == {"downtown": 2}  # counted per run of the simulator
+
+
+async def test_86_an_option(
+    simulator: RunningSimulator, simulator_http: aiohttp.ClientSession
+) -> None:
+    http = simulator_http
+    event = simulator.set_availability(
+        "downtown", option="fries_dip_mayo", available=False, reason="out of stock"
+    )
+    assert (event["option"], event["group"], event["until"]) == (
+        "fries_dip_mayo",
+        "fries_dip",
+        None,
+    )
+    assert "item" not in event
+    _, menu = await get_json(http, f"{simulator.url}/menu?location=downtown")
+    option = menu_entity(menu, "fries_dip_mayo")
+    assert (option["available"], option["unavailable_reason"]) == (False, "out of stock")
+    status, err = await post_order(http, simulator, fries_order("ref-dip-1"))
+    assert (status, err["error"], err["item"]) == (409, "sold_out", "fries_dip_mayo")
+
+    simulator.set_availability("downtown", option="fries_dip_mayo", available=True)
+    status, _ = await post_order(http, simulator, fries_order("ref-dip-2"))
+    assert status == 201
+
+
+async def test_86_with_until_in_the_past_no_longer_applies(
+    simulator: RunningSimulator, simulator_http: aiohttp.ClientSession
+) -> None:
+    simulator.set_availability(
+        "downtown", item="fries", available=False, until=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    _, menu = await get_json(simulator_http, f"{simulator.url}/menu?location=downtown")
+    assert menu_entity(menu, "fries")["available"] is True
+    status, _ = await post_order(simulator_http, simulator, fries_order("ref-late"))
+    assert status == 201
+
+
+async def test_restoring_an_item_86d_in_the_base_menu(
+    simulator: RunningSimulator, simulator_http: aiohttp.ClientSession
+) -> None:
+    simulator.set_availability("downtown", item="chicken_wrap", available=True)
+    _, menu = await get_json(simulator_http, f"{simulator.url}/menu?location=downtown")
+    wrap = menu_entity(menu, "chicken_wrap")
+    assert (wrap["available"], wrap["unavailable_until"], wrap["unavailable_reason"]) == (
+        True, None, None,
+    )  # fmt: skip
+
+
+async def test_86_carries_hours_and_channels(
+    simulator: RunningSimulator, simulator_http: aiohttp.ClientSession
+) -> None:
+    combo = simulator.set_availability("downtown", item="breakfast_menu", available=False)
+    assert combo["item"] == "breakfast_menu"
+    pancakes = simulator.set_availability("downtown", item="pancakes", available=False)
+    assert pancakes["hours"] == [{"days": [0, 1, 2, 3, 4, 5, 6], "from": "06:00", "to": "11:00"}]
+    beer = simulator.set_availability("downtown", item="craft_beer", available=False)
+    assert beer["channels"] == ["kiosk", "web", "dine_in"]
+    _, menu = await get_json(simulator_http, f"{simulator.url}/menu?location=downtown")
+    assert menu_entity(menu, "breakfast_menu")["available"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"location": "mars", "item": "fries", "available": False}, 404, "unknown_location"),
+        ({"location": "downtown", "item": "caviar", "available": False}, 422, "invalid_request"),
+        ({"location": "airport", "item": "chili_burger", "available": False}, 422,
+         "invalid_request"),
+        ({"location": "downtown", "option": "nope", "available": False}, 422, "invalid_request"),
+        ({"location": "downtown", "available": False}, 422, "invalid_request"),
+        ({"location": "downtown", "item": "fries", "option": "sauce_bbq", "available": False},
+         422, "invalid_request"),
+        ({"location": "downtown", "item": "fries", "available": "no"}, 422, "invalid_request"),
+        ({"location": "downtown", "item": "fries", "available": False, "until": "tomorrow"},
+         422, "invalid_request"),
+        ({"location": "downtown", "item": "fries", "available": False,
+          "until": "2030-01-01T10:00:00"}, 422, "invalid_request"),
+        ({"location": "downtown", "item": "fries", "available": False, "reason": 5}, 422,
+         "invalid_request"),
+        ([1], 422, "invalid_request"),
+    ],
+)  # fmt: skip
+async def test_availability_request_errors(
+    simulator: RunningSimulator,
+    simulator_http: aiohttp.ClientSession,
+    body: Any,
+    status: int,
+    code: str,
+) -> None:
+    got, err = await post_availability(simulator_http, simulator, body)
+    assert (got, err["error"]) == (status, code)
+    assert simulator.core.storage.state.availability == {}
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -10,7 +10,13 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from pos_demo.translate import menu_from_pos, order_to_pos, status_event_from_pos, status_from_pos
+from pos_demo.translate import (
+    availability_change_from_pos,
+    menu_from_pos,
+    order_to_pos,
+    status_event_from_pos,
+    status_from_pos,
+)
 from posintegrator.model import (
     Allergen,
     Allergens,
@@ -42,6 +48,7 @@ from posintegrator.model import (
     TimeSlot,
     Variant,
 )
+from posintegrator.model.availability import AvailabilityChange, apply_availability
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -736,3 +743,104 @@ def test_status_event_from_feed_entry() -> None:
         pos_event_id="17",
         source="pos:demo",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Availability webhooks
+# ---------------------------------------------------------------------------------------------
+
+
+def _availability_event(**fields: Any) -> dict[str, Any]:
+    return {
+        "type": "availability",
+        "seq": 3,
+        "location": "downtown",
+        "available": False,
+        "until": None,
+        "reason": None,
+        "hours": None,
+        "channels": None,
+        "at": "2024-05-01T12:00:00.000Z",
+        **fields,
+    }
+
+
+def test_86d_item_becomes_product_change() -> None:
+    change = availability_change_from_pos(
+        _availability_event(item="fries", until="2024-05-01T18:00:00.000Z", reason="fryer broken")
+    )
+    assert change == AvailabilityChange(
+        location="downtown",
+        product_id="fries",
+        availability=Availability(
+            available=False,
+            unavailable_until=datetime(2024, 5, 1, 18, tzinfo=UTC),
+            reason="fryer broken",
+        ),
+    )
+
+
+def test_86d_option_becomes_option_change_of_its_group() -> None:
+    change = availability_change_from_pos(
+        _availability_event(option="sauce_bbq", group="burger_sauce", reason="out of stock")
+    )
+    assert change == AvailabilityChange(
+        location="downtown",
+        group_id="burger_sauce",
+        option_id="sauce_bbq",
+        availability=Availability(available=False, reason="out of stock"),
+    )
+
+
+def test_item_back_is_available_and_keeps_hours_and_channels() -> None:
+    change = availability_change_from_pos(
+        _availability_event(
+            item="pancakes",
+            available=True,
+            hours=[{"days": [0, 1], "from": "06:00", "to": "11:00"}],
+            channels=["kiosk", "web"],
+        )
+    )
+    assert change == AvailabilityChange(
+        location="downtown",
+        product_id="pancakes",
+        availability=Availability(
+            available=True,
+            schedule=[TimeSlot(days=[0, 1], start="06:00", end="11:00")],
+            channels=[Channel.KIOSK, Channel.WEB],
+        ),
+    )
+
+
+def test_fast_path_matches_a_full_sync(native_menu: dict[str, Any], menu: Menu) -> None:
+    """Applying the webhook's change gives the menu a full sync of the 86'd menu gives."""
+    item = next(i for i in native_menu["items"] if i.get("hours") or i.get("channels"))
+    item.update(available=False, unavailable_until=None, unavailable_reason="sold out")
+    event = _availability_event(
+        item=item["id"],
+        reason="sold out",
+        hours=item.get("hours"),
+        channels=item.get("channels"),
+    )
+    fast, unknown = apply_availability(menu, [availability_change_from_pos(event)])
+    assert unknown == []
+    assert fast == menu_from_pos(native_menu, "downtown")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({}, id="neither"),
+        pytest.param({"item": "fries", "option": "sauce_bbq", "group": "g"}, id="both"),
+        pytest.param({"available": "no", "item": "fries"}, id="available"),
+        pytest.param({"until": "tomorrow", "item": "fries"}, id="until"),
+    ],
+)
+def test_unreadable_availability_event_is_an_error(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        availability_change_from_pos(_availability_event(**fields))
+
+
+def test_option_without_group_is_an_error() -> None:
+    with pytest.raises(KeyError):
+        availability_change_from_pos(_availability_event(option="sauce_bbq"))

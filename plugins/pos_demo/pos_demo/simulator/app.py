@@ -76,7 +76,21 @@ async def menu(request: web.Request) -> web.Response:
         raise ApiError(400, "missing_parameter", "query parameter 'location' is required")
     if core.catalog.location(location_id) is None:
         raise ApiError(404, "unknown_location", f"location {location_id!r} does not exist")
+    core.menu_requests[location_id] += 1
     return json_response(core.catalog.menu_for(location_id))
+
+
+async def set_availability(request: web.Request) -> web.Response:
+    """Staff action: 86 an item or option at a location, or bring it back.
+
+    Body ``{"location", "item" | "option", "available", "until"?, "reason"?}``; answers with
+    the ``availability`` event that is also sent as a webhook.
+    """
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+    return json_response(request.app[CORE_KEY].availability.set_from_body(body))
 
 
 async def create_order(request: web.Request) -> web.Response:
@@ -160,6 +174,7 @@ def build_app(core: SimulatorCore) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/locations", locations)
     app.router.add_get("/menu", menu)
+    app.router.add_post("/availability", set_availability)
     app.router.add_post("/orders", create_order)
     app.router.add_get("/orders", list_orders)
     app.router.add_get("/orders/{order_id}", get_order)

@@ -1,4 +1,4 @@
-"""Wiring of the simulator's parts (storage, menu, order book, kitchen, webhooks).
+"""Wiring of the simulator's parts (storage, menu, availability, order book, kitchen, webhooks).
 
 Kept separate from the HTTP layer so routes stay thin and the same object can be driven
 in-process by tests.
@@ -6,6 +6,9 @@ in-process by tests.
 
 from __future__ import annotations
 
+from collections import Counter
+
+from .availability import AvailabilityBoard
 from .config import SimulatorConfig
 from .kitchen import Kitchen
 from .menu import MenuCatalog
@@ -23,6 +26,12 @@ class SimulatorCore:
         self.storage = Storage(config.data_dir)
         self.webhooks = WebhookDispatcher(config)
         self.book = OrderBook(self.storage, on_event=self.webhooks.enqueue)
+        self.availability = AvailabilityBoard(
+            self.storage, self.catalog, on_event=self.webhooks.enqueue
+        )
+        self.catalog.overrides = self.availability.overrides
+        self.menu_requests: Counter[str] = Counter()
+        """``GET /menu`` requests served, per location (lets tests see full menu fetches)."""
         self.kitchen = Kitchen(self.book, lambda: self.config.stage_seconds)
 
     def start(self) -> None:

@@ -3,12 +3,15 @@
 The base menu is shared by all locations; the small differences a real chain has between
 stores (higher airport prices, an item not sold at the airport) are applied in code so the
 JSON stays single-sourced. Time-dependent fields (the 86'd item's ``unavailable_until``) are
-computed on every request, exactly like a live POS would report them.
+computed on every request, exactly like a live POS would report them. Staff availability
+overrides (86 and back, see :mod:`.availability`) are laid over the menu on every request too;
+an 86 whose ``until`` has passed no longer applies.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
@@ -86,18 +89,28 @@ class MenuIndex:
     timezone: ZoneInfo
 
 
+OverrideSource = Callable[[str], JSONDict]
+"""Location id -> its availability overrides ``{"items": {id: record}, "options": {...}}``."""
+
+
 class MenuCatalog:
-    """Produces location menus and lookup indexes from the base data."""
+    """Produces location menus and lookup indexes from the base data.
+
+    :param overrides: where staff availability overrides come from (set by the simulator core
+        so the menu follows the persisted state); ``None`` serves the base menu as is.
+    """
 
     def __init__(
         self,
         base: JSONDict | None = None,
         locations: tuple[Location, ...] = LOCATIONS,
         updated_at: datetime | None = None,
+        overrides: OverrideSource | None = None,
     ) -> None:
         self._base = base if base is not None else load_base_menu()
         self._locations = {loc.id: loc for loc in locations}
         self.updated_at = updated_at or datetime.now(UTC)
+        self.overrides = overrides
 
     def locations(self) -> list[JSONDict]:
         """Return all stores in their public shape."""
@@ -127,6 +140,8 @@ class MenuCatalog:
                 ]
             if all(slot["choices"] or slot["min"] == 0 for slot in combo["slots"]):
                 combos.append(combo)
+        if self.overrides is not None:
+            _apply_overrides(self.overrides(loc.id), items + combos, base["modifier_groups"], now)
         return {
             "location": loc.id,
             "currency": loc.currency,
@@ -159,3 +174,30 @@ class MenuCatalog:
 def _shift(prices: dict[str, Any], delta: int) -> dict[str, int]:
     """Add a fixed amount to every price level."""
     return {level: int(amount) + delta for level, amount in prices.items()}
+
+
+def _apply_overrides(
+    overrides: JSONDict, products: list[JSONDict], groups: list[JSONDict], now: datetime
+) -> None:
+    """Lay staff availability records over items/combos and modifier options, in place."""
+    item_records: JSONDict = overrides.get("items") or {}
+    option_records: JSONDict = overrides.get("options") or {}
+    for product in products:
+        if product["id"] in item_records:
+            _set_availability(product, item_records[product["id"]], now)
+    for group in groups:
+        for option in group["options"]:
+            if option["id"] in option_records:
+                _set_availability(option, option_records[option["id"]], now)
+
+
+def _set_availability(entity: JSONDict, record: JSONDict, now: datetime) -> None:
+    """Apply one record; an 86 whose ``until`` has passed means available again."""
+    until = record.get("until")
+    expired = until is not None and datetime.fromisoformat(until) <= now
+    if record["available"] or expired:
+        entity.update(available=True, unavailable_until=None, unavailable_reason=None)
+    else:
+        entity.update(
+            available=False, unavailable_until=until, unavailable_reason=record.get("reason")
+        )

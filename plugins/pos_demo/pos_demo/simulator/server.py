@@ -7,6 +7,7 @@ pass ``port=0`` and still learn the actual URL.
 from __future__ import annotations
 
 import socket
+from datetime import datetime
 from types import TracebackType
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from aiohttp import web
 from .app import build_app
 from .config import SimulatorConfig
 from .core import SimulatorCore
+from .errors import JSONDict
 
 
 class RunningSimulator:
@@ -36,6 +38,25 @@ class RunningSimulator:
         """Point outbound webhooks somewhere else (``None`` disables them)."""
         self.core.config.webhook_url = url
         self.core.config.webhook_secret = secret
+
+    def set_availability(
+        self,
+        location: str,
+        *,
+        item: str | None = None,
+        option: str | None = None,
+        available: bool,
+        until: datetime | str | None = None,
+        reason: str | None = None,
+    ) -> JSONDict:
+        """Staff action without HTTP (as ``POST /availability``): 86 or restore an item/option.
+
+        Must be called from within the running event loop (it queues a webhook); returns the
+        ``availability`` event.
+        """
+        return self.core.availability.set(
+            location, item=item, option=option, available=available, until=until, reason=reason
+        )
 
     async def wait_webhooks_idle(self, wait_seconds: float = 10.0) -> None:
         """Wait until all queued webhooks were delivered or given up."""

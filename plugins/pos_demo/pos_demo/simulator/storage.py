@@ -1,9 +1,10 @@
 """Durable state of the simulated POS in a single JSON file.
 
 Everything a restart must survive (orders, the change feed, the idempotency map, sequence
-counters and kitchen schedules) lives in ``<data_dir>/demopos.json``. The file is rewritten
-atomically (temp file, fsync, ``os.replace``) after every change, so a crash leaves either the
-old or the new state on disk, never a torn file.
+counters, kitchen schedules and staff availability overrides) lives in
+``<data_dir>/demopos.json``. The file is rewritten atomically (temp file, fsync,
+``os.replace``) after every change, so a crash leaves either the old or the new state on disk,
+never a torn file.
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ class PosState:
     """Idempotency-Key -> ``{"order_id", "body_hash"}``."""
     kitchen: dict[str, float] = field(default_factory=dict)
     """Unfinished order id -> epoch seconds when its current stage (nominally) began."""
+    availability: dict[str, JSONDict] = field(default_factory=dict)
+    """Location -> staff availability overrides ``{"items": {id: record}, "options": {...}}``;
+    a record is ``{"available", "until", "reason", "at"}`` (see :mod:`.availability`)."""
     last_order_number: int = 0
     last_seq: int = 0
+    last_availability_seq: int = 0
+    """Counter of availability webhooks (separate from the order change feed's ``seq``)."""
 
     def to_json(self) -> JSONDict:
         """Serialise to the on-disk document."""
@@ -46,6 +52,8 @@ class PosState:
             "events": self.events,
             "idempotency": self.idempotency,
             "kitchen": self.kitchen,
+            "availability": self.availability,
+            "last_availability_seq": self.last_availability_seq,
         }
 
     @classmethod
@@ -60,6 +68,9 @@ class PosState:
             kitchen={k: float(v) for k, v in doc["kitchen"].items()},
             last_order_number=int(doc["last_order_number"]),
             last_seq=int(doc["last_seq"]),
+            # Absent from files written before availability overrides existed.
+            availability=dict(doc.get("availability") or {}),
+            last_availability_seq=int(doc.get("last_availability_seq") or 0),
         )
 
 

@@ -1,10 +1,11 @@
-"""Outbound, HMAC-signed webhooks for change-feed events.
+"""Outbound, HMAC-signed webhooks for change-feed events and availability changes.
 
 Each event is POSTed to ``config.webhook_url`` with the exact bytes of its JSON body signed
 as ``X-DemoPOS-Signature: sha256=<hex>``. Delivery runs in background tasks (never blocking
-the API), one FIFO queue per order so an order's events arrive in order, while a failing
-order does not hold up others. Failed attempts (network error or non-2xx) are retried with
-growing pauses, then dropped (the ``/events`` feed remains the source of truth).
+the API), one FIFO queue per order (and one per location for ``availability`` events) so an
+order's events arrive in order, while a failing order does not hold up others. Failed attempts
+(network error or non-2xx) are retried with growing pauses, then dropped (the ``/events`` feed
+remains the source of truth for orders, ``GET /menu`` for availability).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class WebhookDispatcher:
         """Schedule delivery of one event (no-op when webhooks are disabled)."""
         if not self.config.webhook_url:
             return
-        key = str(event["order_id"])
+        key = _queue_key(event)
         self._queues.setdefault(key, deque()).append(event)
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key), name=f"demopos-webhook-{key}")
@@ -96,7 +97,7 @@ class WebhookDispatcher:
             url = self.config.webhook_url
             if not url:
                 return
-            headers = {"Content-Type": "application/json", EVENT_HEADER: str(event["seq"])}
+            headers = {"Content-Type": "application/json", EVENT_HEADER: _event_id(event)}
             if self.config.webhook_secret is not None:
                 headers[SIGNATURE_HEADER] = sign(self.config.webhook_secret, body)
             try:
@@ -123,3 +124,17 @@ class WebhookDispatcher:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session
+
+
+def _queue_key(event: JSONDict) -> str:
+    """Events sharing a key are delivered in order: one order's, or one location's 86s."""
+    if event.get("type") == "availability":
+        return f"availability:{event['location']}"
+    return str(event["order_id"])
+
+
+def _event_id(event: JSONDict) -> str:
+    """``X-DemoPOS-Event``: the feed ``seq`` of order events, ``availability-<seq>`` else."""
+    if event.get("type") == "availability":
+        return f"availability-{event['seq']}"
+    return str(event["seq"])
