@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from posintegrator.testing.faults import FaultPlan
+
 from .config import SimulatorConfig
 from .server import start_simulator
 
@@ -42,6 +44,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--submit-delay", type=float, default=0.0, help="delay before answering POST /orders"
     )
+    faults = parser.add_argument_group("fault injection (probabilities 0..1)")
+    for name, text in (
+        ("fail-5xx", "answer 503 without doing anything"),
+        ("timeout", "hold the request until the client gives up, doing nothing"),
+        ("commit-then-drop", "create the order, then cut the connection"),
+        ("commit-then-5xx", "create the order, then answer 500"),
+        ("slow", "answer late (see --slow-seconds)"),
+    ):
+        faults.add_argument(f"--{name}", type=float, default=0.0, help=text)
+    faults.add_argument("--slow-seconds", type=float, default=1.0)
+    faults.add_argument("--webhook-duplicates", type=float, default=0.0, help="resend a webhook")
+    faults.add_argument("--webhook-reorder", type=float, default=0.0, help="swap two webhooks")
+    faults.add_argument("--fault-seed", type=int, default=None, help="repeatable dice")
     parser.add_argument("--log-level", default="INFO", help="logging level")
     return parser.parse_args(argv)
 
@@ -55,6 +70,18 @@ async def serve(args: argparse.Namespace) -> None:
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
         submit_delay_seconds=args.submit_delay,
+        faults=FaultPlan(
+            fail_5xx=args.fail_5xx,
+            timeout=args.timeout,
+            commit_then_drop=args.commit_then_drop,
+            commit_then_5xx=args.commit_then_5xx,
+            slow=args.slow,
+            slow_seconds=args.slow_seconds,
+            paths=("/orders",),
+        ),
+        webhook_duplicate_rate=args.webhook_duplicates,
+        webhook_reorder_rate=args.webhook_reorder,
+        fault_seed=args.fault_seed,
     )
     simulator = await start_simulator(config, host=args.host, port=args.port)
     stop = asyncio.Event()

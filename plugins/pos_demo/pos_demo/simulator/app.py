@@ -169,8 +169,9 @@ def _query_int(request: web.Request, name: str, default: int, minimum: int) -> i
 
 def build_app(core: SimulatorCore) -> web.Application:
     """Create the aiohttp application serving the DemoPOS API for ``core``."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app = web.Application(middlewares=[error_middleware, auth_middleware, core.faults.middleware])
     app[CORE_KEY] = core
+    core.faults.add_control_routes(app)
     app.router.add_get("/health", health)
     app.router.add_get("/locations", locations)
     app.router.add_get("/menu", menu)

@@ -6,8 +6,10 @@ the webhook target or kitchen speed without restarting the simulated POS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from posintegrator.testing.faults import FaultPlan
 
 
 @dataclass
@@ -34,3 +36,12 @@ class SimulatorConfig:
     """Pauses between webhook delivery attempts; its length is the number of retries."""
     webhook_timeout_seconds: float = 5.0
     """Per-attempt timeout of an outbound webhook request."""
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    """Faults injected into API requests (5xx, timeouts, commit-then-drop, ...); see
+    :mod:`posintegrator.testing.faults`. Changeable at run time, also via ``PUT /_faults``."""
+    webhook_duplicate_rate: float = 0.0
+    """Probability that a delivered webhook is sent a second time."""
+    webhook_reorder_rate: float = 0.0
+    """Probability that an order's next two webhooks are sent in swapped order."""
+    fault_seed: int | None = None
+    """Seed of the fault dice, for repeatable runs."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from posintegrator.testing.faults import FaultInjector
+
 from .availability import AvailabilityBoard
 from .config import SimulatorConfig
 from .kitchen import Kitchen
@@ -24,6 +26,7 @@ class SimulatorCore:
         self.config = config
         self.catalog = catalog or MenuCatalog()
         self.storage = Storage(config.data_dir)
+        self.faults = FaultInjector(config.faults, seed=config.fault_seed)
         self.webhooks = WebhookDispatcher(config)
         self.book = OrderBook(self.storage, on_event=self.webhooks.enqueue)
         self.availability = AvailabilityBoard(

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import random
 from collections import deque
 
 import aiohttp
@@ -35,6 +36,10 @@ def sign(secret: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
+#: How long a webhook picked for reordering waits for a later one to overtake it.
+REORDER_HOLD_SECONDS = 0.5
+
+
 class WebhookDispatcher:
     """Queues events per order and delivers them in the background."""
 
@@ -45,6 +50,9 @@ class WebhookDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self.delivered = 0
         self.failed = 0
+        self.duplicated = 0
+        self.reordered = 0
+        self._dice = random.Random(config.fault_seed)
 
     def enqueue(self, event: JSONDict) -> None:
         """Schedule delivery of one event (no-op when webhooks are disabled)."""
@@ -80,7 +88,17 @@ class WebhookDispatcher:
         queue = self._queues[key]
         try:
             while queue:
+                if self._strikes(self.config.webhook_reorder_rate):
+                    # Injected fault: hold the event back until a later one overtakes it.
+                    if len(queue) == 1:
+                        await asyncio.sleep(REORDER_HOLD_SECONDS)
+                    if len(queue) > 1:
+                        queue[0], queue[1] = queue[1], queue[0]
+                        self.reordered += 1
                 await self._deliver(queue[0])
+                if self._strikes(self.config.webhook_duplicate_rate):
+                    self.duplicated += 1
+                    await self._deliver(queue[0])
                 queue.popleft()
         finally:
             # No await between the final emptiness check and this cleanup, so enqueue()
@@ -118,6 +136,9 @@ class WebhookDispatcher:
                 await asyncio.sleep(delays[attempt])
         self.failed += 1
         log.error("giving up on webhook for event %s", event["seq"])
+
+    def _strikes(self, probability: float) -> bool:
+        return probability > 0 and self._dice.random() < probability
 
     def _client(self) -> aiohttp.ClientSession:
         """Lazily create the shared HTTP session (needs a running loop)."""
