@@ -17,6 +17,12 @@ from posintegrator.testing import HostHarness, running_host
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--chaos-orders N`` (and ``--chaos-kills K``) make the chaos test longer."""
+    parser.addoption("--chaos-orders", type=int, default=300, help="orders the chaos test posts")
+    parser.addoption("--chaos-kills", type=int, default=4, help="times it kills the host")
+
+
 @pytest.fixture
 def example_order() -> dict[str, Any]:
     """The example order from examples/order.json (priced for the demo menu)."""
