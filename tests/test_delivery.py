@@ -76,6 +76,7 @@ async def test_ambiguous_outcome_then_lookup_finds_it(host: HostHarness, fake: S
     assert fake.lookups == ["o-2"]
     assert view["pos_order_id"] == fake.orders["o-2"]
     assert any(h["source"].endswith(":lookup") for h in view["history"])
+    assert [a["outcome"] for a in view["delivery_attempts"]] == ["unknown", "found in the POS"]
 
 
 async def test_lookup_misses_then_resubmits_with_the_same_key(
@@ -87,6 +88,9 @@ async def test_lookup_misses_then_resubmits_with_the_same_key(
     assert fake.lookups == ["o-3"]
     assert fake.submissions == [("o-3", idempotency_key("o-3"))] * 2
     assert list(fake.orders) == ["o-3"]
+    view = await host.order("o-3")
+    attempts = [(a["number"], a["outcome"], a["error"]) for a in view["delivery_attempts"]]
+    assert attempts == [(1, "unknown", "connection reset"), (2, "ACCEPTED", None)]
 
 
 async def test_no_lookup_and_no_idempotency_parks_as_needs_attention(tmp_path: Path) -> None:

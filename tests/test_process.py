@@ -120,11 +120,13 @@ async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
         await wait_until_final(serve, order_ids, timeout=30)
         for order_id in order_ids:
             assert len(await pos_orders(slow_pos, order_id)) == 1, order_id
-        found_by_lookup = 0
+        found_by_lookup = interrupted = 0
         for order_id in order_ids:
             _, view = await serve.call("GET", f"/v1/orders/{order_id}")
             found_by_lookup += any(h["source"].endswith(":lookup") for h in view["history"])
+            interrupted += any(a["outcome"] == "interrupted" for a in view["delivery_attempts"])
         assert found_by_lookup == in_pos_at_kill
+        assert interrupted >= in_pos_at_kill, "the cut attempts are on record"
         # The cloud heard every order's whole story, in sequence.
         for order_id in order_ids:
             assert receiver.statuses(order_id)[0] == "RECEIVED"

@@ -175,6 +175,7 @@ class OrderDelivery:
                     found = await self._look_up(order.id, order.location)
                     if found is not None:
                         await self._found(order.id, found, source)
+                        await self._store.finish_attempt(order.id, "found in the POS")
                         return
                     maybe_in_pos = False
                 elif not caps.idempotent_submit:
@@ -184,11 +185,13 @@ class OrderDelivery:
                         source="host",
                         reason=NEEDS_ATTENTION_REASON,
                     )
+                    await self._store.finish_attempt(order.id, OrderStatus.NEEDS_ATTENTION.value)
                     return
             async with conn.calling():
                 result = await conn.plugin.submit_order(conn.ctx, order, record.idempotency_key)
         except PermanentError as exc:
             await self._apply(order.id, OrderStatus.REJECTED, source=source, reason=exc.reason)
+            await self._store.finish_attempt(order.id, OrderStatus.REJECTED.value, exc.message)
             return
         except CircuitOpenError as exc:
             await self._retry_later(attempt, exc.message, maybe_in_pos, exc.retry_after)
@@ -201,6 +204,7 @@ class OrderDelivery:
             await self._retry_later(attempt, exc.message, maybe_in_pos, retry_after)
             return
         await self._apply(order.id, result.status, pos_order_id=result.pos_order_id, source=source)
+        await self._store.finish_attempt(order.id, result.status.value)
 
     async def _expire(self, record: OrderRecord) -> None:
         """The deadline has passed: FAILED if the POS certainly lacks the order."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from posintegrator import __version__
 from posintegrator.api.problems import FieldError, ProblemError, validation_problem
 from posintegrator.api.schemas import (
+    AttemptView,
     ConnectionList,
     ConnectionView,
     FoundInPos,
@@ -292,6 +293,7 @@ async def _order_view(host: Host, order_id: str) -> web.Response:
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
     history = await host.store.order_history(order_id)
+    attempts = await host.store.attempts_of(order_id)
     return json_response(
         OrderView(
             order=record.order,
@@ -314,6 +316,16 @@ async def _order_view(host: Host, order_id: str) -> web.Response:
                     sequence=h.sequence,
                 )
                 for h in history
+            ],
+            delivery_attempts=[
+                AttemptView(
+                    number=a.number,
+                    started_at=a.started_at,
+                    finished_at=a.finished_at,
+                    outcome=a.outcome,
+                    error=a.error,
+                )
+                for a in attempts
             ],
         )
     )

@@ -37,6 +37,16 @@ class HistoryItem(BaseModel):
     sequence: int | None
 
 
+class AttemptView(BaseModel):
+    """One submission attempt and how it ended."""
+
+    number: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error: str | None
+
+
 class OrderView(BaseModel):
     """An order, where it stands, and how it got there."""
 
@@ -50,6 +60,7 @@ class OrderView(BaseModel):
     created_at: datetime
     updated_at: datetime
     history: list[HistoryItem]
+    delivery_attempts: list[AttemptView]
 
 
 class PluginView(BaseModel):

@@ -3,6 +3,7 @@
 from posintegrator.store.base import (
     AcceptOutcome,
     AcceptResult,
+    Attempt,
     HistoryEntry,
     MenuSnapshot,
     OrderRecord,
@@ -15,6 +16,7 @@ from posintegrator.store.sqlite import SQLiteStore
 __all__ = [
     "AcceptOutcome",
     "AcceptResult",
+    "Attempt",
     "HistoryEntry",
     "MenuSnapshot",
     "OrderRecord",

@@ -63,6 +63,19 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One submission attempt of an order and how it ended."""
+
+    number: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    """in_flight, interrupted (the host stopped during it), retry, unknown (the POS may have
+    the order), or the status it led to (ACCEPTED, REJECTED, NEEDS_ATTENTION, FAILED)."""
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Transition:
     """The result of offering a status event to an order's state machine."""
 
@@ -194,6 +207,14 @@ class Store(Protocol):
         :param maybe_in_pos: whether the POS may have the order after all (outcome unknown), so
             the next attempt must look it up before sending it again.
         """
+        ...
+
+    async def finish_attempt(self, order_id: str, outcome: str, error: str | None = None) -> None:
+        """Record how the order's latest attempt ended, when it settled the order."""
+        ...
+
+    async def attempts_of(self, order_id: str) -> list[Attempt]:
+        """Every submission attempt of the order, oldest first."""
         ...
 
     # --- outbox ---------------------------------------------------------------------------------

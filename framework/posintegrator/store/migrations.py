@@ -87,6 +87,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE delivery_attempts (
+            order_id     TEXT NOT NULL REFERENCES orders (id),
+            number       INTEGER NOT NULL,
+            started_at   TEXT NOT NULL,
+            finished_at  TEXT,
+            outcome      TEXT NOT NULL,
+            error        TEXT,
+            PRIMARY KEY (order_id, number)
+        );
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -32,6 +32,7 @@ from posintegrator.model import Order, OrderStatus, StatusEvent, can_transition,
 from posintegrator.store.base import (
     AcceptOutcome,
     AcceptResult,
+    Attempt,
     HistoryEntry,
     MenuSnapshot,
     OrderRecord,
@@ -129,6 +130,11 @@ class SQLiteStore:
                 "UPDATE orders SET next_attempt_at = MIN(next_attempt_at, ?) "
                 "WHERE maybe_in_pos = 1 AND next_attempt_at IS NOT NULL",
                 (_ts(utcnow()),),
+            )
+            tx.execute(
+                "UPDATE delivery_attempts SET outcome = 'interrupted', finished_at = ? "
+                "WHERE outcome = 'in_flight'",
+                (_iso(utcnow()),),
             )
 
     async def close(self) -> None:
@@ -507,6 +513,11 @@ class SQLiteStore:
                 "next_attempt_at = ?, updated_at = ? WHERE id = ?",
                 (_ts(utcnow()) + lease_seconds, _iso(utcnow()), order_id),
             )
+            tx.execute(
+                "INSERT INTO delivery_attempts (order_id, number, started_at, outcome) "
+                "SELECT id, attempts, ?, 'in_flight' FROM orders WHERE id = ?",
+                (_iso(utcnow()), order_id),
+            )
             updated = self._order_row(tx, order_id)
         assert updated is not None
         return updated
@@ -520,6 +531,7 @@ class SQLiteStore:
         self, order_id: str, maybe_in_pos: bool, error: str, next_attempt_at: datetime
     ) -> None:
         with self._transaction() as tx:
+            self._close_attempt(tx, order_id, "unknown" if maybe_in_pos else "retry", error)
             tx.execute(
                 "UPDATE orders SET maybe_in_pos = ?, last_error = ?, next_attempt_at = ?, "
                 "updated_at = ? WHERE id = ? AND status IN (?, ?)",
@@ -532,6 +544,43 @@ class SQLiteStore:
                     *_DELIVERABLE,
                 ),
             )
+
+    async def finish_attempt(self, order_id: str, outcome: str, error: str | None = None) -> None:
+        await self._run(self._finish_attempt, order_id, outcome, error)
+
+    def _finish_attempt(self, order_id: str, outcome: str, error: str | None) -> None:
+        with self._transaction() as tx:
+            self._close_attempt(tx, order_id, outcome, error)
+
+    def _close_attempt(
+        self, tx: sqlite3.Connection, order_id: str, outcome: str, error: str | None
+    ) -> None:
+        tx.execute(
+            "UPDATE delivery_attempts SET outcome = ?, error = ?, finished_at = ? "
+            "WHERE order_id = ? AND number = (SELECT MAX(number) FROM delivery_attempts "
+            "WHERE order_id = ?) AND outcome = 'in_flight'",
+            (outcome, error, _iso(utcnow()), order_id, order_id),
+        )
+
+    async def attempts_of(self, order_id: str) -> list[Attempt]:
+        return await self._run(self._attempts_of, order_id)
+
+    def _attempts_of(self, order_id: str) -> list[Attempt]:
+        rows = self.db.execute(
+            "SELECT number, started_at, finished_at, outcome, error FROM delivery_attempts "
+            "WHERE order_id = ? ORDER BY number",
+            (order_id,),
+        ).fetchall()
+        return [
+            Attempt(
+                number=number,
+                started_at=_from_iso(started),
+                finished_at=None if finished is None else _from_iso(finished),
+                outcome=outcome,
+                error=error,
+            )
+            for number, started, finished, outcome, error in rows
+        ]
 
     # --- outbox ---------------------------------------------------------------------------------
 
