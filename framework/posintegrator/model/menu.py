@@ -179,12 +179,13 @@ class PriceList(UniversalModel):
 
 
 class Tax(UniversalModel):
-    """A tax rate in basis points (700 = 7 %), included in prices or added on top."""
+    """A tax rate in parts per million (70000 = 7 %, 88750 = 8.875 %), included in prices or
+    added on top. Millionths, not basis points, so every real rate is a whole number."""
 
     id: Id
     pos_id: str | None = None
     name: str
-    rate_bp: int = Field(ge=0, le=100_000)
+    rate_ppm: int = Field(ge=0, le=1_000_000)
     inclusive: bool = True
 
 

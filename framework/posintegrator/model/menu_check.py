@@ -276,7 +276,10 @@ class _MenuChecker:
                         "unknown price list",
                     )
             valid += 1
-            available += _available_now(target.availability, self.now)
+            chosen = [variants[choice.variant_id]] if choice.variant_id else target.variants
+            available += _available_now(target.availability, self.now) and any(
+                _available_now(v.availability, self.now) for v in chosen
+            )
         if slot.min > 0 and valid == 0:
             yield _error(
                 Code.COMBO_SLOT_UNSATISFIABLE,

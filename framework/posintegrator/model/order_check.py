@@ -121,7 +121,7 @@ class _OrderChecker:
         tax = self.taxes.get(product.tax_id) if product.tax_id else None
         if tax is None or tax.inclusive:
             return 0
-        return round_half_up(amount * tax.rate_bp, 10_000)
+        return round_half_up(amount * tax.rate_ppm, 1_000_000)
 
     def _orderable(self, path: str, what: str, availability: Availability) -> bool:
         if availability.is_orderable(self.at, self.order.channel, self.zone):

@@ -119,7 +119,7 @@ def _tax(tax: JSONDict) -> Tax:
         id=tax["id"],
         pos_id=tax["id"],
         name=tax["name"],
-        rate_bp=tax["rate_bp"],
+        rate_ppm=tax["rate_bp"] * 100,
         inclusive=tax.get("inclusive", True),
     )
 

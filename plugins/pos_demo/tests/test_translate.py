@@ -82,12 +82,14 @@ EXPECTED_MENU = Menu(
         PriceList(id="delivery", pos_id="delivery", name="Delivery", channels=["delivery"]),
     ],
     taxes=[
-        Tax(id="vat_food", pos_id="vat_food", name="VAT 7% (food)", rate_bp=700, inclusive=True),
+        Tax(
+            id="vat_food", pos_id="vat_food", name="VAT 7% (food)", rate_ppm=70_000, inclusive=True
+        ),
         Tax(
             id="vat_drinks",
             pos_id="vat_drinks",
             name="VAT 19% (drinks)",
-            rate_bp=1900,
+            rate_ppm=190_000,
             inclusive=False,
         ),
     ],
