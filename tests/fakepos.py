@@ -86,6 +86,7 @@ class ScriptedPos:
     statuses: dict[str, OrderStatus] = field(default_factory=dict)
     menus: dict[str, Menu] = field(default_factory=dict)
     """Menus to serve instead of :func:`fake_menu`, by location."""
+    menu_fetches: int = 0
 
     @hookimpl
     def pos_settings_model(self) -> type[BaseModel]:
@@ -97,6 +98,7 @@ class ScriptedPos:
 
     @hookimpl
     async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
+        self.menu_fetches += 1
         menu = self.menus.get(location) or fake_menu(location)
         return menu.model_copy(deep=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,20 @@ async def test_broadcast_hooks_transform_menus_and_observe_status(tmp_path: Path
             ("obs-1", "RECEIVED", "SUBMITTING"),
             ("obs-1", "SUBMITTING", "ACCEPTED"),
         ]
+
+
+async def test_menu_change_notices_are_debounced_into_one_sync(tmp_path: Path) -> None:
+    fake = ScriptedPos()
+    async with running_host(
+        tmp_path,
+        [connection(menu_resync_debounce_seconds=0.3)],
+        plugins=PluginHost.from_objects({"fake": fake}),
+    ) as harness:
+        jobs = harness.host.connections["fake"]
+        await asyncio.sleep(5.5)  # past the scheduler's own first sync
+        before = fake.menu_fetches
+        for _ in range(5):
+            jobs.request_menu_sync(["loc"])
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.8)
+        assert fake.menu_fetches == before + 1, "five notices in a burst, one sync"

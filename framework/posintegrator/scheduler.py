@@ -59,6 +59,9 @@ class ConnectionJobs:
                 await self._sync_one(location)
             self._menu_wake.clear()
             if await wait_for_wakeup(self._menu_wake, period):
+                # A POS often sends a burst of change notices for one edit: wait a moment so
+                # the burst costs one sync, not one each.
+                await asyncio.sleep(self.connection.settings.menu_resync_debounce_seconds)
                 pending = set(self._menu_requests)
             else:
                 pending = set(self.connection.settings.locations)

@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     SecretStr,
@@ -121,6 +122,11 @@ class ConnectionSettings(_Section):
         description="The plugin's own settings, validated by its settings model.",
     )
     menu_sync_seconds: PositiveFloat = Field(default=300.0, description="Full menu sync period.")
+    menu_resync_debounce_seconds: NonNegativeFloat = Field(
+        default=2.0,
+        description="After the POS says its menu changed, wait this long for further notices "
+        "before syncing, so a burst of notices costs one sync.",
+    )
     status_poll_seconds: PositiveFloat = Field(default=10.0, description="Status polling period.")
     status_source: Literal["auto", "webhook", "polling"] = Field(
         default="auto",
