@@ -1,15 +1,12 @@
-"""The conformance kit: run the real host against a plugin's test POS, and the contract tests
-every POS plugin must pass (see docs/plugin-guide.md)."""
+"""Testing tools: a host on loopback for tests, orders built from a menu, fault injection, and
+the conformance kit every POS plugin runs (``posintegrator.testing.contract``, which needs
+pytest: import it from there).
 
-from posintegrator.testing.contract import PluginContract, PosBackend
+This package itself imports nothing from pytest, so test doubles that run outside a test
+session (the demo POS uses the fault injector) can use it with only the runtime installed.
+"""
+
 from posintegrator.testing.harness import HostHarness, running_host
 from posintegrator.testing.sample_orders import price_list_for, sample_order
 
-__all__ = [
-    "HostHarness",
-    "PluginContract",
-    "PosBackend",
-    "price_list_for",
-    "running_host",
-    "sample_order",
-]
+__all__ = ["HostHarness", "price_list_for", "running_host", "sample_order"]

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from pos_demo.simulator import SimulatorConfig, start_simulator
-from posintegrator.testing import PluginContract, PosBackend
+from posintegrator.testing.contract import PluginContract, PosBackend
 
 API_KEY = "conformance-key"
 WEBHOOK_SECRET = "conformance-webhook-secret"
