@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from posintegrator.model import Channel, Menu, ModifierGroup, Product
+from posintegrator.model.order_check import round_half_up
 
 
 def price_list_for(menu: Menu, channel: Channel) -> str:
@@ -42,7 +43,8 @@ def _required_choices(
 def sample_order(
     menu: Menu, order_id: str, *, channel: Channel = Channel.WEB, quantity: int = 1
 ) -> dict[str, Any]:
-    """A valid PREPAID take-away order of the first orderable product, priced from the menu."""
+    """A valid PREPAID take-away order of the first orderable product, priced from the menu
+    (with the product's exclusive tax added to the total, as the host's order check expects)."""
     price_list = price_list_for(menu, channel)
     product = next((p for p in menu.products if _orderable(p, menu)), None)
     if product is None:
@@ -52,6 +54,9 @@ def sample_order(
     modifiers, extra = _required_choices(groups, price_list)
     unit_price = variant.prices.get(price_list, 0) + extra
     total = unit_price * quantity
+    tax = next((t for t in menu.taxes if t.id == product.tax_id), None)
+    if tax is not None and not tax.inclusive:
+        total += round_half_up(total * tax.rate_ppm, 1_000_000)
     return {
         "id": order_id,
         "location": menu.location,

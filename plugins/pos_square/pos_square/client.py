@@ -1,0 +1,247 @@
+"""A thin client for Square's REST API (Catalog, Orders, Payments, Locations).
+
+One method per Square call, returning the decoded JSON document. Every transport or HTTP failure
+leaves this module as one of the framework's errors, read from Square's ``errors[]``
+(``category``, ``code``, ``detail``, ``field``):
+
+* HTTP 401, or codes ``UNAUTHORIZED``, ``ACCESS_TOKEN_EXPIRED``, ``ACCESS_TOKEN_REVOKED``,
+  ``INSUFFICIENT_SCOPES`` (403), or category ``AUTHENTICATION_ERROR`` -> :class:`AuthError`;
+* HTTP 429 / ``RATE_LIMITED`` -> :class:`RetryableError` honouring ``Retry-After`` (seconds or an
+  HTTP date);
+* HTTP 5xx, connection refused -> :class:`RetryableError`;
+* a timeout or a dropped connection -> :class:`AmbiguousError` for the writes (CreateOrder,
+  CreatePayment: Square may have acted), :class:`RetryableError` for reads;
+* ``IDEMPOTENCY_KEY_REUSED`` on CreateOrder -> :class:`AmbiguousError`: the key was used before
+  (with another body), so the order may exist: the host looks it up instead of resending;
+* any other 4xx -> :class:`PermanentError` with a readable reason from ``detail`` (+ ``field``)
+  and ``code``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import orjson
+
+from pos_square.settings import SquareSettings
+from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
+
+JSONDict = dict[str, Any]
+
+AUTH_CODES = frozenset(
+    {"UNAUTHORIZED", "ACCESS_TOKEN_EXPIRED", "ACCESS_TOKEN_REVOKED", "INSUFFICIENT_SCOPES"}
+)
+RETRYABLE_CODES = frozenset(
+    {"RATE_LIMITED", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT", "INTERNAL_SERVER_ERROR"}
+)
+#: BatchRetrieveOrders takes at most 100 ids per request.
+BATCH_ORDERS_MAX = 100
+
+
+class SquareClient:
+    """Calls the Square API of one seller through the host's shared HTTP session.
+
+    :param http: the session to use; the client never creates or closes one.
+    :param settings: where Square is and how to authenticate.
+    """
+
+    def __init__(self, http: aiohttp.ClientSession, settings: SquareSettings) -> None:
+        self._http = http
+        self._base_url = str(settings.base_url).rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
+        self._headers = {
+            "Authorization": f"Bearer {settings.access_token.get_secret_value()}",
+            "Square-Version": settings.square_version,
+            "Accept": "application/json",
+        }
+
+    async def list_catalog(self, types: Sequence[str], cursor: str | None = None) -> JSONDict:
+        """``GET /v2/catalog/list``: one page of catalog objects of ``types``.
+
+        A ``cursor`` is only valid with the query it came from, so pass the same ``types``.
+        """
+        params = {"types": ",".join(types)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return await self._request("GET", "/v2/catalog/list", params=params)
+
+    async def batch_retrieve_catalog(self, object_ids: Sequence[str]) -> JSONDict:
+        """``POST /v2/catalog/batch-retrieve``: catalog objects by id (a read)."""
+        return await self._request(
+            "POST", "/v2/catalog/batch-retrieve", body={"object_ids": list(object_ids)}
+        )
+
+    async def retrieve_location(self, location_id: str) -> JSONDict:
+        """``GET /v2/locations/{id}``: one location (currency, time zone)."""
+        document = await self._request("GET", f"/v2/locations/{location_id}")
+        return dict(document["location"])
+
+    async def list_locations(self) -> list[JSONDict]:
+        """``GET /v2/locations``: all the seller's locations."""
+        document = await self._request("GET", "/v2/locations")
+        return list(document.get("locations") or [])
+
+    async def create_order(self, body: JSONDict) -> JSONDict:
+        """``POST /v2/orders``: create an order; Square deduplicates on ``idempotency_key``.
+
+        :returns: the created (or, for a resend of the same key and body, the same) ``Order``.
+        :raises AmbiguousError: on a timeout or dropped connection, or ``IDEMPOTENCY_KEY_REUSED``.
+        """
+        document = await self._request(
+            "POST", "/v2/orders", body=body, write=True, reused_key_ambiguous=True
+        )
+        return dict(document["order"])
+
+    async def create_payment(self, body: JSONDict) -> JSONDict:
+        """``POST /v2/payments``: record a payment; deduplicated on ``idempotency_key``."""
+        document = await self._request("POST", "/v2/payments", body=body, write=True)
+        return dict(document["payment"])
+
+    async def search_orders(self, body: JSONDict) -> JSONDict:
+        """``POST /v2/orders/search``: one page of orders (a read)."""
+        return await self._request("POST", "/v2/orders/search", body=body)
+
+    async def batch_retrieve_orders(
+        self, order_ids: Sequence[str], location_id: str | None = None
+    ) -> list[JSONDict]:
+        """``POST /v2/orders/batch-retrieve``: orders by id, 100 per request; unknown ids are
+        left out."""
+        orders: list[JSONDict] = []
+        ids = list(order_ids)
+        for start in range(0, len(ids), BATCH_ORDERS_MAX):
+            body: JSONDict = {"order_ids": ids[start : start + BATCH_ORDERS_MAX]}
+            if location_id is not None:
+                body["location_id"] = location_id
+            document = await self._request("POST", "/v2/orders/batch-retrieve", body=body)
+            orders.extend(document.get("orders") or [])
+        return orders
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: JSONDict | None = None,
+        write: bool = False,
+        reused_key_ambiguous: bool = False,
+    ) -> JSONDict:
+        """Send one request and return its JSON object, or raise the matching framework error.
+
+        :param write: whether a failure after sending leaves the outcome unknown.
+        :param reused_key_ambiguous: whether ``IDEMPOTENCY_KEY_REUSED`` means "it may exist".
+        """
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = orjson.dumps(body)
+            headers["Content-Type"] = "application/json"
+        what = f"Square {method} {path}"
+        try:
+            async with self._http.request(
+                method,
+                self._base_url + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:
+            # Not even connected: the request certainly did not reach Square.
+            raise RetryableError(f"{what}: cannot connect: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            problem = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
+            if write:
+                raise AmbiguousError(f"{what} {problem}; Square may have processed it") from exc
+            raise RetryableError(f"{what} {problem}") from exc
+        if 200 <= status < 300:
+            return _decode_success(what, raw, write)
+        raise error_from_response(
+            what, status, raw, retry_after, reused_key_ambiguous=reused_key_ambiguous
+        )
+
+
+def error_from_response(
+    what: str,
+    status: int,
+    raw: bytes,
+    retry_after: str | None,
+    *,
+    reused_key_ambiguous: bool = False,
+) -> Exception:
+    """The framework error for a non-2xx Square answer (see the module docstring)."""
+    errors = _errors(raw)
+    first = errors[0] if errors else {}
+    code = str(first.get("code") or f"HTTP_{status}")
+    category = first.get("category")
+    codes = {str(e.get("code")) for e in errors}
+    reason = "; ".join(_describe(e) for e in errors) or f"HTTP {status}"
+    message = f"{what}: HTTP {status} {code}: {reason}"
+    if status == 401 or codes & AUTH_CODES or category == "AUTHENTICATION_ERROR":
+        return AuthError(message)
+    if status == 429 or "RATE_LIMITED" in codes:
+        return RetryableError(message, retry_after=parse_retry_after(retry_after))
+    if status >= 500 or codes & RETRYABLE_CODES:
+        return RetryableError(message, retry_after=parse_retry_after(retry_after))
+    if reused_key_ambiguous and "IDEMPOTENCY_KEY_REUSED" in codes:
+        return AmbiguousError(f"{message}; an earlier request used this key")
+    return PermanentError(message, reason=reason, code=code)
+
+
+def _describe(error: JSONDict) -> str:
+    """``detail (field: x) [CODE]`` for one Square error."""
+    text = str(error.get("detail") or error.get("code") or "error")
+    if error.get("field"):
+        text += f" (field: {error['field']})"
+    if error.get("code"):
+        text += f" [{error['code']}]"
+    return text
+
+
+def _errors(raw: bytes) -> list[JSONDict]:
+    """Square's ``errors[]``, or an empty list when the body is not that."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(document, dict):
+        return []
+    errors = document.get("errors")
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _decode_success(what: str, raw: bytes, write: bool) -> JSONDict:
+    """Decode a 2xx body; an unreadable one after a write leaves its outcome unknown."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        document = None
+    if isinstance(document, dict):
+        return document
+    if write:
+        raise AmbiguousError(f"{what}: unreadable success response")
+    raise RetryableError(f"{what}: unreadable response")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

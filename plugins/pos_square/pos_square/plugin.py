@@ -1,0 +1,340 @@
+"""The Square hook implementations (entry point ``square``).
+
+Thin: each hook builds a :class:`~pos_square.client.SquareClient` for the connection, makes its
+Square calls and hands the documents to :mod:`pos_square.translate` and
+:mod:`pos_square.webhooks`. The module keeps no state of its own; the webhook dedup memory lives
+in ``ctx.state``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from pos_square.client import SquareClient
+from pos_square.settings import SquareSettings
+from pos_square.translate import (
+    MENU_OBJECT_TYPES,
+    ORDER_SOURCE_NAME,
+    menu_from_catalog,
+    missing_payment,
+    order_to_square,
+    payment_for,
+    rfc3339,
+    status_event_from_order,
+    status_of_order,
+)
+from pos_square.webhooks import (
+    CATALOG_EVENT,
+    SIGNATURE_HEADER,
+    load,
+    order_notice,
+    verify_signature,
+)
+from posintegrator.context import ConnectionContext
+from posintegrator.errors import (
+    AmbiguousError,
+    PermanentError,
+    RetryableError,
+    WebhookRejected,
+)
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import (
+    Capabilities,
+    Deployment,
+    FoundOrder,
+    InboundWebhook,
+    SubmitResult,
+    TrackedOrder,
+    WebhookResult,
+)
+from posintegrator.model import Menu, Order, OrderStatus, OrderType, PaymentMode, StatusEvent
+
+#: ``ctx.state`` key: JSON list of the most recent webhook ``event_id``s.
+SEEN_EVENTS_KEY = "square_seen_event_ids"
+SEEN_EVENTS_MAX = 500
+#: ``ctx.state`` key: JSON object Square order id -> highest order ``version`` seen by webhook.
+ORDER_VERSIONS_KEY = "square_order_versions"
+ORDER_VERSIONS_MAX = 2000
+#: How far back a lookup searches for one of our orders (by ``created_at``).
+LOOKUP_WINDOW = timedelta(days=2)
+SEARCH_PAGE_SIZE = 500
+
+
+def _settings(ctx: ConnectionContext) -> SquareSettings:
+    return ctx.settings_as(SquareSettings)
+
+
+def _client(ctx: ConnectionContext) -> SquareClient:
+    return SquareClient(ctx.http, _settings(ctx))
+
+
+@hookimpl
+def pos_settings_model() -> type[SquareSettings]:
+    """Square connections are configured by :class:`SquareSettings`."""
+    return SquareSettings
+
+
+@hookimpl
+def pos_capabilities() -> Capabilities:
+    """Menu, PICKUP orders (idempotent, with lookup by reference), status by webhook and polling."""
+    return Capabilities(
+        menu=True,
+        orders=True,
+        order_lookup=True,
+        idempotent_submit=True,
+        status_webhooks=True,
+        status_polling=True,
+        order_types=[OrderType.TAKE_AWAY],
+        payment_modes=list(PaymentMode),
+        deployments=[Deployment.CENTRAL],
+    )
+
+
+@hookimpl
+async def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Menu:
+    """RetrieveLocation for currency and time zone, then every ListCatalog page.
+
+    Each page's ``cursor`` is sent back with the same ``types`` (a cursor is only valid with its
+    original query); a page without a cursor is the last.
+    """
+    client = _client(ctx)
+    square_location = _settings(ctx).square_location(location)
+    found = await client.retrieve_location(square_location)
+    objects: list[dict[str, Any]] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    while True:
+        page = await client.list_catalog(MENU_OBJECT_TYPES, cursor)
+        objects.extend(page.get("objects") or [])
+        cursor = page.get("cursor") or None
+        if cursor is None:
+            break
+        if cursor in seen:
+            raise RetryableError("Square ListCatalog returned the same cursor twice")
+        seen.add(cursor)
+    return menu_from_catalog(
+        objects,
+        location,
+        square_location,
+        found["currency"],
+        found.get("timezone") or "UTC",
+    )
+
+
+async def _variations_of_single_variant_items(client: SquareClient, order: Order) -> dict[str, str]:
+    """Item id -> its only variation id, for lines that name no variant (a read)."""
+    wanted = sorted(
+        {line.product_id for line in order.lines if line.variant_id is None and not line.components}
+    )
+    if not wanted:
+        return {}
+    document = await client.batch_retrieve_catalog(wanted)
+    found: dict[str, str] = {}
+    for obj in document.get("objects") or []:
+        variations = (obj.get("item_data") or {}).get("variations") or []
+        if obj.get("type") == "ITEM" and len(variations) == 1:
+            found[obj["id"]] = variations[0]["id"]
+    return found
+
+
+@hookimpl
+async def pos_submit_order(
+    ctx: ConnectionContext, order: Order, idempotency_key: str
+) -> SubmitResult:
+    """CreateOrder with the host's key; for a PREPAID order, then CreatePayment (EXTERNAL).
+
+    A failure between the two is retried as a whole: the same idempotency key makes Square
+    answer CreateOrder with the order it already created, and the payment's key is derived from
+    ours, so neither is made twice. That is also why an unknown payment outcome is reported as
+    retryable rather than ambiguous: a lookup would find the order and skip the payment.
+    """
+    settings = _settings(ctx)
+    client = _client(ctx)
+    square_location = settings.square_location(order.location)
+    variations = await _variations_of_single_variant_items(client, order)
+    try:
+        body = order_to_square(order, square_location, idempotency_key, variations=variations)
+    except ValueError as exc:
+        raise PermanentError(str(exc), reason=str(exc), code="unsupported_order") from exc
+    created = await client.create_order(body)
+    square_order_id = str(created["id"])
+    ctx.log.info("order {} is Square order {}", order.id, square_order_id)
+    payment = payment_for(
+        order, square_order_id, idempotency_key, square_location_id=square_location
+    )
+    if payment is not None and settings.record_prepaid_as_external_payment:
+        total = (created.get("total_money") or {}).get("amount")
+        if total is not None and total != order.payment.amount:
+            ctx.log.warning(
+                "order {}: Square totals {} but {} was prepaid",
+                order.id,
+                total,
+                order.payment.amount,
+            )
+        await _record_payment(client, payment, order.id, square_order_id)
+    return SubmitResult(
+        pos_order_id=square_order_id, status=status_of_order(created) or OrderStatus.ACCEPTED
+    )
+
+
+async def _record_payment(
+    client: SquareClient, payment: dict[str, Any], order_id: str, square_order_id: str
+) -> None:
+    try:
+        await client.create_payment(payment)
+    except AmbiguousError as exc:
+        raise RetryableError(
+            f"{exc.message} (payment of order {order_id}; resending is safe: same keys)"
+        ) from exc
+    except PermanentError as exc:
+        reason = f"Square order {square_order_id} was created but its payment was refused: "
+        raise PermanentError(exc.message, reason=reason + exc.reason, code=exc.code) from exc
+
+
+@hookimpl
+async def pos_find_order(ctx: ConnectionContext, order_id: str, location: str) -> FoundOrder | None:
+    """SearchOrders of the location (our source, created in the last two days, newest first),
+    page by page, for the order whose ``reference_id`` is ours.
+
+    Square cannot filter by reference. A found PREPAID order still lacking its payment (the
+    submission stopped between the two calls) gets it now, with the same payment key.
+    """
+    settings = _settings(ctx)
+    client = _client(ctx)
+    since = datetime.now(UTC) - LOOKUP_WINDOW
+    query: dict[str, Any] = {
+        "location_ids": [settings.square_location(location)],
+        "query": {
+            "filter": {
+                "date_time_filter": {"created_at": {"start_at": rfc3339(since)}},
+                "source_filter": {"source_names": [ORDER_SOURCE_NAME]},
+            },
+            "sort": {"sort_field": "CREATED_AT", "sort_order": "DESC"},
+        },
+        "limit": SEARCH_PAGE_SIZE,
+    }
+    cursor: str | None = None
+    while True:
+        page = await client.search_orders(query if cursor is None else {**query, "cursor": cursor})
+        match = next(
+            (o for o in page.get("orders") or [] if o.get("reference_id") == order_id), None
+        )
+        if match is not None:
+            payment = missing_payment(match)
+            if payment is not None and settings.record_prepaid_as_external_payment:
+                await _record_payment(client, payment, order_id, str(match["id"]))
+            return FoundOrder(
+                pos_order_id=str(match["id"]),
+                status=status_of_order(match) or OrderStatus.ACCEPTED,
+            )
+        cursor = page.get("cursor") or None
+        if cursor is None:
+            return None
+
+
+@hookimpl
+async def pos_poll_status(ctx: ConnectionContext, orders: list[TrackedOrder]) -> list[StatusEvent]:
+    """BatchRetrieveOrders of the tracked orders' Square ids; status from their PICKUP
+    fulfillment (or the order's final state)."""
+    ids = sorted({order.pos_order_id for order in orders if order.pos_order_id})
+    if not ids:
+        return []
+    documents = await _client(ctx).batch_retrieve_orders(ids)
+    events = [e for d in documents if (e := status_event_from_order(d)) is not None]
+    return sorted(events, key=lambda e: e.occurred_at)
+
+
+@hookimpl
+async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> WebhookResult:
+    """Verify ``x-square-hmacsha256-signature`` first, then read the notification.
+
+    Repeated deliveries (same ``event_id``) and order notifications older than one already seen
+    (lower order ``version``) give an empty result. An ``order.updated`` of an ``OPEN`` order
+    carries no fulfillment state, so the order is fetched to report where it stands.
+    """
+    settings = _settings(ctx)
+    key = settings.webhook_signature_key
+    if key is None:
+        raise WebhookRejected("no webhook_signature_key configured: cannot verify Square webhooks")
+    given = _header(request, SIGNATURE_HEADER)
+    if not given:
+        raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
+    secret = key.get_secret_value().encode()
+    if not any(
+        verify_signature(secret, url, request.body, given)
+        for url in _notification_urls(settings, ctx)
+    ):
+        raise WebhookRejected(f"wrong {SIGNATURE_HEADER}")
+    try:
+        document = load(request.body)
+        notice = order_notice(document)
+        event_id = str(document["event_id"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WebhookRejected(f"unreadable Square webhook: {exc}", status=400) from exc
+
+    seen = await _load_json(ctx, SEEN_EVENTS_KEY, [])
+    if event_id in seen:
+        return WebhookResult()
+    result = WebhookResult()
+    if document.get("type") == CATALOG_EVENT:
+        result = WebhookResult(menu_changed_locations=list(ctx.locations))
+    elif notice is not None and _serves(ctx, settings, notice.square_location_id):
+        versions: dict[str, int] = await _load_json(ctx, ORDER_VERSIONS_KEY, {})
+        highest = versions.get(notice.square_order_id)
+        if notice.version is None or highest is None or notice.version >= highest:
+            status = None
+            if notice.needs_order:
+                found = await _client(ctx).batch_retrieve_orders([notice.square_order_id])
+                status = status_of_order(found[0]) if found else None
+            event = notice.event(status)
+            result = WebhookResult(events=[] if event is None else [event])
+            if notice.version is not None:
+                versions.pop(notice.square_order_id, None)
+                versions[notice.square_order_id] = max(notice.version, highest or 0)
+                excess = len(versions) - ORDER_VERSIONS_MAX
+                for old in list(versions)[: max(excess, 0)]:
+                    del versions[old]
+                await ctx.state.set(ORDER_VERSIONS_KEY, orjson.dumps(versions).decode())
+        else:
+            ctx.log.debug(
+                "stale Square event {} (version {} < {})", event_id, notice.version, highest
+            )
+    seen = [*seen, event_id][-SEEN_EVENTS_MAX:]
+    await ctx.state.set(SEEN_EVENTS_KEY, orjson.dumps(seen).decode())
+    return result
+
+
+def _serves(ctx: ConnectionContext, settings: SquareSettings, square_location: str | None) -> bool:
+    """Whether an event of this Square location concerns the connection (unknown: yes)."""
+    if square_location is None:
+        return True
+    return settings.our_location(square_location) in ctx.locations
+
+
+def _notification_urls(settings: SquareSettings, ctx: ConnectionContext) -> list[str]:
+    """The URL Square signed: the configured one (with and without a bare trailing slash, as URL
+    parsing may add one), else the host's webhook URL."""
+    if settings.webhook_notification_url is None:
+        return [ctx.webhook_url]
+    url = str(settings.webhook_notification_url)
+    return [url, url.rstrip("/")] if url.endswith("/") else [url]
+
+
+async def _load_json(ctx: ConnectionContext, key: str, default: Any) -> Any:
+    raw = await ctx.state.get(key)
+    if raw is None:
+        return default
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
+def _header(request: InboundWebhook, name: str) -> str | None:
+    """A request header by name, case-insensitively whatever mapping the host passed."""
+    wanted = name.lower()
+    return next((value for key, value in request.headers.items() if key.lower() == wanted), None)

@@ -1,0 +1,846 @@
+"""Pure translation between Square API documents and the universal model.
+
+No I/O here: every function takes decoded Square JSON (or a universal model object) and returns
+the other side, so the whole mapping is testable against recorded fixtures. Money stays in
+integer minor units on both sides (Square's ``Money.amount`` already is).
+
+How the Square catalog lands in the universal menu of one location:
+
+* an ``ITEM`` becomes a :class:`Product` (id = the Square item id); its ``ITEM_VARIATION``s
+  (sizes) become its :class:`Variant`s (id = the Square variation id, which is what an order
+  names). A variation's price is the location override's ``price_money`` when the location has
+  one, else its own ``price_money``. Variations with ``VARIABLE_PRICING`` (price entered at the
+  till) have no price a channel could show and are left out; an item left without variations
+  is left out too.
+* there is one universal price list, ``"square"``, for every channel: Square has one price per
+  variation and location.
+* ``CATEGORY`` -> :class:`Category` (``parent_category`` -> ``parent_id``); an item's
+  ``categories[]`` (or the legacy ``category_id``) -> ``category_ids``; products are listed in
+  category order, then by their ``ordinal`` in the category, then by name.
+* ``TAX`` -> :class:`Tax`: ``percentage`` ("8.875") -> ``rate_ppm`` (88750) exactly, through
+  :class:`~decimal.Decimal`; ``INCLUSIVE`` -> ``inclusive=True``, ``ADDITIVE`` (Square's default)
+  -> ``False``. The universal product has one tax, so an item with several taxes gets a combined
+  tax whose id joins theirs with ``+`` and whose rate is their sum (Square applies them all to
+  the same subtotal).
+* ``MODIFIER_LIST`` + ``MODIFIER``s -> :class:`ModifierGroup` + :class:`ModifierOption`s. The
+  selection rule comes from the item's ``modifier_list_info`` (where ``-1`` means "not set: use
+  the list's own value") or the list's ``min/max_selected_modifiers`` (``0`` or ``-1`` max = no
+  limit; lists that set neither fall back to the deprecated ``selection_type``: ``SINGLE`` = at
+  most one). Since the rule, ``allow_quantities`` and the ``on_by_default`` overrides can differ
+  per item, one universal group is emitted per list and distinct rule: the list's own id when the
+  item uses the list as it is, else the list id with a suffix (``@min-max``, max ``0`` meaning no
+  limit; ``~q``/``~1`` for a different ``allow_quantities``; ``~d<hash>`` for different
+  defaults). Option ids are always the Square modifier id, which is what an order names.
+  Disabled (``enabled: false``) lists on an item and text modifier lists are left out.
+* ``ITEM_OPTION`` values name a variation that has ``item_option_values`` ("Large, Oat milk").
+* per-location presence (``present_at_all_locations``, ``present_at_location_ids``,
+  ``absent_at_location_ids``) is honoured for items, variations, modifiers, categories and taxes;
+  ``location_overrides[].sold_out`` (and ``sold_out_valid_until``) 86 a variation or a modifier.
+* deleted (``is_deleted``) and archived (``is_archived``) objects are left out.
+* ``IMAGE`` objects give ``image_url`` through ``image_ids`` (the first one).
+* ``food_and_beverage_details``: standard ``ingredients`` (the 14 EU allergens) -> allergens,
+  standard ``dietary_preferences`` -> tags, ``calorie_count`` -> nutrition.
+* every entity keeps its Square id as ``pos_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from posintegrator.model import (
+    Allergen,
+    Allergens,
+    Availability,
+    Category,
+    Channel,
+    DietaryTag,
+    Menu,
+    ModifierGroup,
+    ModifierOption,
+    Nutrition,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderType,
+    PaymentMode,
+    PriceList,
+    Product,
+    SelectedModifier,
+    StatusEvent,
+    Tax,
+    Variant,
+)
+
+JSONDict = dict[str, Any]
+
+#: The one universal price list of a Square menu.
+PRICE_LIST_ID = "square"
+#: ``source`` of every status event this plugin produces.
+EVENT_SOURCE = "pos:square"
+#: ``Order.source.name`` of the orders we create; lookups filter on it.
+ORDER_SOURCE_NAME = "posintegrator"
+#: Metadata keys on the Square orders we create.
+META_ORDER_ID = "posintegrator_order_id"
+META_KEY = "posintegrator_key"
+META_PREPAID = "posintegrator_prepaid_amount"
+#: The catalog object types a menu needs from ListCatalog (variations, modifiers and option
+#: values come nested in their item, list and option).
+MENU_OBJECT_TYPES = ("ITEM", "CATEGORY", "TAX", "MODIFIER_LIST", "IMAGE", "ITEM_OPTION")
+#: Square's limits on the fields we fill (from the OpenAPI spec).
+REFERENCE_ID_MAX = 40
+PAYMENT_KEY_MAX = 45
+RECIPIENT_PHONE_MAX = 17
+PICKUP_NOTE_MAX = 500
+TICKET_NAME_MAX = 30
+#: Per-option cap when a list allows quantities without a total limit.
+UNLIMITED_MODIFIER_QUANTITY = 99
+
+_FULFILLMENT_STATES: dict[str, OrderStatus] = {
+    "PROPOSED": OrderStatus.ACCEPTED,
+    "RESERVED": OrderStatus.IN_PREPARATION,
+    "PREPARED": OrderStatus.READY,
+    "COMPLETED": OrderStatus.COMPLETED,
+    "CANCELED": OrderStatus.CANCELLED,
+    "FAILED": OrderStatus.FAILED,
+}
+
+_INGREDIENTS: dict[str, Allergen] = {
+    "CELERY": Allergen.CELERY,
+    "CRUSTACEANS": Allergen.CRUSTACEANS,
+    "EGGS": Allergen.EGGS,
+    "FISH": Allergen.FISH,
+    "GLUTEN": Allergen.GLUTEN,
+    "LUPIN": Allergen.LUPIN,
+    "MILK": Allergen.MILK,
+    "MOLLUSCS": Allergen.MOLLUSCS,
+    "MUSTARD": Allergen.MUSTARD,
+    "PEANUTS": Allergen.PEANUTS,
+    "SESAME": Allergen.SESAME,
+    "SOY": Allergen.SOYBEANS,
+    "SULPHITES": Allergen.SULPHITES,
+    "TREE_NUTS": Allergen.NUTS,
+}
+
+_DIETARY: dict[str, DietaryTag] = {
+    "DAIRY_FREE": DietaryTag.LACTOSE_FREE,
+    "GLUTEN_FREE": DietaryTag.GLUTEN_FREE,
+    "HALAL": DietaryTag.HALAL,
+    "KOSHER": DietaryTag.KOSHER,
+    "VEGAN": DietaryTag.VEGAN,
+    "VEGETARIAN": DietaryTag.VEGETARIAN,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Menu: Square catalog -> universal
+# ---------------------------------------------------------------------------------------------
+
+
+def present_at(obj: JSONDict, square_location_id: str) -> bool:
+    """Whether a catalog object exists (not deleted) and is present at the Square location."""
+    if obj.get("is_deleted"):
+        return False
+    if square_location_id in (obj.get("absent_at_location_ids") or []):
+        return False
+    if obj.get("present_at_all_locations") is False:
+        return square_location_id in (obj.get("present_at_location_ids") or [])
+    return True
+
+
+class _Catalog:
+    """The catalog objects indexed by id and type, nested children flattened in."""
+
+    def __init__(self, objects: Iterable[JSONDict]) -> None:
+        self.by_id: dict[str, JSONDict] = {}
+        self.by_type: dict[str, list[JSONDict]] = {}
+        for obj in objects:
+            self._add(obj)
+
+    def _add(self, obj: JSONDict) -> None:
+        if obj["id"] in self.by_id:
+            return
+        self.by_id[obj["id"]] = obj
+        self.by_type.setdefault(obj["type"], []).append(obj)
+        data = _data(obj)
+        for child in data.get("variations") or data.get("modifiers") or data.get("values") or []:
+            self._add(child)
+
+    def of_type(self, kind: str) -> list[JSONDict]:
+        return self.by_type.get(kind, [])
+
+    def children(self, kind: str, parent_field: str, parent_id: str) -> list[JSONDict]:
+        """Objects of ``kind`` whose data names ``parent_id`` in ``parent_field``, by ordinal."""
+        found = [o for o in self.of_type(kind) if _data(o).get(parent_field) == parent_id]
+        return sorted(found, key=lambda o: (_data(o).get("ordinal") or 0, o["id"]))
+
+
+_DATA_FIELDS = {
+    "ITEM": "item_data",
+    "ITEM_VARIATION": "item_variation_data",
+    "CATEGORY": "category_data",
+    "TAX": "tax_data",
+    "MODIFIER_LIST": "modifier_list_data",
+    "MODIFIER": "modifier_data",
+    "IMAGE": "image_data",
+    "ITEM_OPTION": "item_option_data",
+    "ITEM_OPTION_VAL": "item_option_value_data",
+}
+
+
+def _data(obj: JSONDict) -> JSONDict:
+    """The type-specific ``*_data`` of a catalog object (empty for types we do not read)."""
+    field = _DATA_FIELDS.get(obj["type"])
+    return (obj.get(field) or {}) if field else {}
+
+
+def menu_from_catalog(
+    objects: list[JSONDict],
+    location: str,
+    square_location_id: str,
+    currency: str,
+    timezone: str,
+) -> Menu:
+    """Translate Square catalog objects into the universal menu of one location.
+
+    :param objects: the ``objects`` of every ListCatalog page (top-level variations, modifiers
+        and option values are accepted as well as nested ones).
+    :param location: our location id.
+    :param square_location_id: the Square location it is.
+    :param currency: the location's currency (``Location.currency``).
+    :param timezone: the location's IANA time zone (``Location.timezone``).
+    """
+    catalog = _Catalog(objects)
+    builder = _MenuBuilder(catalog, square_location_id)
+    categories = builder.categories()
+    products = builder.products({c.id: n for n, c in enumerate(categories)})
+    return Menu(
+        location=location,
+        currency=currency,
+        timezone=timezone or "UTC",
+        price_lists=[PriceList(id=PRICE_LIST_ID, name="Square", channels=list(Channel))],
+        taxes=list(builder.taxes.values()),
+        categories=categories,
+        products=products,
+        modifier_groups=list(builder.groups.values()),
+        source_updated_at=_latest(catalog.by_id.values()),
+    )
+
+
+class _MenuBuilder:
+    """Builds the menu of one location; collects taxes and modifier groups as items use them."""
+
+    def __init__(self, catalog: _Catalog, square_location_id: str) -> None:
+        self.catalog = catalog
+        self.loc = square_location_id
+        self.images: dict[str, str | None] = {
+            o["id"]: _data(o).get("url")
+            for o in catalog.of_type("IMAGE")
+            if not o.get("is_deleted")
+        }
+        self.taxes: dict[str, Tax] = {}
+        for obj in catalog.of_type("TAX"):
+            tax = self._tax(obj)
+            if tax is not None:
+                self.taxes[tax.id] = tax
+        self.groups: dict[str, ModifierGroup] = {}
+
+    def _present(self, obj: JSONDict | None) -> bool:
+        return obj is not None and present_at(obj, self.loc)
+
+    def _image(self, image_ids: list[str] | None) -> str | None:
+        for image_id in image_ids or []:
+            url = self.images.get(image_id)
+            if url:
+                return url
+        return None
+
+    # --- taxes ----------------------------------------------------------------------------
+
+    def _tax(self, obj: JSONDict) -> Tax | None:
+        data = _data(obj)
+        if not self._present(obj) or data.get("enabled") is False:
+            return None
+        percentage = data.get("percentage")
+        if percentage is None:
+            return None
+        return Tax(
+            id=obj["id"],
+            pos_id=obj["id"],
+            name=data.get("name") or obj["id"],
+            rate_ppm=percentage_to_ppm(percentage),
+            inclusive=data.get("inclusion_type") == "INCLUSIVE",
+        )
+
+    def _item_tax(self, item: JSONDict) -> str | None:
+        if item.get("is_taxable") is False:
+            return None
+        taxes = [self.taxes[t] for t in item.get("tax_ids") or [] if t in self.taxes]
+        if not taxes:
+            return None
+        if len(taxes) == 1:
+            return taxes[0].id
+        taxes.sort(key=lambda t: t.id)
+        combined_id = "+".join(t.id for t in taxes)
+        if combined_id not in self.taxes:
+            self.taxes[combined_id] = Tax(
+                id=combined_id,
+                pos_id=",".join(t.id for t in taxes),
+                name=" + ".join(t.name for t in taxes),
+                rate_ppm=sum(t.rate_ppm for t in taxes),
+                inclusive=all(t.inclusive for t in taxes),
+            )
+        return combined_id
+
+    # --- categories -----------------------------------------------------------------------
+
+    def categories(self) -> list[Category]:
+        present = [o for o in self.catalog.of_type("CATEGORY") if self._present(o)]
+        ids = {o["id"] for o in present}
+        result = []
+        for obj in sorted(present, key=lambda o: ((_data(o).get("name") or "").lower(), o["id"])):
+            data = _data(obj)
+            parent = data.get("parent_category") or {}
+            parent_id = parent.get("id") if parent.get("id") in ids else None
+            result.append(
+                Category(
+                    id=obj["id"],
+                    pos_id=obj["id"],
+                    name=data.get("name") or obj["id"],
+                    parent_id=parent_id,
+                    sort=(parent.get("ordinal") or 0) if parent_id else 0,
+                    image_url=self._image(data.get("image_ids")),
+                )
+            )
+        return result
+
+    # --- products -------------------------------------------------------------------------
+
+    def products(self, category_rank: Mapping[str, int]) -> list[Product]:
+        ranked: list[tuple[tuple[int, int, str, str], Product]] = []
+        for obj in self.catalog.of_type("ITEM"):
+            product, sort_key = self._product(obj, category_rank)
+            if product is not None:
+                ranked.append((sort_key, product))
+        ranked.sort(key=lambda pair: pair[0])
+        return [product for _, product in ranked]
+
+    def _product(
+        self, obj: JSONDict, category_rank: Mapping[str, int]
+    ) -> tuple[Product | None, tuple[int, int, str, str]]:
+        item = _data(obj)
+        name = item.get("name") or obj["id"]
+        no_rank = (len(category_rank), 0, name.lower(), obj["id"])
+        if not self._present(obj) or item.get("is_archived"):
+            return None, no_rank
+        variants = [
+            variant
+            for variation in self.catalog.children("ITEM_VARIATION", "item_id", obj["id"])
+            if (variant := self._variant(variation, name)) is not None
+        ]
+        if not variants:
+            return None, no_rank
+        memberships = [
+            (c["id"], c.get("ordinal") or 0)
+            for c in item.get("categories") or []
+            if c.get("id") in category_rank
+        ]
+        if not memberships and item.get("category_id") in category_rank:
+            memberships = [(item["category_id"], 0)]
+        sort_key = no_rank
+        if memberships:
+            first, ordinal = min(memberships, key=lambda m: (category_rank[m[0]], m[1]))
+            sort_key = (category_rank[first], ordinal, name.lower(), obj["id"])
+        food = item.get("food_and_beverage_details") or {}
+        calories = food.get("calorie_count")
+        product = Product(
+            id=obj["id"],
+            pos_id=obj["id"],
+            name=name,
+            description=item.get("description_plaintext") or item.get("description") or None,
+            category_ids=[category for category, _ in memberships],
+            variants=variants,
+            modifier_group_ids=self._item_groups(obj["id"], item),
+            tax_id=self._item_tax(item),
+            image_url=self._image(item.get("image_ids")),
+            allergens=Allergens(
+                contains=[
+                    _INGREDIENTS[i["standard_name"]]
+                    for i in food.get("ingredients") or []
+                    if i.get("standard_name") in _INGREDIENTS
+                ]
+            ),
+            tags=[
+                _DIETARY[p["standard_name"]]
+                for p in food.get("dietary_preferences") or []
+                if p.get("standard_name") in _DIETARY
+            ],
+            nutrition=None if calories is None else Nutrition(energy_kcal=int(calories)),
+        )
+        return product, sort_key
+
+    def _variant(self, obj: JSONDict, item_name: str) -> Variant | None:
+        """A variation as a variant, or None when absent here or priced at the till.
+
+        ``VARIABLE_PRICING`` variations (and fixed ones without a price) are skipped: their price
+        is typed in at the register, so a channel has nothing to show or charge.
+        """
+        data = _data(obj)
+        if not self._present(obj) or data.get("sellable") is False:
+            return None
+        override: JSONDict = next(
+            (o for o in data.get("location_overrides") or [] if o.get("location_id") == self.loc),
+            {},
+        )
+        pricing = override.get("pricing_type") or data.get("pricing_type") or "FIXED_PRICING"
+        money = override.get("price_money") or data.get("price_money")
+        if pricing == "VARIABLE_PRICING" or money is None or money.get("amount") is None:
+            return None
+        return Variant(
+            id=obj["id"],
+            pos_id=obj["id"],
+            name=self._variant_name(data) or data.get("name") or item_name,
+            prices={PRICE_LIST_ID: int(money["amount"])},
+            availability=_sold_out(override),
+        )
+
+    def _variant_name(self, data: JSONDict) -> str | None:
+        names = []
+        for value in data.get("item_option_values") or []:
+            found = self.catalog.by_id.get(value.get("item_option_value_id") or "")
+            if found is not None and _data(found).get("name"):
+                names.append(_data(found)["name"])
+        return ", ".join(names) or None
+
+    # --- modifier groups ------------------------------------------------------------------
+
+    def _item_groups(self, item_id: str, item: JSONDict) -> list[str]:
+        infos = sorted(item.get("modifier_list_info") or [], key=lambda i: i.get("ordinal") or 0)
+        group_ids: list[str] = []
+        for info in infos:
+            if info.get("enabled") is False:
+                continue
+            mlist = self.catalog.by_id.get(info["modifier_list_id"])
+            if mlist is None or mlist["type"] != "MODIFIER_LIST" or not self._present(mlist):
+                continue
+            group_id = self._group(mlist, info)
+            if group_id is not None and group_id not in group_ids:
+                group_ids.append(group_id)
+        return group_ids
+
+    def _group(self, mlist: JSONDict, info: JSONDict) -> str | None:
+        """The id of the universal group for list ``mlist`` as ``info`` applies it, made on
+        first use; None for a text list or a list without modifiers here."""
+        data = _data(mlist)
+        if data.get("modifier_type") == "TEXT":
+            return None
+        modifiers = [
+            m
+            for m in self.catalog.children("MODIFIER", "modifier_list_id", mlist["id"])
+            if self._present(m)
+        ]
+        if not modifiers:
+            return None
+        rule = _GroupRule.of(data, info, modifiers)
+        base = _GroupRule.of(data, {}, modifiers)
+        group_id = str(mlist["id"]) + rule.suffix_against(base)
+        if group_id not in self.groups:
+            self.groups[group_id] = ModifierGroup(
+                id=group_id,
+                pos_id=mlist["id"],
+                name=data.get("name") or mlist["id"],
+                min=rule.min,
+                max=rule.max,
+                options=[self._option(m, rule) for m in modifiers],
+            )
+        return group_id
+
+    def _option(self, obj: JSONDict, rule: _GroupRule) -> ModifierOption:
+        data = _data(obj)
+        override: JSONDict = next(
+            (o for o in data.get("location_overrides") or [] if o.get("location_id") == self.loc),
+            {},
+        )
+        money = override.get("price_money") or data.get("price_money") or {}
+        max_quantity = (rule.max or UNLIMITED_MODIFIER_QUANTITY) if rule.allow_quantities else 1
+        return ModifierOption(
+            id=obj["id"],
+            pos_id=obj["id"],
+            name=data.get("name") or obj["id"],
+            prices={PRICE_LIST_ID: int(money.get("amount") or 0)},
+            max_quantity=max_quantity,
+            default=obj["id"] in rule.defaults,
+            availability=_sold_out(override),
+            image_url=self._image([data["image_id"]] if data.get("image_id") else None),
+        )
+
+
+class _GroupRule:
+    """The effective selection rule of a modifier list on one item."""
+
+    def __init__(
+        self, min_: int, max_: int | None, allow_quantities: bool, defaults: frozenset[str]
+    ) -> None:
+        self.min = min_
+        self.max = max_
+        self.allow_quantities = allow_quantities
+        self.defaults = defaults
+
+    @classmethod
+    def of(cls, data: JSONDict, info: JSONDict, modifiers: list[JSONDict]) -> _GroupRule:
+        """The rule of list ``data`` as item ``info`` applies it (``{}``: the list as it is)."""
+        min_, max_ = selection_limits(data, info)
+        toggle = info.get("allow_quantities")
+        allow = toggle == "YES" if toggle in ("YES", "NO") else bool(data.get("allow_quantities"))
+        overrides = {o["modifier_id"]: o for o in info.get("modifier_overrides") or []}
+        defaults = frozenset(
+            m["id"] for m in modifiers if _on_by_default(_data(m), overrides.get(m["id"]))
+        )
+        return cls(min_, max_, allow, defaults)
+
+    def suffix_against(self, base: _GroupRule) -> str:
+        """The group id suffix that tells this rule from the list's own (empty when equal)."""
+        suffix = ""
+        if (self.min, self.max) != (base.min, base.max):
+            suffix += f"@{self.min}-{self.max or 0}"
+        if self.allow_quantities != base.allow_quantities:
+            suffix += "~q" if self.allow_quantities else "~1"
+        if self.defaults != base.defaults:
+            digest = hashlib.sha256(",".join(sorted(self.defaults)).encode()).hexdigest()
+            suffix += f"~d{digest[:8]}"
+        return suffix
+
+
+def selection_limits(list_data: JSONDict, info: JSONDict) -> tuple[int, int | None]:
+    """``(min, max)`` selections of a modifier list on an item; max None means no limit.
+
+    Square's rules (``CatalogItemModifierListInfo`` / ``CatalogModifierList``): ``-1`` on the item
+    means "not set": both -1 (or absent) uses the list's values, one -1 takes the list's value for
+    that side. On the list, ``-1`` (or absent) min means none required, ``0`` or ``-1`` max means
+    no limit, anything below ``-1`` is invalid and treated the same way. A list that sets neither
+    falls back to its deprecated ``selection_type``: ``SINGLE`` allows at most one.
+    """
+    list_min = list_data.get("min_selected_modifiers")
+    list_max = list_data.get("max_selected_modifiers")
+    unset = (None, -1)
+    if list_min in unset and list_max in unset:
+        own: tuple[int, int | None] = (
+            0,
+            1 if list_data.get("selection_type") == "SINGLE" else None,
+        )
+    else:
+        own = (max(list_min or 0, 0), list_max if (list_max or 0) > 0 else None)
+    item_min = info.get("min_selected_modifiers")
+    item_max = info.get("max_selected_modifiers")
+    min_ = own[0] if item_min in unset else max(item_min, 0)
+    max_ = own[1] if item_max in unset else (item_max if item_max > 0 else None)
+    if max_ is not None and min_ > max_:
+        min_ = max_
+    return min_, max_
+
+
+def _on_by_default(modifier: JSONDict, override: JSONDict | None) -> bool:
+    if override is not None:
+        toggle = override.get("on_by_default_override")
+        if toggle in ("YES", "NO"):
+            return bool(toggle == "YES")
+        if override.get("on_by_default") is not None:
+            return bool(override["on_by_default"])
+    return bool(modifier.get("on_by_default"))
+
+
+def _sold_out(override: JSONDict) -> Availability:
+    """Availability from a location override: 86'd while ``sold_out``, maybe until a time."""
+    if not override.get("sold_out"):
+        return Availability()
+    return Availability(
+        available=False,
+        unavailable_until=parse_time(override.get("sold_out_valid_until")),
+        reason="sold out",
+    )
+
+
+def percentage_to_ppm(percentage: str) -> int:
+    """A Square tax ``percentage`` ("8.875") in parts per million (88750), exactly.
+
+    :raises ValueError: for a value that is not a decimal number.
+    """
+    try:
+        value = Decimal(str(percentage).strip())
+    except InvalidOperation:
+        raise ValueError(f"tax percentage {percentage!r} is not a number") from None
+    return int((value * 10_000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 timestamp of Square (``...Z`` or with an offset); None stays None."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _latest(objects: Iterable[JSONDict]) -> datetime | None:
+    stamps = [t for o in objects if (t := parse_time(o.get("updated_at"))) is not None]
+    return max(stamps, default=None)
+
+
+def rfc3339(value: datetime) -> str:
+    """A datetime as Square wants it: UTC, ``Z``, milliseconds."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# Order: universal -> Square
+# ---------------------------------------------------------------------------------------------
+
+
+def order_to_square(
+    order: Order,
+    square_location_id: str,
+    idempotency_key: str,
+    *,
+    variations: Mapping[str, str] | None = None,
+) -> JSONDict:
+    """The CreateOrder request body for ``order``.
+
+    ``reference_id`` is our order id (Square allows 40 characters), line items name the
+    ``ITEM_VARIATION`` (our variant id; never the item), modifiers name the ``MODIFIER`` (nested
+    choices are flattened: Square modifiers do not nest), and one ``PICKUP`` fulfillment carries
+    the customer, the pickup time (``ASAP`` when none) and the customer's note. Prices are left to
+    Square's catalog, which is where the menu's prices came from.
+
+    :param variations: item id -> its only variation id, for lines that name no variant.
+    :raises ValueError: for an order Square cannot take (a combo, an order type other than
+        take-away, a reference longer than 40 characters, a line without a variation); the
+        plugin turns it into a :class:`~posintegrator.errors.PermanentError`.
+    """
+    if order.type != OrderType.TAKE_AWAY:
+        raise ValueError(f"order type {order.type} is not supported: Square takes PICKUP orders")
+    if len(order.id) > REFERENCE_ID_MAX:
+        raise ValueError(
+            f"order id {order.id!r} is longer than Square's {REFERENCE_ID_MAX}-character "
+            "reference_id"
+        )
+    metadata = {META_ORDER_ID: order.id, META_KEY: idempotency_key}
+    if order.payment.mode == PaymentMode.PREPAID:
+        metadata[META_PREPAID] = str(order.payment.amount)
+    body: JSONDict = {
+        "location_id": square_location_id,
+        "reference_id": order.id,
+        "source": {"name": ORDER_SOURCE_NAME},
+        "line_items": [
+            _line_item(n, line, variations or {}) for n, line in enumerate(order.lines, 1)
+        ],
+        "fulfillments": [_pickup(order)],
+        "metadata": metadata,
+        # Let Square apply the items' catalog taxes, as the menu we published says they apply:
+        # the order's total then matches what the cloud charged.
+        "pricing_options": {"auto_apply_taxes": True},
+    }
+    if order.customer is not None and order.customer.name:
+        body["ticket_name"] = order.customer.name[:TICKET_NAME_MAX]
+    return {"idempotency_key": idempotency_key, "order": body}
+
+
+def _line_item(number: int, line: OrderLine, variations: Mapping[str, str]) -> JSONDict:
+    if line.components:
+        raise ValueError(
+            f"line {number}: combo {line.product_id!r} cannot be sent: Square has no combos"
+        )
+    variation = line.variant_id or variations.get(line.product_id)
+    if variation is None:
+        raise ValueError(f"line {number}: product {line.product_id!r} names no variation")
+    item: JSONDict = {
+        "uid": f"line-{number}",
+        "catalog_object_id": variation,
+        "quantity": str(line.quantity),
+    }
+    modifiers = _flatten(line.modifiers)
+    if modifiers:
+        item["modifiers"] = [
+            {"uid": f"line-{number}-mod-{m}", "catalog_object_id": option, "quantity": str(qty)}
+            for m, (option, qty) in enumerate(modifiers, 1)
+        ]
+    if line.note:
+        item["note"] = line.note
+    return item
+
+
+def _flatten(modifiers: list[SelectedModifier]) -> list[tuple[str, int]]:
+    """Selected modifiers and everything nested in them, depth first, as (id, quantity)."""
+    flat: list[tuple[str, int]] = []
+    for modifier in modifiers:
+        flat.append((modifier.option_id, modifier.quantity))
+        flat.extend(_flatten(modifier.modifiers))
+    return flat
+
+
+def _pickup(order: Order) -> JSONDict:
+    customer = order.customer
+    recipient: JSONDict = {
+        "display_name": (customer.name if customer and customer.name else f"Order {order.id}")
+    }
+    if customer is not None and customer.phone:
+        phone = "".join(ch for ch in customer.phone if ch.isdigit() or ch == "+")
+        if 0 < len(phone) <= RECIPIENT_PHONE_MAX:
+            recipient["phone_number"] = phone
+    details: JSONDict = {"recipient": recipient}
+    if order.pickup_time is not None:
+        details["schedule_type"] = "SCHEDULED"
+        details["pickup_at"] = rfc3339(order.pickup_time)
+    else:
+        details["schedule_type"] = "ASAP"
+    if order.customer_note:
+        details["note"] = order.customer_note[:PICKUP_NOTE_MAX]
+    return {"uid": "pickup", "type": "PICKUP", "state": "PROPOSED", "pickup_details": details}
+
+
+def payment_idempotency_key(key: str) -> str:
+    """The CreatePayment idempotency key that belongs to order key ``key`` (at most 45 chars)."""
+    candidate = f"{key}-pay"
+    if len(candidate) <= PAYMENT_KEY_MAX:
+        return candidate
+    return "pay-" + hashlib.sha256(key.encode()).hexdigest()[: PAYMENT_KEY_MAX - 4]
+
+
+def payment_request(
+    *,
+    amount: int,
+    currency: str,
+    square_order_id: str,
+    key: str,
+    order_id: str,
+    square_location_id: str | None = None,
+    provider_reference: str | None = None,
+) -> JSONDict:
+    """A CreatePayment body recording money taken outside Square against a Square order."""
+    external: JSONDict = {"type": "OTHER", "source": ORDER_SOURCE_NAME}
+    if provider_reference:
+        external["source_id"] = provider_reference[:255]
+    body: JSONDict = {
+        "idempotency_key": payment_idempotency_key(key),
+        "source_id": "EXTERNAL",
+        "amount_money": {"amount": amount, "currency": currency},
+        "order_id": square_order_id,
+        "external_details": external,
+        "autocomplete": True,
+    }
+    if len(order_id) <= REFERENCE_ID_MAX:
+        body["reference_id"] = order_id
+    if square_location_id is not None:
+        body["location_id"] = square_location_id
+    return body
+
+
+def payment_for(
+    order: Order, square_order_id: str, key: str, *, square_location_id: str | None = None
+) -> JSONDict | None:
+    """The CreatePayment body recording a PREPAID order as paid; None for AT_COUNTER.
+
+    ``source_id: "EXTERNAL"`` with ``external_details`` {type ``OTHER``, source
+    ``posintegrator``}; the idempotency key is derived from ours (:func:`payment_idempotency_key`)
+    so a retry records the payment once.
+    """
+    if order.payment.mode != PaymentMode.PREPAID:
+        return None
+    return payment_request(
+        amount=order.payment.amount,
+        currency=order.currency,
+        square_order_id=square_order_id,
+        key=key,
+        order_id=order.id,
+        square_location_id=square_location_id,
+        provider_reference=order.payment.reference,
+    )
+
+
+def missing_payment(square_order: JSONDict) -> JSONDict | None:
+    """The CreatePayment body a PREPAID order of ours still needs, from its metadata.
+
+    Used when a lookup finds an order whose submission was cut short between CreateOrder and
+    CreatePayment: the metadata carries our key and the prepaid amount, so the payment is the
+    same request (same idempotency key) the submission would have sent. None when the order is
+    not ours, not prepaid, or already has tenders.
+    """
+    metadata = square_order.get("metadata") or {}
+    amount, key = metadata.get(META_PREPAID), metadata.get(META_KEY)
+    if amount is None or key is None or square_order.get("tenders"):
+        return None
+    total = square_order.get("total_money") or {}
+    return payment_request(
+        amount=int(amount),
+        currency=total.get("currency") or "USD",
+        square_order_id=square_order["id"],
+        key=key,
+        order_id=metadata.get(META_ORDER_ID) or square_order.get("reference_id") or "",
+        square_location_id=square_order.get("location_id"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Status: Square -> universal
+# ---------------------------------------------------------------------------------------------
+
+
+def status_from_fulfillment(state: str) -> OrderStatus:
+    """Map a Square ``FulfillmentState`` to the universal status.
+
+    :raises ValueError: for a state this plugin does not know, rather than guessing.
+    """
+    try:
+        return _FULFILLMENT_STATES[state]
+    except KeyError:
+        raise ValueError(f"unknown Square fulfillment state {state!r}") from None
+
+
+def status_from_order_state(state: str | None, fulfillment_state: str | None) -> OrderStatus | None:
+    """The status of an order from its ``state`` and its pickup fulfillment's state.
+
+    ``CANCELED`` and ``COMPLETED`` orders are final whatever their fulfillment says; an ``OPEN``
+    order follows its fulfillment (``ACCEPTED`` when it has none); ``DRAFT`` orders have no status
+    to report (None).
+    """
+    if state == "CANCELED":
+        return OrderStatus.CANCELLED
+    if state == "COMPLETED":
+        return OrderStatus.COMPLETED
+    if state == "DRAFT":
+        return None
+    if fulfillment_state is None:
+        return OrderStatus.ACCEPTED
+    return status_from_fulfillment(fulfillment_state)
+
+
+def pickup_state(square_order: JSONDict) -> str | None:
+    """The state of the order's PICKUP fulfillment (else of its first one), if it has one."""
+    fulfillments = square_order.get("fulfillments") or []
+    chosen = next((f for f in fulfillments if f.get("type") == "PICKUP"), None)
+    if chosen is None and fulfillments:
+        chosen = fulfillments[0]
+    return None if chosen is None else chosen.get("state")
+
+
+def status_of_order(square_order: JSONDict) -> OrderStatus | None:
+    """The universal status of a Square ``Order`` document (None for a draft)."""
+    return status_from_order_state(square_order.get("state"), pickup_state(square_order))
+
+
+def status_event_from_order(square_order: JSONDict) -> StatusEvent | None:
+    """A status event for a Square ``Order`` document (from BatchRetrieveOrders); None for a
+    draft. ``pos_event_id`` is the order id and version, so the host can drop repeats."""
+    status = status_of_order(square_order)
+    if status is None:
+        return None
+    return StatusEvent(
+        order_id=square_order.get("reference_id") or None,
+        pos_order_id=square_order["id"],
+        status=status,
+        occurred_at=parse_time(square_order.get("updated_at")) or datetime.now(UTC),
+        source=EVENT_SOURCE,
+        pos_event_id=f"{square_order['id']}:v{square_order.get('version', 0)}",
+    )

@@ -1,0 +1,30 @@
+"""A test double of Square's API for one merchant, following Square's OpenAPI spec."""
+
+from .app import DEFAULT_TOKEN, RunningDouble, SquareDouble, Violation, start_double
+from .catalog import (
+    DEFAULT_LOCATIONS,
+    CatalogCounts,
+    GeneratedCatalog,
+    generate_catalog,
+    present_at,
+)
+from .errors import SquareError
+from .state import MerchantState
+from .webhooks import SIGNATURE_HEADER, sign
+
+__all__ = [
+    "DEFAULT_LOCATIONS",
+    "DEFAULT_TOKEN",
+    "SIGNATURE_HEADER",
+    "CatalogCounts",
+    "GeneratedCatalog",
+    "MerchantState",
+    "RunningDouble",
+    "SquareDouble",
+    "SquareError",
+    "Violation",
+    "generate_catalog",
+    "present_at",
+    "sign",
+    "start_double",
+]

@@ -1,0 +1,281 @@
+"""The Square plugin inside the real host, against the Square double, over loopback HTTP.
+
+Every request the plugin sends is validated by the double against Square's OpenAPI spec (strict:
+undeclared fields count), and every response the double sends is validated too; each test ends
+by asserting that no request or response broke the spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from squaredouble import RunningDouble, start_double
+
+from posintegrator.model import OrderStatus
+from posintegrator.settings import ConnectionSettings
+from posintegrator.testing import HostHarness, running_host, sample_order
+from posintegrator.testing.contract import PluginContract, PosBackend
+
+SIGNATURE_KEY = "square-integration-signature-key"
+NEXT_STATE = {"PROPOSED": "RESERVED", "RESERVED": "PREPARED", "PREPARED": "COMPLETED"}
+
+
+def pickup_state(order: dict[str, Any]) -> str:
+    return str(order["fulfillments"][0]["state"])
+
+
+async def kitchen(double: RunningDouble, period: float = 0.1) -> None:
+    """Moves every order through the pickup states, as staff on Square's apps would."""
+    while True:
+        await asyncio.sleep(period)
+        for order_id, order in list(double.state.orders.items()):
+            state = pickup_state(order)
+            if state in NEXT_STATE:
+                double.double.advance_fulfillment(order_id, NEXT_STATE[state])
+
+
+def square_orders(double: RunningDouble, reference: str) -> list[dict[str, Any]]:
+    return [o for o in double.state.orders.values() if o.get("reference_id") == reference]
+
+
+def settings_for(double: RunningDouble) -> dict[str, Any]:
+    return {
+        "base_url": double.url,
+        "access_token": double.token,
+        "webhook_signature_key": SIGNATURE_KEY,
+        "request_timeout_seconds": 1.0,
+    }
+
+
+class TestSquareContract(PluginContract):
+    """The conformance kit with the Square plugin and the Square double."""
+
+    plugin_name = "square"
+    status_timeout = 30.0
+
+    @pytest.fixture
+    async def pos_backend(self, tmp_path: Path) -> AsyncIterator[PosBackend]:
+        double = await start_double(signature_key=SIGNATURE_KEY)
+        cooking = asyncio.create_task(kitchen(double))
+
+        async def count_orders(order_id: str) -> int:
+            return len(square_orders(double, order_id))
+
+        async def on_host_started(webhook_url: str) -> None:
+            double.double.webhooks.notification_url = webhook_url
+
+        yield PosBackend(
+            settings=settings_for(double),
+            locations=list(double.location_ids),
+            count_orders=count_orders,
+            on_host_started=on_host_started,
+        )
+        cooking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cooking
+        double.assert_clean()
+        await double.close()
+
+
+@contextlib.asynccontextmanager
+async def square_host(
+    tmp_path: Path, double: RunningDouble, **connection: Any
+) -> AsyncIterator[HostHarness]:
+    settings = ConnectionSettings(
+        name="square",
+        plugin="square",
+        locations=list(double.location_ids),
+        settings=settings_for(double),
+        menu_sync_seconds=3600,
+        **connection,
+    )
+
+    async def point_webhooks(host: Any) -> None:
+        double.double.webhooks.notification_url = host.connections[
+            "square"
+        ].connection.ctx.webhook_url
+
+    async with running_host(tmp_path, [settings], after_start=point_webhooks) as harness:
+        yield harness
+
+
+async def test_a_1000_variation_catalog_over_many_pages(tmp_path: Path) -> None:
+    double = await start_double(variations=1000, signature_key=SIGNATURE_KEY)
+    try:
+        async with square_host(tmp_path, double) as harness:
+            counts = double.double.catalog.counts
+            objects = double.double.catalog.objects
+            list_calls = [r for r in double.double.requests if r[1] == "/v2/catalog/list"]
+            pages = -(-counts.top_level_objects // 100)  # 100 objects per page
+            assert pages >= 5
+            # Each location's fetch reads every page once (the scheduler may have synced again).
+            assert len(list_calls) >= 2 * pages and len(list_calls) % pages == 0
+            for location in double.location_ids:
+                menu = await harness.wait_for_menu(location)
+                expected = _expected_variations(objects, location)
+                assert sum(len(p.variants) for p in menu.products) == len(expected)
+                assert {v.pos_id for p in menu.products for v in p.variants} == set(expected)
+                prices = {v.pos_id: v.prices["square"] for p in menu.products for v in p.variants}
+                assert prices == expected, f"per-location prices differ at {location}"
+                sold_out = sum(
+                    1 for p in menu.products for v in p.variants if not v.availability.available
+                )
+                assert sold_out == sum(1 for vid in expected if _sold_out(objects, vid, location))
+            assert counts.variations >= 1000
+            double.assert_clean()
+    finally:
+        await double.close()
+
+
+def _present(obj: dict[str, Any], location: str) -> bool:
+    if obj.get("is_deleted"):
+        return False
+    if obj.get("present_at_all_locations", True):
+        return location not in (obj.get("absent_at_location_ids") or [])
+    return location in (obj.get("present_at_location_ids") or [])
+
+
+def _expected_variations(objects: list[dict[str, Any]], location: str) -> dict[str, int]:
+    """Each fixed-price variation sold at ``location``, with its price there."""
+    prices: dict[str, int] = {}
+    for item in objects:
+        if item["type"] != "ITEM" or not _present(item, location):
+            continue
+        for variation in item["item_data"].get("variations", []):
+            data = variation["item_variation_data"]
+            if not _present(variation, location) or data.get("pricing_type") != "FIXED_PRICING":
+                continue
+            price = data["price_money"]["amount"]
+            for override in data.get("location_overrides") or []:
+                if override["location_id"] == location and "price_money" in override:
+                    price = override["price_money"]["amount"]
+            prices[variation["id"]] = price
+    return prices
+
+
+def _sold_out(objects: list[dict[str, Any]], variation_id: str, location: str) -> bool:
+    for item in objects:
+        for variation in (item.get("item_data") or {}).get("variations", []):
+            if variation["id"] == variation_id:
+                overrides = variation["item_variation_data"].get("location_overrides") or []
+                return any(o["location_id"] == location and o.get("sold_out") for o in overrides)
+    return False
+
+
+async def test_one_order_posted_three_times_through_faults_is_one_square_order(
+    tmp_path: Path,
+) -> None:
+    double = await start_double(signature_key=SIGNATURE_KEY)
+    try:
+        async with square_host(tmp_path, double) as harness:
+            location = double.location_ids[0]
+            menu = await harness.wait_for_menu(location)
+            order = sample_order(menu, "sq-three-times")
+            # 1st: Square creates the order, then the answer is lost (outcome unknown).
+            double.double.faults.plan.update(
+                {"commit_then_drop": 1.0, "paths": ["/v2/orders"], "methods": ["POST"]}
+            )
+            assert (await harness.post_order(order))[0] == 202
+            await asyncio.sleep(0.5)
+            # 2nd: Square rate-limits, then errors, while the order is posted again.
+            double.double.faults.plan.update({"commit_then_drop": 0.0, "fail_5xx": 1.0})
+            double.double.rate_limit(2, retry_after=1)
+            assert (await harness.post_order(order))[0] == 202
+            await asyncio.sleep(0.5)
+            double.double.faults.plan.update({"fail_5xx": 0.0})
+            assert (await harness.post_order(order))[0] == 202
+            view = await harness.wait_for_status(
+                order["id"], {OrderStatus.ACCEPTED, OrderStatus.IN_PREPARATION}, timeout=20
+            )
+            [square_order] = square_orders(double, order["id"])
+            assert view["pos_order_id"] == square_order["id"]
+            assert double.double.faults.counts["commit_then_drop"] >= 1
+            double.assert_clean()
+    finally:
+        await double.close()
+
+
+async def test_forged_webhooks_get_401_and_change_nothing(tmp_path: Path) -> None:
+    double = await start_double(signature_key=SIGNATURE_KEY)
+    try:
+        async with square_host(tmp_path, double) as harness:
+            location = double.location_ids[0]
+            menu = await harness.wait_for_menu(location)
+            order = sample_order(menu, "sq-webhooks")
+            await harness.post_order(order)
+            view = await harness.wait_for_status(order["id"], {OrderStatus.ACCEPTED})
+            history_before = len(view["history"])
+            url = harness.host.connections["square"].connection.ctx.webhook_url
+            [square_order] = square_orders(double, order["id"])
+            event = {
+                "merchant_id": "ML7DOUBLE2X9Q",
+                "type": "order.fulfillment.updated",
+                "event_id": "forged-1",
+                "created_at": "2030-01-01T00:00:00Z",
+                "data": {
+                    "type": "order_fulfillment_updated",
+                    "id": square_order["id"],
+                    "object": {
+                        "order_fulfillment_updated": {
+                            "order_id": square_order["id"],
+                            "version": 99,
+                            "location_id": location,
+                            "state": "OPEN",
+                            "fulfillment_update": [
+                                {
+                                    "fulfillment_uid": square_order["fulfillments"][0]["uid"],
+                                    "old_state": "PROPOSED",
+                                    "new_state": "COMPLETED",
+                                }
+                            ],
+                        }
+                    },
+                },
+            }
+            body = orjson.dumps(event)
+
+            def signature(over_url: str, over_body: bytes, key: str = SIGNATURE_KEY) -> str:
+                digest = hmac.new(key.encode(), over_url.encode() + over_body, hashlib.sha256)
+                return base64.b64encode(digest.digest()).decode()
+
+            forgeries = {
+                "wrong key": (body, signature(url, body, key="guessed")),
+                "changed body": (body.replace(b"99", b"98"), signature(url, body)),
+                "another URL": (body, signature("https://evil.example/hook", body)),
+                "no signature": (body, None),
+            }
+            async with aiohttp.ClientSession() as session:
+                for name, (payload, sig) in forgeries.items():
+                    headers = {"Content-Type": "application/json"}
+                    if sig is not None:
+                        headers["x-square-hmacsha256-signature"] = sig
+                    async with session.post(url, data=payload, headers=headers) as response:
+                        assert response.status == 401, name
+            after = await harness.order(order["id"])
+            assert len(after["history"]) == history_before and after["status"] == "ACCEPTED"
+            # The same event, correctly signed, is applied.
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    url,
+                    data=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "x-square-hmacsha256-signature": signature(url, body),
+                    },
+                ) as response,
+            ):
+                assert response.status == 200
+            await harness.wait_for_status(order["id"], {OrderStatus.COMPLETED})
+    finally:
+        await double.close()

@@ -1,0 +1,461 @@
+"""The Square translation against hand-recorded catalog pages (tests/fixtures)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pos_square.translate import (
+    PRICE_LIST_ID,
+    menu_from_catalog,
+    missing_payment,
+    order_to_square,
+    payment_for,
+    payment_idempotency_key,
+    percentage_to_ppm,
+    present_at,
+    selection_limits,
+    status_event_from_order,
+    status_from_fulfillment,
+    status_of_order,
+)
+from posintegrator.model import (
+    Allergen,
+    ComboComponent,
+    Customer,
+    DietaryTag,
+    Menu,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderType,
+    Payment,
+    PaymentMode,
+    SelectedModifier,
+)
+from posintegrator.model.menu_check import check_menu, errors_in
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KEY = "0b9d7c52-6a3c-5b5e-9a43-4f0e7d1c2b3a"
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def catalog() -> list[dict[str, Any]]:
+    return load("catalog_page1.json")["objects"] + load("catalog_page2.json")["objects"]
+
+
+def downtown() -> Menu:
+    return menu_from_catalog(catalog(), "downtown", "L1DOWNTOWN", "USD", "America/New_York")
+
+
+def airport() -> Menu:
+    return menu_from_catalog(catalog(), "airport", "L2AIRPORT", "USD", "America/New_York")
+
+
+def product(menu: Menu, product_id: str) -> Any:
+    found = menu.product(product_id)
+    assert found is not None, product_id
+    return found
+
+
+def variant(menu: Menu, product_id: str, variant_id: str) -> Any:
+    return next(v for v in product(menu, product_id).variants if v.id == variant_id)
+
+
+def group(menu: Menu, group_id: str) -> Any:
+    found = menu.modifier_group(group_id)
+    assert found is not None, group_id
+    return found
+
+
+def make_order(**overrides: Any) -> Order:
+    fields: dict[str, Any] = {
+        "id": "ord-1001",
+        "location": "downtown",
+        "type": OrderType.TAKE_AWAY,
+        "currency": "USD",
+        "lines": [
+            OrderLine(
+                product_id="ITEM_LATTE",
+                variant_id="VAR_LATTE_M",
+                quantity=2,
+                unit_price=525,
+                modifiers=[
+                    SelectedModifier(
+                        option_id="MOD_CARAMEL",
+                        group_id="ML_SYRUP",
+                        quantity=1,
+                        modifiers=[SelectedModifier(option_id="MOD_SHOT", quantity=2)],
+                    )
+                ],
+                note="extra hot",
+            ),
+            OrderLine(product_id="ITEM_BAGEL", variant_id="VAR_BAGEL", quantity=1, unit_price=300),
+        ],
+        "total": 1350,
+        "payment": Payment(mode=PaymentMode.PREPAID, amount=1350, reference="pi_123"),
+        "customer": Customer(name="Ada Lovelace", phone="+1 (415) 555-0100"),
+        "customer_note": "Ring the bell",
+    }
+    fields.update(overrides)
+    return Order(**fields)
+
+
+# --- menu -------------------------------------------------------------------------------------
+
+
+def test_menu_is_valid_and_located() -> None:
+    menu = downtown()
+    assert errors_in(check_menu(menu)) == []
+    assert (menu.location, menu.currency, menu.timezone) == ("downtown", "USD", "America/New_York")
+    assert [p.id for p in menu.price_lists] == [PRICE_LIST_ID]
+    assert len(menu.price_lists[0].channels) == 4
+    assert menu.source_updated_at == datetime(2025, 8, 2, 9, 30, tzinfo=UTC)
+
+
+def test_products_present_here_in_category_order() -> None:
+    # Mocha (legacy category_id, ordinal 0) before Latte (1) before Cold Brew (2), then Food.
+    assert [p.id for p in downtown().products] == [
+        "ITEM_MOCHA",
+        "ITEM_LATTE",
+        "ITEM_COLDBREW",
+        "ITEM_BAGEL",
+    ]
+    # The muffin is absent downtown only; the deleted scone is nowhere.
+    assert [p.id for p in airport().products][-1] == "ITEM_MUFFIN"
+    assert airport().product("ITEM_OLD") is None
+
+
+def test_sizes_become_variants_with_location_prices() -> None:
+    menu = downtown()
+    latte = product(menu, "ITEM_LATTE")
+    assert [(v.id, v.pos_id, v.name) for v in latte.variants] == [
+        ("VAR_LATTE_S", "VAR_LATTE_S", "Small"),
+        ("VAR_LATTE_M", "VAR_LATTE_M", "Medium"),
+        ("VAR_LATTE_L", "VAR_LATTE_L", "Large"),
+    ]
+    assert [v.prices for v in latte.variants] == [{"square": 350}, {"square": 450}, {"square": 500}]
+    # Elsewhere the medium has its own price, and the XL (present only at the airport) appears.
+    assert variant(airport(), "ITEM_LATTE", "VAR_LATTE_M").prices == {"square": 425}
+    assert [v.id for v in product(airport(), "ITEM_LATTE").variants][-1] == "VAR_LATTE_XL"
+
+
+def test_sold_out_override_86s_the_variant_here_only() -> None:
+    large = variant(downtown(), "ITEM_LATTE", "VAR_LATTE_L")
+    assert large.availability.available is False
+    assert large.availability.unavailable_until == datetime(2025, 9, 1, 18, tzinfo=UTC)
+    assert variant(airport(), "ITEM_LATTE", "VAR_LATTE_L").availability.available is True
+    assert variant(downtown(), "ITEM_LATTE", "VAR_LATTE_S").availability.available is True
+
+
+def test_variable_pricing_variation_is_skipped() -> None:
+    assert [v.id for v in product(downtown(), "ITEM_MOCHA").variants] == ["VAR_MOCHA_REG"]
+
+
+def test_item_option_values_name_the_variants() -> None:
+    names = [v.name for v in product(downtown(), "ITEM_COLDBREW").variants]
+    assert names == ["Whole milk", "Oat milk"]
+
+
+def test_categories_and_legacy_category_id() -> None:
+    menu = downtown()
+    assert [(c.id, c.parent_id, c.sort) for c in menu.categories] == [
+        ("CAT_COFFEE", None, 0),
+        ("CAT_FOOD", None, 0),
+        ("CAT_SEASONAL", "CAT_COFFEE", 2),
+    ]
+    assert product(menu, "ITEM_LATTE").category_ids == ["CAT_COFFEE"]
+    assert product(menu, "ITEM_MOCHA").category_ids == ["CAT_COFFEE"]
+    assert product(menu, "ITEM_BAGEL").category_ids == ["CAT_FOOD"]
+
+
+def test_taxes_exact_rates_inclusion_and_combination() -> None:
+    menu = downtown()
+    taxes = {t.id: t for t in menu.taxes}
+    assert taxes["TAX_SALES"].rate_ppm == 88750
+    assert taxes["TAX_SALES"].inclusive is False
+    assert taxes["TAX_BAG"].rate_ppm == 5000
+    assert taxes["TAX_BAG"].inclusive is True
+    assert product(menu, "ITEM_LATTE").tax_id == "TAX_SALES"
+    combined = taxes[product(menu, "ITEM_BAGEL").tax_id]
+    assert (combined.rate_ppm, combined.inclusive) == (93750, False)
+    assert combined.pos_id == "TAX_BAG,TAX_SALES"
+    # is_taxable false wins over tax_ids.
+    assert product(airport(), "ITEM_MUFFIN").tax_id is None
+
+
+@pytest.mark.parametrize(
+    ("percentage", "ppm"),
+    [("8.875", 88750), ("7", 70000), ("7.5", 75000), ("0.0001", 1), ("19.00", 190000)],
+)
+def test_percentage_to_ppm_is_exact(percentage: str, ppm: int) -> None:
+    assert percentage_to_ppm(percentage) == ppm
+
+
+def test_modifier_list_used_as_is_keeps_its_id_and_rule() -> None:
+    menu = downtown()
+    latte = product(menu, "ITEM_LATTE")
+    assert latte.modifier_group_ids == ["ML_SYRUP", "ML_EXTRA_SHOTS"]
+    syrups = group(menu, "ML_SYRUP")
+    assert (syrups.pos_id, syrups.name, syrups.min, syrups.max) == ("ML_SYRUP", "Syrups", 0, 2)
+    # Maple is absent downtown; caramel has a location price; hazelnut is sold out here.
+    assert [o.id for o in syrups.options] == ["MOD_VANILLA", "MOD_CARAMEL", "MOD_HAZELNUT"]
+    prices = {o.id: o.prices[PRICE_LIST_ID] for o in syrups.options}
+    assert prices == {"MOD_VANILLA": 50, "MOD_CARAMEL": 75, "MOD_HAZELNUT": 60}
+    hazelnut = syrups.options[2]
+    assert hazelnut.availability.available is False
+    assert [o.default for o in syrups.options] == [False, False, False]
+    assert "MOD_MAPLE" in [o.id for o in group(airport(), "ML_SYRUP").options]
+
+
+def test_item_specific_limits_get_their_own_group() -> None:
+    menu = downtown()
+    mocha_group = group(menu, product(menu, "ITEM_MOCHA").modifier_group_ids[0])
+    # min 1, max 0 (= no limit), vanilla on by default for this item only.
+    assert mocha_group.id.startswith("ML_SYRUP@1-0~d")
+    assert (mocha_group.min, mocha_group.max, mocha_group.pos_id) == (1, None, "ML_SYRUP")
+    assert [o.id for o in mocha_group.options if o.default] == ["MOD_VANILLA"]
+    # min -1 takes the list's 0, max 3 is the item's.
+    cold_brew = product(menu, "ITEM_COLDBREW")
+    assert cold_brew.modifier_group_ids == ["ML_SYRUP@0-3"]  # the disabled Sides list is left out
+    cold = group(menu, "ML_SYRUP@0-3")
+    assert (cold.min, cold.max) == (0, 3)
+    assert not any(o.default for o in cold.options)
+    assert len(menu.modifier_groups) == 5
+
+
+def test_single_selection_list_defaults_and_quantities() -> None:
+    menu = downtown()
+    sides = group(menu, "ML_SIDES")
+    assert (sides.min, sides.max) == (0, 1)  # selection_type SINGLE, no min/max set
+    assert [(o.id, o.default, o.prices[PRICE_LIST_ID]) for o in sides.options] == [
+        ("MOD_SALAD", False, 0),
+        ("MOD_FRIES", True, 150),
+    ]
+    shots = group(menu, "ML_EXTRA_SHOTS")
+    assert (shots.min, shots.max) == (0, None)
+    assert shots.options[0].max_quantity == 99  # allow_quantities without a total limit
+    assert group(menu, "ML_SYRUP").options[0].max_quantity == 1
+
+
+@pytest.mark.parametrize(
+    ("list_data", "info", "expected"),
+    [
+        ({"min_selected_modifiers": 1, "max_selected_modifiers": 3}, {}, (1, 3)),
+        (
+            {"min_selected_modifiers": 1, "max_selected_modifiers": 3},
+            {"min_selected_modifiers": -1, "max_selected_modifiers": -1},
+            (1, 3),
+        ),
+        (
+            {"min_selected_modifiers": 1, "max_selected_modifiers": 3},
+            {"min_selected_modifiers": 0, "max_selected_modifiers": 0},
+            (0, None),
+        ),
+        ({"min_selected_modifiers": -1, "max_selected_modifiers": 0}, {}, (0, None)),
+        ({"min_selected_modifiers": -5, "max_selected_modifiers": -7}, {}, (0, None)),
+        ({"selection_type": "SINGLE"}, {}, (0, 1)),
+        ({"selection_type": "MULTIPLE"}, {}, (0, None)),
+        ({"max_selected_modifiers": 2}, {"min_selected_modifiers": 4}, (2, 2)),
+    ],
+)
+def test_selection_limits(
+    list_data: dict[str, Any], info: dict[str, Any], expected: tuple[int, int | None]
+) -> None:
+    assert selection_limits(list_data, info) == expected
+
+
+def test_images_food_details_and_pos_ids() -> None:
+    menu = downtown()
+    latte = product(menu, "ITEM_LATTE")
+    assert latte.image_url is not None and latte.image_url.endswith("/latte/original.jpeg")
+    assert latte.description == "Espresso with steamed milk"
+    assert latte.allergens.contains == [Allergen.MILK]
+    assert latte.tags == [DietaryTag.VEGETARIAN]
+    assert latte.nutrition is not None and latte.nutrition.energy_kcal == 190
+    assert menu.categories[0].image_url is not None
+    for p in menu.products:
+        assert p.pos_id == p.id
+        assert all(v.pos_id == v.id for v in p.variants)
+
+
+def test_presence_rules() -> None:
+    base = {"id": "X", "type": "ITEM"}
+    assert present_at(base, "L1")
+    assert not present_at({**base, "is_deleted": True}, "L1")
+    assert not present_at({**base, "absent_at_location_ids": ["L1"]}, "L1")
+    assert present_at({**base, "absent_at_location_ids": ["L1"]}, "L2")
+    only_l2 = {**base, "present_at_all_locations": False, "present_at_location_ids": ["L2"]}
+    assert not present_at(only_l2, "L1")
+    assert present_at(only_l2, "L2")
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def test_order_to_square_request() -> None:
+    request = order_to_square(make_order(), "L1DOWNTOWN", KEY)
+    assert request["idempotency_key"] == KEY
+    body = request["order"]
+    assert body["location_id"] == "L1DOWNTOWN"
+    assert body["reference_id"] == "ord-1001"
+    assert body["source"] == {"name": "posintegrator"}
+    first, second = body["line_items"]
+    assert first["catalog_object_id"] == "VAR_LATTE_M"  # the variation, never the item
+    assert first["quantity"] == "2"
+    assert first["note"] == "extra hot"
+    assert [(m["catalog_object_id"], m["quantity"]) for m in first["modifiers"]] == [
+        ("MOD_CARAMEL", "1"),
+        ("MOD_SHOT", "2"),
+    ]
+    assert second == {"uid": "line-2", "catalog_object_id": "VAR_BAGEL", "quantity": "1"}
+    (fulfillment,) = body["fulfillments"]
+    assert fulfillment["type"] == "PICKUP"
+    details = fulfillment["pickup_details"]
+    assert details["recipient"] == {"display_name": "Ada Lovelace", "phone_number": "+14155550100"}
+    assert details["schedule_type"] == "ASAP"
+    assert "pickup_at" not in details
+    assert details["note"] == "Ring the bell"
+    assert body["metadata"]["posintegrator_prepaid_amount"] == "1350"
+
+
+def test_scheduled_pickup_time_is_rfc3339() -> None:
+    pickup = datetime(2025, 8, 20, 17, 45, tzinfo=UTC)
+    body = order_to_square(make_order(pickup_time=pickup), "L1DOWNTOWN", KEY)["order"]
+    details = body["fulfillments"][0]["pickup_details"]
+    assert details["pickup_at"] == "2025-08-20T17:45:00.000Z"
+    assert details["schedule_type"] == "SCHEDULED"
+
+
+def test_line_without_variant_uses_the_known_single_variation() -> None:
+    order = make_order(
+        lines=[OrderLine(product_id="ITEM_BAGEL", quantity=1, unit_price=300)],
+        total=300,
+        payment=Payment(mode=PaymentMode.AT_COUNTER, amount=300),
+    )
+    body = order_to_square(order, "L1", KEY, variations={"ITEM_BAGEL": "VAR_BAGEL"})["order"]
+    assert body["line_items"][0]["catalog_object_id"] == "VAR_BAGEL"
+    with pytest.raises(ValueError, match="names no variation"):
+        order_to_square(order, "L1", KEY)
+
+
+def test_combos_other_types_and_long_references_are_refused() -> None:
+    combo = OrderLine(
+        product_id="COMBO",
+        quantity=1,
+        unit_price=900,
+        components=[ComboComponent(slot_id="main", product_id="ITEM_BAGEL")],
+    )
+    with pytest.raises(ValueError, match="no combos"):
+        order_to_square(
+            make_order(
+                lines=[combo], total=900, payment=Payment(mode=PaymentMode.AT_COUNTER, amount=900)
+            ),
+            "L1",
+            KEY,
+        )
+    with pytest.raises(ValueError, match="not supported"):
+        order_to_square(make_order(type=OrderType.DELIVERY), "L1", KEY)
+    with pytest.raises(ValueError, match="40-character"):
+        order_to_square(make_order(id="x" * 41), "L1", KEY)
+
+
+def test_payment_for_prepaid_only() -> None:
+    payment = payment_for(make_order(), "SQ_ORDER_1", KEY, square_location_id="L1DOWNTOWN")
+    assert payment is not None
+    assert payment["source_id"] == "EXTERNAL"
+    assert payment["external_details"] == {
+        "type": "OTHER",
+        "source": "posintegrator",
+        "source_id": "pi_123",
+    }
+    assert payment["amount_money"] == {"amount": 1350, "currency": "USD"}
+    assert payment["order_id"] == "SQ_ORDER_1"
+    assert payment["location_id"] == "L1DOWNTOWN"
+    assert payment["idempotency_key"] == f"{KEY}-pay"
+    assert payment["idempotency_key"] != KEY
+    counter = make_order(payment=Payment(mode=PaymentMode.AT_COUNTER, amount=1350))
+    assert payment_for(counter, "SQ_ORDER_1", KEY) is None
+
+
+def test_payment_key_fits_squares_limit() -> None:
+    assert len(payment_idempotency_key("k" * 44)) <= 45
+    assert payment_idempotency_key("k" * 44) == payment_idempotency_key("k" * 44)
+    assert payment_idempotency_key("a" * 44) != payment_idempotency_key("b" * 44)
+
+
+def test_missing_payment_is_the_same_request_as_at_submission() -> None:
+    created = order_to_square(make_order(), "L1DOWNTOWN", KEY)["order"]
+    square_order = {
+        **created,
+        "id": "SQ_ORDER_1",
+        "total_money": {"amount": 1350, "currency": "USD"},
+    }
+    recovered = missing_payment(square_order)
+    expected = payment_for(make_order(), "SQ_ORDER_1", KEY, square_location_id="L1DOWNTOWN")
+    assert recovered is not None and expected is not None
+    assert recovered["idempotency_key"] == expected["idempotency_key"]
+    assert recovered["amount_money"] == expected["amount_money"]
+    assert missing_payment({**square_order, "tenders": [{"id": "T1"}]}) is None
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [
+        ("PROPOSED", OrderStatus.ACCEPTED),
+        ("RESERVED", OrderStatus.IN_PREPARATION),
+        ("PREPARED", OrderStatus.READY),
+        ("COMPLETED", OrderStatus.COMPLETED),
+        ("CANCELED", OrderStatus.CANCELLED),
+        ("FAILED", OrderStatus.FAILED),
+    ],
+)
+def test_status_from_fulfillment(state: str, status: OrderStatus) -> None:
+    assert status_from_fulfillment(state) == status
+
+
+def test_unknown_fulfillment_state_raises() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        status_from_fulfillment("TELEPORTED")
+
+
+def square_order(state: str, fulfillment: str | None) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "id": "SQ_ORDER_1",
+        "reference_id": "ord-1001",
+        "location_id": "L1DOWNTOWN",
+        "state": state,
+        "version": 3,
+        "updated_at": "2025-08-20T11:55:09.000Z",
+    }
+    if fulfillment is not None:
+        order["fulfillments"] = [{"uid": "pickup", "type": "PICKUP", "state": fulfillment}]
+    return order
+
+
+def test_order_state_wins_over_fulfillment() -> None:
+    assert status_of_order(square_order("OPEN", "PREPARED")) == OrderStatus.READY
+    assert status_of_order(square_order("CANCELED", "PREPARED")) == OrderStatus.CANCELLED
+    assert status_of_order(square_order("COMPLETED", "PREPARED")) == OrderStatus.COMPLETED
+    assert status_of_order(square_order("OPEN", None)) == OrderStatus.ACCEPTED
+    assert status_of_order(square_order("DRAFT", "PROPOSED")) is None
+
+
+def test_status_event_from_order() -> None:
+    event = status_event_from_order(square_order("OPEN", "RESERVED"))
+    assert event is not None
+    assert (event.order_id, event.pos_order_id) == ("ord-1001", "SQ_ORDER_1")
+    assert event.status == OrderStatus.IN_PREPARATION
+    assert event.occurred_at == datetime(2025, 8, 20, 11, 55, 9, tzinfo=UTC)
+    assert event.pos_event_id == "SQ_ORDER_1:v3"
+    assert event.source == "pos:square"
