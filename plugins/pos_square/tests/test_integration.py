@@ -22,6 +22,7 @@ import pytest
 from squaredouble import RunningDouble, start_double
 
 from posintegrator.model import OrderStatus
+from posintegrator.scheduler import FIRST_SYNC_SPREAD_SECONDS
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, running_host, sample_order
 from posintegrator.testing.contract import PluginContract, PosBackend
@@ -277,5 +278,35 @@ async def test_forged_webhooks_get_401_and_change_nothing(tmp_path: Path) -> Non
             ):
                 assert response.status == 200
             await harness.wait_for_status(order["id"], {OrderStatus.COMPLETED})
+    finally:
+        await double.close()
+
+
+async def test_catalog_change_webhook_triggers_a_resync(tmp_path: Path) -> None:
+    double = await start_double(signature_key=SIGNATURE_KEY)
+    try:
+        async with square_host(tmp_path, double, menu_resync_debounce_seconds=0.2) as harness:
+            location = double.location_ids[0]
+            menu = await harness.wait_for_menu(location)
+            variant = next(v for p in menu.products for v in p.variants if v.availability.available)
+            assert variant.pos_id is not None
+            # Past the scheduler's own first sync, so only the webhook can cause the next one.
+            await asyncio.sleep(FIRST_SYNC_SPREAD_SECONDS + 1.0)
+            double.double.set_sold_out(variant.pos_id, location)  # sends catalog.version.updated
+
+            async def sold_out() -> bool:
+                latest = await harness.wait_for_menu(location)
+                return any(
+                    v.pos_id == variant.pos_id and not v.availability.available
+                    for p in latest.products
+                    for v in p.variants
+                )
+
+            for _ in range(30):  # 3 s, far below the hourly periodic sync
+                if await sold_out():
+                    break
+                await asyncio.sleep(0.1)
+            assert await sold_out(), "the webhook led to a menu resync that shows the 86"
+            double.assert_clean()
     finally:
         await double.close()
