@@ -100,3 +100,25 @@ async def test_cloud_down_then_everything_arrives_in_order(
         return await demo_host.host.store.outbox_pending() == 0
 
     await eventually(outbox_empty, timeout=20)
+
+
+def test_the_fast_status_event_body_is_a_valid_event() -> None:
+    from datetime import UTC, datetime
+
+    from posintegrator.events import OrderStatusChanged, order_status_changed
+    from posintegrator.model import OrderStatus
+
+    body = order_status_changed(
+        event_id="e1",
+        sequence=2,
+        order_id="o1",
+        location="downtown",
+        status=OrderStatus.ACCEPTED,
+        previous_status=OrderStatus.SUBMITTING,
+        occurred_at=datetime(2026, 11, 29, 4, 0, tzinfo=UTC),
+        reason=None,
+        pos_order_id="P1",
+        source="pos:demo",
+    )
+    event = OrderStatusChanged.model_validate(body)
+    assert event.model_dump(mode="json") == body

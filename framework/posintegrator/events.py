@@ -7,6 +7,7 @@ events of one stream in sequence order.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -87,3 +88,36 @@ def order_stream(order_id: str) -> str:
 def menu_stream(location: str) -> str:
     """The outbox stream of one location's menu versions."""
     return f"menu:{location}"
+
+
+def order_status_changed(
+    *,
+    event_id: str,
+    sequence: int,
+    order_id: str,
+    location: str,
+    status: OrderStatus,
+    previous_status: OrderStatus | None,
+    occurred_at: datetime,
+    reason: str | None,
+    pos_order_id: str | None,
+    source: str,
+) -> dict[str, object]:
+    """The JSON body of an :class:`OrderStatusChanged` event, built directly.
+
+    Written for every status change inside the store's transaction, so it skips the model's
+    validation; a test checks that it validates as :class:`OrderStatusChanged`.
+    """
+    return {
+        "type": "order.status_changed",
+        "event_id": event_id,
+        "sequence": sequence,
+        "order_id": order_id,
+        "location": location,
+        "status": status.value,
+        "previous_status": None if previous_status is None else previous_status.value,
+        "occurred_at": occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "reason": reason,
+        "pos_order_id": pos_order_id,
+        "source": source,
+    }

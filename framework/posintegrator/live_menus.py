@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from posintegrator.model import Menu
+from posintegrator.model.order_check import MenuIndex
 from posintegrator.store import MenuSnapshot, Store
 
 
 @dataclass(frozen=True)
 class LiveMenu:
-    """The published version of a location's menu, as stored and as a model."""
+    """The published version of a location's menu, as stored, as a model, and indexed for
+    order checks."""
 
     snapshot: MenuSnapshot
     menu: Menu
+    index: MenuIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", MenuIndex.of(self.menu))
 
 
 class LiveMenus:

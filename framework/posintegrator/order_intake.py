@@ -7,8 +7,6 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-import orjson
-
 from posintegrator.model import Order
 from posintegrator.scheduler import ConnectionJobs
 from posintegrator.store import AcceptResult, Store
@@ -32,9 +30,12 @@ def idempotency_key(order_id: str) -> str:
 
 
 def order_content_hash(order: Order) -> str:
-    """A hash of the order's meaning: independent of key order, whitespace and defaults."""
-    canonical = orjson.dumps(order.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+    """A hash of the order's meaning: independent of key order, whitespace and defaults.
+
+    The model serialises its fields in a fixed order with defaults filled in, so its JSON is a
+    canonical form of the order.
+    """
+    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
 
 
 def check_order(order: Order, jobs: ConnectionJobs | None) -> None:

@@ -243,6 +243,7 @@ async def post_order(request: web.Request) -> web.Response:
         live.menu,
         at=order.pickup_time or utcnow(),
         price_tolerance=host.settings.orders.price_tolerance,
+        index=live.index,
     )
     if findings:
         raise ProblemError(
@@ -258,10 +259,10 @@ async def post_order(request: web.Request) -> web.Response:
 async def _replayed(host: Host, order: Order) -> web.Response | None:
     """The first answer again, for an order id accepted before (checked before the menu, which
     may have changed since: a replay must not be refused for that)."""
-    record = await host.store.get_order(order.id)
-    if record is None:
+    known = await host.store.order_content_hash(order.id)
+    if known is None:
         return None
-    same = record.content_hash == order_content_hash(order)
+    same = known == order_content_hash(order)
     return _accepted(order, AcceptOutcome.REPLAYED if same else AcceptOutcome.CONFLICT)
 
 

@@ -10,8 +10,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
-from posintegrator.model.menu import Availability, Menu, ModifierGroup, ModifierOption, Product
+from posintegrator.model.menu import (
+    Availability,
+    Category,
+    Menu,
+    ModifierGroup,
+    ModifierOption,
+    Product,
+    Tax,
+)
 from posintegrator.model.order import ComboComponent, Order, OrderLine, SelectedModifier
 
 
@@ -46,8 +55,37 @@ def round_half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
 
 
+@dataclass(frozen=True)
+class MenuIndex:
+    """A menu's entities by id, built once per menu version rather than once per order."""
+
+    menu: Menu
+    products: dict[str, Product]
+    groups: dict[str, ModifierGroup]
+    taxes: dict[str, Tax]
+    categories: dict[str, Category]
+    zone: ZoneInfo
+
+    @classmethod
+    def of(cls, menu: Menu) -> MenuIndex:
+        """The index of ``menu``."""
+        return cls(
+            menu=menu,
+            products={p.id: p for p in menu.products},
+            groups={g.id: g for g in menu.modifier_groups},
+            taxes={t.id: t for t in menu.taxes},
+            categories={c.id: c for c in menu.categories},
+            zone=menu.zone,
+        )
+
+
 def check_order_against_menu(
-    order: Order, menu: Menu, *, at: datetime, price_tolerance: int = 0
+    order: Order,
+    menu: Menu,
+    *,
+    at: datetime,
+    price_tolerance: int = 0,
+    index: MenuIndex | None = None,
 ) -> list[OrderFinding]:
     """Every problem of ``order`` against ``menu`` at instant ``at`` (pickup time or now).
 
@@ -55,20 +93,21 @@ def check_order_against_menu(
     (unit price) and for the order total, which is the sum of the lines plus taxes that are not
     included in prices.
     """
-    return _OrderChecker(order, menu, at, price_tolerance).run()
+    return _OrderChecker(order, index or MenuIndex.of(menu), at, price_tolerance).run()
 
 
 class _OrderChecker:
-    def __init__(self, order: Order, menu: Menu, at: datetime, tolerance: int) -> None:
+    def __init__(self, order: Order, index: MenuIndex, at: datetime, tolerance: int) -> None:
+        menu = index.menu
         self.order = order
         self.menu = menu
         self.at = at
         self.tolerance = tolerance
-        self.zone = menu.zone
-        self.products = {p.id: p for p in menu.products}
-        self.groups = {g.id: g for g in menu.modifier_groups}
-        self.taxes = {t.id: t for t in menu.taxes}
-        self.categories = {c.id: c for c in menu.categories}
+        self.zone = index.zone
+        self.products = index.products
+        self.groups = index.groups
+        self.taxes = index.taxes
+        self.categories = index.categories
         self.findings: list[OrderFinding] = []
         price_list = menu.price_list_for(order.channel)
         self.price_list = price_list.id if price_list else None

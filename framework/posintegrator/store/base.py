@@ -141,6 +141,10 @@ class Store(Protocol):
         """The order with this id."""
         ...
 
+    async def order_content_hash(self, order_id: str) -> str | None:
+        """The content hash of the order with this id, if there is one (a cheap replay check)."""
+        ...
+
     async def order_history(self, order_id: str) -> list[HistoryEntry]:
         """Every status event the order received, oldest first."""
         ...

@@ -1,0 +1,83 @@
+"""Group commit: concurrent writes share transactions, each is durable when it returns, and one
+failing write does not undo the others of its batch."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from posintegrator.model import Order, OrderStatus, StatusEvent
+from posintegrator.order_intake import idempotency_key, order_content_hash
+from posintegrator.store import AcceptOutcome, SQLiteStore
+
+
+def an_order(example: dict[str, Any], order_id: str) -> Order:
+    return Order.model_validate({**example, "id": order_id})
+
+
+async def accept(store: SQLiteStore, order: Order) -> AcceptOutcome:
+    result = await store.accept_order(
+        order, "demo", order_content_hash(order), idempotency_key(order.id)
+    )
+    return result.outcome
+
+
+async def test_concurrent_writes_share_commits_and_are_durable_on_return(
+    tmp_path: Path, example_order: dict[str, Any]
+) -> None:
+    store = SQLiteStore(tmp_path / "g.db")
+    await store.open()
+    try:
+        orders = [an_order(example_order, f"g-{i}") for i in range(64)]
+        seen_by_another_connection = []
+
+        async def accept_and_check(order: Order) -> None:
+            assert await accept(store, order) == AcceptOutcome.CREATED
+            # Once the call returns, the order is committed: a separate reader sees it.
+            other = sqlite3.connect(tmp_path / "g.db")
+            row = other.execute("SELECT id FROM orders WHERE id = ?", (order.id,)).fetchone()
+            other.close()
+            seen_by_another_connection.append(row is not None)
+
+        await asyncio.gather(*(accept_and_check(o) for o in orders))
+        assert all(seen_by_another_connection) and len(seen_by_another_connection) == 64
+        writer = store._writer
+        assert writer is not None
+        assert writer.batches < 64, "concurrent writes were grouped into fewer transactions"
+    finally:
+        await store.close()
+
+
+async def test_a_failing_write_does_not_undo_its_batch(
+    tmp_path: Path, example_order: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "g.db")
+    await store.open()
+    try:
+        await accept(store, an_order(example_order, "bad"))
+        original = store._enqueue
+
+        def fail_for_bad(tx: Any, event_id: str, stream: str, *rest: Any) -> None:
+            if stream == "order:bad":
+                raise sqlite3.OperationalError("disk I/O error")
+            original(tx, event_id, stream, *rest)
+
+        monkeypatch.setattr(store, "_enqueue", fail_for_bad)
+        ready = StatusEvent(order_id="bad", status=OrderStatus.READY)
+        results = await asyncio.gather(
+            store.apply_status("bad", ready),
+            *(accept(store, an_order(example_order, f"ok-{i}")) for i in range(10)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], sqlite3.OperationalError)
+        assert results[1:] == [AcceptOutcome.CREATED] * 10
+        bad = await store.get_order("bad")
+        assert bad is not None and bad.status == OrderStatus.RECEIVED, "its own change undone"
+        for i in range(10):
+            assert await store.get_order(f"ok-{i}") is not None, "the others committed"
+    finally:
+        await store.close()
