@@ -159,3 +159,26 @@ async def test_menu_change_notices_are_debounced_into_one_sync(tmp_path: Path) -
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.8)
         assert fake.menu_fetches == before + 1, "five notices in a burst, one sync"
+
+
+async def test_after_a_restart_first_syncs_spread_over_the_period(tmp_path: Path) -> None:
+    from posintegrator.scheduler import FIRST_SYNC_SPREAD_SECONDS, ConnectionJobs
+
+    fake = ScriptedPos()
+    settings = [connection(locations=[f"loc-{i}" for i in range(40)])]
+    async with running_host(
+        tmp_path, settings, plugins=PluginHost.from_objects({"fake": fake})
+    ) as harness:
+        jobs: ConnectionJobs = harness.host.connections["fake"]
+        await asyncio.sleep(FIRST_SYNC_SPREAD_SECONDS + 0.5)  # the host's own first syncs
+        # Every location has its menu now: a restart's loop spreads its first syncs over the
+        # whole period (2 s here) instead of firing them all at once.
+        jobs.connection.settings.menu_sync_seconds = 2.0
+        fake.menu_fetches = 0
+        loop_task = asyncio.create_task(jobs.menu_loop())
+        await asyncio.sleep(0.5)
+        early = fake.menu_fetches
+        await asyncio.sleep(1.8)
+        loop_task.cancel()
+        assert 0 < early < 25, f"{early} of 40 first syncs in the first quarter of the period"
+        assert fake.menu_fetches >= 35

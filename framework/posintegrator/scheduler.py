@@ -50,22 +50,36 @@ class ConnectionJobs:
             self._menu_wake.set()
 
     async def menu_loop(self) -> None:
-        """Sync every location's menu now and then, and at once when asked."""
+        """Sync each location's menu once per period, and soon after the POS says it changed.
+
+        Each location keeps its own phase in the period, drawn at random at start: a location
+        that already has a published menu (a restart) first syncs at a random moment within the
+        whole period, so thousands of locations do not all hit their POS at once; a location
+        without one (a new deployment, where orders wait for the menu) syncs within the first
+        few seconds.
+        """
         period = self.connection.settings.menu_sync_seconds
-        await asyncio.sleep(random.uniform(0, min(period, FIRST_SYNC_SPREAD_SECONDS)))
-        pending = set(self.connection.settings.locations)
+        clock = asyncio.get_running_loop().time
+        due: dict[str, float] = {}
+        for location in self.connection.settings.locations:
+            has_menu = await self.menusync.has_menu(location)
+            window = period if has_menu else min(period, FIRST_SYNC_SPREAD_SECONDS)
+            due[location] = clock() + random.uniform(0, window)
         while True:
-            for location in sorted(pending):
-                await self._sync_one(location)
+            wait = max(0.0, min(due.values()) - clock())
             self._menu_wake.clear()
-            if await wait_for_wakeup(self._menu_wake, period):
+            if await wait_for_wakeup(self._menu_wake, wait):
                 # A POS often sends a burst of change notices for one edit: wait a moment so
                 # the burst costs one sync, not one each.
                 await asyncio.sleep(self.connection.settings.menu_resync_debounce_seconds)
-                pending = set(self._menu_requests)
-            else:
-                pending = set(self.connection.settings.locations)
-            self._menu_requests.clear()
+                for location in self._menu_requests:
+                    due[location] = clock()
+                self._menu_requests.clear()
+            for location in sorted(due, key=due.__getitem__):
+                if due[location] > clock():
+                    break
+                await self._sync_one(location)
+                due[location] = clock() + period
 
     async def _sync_one(self, location: str) -> None:
         try:

@@ -119,8 +119,8 @@ async def test_a_1000_variation_catalog_over_many_pages(tmp_path: Path) -> None:
             list_calls = [r for r in double.double.requests if r[1] == "/v2/catalog/list"]
             pages = -(-counts.top_level_objects // 100)  # 100 objects per page
             assert pages >= 5
-            # Each location's fetch reads every page once (the scheduler may have synced again).
-            assert len(list_calls) >= 2 * pages and len(list_calls) % pages == 0
+            # Each location's fetch reads every page (the scheduler may be syncing again).
+            assert len(list_calls) >= 2 * pages
             for location in double.location_ids:
                 menu = await harness.wait_for_menu(location)
                 expected = _expected_variations(objects, location)
