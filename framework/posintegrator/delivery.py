@@ -194,14 +194,14 @@ class OrderDelivery:
             await self._store.finish_attempt(order.id, OrderStatus.REJECTED.value, exc.message)
             return
         except CircuitOpenError as exc:
-            await self._retry_later(attempt, exc.message, maybe_in_pos, exc.retry_after)
+            await self._retry_later(record, attempt, exc.message, maybe_in_pos, exc.retry_after)
             return
         except (AmbiguousError, PluginBugError) as exc:
-            await self._retry_later(attempt, exc.message, True, None)
+            await self._retry_later(record, attempt, exc.message, True, None)
             return
         except (RetryableError, AuthError) as exc:
             retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-            await self._retry_later(attempt, exc.message, maybe_in_pos, retry_after)
+            await self._retry_later(record, attempt, exc.message, maybe_in_pos, retry_after)
             return
         await self._apply(order.id, result.status, pos_order_id=result.pos_order_id, source=source)
         await self._store.finish_attempt(order.id, result.status.value)
@@ -281,16 +281,17 @@ class OrderDelivery:
     async def _retry_later(
         self,
         record: OrderRecord,
+        attempt: int,
         error: str,
         maybe_in_pos: bool,
         retry_after: float | None,
     ) -> None:
-        delay = self._backoff.delay(record.attempts, retry_after)
+        delay = self._backoff.delay(attempt, retry_after)
         next_at = min(utcnow() + timedelta(seconds=delay), self.deadline(record))
         logger.info(
             "order {}: attempt {} failed ({}); next at {}",
             record.order.id,
-            record.attempts,
+            attempt,
             error,
             next_at.isoformat(timespec="seconds"),
         )

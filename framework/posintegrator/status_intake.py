@@ -28,8 +28,13 @@ class StatusIntake:
         order_id = event.order_id
         if order_id is None and event.pos_order_id is not None:
             order_id = await self._store.order_id_for_pos_id(connection, event.pos_order_id)
-        record = None if order_id is None else await self._store.get_order(order_id)
-        if record is None or record.connection != connection:
+        transition = None
+        if order_id is not None:
+            try:
+                transition = await self._store.apply_status(order_id, event, connection=connection)
+            except KeyError:
+                transition = None
+        if transition is None:
             logger.debug(
                 "connection {}: status event for unknown order {} / POS {} ignored",
                 connection,
@@ -37,7 +42,6 @@ class StatusIntake:
                 event.pos_order_id,
             )
             return None
-        transition = await self._store.apply_status(record.order.id, event)
         if transition.applied:
             logger.info(
                 "order {}: {} -> {} ({})",
@@ -51,7 +55,5 @@ class StatusIntake:
                 transition.order_id, transition.old, transition.new, event
             )
         else:
-            logger.debug(
-                "order {}: {} not applied: {}", record.order.id, event.status, transition.note
-            )
+            logger.debug("order {}: {} not applied: {}", order_id, event.status, transition.note)
         return transition

@@ -177,8 +177,14 @@ class Store(Protocol):
 
     # --- status ---------------------------------------------------------------------------------
 
-    async def apply_status(self, order_id: str, event: StatusEvent) -> Transition:
-        """Offer ``event`` to the order's state machine; record it and, if applied, its event."""
+    async def apply_status(
+        self, order_id: str, event: StatusEvent, *, connection: str | None = None
+    ) -> Transition:
+        """Offer ``event`` to the order's state machine; record it and, if applied, its event.
+
+        :param connection: when given, the order must belong to this connection.
+        :raises KeyError: no such order (of ``connection``).
+        """
         ...
 
     async def orders_in_flight(self, connection: str) -> list[TrackedOrder]:
@@ -195,11 +201,13 @@ class Store(Protocol):
         """When the next delivery attempt of ``connection`` is due, if any is waiting."""
         ...
 
-    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> OrderRecord:
+    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> int:
         """Record, durably and before the POS is called, that an attempt starts now.
 
         The order may be in the POS from now on until an outcome says otherwise, and it is not
         due again for ``lease_seconds`` (the attempt's time budget).
+
+        :returns: the attempt's number (1 for the first).
         """
         ...
 

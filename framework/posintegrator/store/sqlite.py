@@ -356,19 +356,30 @@ class SQLiteStore:
 
     # --- status ---------------------------------------------------------------------------------
 
-    async def apply_status(self, order_id: str, event: StatusEvent) -> Transition:
-        return await self._run(self._apply_status, order_id, event)
+    async def apply_status(
+        self, order_id: str, event: StatusEvent, *, connection: str | None = None
+    ) -> Transition:
+        return await self._run(self._apply_status, order_id, event, connection)
 
-    def _apply_status(self, order_id: str, event: StatusEvent) -> Transition:
+    def _apply_status(
+        self, order_id: str, event: StatusEvent, connection: str | None
+    ) -> Transition:
         with self._transaction() as tx:
-            return self._transition(tx, order_id, event)
+            return self._transition(tx, order_id, event, connection)
 
-    def _transition(self, tx: sqlite3.Connection, order_id: str, event: StatusEvent) -> Transition:
+    def _transition(
+        self,
+        tx: sqlite3.Connection,
+        order_id: str,
+        event: StatusEvent,
+        connection: str | None = None,
+    ) -> Transition:
         row = tx.execute(
-            "SELECT status, status_seq, location, pos_order_id FROM orders WHERE id = ?",
+            "SELECT status, status_seq, location, pos_order_id, connection FROM orders "
+            "WHERE id = ?",
             (order_id,),
         ).fetchone()
-        if row is None:
+        if row is None or (connection is not None and row[4] != connection):
             raise KeyError(order_id)
         current, seq, location, known_pos_id = OrderStatus(row[0]), int(row[1]), row[2], row[3]
         pos_order_id = event.pos_order_id or known_pos_id
@@ -521,28 +532,27 @@ class SQLiteStore:
         ).fetchone()
         return _from_ts(row[0])
 
-    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> OrderRecord:
+    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> int:
         return await self._run(self._begin_attempt, order_id, lease_seconds)
 
-    def _begin_attempt(self, order_id: str, lease_seconds: float) -> OrderRecord:
+    def _begin_attempt(self, order_id: str, lease_seconds: float) -> int:
         with self._transaction() as tx:
-            if self._order_row(tx, order_id) is None:
-                raise KeyError(order_id)
             # The lease keeps the order out of due_deliveries while this attempt runs; if the
             # process dies, open() makes it due again at once.
-            tx.execute(
+            row = tx.execute(
                 "UPDATE orders SET attempts = attempts + 1, maybe_in_pos = 1, "
-                "next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                "next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING attempts",
                 (_ts(utcnow()) + lease_seconds, _iso(utcnow()), order_id),
-            )
+            ).fetchone()
+            if row is None:
+                raise KeyError(order_id)
+            number = int(row[0])
             tx.execute(
                 "INSERT INTO delivery_attempts (order_id, number, started_at, outcome) "
-                "SELECT id, attempts, ?, 'in_flight' FROM orders WHERE id = ?",
-                (_iso(utcnow()), order_id),
+                "VALUES (?, ?, ?, 'in_flight')",
+                (order_id, number, _iso(utcnow())),
             )
-            updated = self._order_row(tx, order_id)
-        assert updated is not None
-        return updated
+        return number
 
     async def end_attempt(
         self, order_id: str, *, maybe_in_pos: bool, error: str, next_attempt_at: datetime
