@@ -14,15 +14,14 @@ giving up, looking the order up, or pausing the connection without knowing DemoP
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import orjson
 
 from pos_demo.settings import DemoPosSettings
-from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
+from posintegrator.errors import AuthError, PermanentError, RetryableError
+from posintegrator.poshttp import json_object, send
 
 JSONDict = dict[str, Any]
 
@@ -92,57 +91,30 @@ class DemoPosClient:
 
         :param ambiguous: whether a failure after sending leaves the outcome unknown (a write).
         """
-        all_headers = {**self._headers, **(headers or {})}
-        data = None
-        if body is not None:
-            data = orjson.dumps(body)
-            all_headers["Content-Type"] = "application/json"
         what = f"DemoPOS {method} {path}"
-        try:
-            async with self._http.request(
-                method,
-                self._base_url + path,
-                params=params,
-                data=data,
-                headers=all_headers,
-                timeout=self._timeout,
-            ) as response:
-                raw = await response.read()
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
-        except aiohttp.ClientConnectorError as exc:
-            # Not even connected: the request certainly did not reach the POS.
-            raise RetryableError(f"{what}: cannot connect: {exc}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            problem = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
-            if ambiguous:
-                raise AmbiguousError(f"{what} {problem}; the POS may have processed it") from exc
-            raise RetryableError(f"{what} {problem}") from exc
-
-        if 200 <= status < 300:
-            return _decode_success(what, raw, ambiguous)
+        reply = await send(
+            self._http,
+            method,
+            self._base_url + path,
+            what=what,
+            write=ambiguous,
+            timeout=self._timeout,
+            params=params,
+            json=body,
+            headers={**self._headers, **(headers or {})},
+        )
+        status, raw, retry_after = reply.status, reply.body, reply.retry_after
+        if reply.ok:
+            return json_object(what, raw, write=ambiguous)
         error = _decode_error(raw)
         code = error.get("error")
         message = str(error.get("message") or code or f"HTTP {status}")
         detail = f"{what}: HTTP {status} {code or ''}: {message}"
         if status == 429 or status >= 500:
-            raise RetryableError(detail, retry_after=_parse_retry_after(retry_after))
+            raise RetryableError(detail, retry_after=retry_after)
         if status in (401, 403):
             raise AuthError(detail)
         raise PermanentError(detail, reason=message, code=None if code is None else str(code))
-
-
-def _decode_success(what: str, raw: bytes, ambiguous: bool) -> JSONDict:
-    """Decode a 2xx body; an unreadable one after a write leaves its outcome unknown."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        document = None
-    if isinstance(document, dict):
-        return document
-    if ambiguous:
-        raise AmbiguousError(f"{what}: unreadable success response")
-    raise RetryableError(f"{what}: unreadable response")
 
 
 def _decode_error(raw: bytes) -> JSONDict:
@@ -152,20 +124,3 @@ def _decode_error(raw: bytes) -> JSONDict:
     except orjson.JSONDecodeError:
         return {}
     return document if isinstance(document, dict) else {}
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -20,8 +20,6 @@ leaves this module as one of the framework's errors, read from Square's ``errors
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -29,6 +27,7 @@ import orjson
 
 from pos_square.settings import SquareSettings
 from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
+from posintegrator.poshttp import json_object, send
 
 JSONDict = dict[str, Any]
 
@@ -135,36 +134,26 @@ class SquareClient:
         :param write: whether a failure after sending leaves the outcome unknown.
         :param reused_key_ambiguous: whether ``IDEMPOTENCY_KEY_REUSED`` means "it may exist".
         """
-        headers = dict(self._headers)
-        data = None
-        if body is not None:
-            data = orjson.dumps(body)
-            headers["Content-Type"] = "application/json"
         what = f"Square {method} {path}"
-        try:
-            async with self._http.request(
-                method,
-                self._base_url + path,
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=self._timeout,
-            ) as response:
-                raw = await response.read()
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
-        except aiohttp.ClientConnectorError as exc:
-            # Not even connected: the request certainly did not reach Square.
-            raise RetryableError(f"{what}: cannot connect: {exc}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            problem = "timed out" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
-            if write:
-                raise AmbiguousError(f"{what} {problem}; Square may have processed it") from exc
-            raise RetryableError(f"{what} {problem}") from exc
-        if 200 <= status < 300:
-            return _decode_success(what, raw, write)
+        reply = await send(
+            self._http,
+            method,
+            self._base_url + path,
+            what=what,
+            write=write,
+            timeout=self._timeout,
+            params=params,
+            json=body,
+            headers=dict(self._headers),
+        )
+        if reply.ok:
+            return json_object(what, reply.body, write=write)
         raise error_from_response(
-            what, status, raw, retry_after, reused_key_ambiguous=reused_key_ambiguous
+            what,
+            reply.status,
+            reply.body,
+            reply.retry_after,
+            reused_key_ambiguous=reused_key_ambiguous,
         )
 
 
@@ -172,7 +161,7 @@ def error_from_response(
     what: str,
     status: int,
     raw: bytes,
-    retry_after: str | None,
+    retry_after: float | None,
     *,
     reused_key_ambiguous: bool = False,
 ) -> Exception:
@@ -187,9 +176,9 @@ def error_from_response(
     if status == 401 or codes & AUTH_CODES or category == "AUTHENTICATION_ERROR":
         return AuthError(message)
     if status == 429 or "RATE_LIMITED" in codes:
-        return RetryableError(message, retry_after=parse_retry_after(retry_after))
+        return RetryableError(message, retry_after=retry_after)
     if status >= 500 or codes & RETRYABLE_CODES:
-        return RetryableError(message, retry_after=parse_retry_after(retry_after))
+        return RetryableError(message, retry_after=retry_after)
     if reused_key_ambiguous and "IDEMPOTENCY_KEY_REUSED" in codes:
         return AmbiguousError(f"{message}; an earlier request used this key")
     return PermanentError(message, reason=reason, code=code)
@@ -215,33 +204,3 @@ def _errors(raw: bytes) -> list[JSONDict]:
         return []
     errors = document.get("errors")
     return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-
-
-def _decode_success(what: str, raw: bytes, write: bool) -> JSONDict:
-    """Decode a 2xx body; an unreadable one after a write leaves its outcome unknown."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        document = None
-    if isinstance(document, dict):
-        return document
-    if write:
-        raise AmbiguousError(f"{what}: unreadable success response")
-    raise RetryableError(f"{what}: unreadable response")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

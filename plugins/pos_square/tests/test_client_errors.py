@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pos_square.client import SquareClient, parse_retry_after
+from pos_square.client import SquareClient
 from pos_square.settings import SquareSettings
 from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
+from posintegrator.poshttp import parse_retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
