@@ -503,5 +503,12 @@ class SquareSpec:
 
 @functools.cache
 def _load(path: str) -> SquareSpec:
-    with open(path, "rb") as handle:
-        return SquareSpec(json.load(handle))
+    try:
+        with open(path, "rb") as handle:
+            return SquareSpec(json.load(handle))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"Square's OpenAPI spec is not at {path}: these tests check every request and "
+            "response against it. Put the repository's shared/ folder beside the checkout "
+            "(shared/specs/square/api.json) or set SQUARE_OPENAPI_SPEC to the file."
+        ) from None
