@@ -459,27 +459,22 @@ async def _actionable(
 
 async def retry_order(request: web.Request) -> web.Response:
     """Send an order to the POS again now (a lookup comes first if it may be there)."""
-    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
-    await host.store.operator_requeue(
-        record.order.id,
-        operator=action.operator,
-        action="retry",
-        note=action.note,
-        clear_maybe=False,
-    )
-    host.connections[record.connection].delivery.wake()
-    return await _order_view(host, record.order.id)
+    return await _requeue(request, "retry", known_missing=False)
 
 
 async def order_missing(request: web.Request) -> web.Response:
     """An operator checked: the POS does not have the order. Send it now."""
+    return await _requeue(request, "not in the POS", known_missing=True)
+
+
+async def _requeue(request: web.Request, action_name: str, *, known_missing: bool) -> web.Response:
     host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
     await host.store.operator_requeue(
         record.order.id,
         operator=action.operator,
-        action="not in the POS",
+        action=action_name,
         note=action.note,
-        clear_maybe=True,
+        clear_maybe=known_missing,
     )
     host.connections[record.connection].delivery.wake()
     return await _order_view(host, record.order.id)
