@@ -306,28 +306,8 @@ async def _order_view(host: Host, order_id: str) -> web.Response:
             last_error=record.last_error,
             created_at=record.created_at,
             updated_at=record.updated_at,
-            history=[
-                HistoryItem(
-                    at=h.at,
-                    status=h.status,
-                    applied=h.applied,
-                    note=h.note,
-                    source=h.source,
-                    reason=h.reason,
-                    sequence=h.sequence,
-                )
-                for h in history
-            ],
-            delivery_attempts=[
-                AttemptView(
-                    number=a.number,
-                    started_at=a.started_at,
-                    finished_at=a.finished_at,
-                    outcome=a.outcome,
-                    error=a.error,
-                )
-                for a in attempts
-            ],
+            history=[HistoryItem.model_validate(h) for h in history],
+            delivery_attempts=[AttemptView.model_validate(a) for a in attempts],
         )
     )
 

@@ -28,6 +28,8 @@ class OrderAccepted(BaseModel):
 class HistoryItem(BaseModel):
     """One status event an order received; ``applied`` is false for stale or duplicate ones."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     status: OrderStatus
     applied: bool
@@ -39,6 +41,8 @@ class HistoryItem(BaseModel):
 
 class AttemptView(BaseModel):
     """One submission attempt and how it ended."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     number: int
     started_at: datetime
