@@ -13,6 +13,7 @@ import pytest
 from posintegrator.model import Order, OrderStatus, StatusEvent
 from posintegrator.order_intake import idempotency_key, order_content_hash
 from posintegrator.store import AcceptOutcome, SQLiteStore
+from posintegrator.store.writer import GroupCommitWriter
 
 
 def an_order(example: dict[str, Any], order_id: str) -> Order:
@@ -81,3 +82,34 @@ async def test_a_failing_write_does_not_undo_its_batch(
             assert await store.get_order(f"ok-{i}") is not None, "the others committed"
     finally:
         await store.close()
+
+
+async def test_a_batch_that_cannot_begin_fails_its_callers_and_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
+    """E.g. an operator's sqlite3 shell holds the write lock longer than the busy timeout."""
+    path = tmp_path / "w.db"
+    writer = GroupCommitWriter()
+    writer.start()
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 50")
+        db.execute("CREATE TABLE t (n INTEGER)")
+        writer.db = db
+
+        def insert(n: int) -> int:
+            with writer.transaction() as tx:
+                tx.execute("INSERT INTO t VALUES (?)", (n,))
+            return n
+
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        async with asyncio.timeout(10):  # a dead writer thread would make this wait forever
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                await writer.run(lambda: insert(1))
+            other.execute("ROLLBACK")
+            other.close()
+            assert await writer.run(lambda: insert(2)) == 2
+        assert db.execute("SELECT n FROM t").fetchall() == [(2,)]
+    finally:
+        writer.stop()

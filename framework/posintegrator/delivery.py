@@ -37,6 +37,7 @@ from posintegrator.errors import (
 )
 from posintegrator.hooktypes import FoundOrder
 from posintegrator.model import OrderStatus, StatusEvent, utcnow
+from posintegrator.shutdown import cancel_and_wait
 from posintegrator.status_intake import StatusIntake
 from posintegrator.store import OrderRecord, Store
 from posintegrator.wakeup import wait_for_wakeup
@@ -140,10 +141,7 @@ class OrderDelivery:
         if not tasks:
             return 0
         _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        await cancel_and_wait(pending)
         return len(pending)
 
     async def _deliver(self, record: OrderRecord) -> None:

@@ -14,6 +14,7 @@ from posintegrator.connection import Connection
 from posintegrator.delivery import OrderDelivery
 from posintegrator.errors import AuthError, PosError
 from posintegrator.menusync import MenuRejected, MenuSync
+from posintegrator.shutdown import cancel_and_wait
 from posintegrator.status_intake import StatusIntake
 from posintegrator.store import Store
 from posintegrator.wakeup import wait_for_wakeup
@@ -146,9 +147,7 @@ class Scheduler:
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop the jobs; give deliveries under way up to ``grace_seconds`` to finish."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         cancelled = 0
         for jobs in self.connections.values():

@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -109,7 +109,10 @@ class GroupCommitWriter:
                     stop = True
                     break
                 batch.append(job)
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # e.g. BEGIN failed: fail this batch, keep serving
+                self._abandon(batch, exc)
             if stop:
                 return
 
@@ -140,7 +143,19 @@ class GroupCommitWriter:
                 self.batches += 1
         self.jobs += len(batch)
         for job, result, error in outcomes:
-            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+            _hand_over(job, result, error)
+
+    def _abandon(self, batch: list[_Job], error: BaseException) -> None:
+        """Fail every job of a batch that could not run, and leave no transaction open.
+
+        Without this, one failed ``BEGIN`` would end the thread and every later call of the
+        store would wait forever.
+        """
+        if self.db is not None and self.db.in_transaction:
+            with suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+        for job in batch:
+            _hand_over(job, None, error)
 
     @staticmethod
     def _call(job: _Job) -> tuple[_Job, Any, BaseException | None]:
@@ -150,8 +165,14 @@ class GroupCommitWriter:
             return job, None, exc
 
 
+def _hand_over(job: _Job, result: Any, error: BaseException | None) -> None:
+    """Pass a job's outcome to its caller's event loop (a closed loop has no one waiting)."""
+    with suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+
+
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
+    if future.done():  # cancelled by its caller
         return
     if error is not None:
         future.set_exception(error)
