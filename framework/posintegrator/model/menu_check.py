@@ -126,6 +126,7 @@ class _MenuChecker:
         }
         self.tax_ids = {t.id for t in menu.taxes}
         self.price_list_ids = [p.id for p in menu.price_lists]
+        self.complete_prices = frozenset(self.price_list_ids)
         self.products = {p.id: p for p in menu.products}
         self.now = utcnow()
 
@@ -219,7 +220,8 @@ class _MenuChecker:
             )
         yield from _duplicates(f"{path}.variants", (v.id for v in product.variants))
         for index, variant in enumerate(product.variants):
-            yield from self._prices(f"{path}.variants[{index}]", variant.prices, required=True)
+            if variant.prices.keys() != self.complete_prices:  # else nothing to report
+                yield from self._prices(f"{path}.variants[{index}]", variant.prices, required=True)
         for index, override in enumerate(product.option_prices):
             where = f"{path}.option_prices[{index}]"
             group = self.groups.get(override.group_id)
@@ -366,7 +368,10 @@ def _available_now(availability: Availability, now: datetime) -> bool:
 
 
 def _duplicates(path: str, ids: Iterable[str]) -> Iterator[Finding]:
-    for entity_id, count in Counter(ids).items():
+    listed = list(ids)
+    if len(set(listed)) == len(listed):
+        return
+    for entity_id, count in Counter(listed).items():
         if count > 1:
             yield _error(Code.DUPLICATE_ID, path, f"id {entity_id!r} appears {count} times")
 

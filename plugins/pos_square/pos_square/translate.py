@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -153,6 +153,10 @@ def present_at(obj: JSONDict, square_location_id: str) -> bool:
     return True
 
 
+#: A modifier list as a group: the list, its modifiers present at the location, its own rule.
+_ListShape = tuple[JSONDict, list[JSONDict], "_GroupRule"]
+
+
 class _Catalog:
     """The catalog objects indexed by id and type, nested children flattened in."""
 
@@ -164,13 +168,17 @@ class _Catalog:
             self._add(obj)
 
     def _add(self, obj: JSONDict) -> None:
-        if obj["id"] in self.by_id:
+        object_id = obj["id"]
+        if object_id in self.by_id:
             return
-        self.by_id[obj["id"]] = obj
-        self.by_type.setdefault(obj["type"], []).append(obj)
-        data = _data(obj)
-        for child in data.get("variations") or data.get("modifiers") or data.get("values") or []:
-            self._add(child)
+        self.by_id[object_id] = obj
+        kind = obj["type"]
+        self.by_type.setdefault(kind, []).append(obj)
+        nesting = _NESTED.get(kind)
+        if nesting is not None:
+            data_field, children_field = nesting
+            for child in (obj.get(data_field) or {}).get(children_field) or ():
+                self._add(child)
 
     def of_type(self, kind: str) -> list[JSONDict]:
         return self.by_type.get(kind, [])
@@ -188,9 +196,23 @@ class _Catalog:
             for obj in self.of_type(kind):
                 index.setdefault(_data(obj).get(parent_field), []).append(obj)
             for siblings in index.values():
-                siblings.sort(key=lambda o: (_data(o).get("ordinal") or 0, o["id"]))
+                if len(siblings) > 1:
+                    siblings.sort(key=_by_ordinal)
             self._children[key] = index
         return index.get(parent_id, [])
+
+
+#: Where objects of a type carry others inline (an item its variations, ...).
+_NESTED = {
+    "ITEM": ("item_data", "variations"),
+    "MODIFIER_LIST": ("modifier_list_data", "modifiers"),
+    "ITEM_OPTION": ("item_option_data", "values"),
+}
+
+
+def _by_ordinal(obj: JSONDict) -> tuple[int, str]:
+    """Sort key of sibling objects: Square's ``ordinal``, then the id."""
+    return (_data(obj).get("ordinal") or 0, obj["id"])
 
 
 _DATA_FIELDS = {
@@ -239,6 +261,14 @@ def _collector_paused() -> Iterator[None]:
     A large catalog keeps millions of decoded JSON containers alive; each collection pass walks
     them all and finds nothing to free (bench/menu_translation.py: over half of a 20,000-
     variation translation). Reference counting still frees memory as usual meanwhile.
+
+    On the way out, what was made meanwhile (the menu, which lives until the next sync) is
+    filed straight into the oldest generation (``gc.freeze`` then ``gc.unfreeze``), as if it
+    had already survived the young collections: otherwise the first allocation after
+    re-enabling walks all of it at once, a pause of a fifth of a second at 20,000
+    variations. Full collections still see it like any long-lived data. Skipped when the
+    process keeps frozen objects of its own (a pre-forking server's ``gc.freeze()``), which an
+    ``unfreeze`` would release.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -246,6 +276,9 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -286,9 +319,19 @@ class _MenuBuilder:
             if tax is not None:
                 self.taxes[tax.id] = tax
         self.groups: dict[str, ModifierGroup] = {}
+        self._group_of: dict[tuple[str, Hashable], str | None] = {}
+        self._shapes: dict[str, _ListShape | None] = {}
 
     def _present(self, obj: JSONDict | None) -> bool:
         return obj is not None and present_at(obj, self.loc)
+
+    def _override(self, data: JSONDict) -> JSONDict:
+        """The ``location_overrides`` entry of this location (``{}`` when there is none)."""
+        overrides: list[JSONDict] = data.get("location_overrides") or []
+        for override in overrides:
+            if override.get("location_id") == self.loc:
+                return override
+        return {}
 
     def _image(self, image_ids: list[str] | None) -> str | None:
         for image_id in image_ids or []:
@@ -372,7 +415,7 @@ class _MenuBuilder:
     ) -> tuple[Product | None, tuple[int, int, str, str]]:
         item = _data(obj)
         name = item.get("name") or obj["id"]
-        no_rank = (len(category_rank), 0, name.lower(), obj["id"])
+        no_rank = (len(category_rank), 0, "", obj["id"])
         if not self._present(obj) or item.get("is_archived"):
             return None, no_rank
         variants = [
@@ -382,6 +425,7 @@ class _MenuBuilder:
         ]
         if not variants:
             return None, no_rank
+        no_rank = (len(category_rank), 0, name.lower(), obj["id"])
         memberships = [
             (c["id"], c.get("ordinal") or 0)
             for c in item.get("categories") or []
@@ -430,10 +474,7 @@ class _MenuBuilder:
         data = _data(obj)
         if not self._present(obj) or data.get("sellable") is False:
             return None
-        override: JSONDict = next(
-            (o for o in data.get("location_overrides") or [] if o.get("location_id") == self.loc),
-            {},
-        )
+        override = self._override(data)
         pricing = override.get("pricing_type") or data.get("pricing_type") or "FIXED_PRICING"
         money = override.get("price_money") or data.get("price_money")
         if pricing == "VARIABLE_PRICING" or money is None or money.get("amount") is None:
@@ -457,52 +498,74 @@ class _MenuBuilder:
     # --- modifier groups ------------------------------------------------------------------
 
     def _item_groups(self, item_id: str, item: JSONDict) -> list[str]:
-        infos = sorted(item.get("modifier_list_info") or [], key=lambda i: i.get("ordinal") or 0)
+        infos = item.get("modifier_list_info") or []
+        if len(infos) > 1:
+            infos = sorted(infos, key=lambda i: i.get("ordinal") or 0)
         group_ids: list[str] = []
         for info in infos:
             if info.get("enabled") is False:
                 continue
-            mlist = self.catalog.by_id.get(info["modifier_list_id"])
-            if mlist is None or mlist["type"] != "MODIFIER_LIST" or not self._present(mlist):
-                continue
-            group_id = self._group(mlist, info)
+            group_id = self._group(info)
             if group_id is not None and group_id not in group_ids:
                 group_ids.append(group_id)
         return group_ids
 
-    def _group(self, mlist: JSONDict, info: JSONDict) -> str | None:
-        """The id of the universal group for list ``mlist`` as ``info`` applies it, made on
-        first use; None for a text list or a list without modifiers here."""
+    def _group(self, info: JSONDict) -> str | None:
+        """The id of the universal group for the list ``info`` names, as ``info`` applies it,
+        made on first use; None for a list that is not here, is text, or has no modifiers here.
+
+        Many items share a list, mostly on the same terms: the answer is remembered per list
+        and per the parts of ``info`` that shape the group.
+        """
+        list_id = info["modifier_list_id"]
+        key = (list_id, _info_key(info))
+        if key in self._group_of:
+            return self._group_of[key]
+        shape = self._list_shape(list_id)
+        group_id = None
+        if shape is not None:
+            mlist, modifiers, base = shape
+            data = _data(mlist)
+            rule = _GroupRule.of(data, info, modifiers)
+            group_id = str(list_id) + rule.suffix_against(base)
+            if group_id not in self.groups:
+                self.groups[group_id] = ModifierGroup(
+                    id=group_id,
+                    pos_id=list_id,
+                    name=data.get("name") or list_id,
+                    min=rule.min,
+                    max=rule.max,
+                    options=[self._option(m, rule) for m in modifiers],
+                )
+        self._group_of[key] = group_id
+        return group_id
+
+    def _list_shape(self, list_id: str) -> _ListShape | None:
+        """A modifier list present here, its modifiers present here and its own rule; None when
+        it cannot be a group (absent, text, or no modifiers here). Worked out once per list."""
+        if list_id not in self._shapes:
+            self._shapes[list_id] = self._work_out_shape(list_id)
+        return self._shapes[list_id]
+
+    def _work_out_shape(self, list_id: str) -> _ListShape | None:
+        mlist = self.catalog.by_id.get(list_id)
+        if mlist is None or mlist["type"] != "MODIFIER_LIST" or not self._present(mlist):
+            return None
         data = _data(mlist)
         if data.get("modifier_type") == "TEXT":
             return None
         modifiers = [
             m
-            for m in self.catalog.children("MODIFIER", "modifier_list_id", mlist["id"])
+            for m in self.catalog.children("MODIFIER", "modifier_list_id", list_id)
             if self._present(m)
         ]
         if not modifiers:
             return None
-        rule = _GroupRule.of(data, info, modifiers)
-        base = _GroupRule.of(data, {}, modifiers)
-        group_id = str(mlist["id"]) + rule.suffix_against(base)
-        if group_id not in self.groups:
-            self.groups[group_id] = ModifierGroup(
-                id=group_id,
-                pos_id=mlist["id"],
-                name=data.get("name") or mlist["id"],
-                min=rule.min,
-                max=rule.max,
-                options=[self._option(m, rule) for m in modifiers],
-            )
-        return group_id
+        return mlist, modifiers, _GroupRule.of(data, {}, modifiers)
 
     def _option(self, obj: JSONDict, rule: _GroupRule) -> ModifierOption:
         data = _data(obj)
-        override: JSONDict = next(
-            (o for o in data.get("location_overrides") or [] if o.get("location_id") == self.loc),
-            {},
-        )
+        override = self._override(data)
         money = override.get("price_money") or data.get("price_money") or {}
         max_quantity = (rule.max or UNLIMITED_MODIFIER_QUANTITY) if rule.allow_quantities else 1
         return ModifierOption(
@@ -581,6 +644,20 @@ def selection_limits(list_data: JSONDict, info: JSONDict) -> tuple[int, int | No
     return min_, max_
 
 
+def _info_key(info: JSONDict) -> Hashable:
+    """What of an item's ``modifier_list_info`` shapes its group (see :class:`_GroupRule`)."""
+    overrides = info.get("modifier_overrides") or ()
+    return (
+        info.get("min_selected_modifiers"),
+        info.get("max_selected_modifiers"),
+        info.get("allow_quantities"),
+        tuple(
+            (o.get("modifier_id"), o.get("on_by_default_override"), o.get("on_by_default"))
+            for o in overrides
+        ),
+    )
+
+
 def _on_by_default(modifier: JSONDict, override: JSONDict | None) -> bool:
     if override is not None:
         toggle = override.get("on_by_default_override")
@@ -623,8 +700,18 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def _latest(objects: Iterable[JSONDict]) -> datetime | None:
-    stamps = [t for o in objects if (t := parse_time(o.get("updated_at"))) is not None]
-    return max(stamps, default=None)
+    """The latest ``updated_at`` of ``objects``.
+
+    Square writes them all as UTC with a ``Z`` and fixed-width fields; such strings sort as the
+    times they name, so only the greatest is parsed. Any other mix is parsed in full.
+    """
+    stamps: list[str] = [stamp for o in objects if (stamp := o.get("updated_at"))]
+    if not stamps:
+        return None
+    width = len(stamps[0])
+    if all(len(stamp) == width and stamp.endswith("Z") for stamp in stamps):
+        return parse_time(max(stamps))
+    return max(t for stamp in stamps if (t := parse_time(stamp)) is not None)
 
 
 def rfc3339(value: datetime) -> str:

@@ -120,6 +120,34 @@ def test_menu_is_valid_and_located() -> None:
     assert menu.source_updated_at == datetime(2025, 8, 2, 9, 30, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("stamps", "latest"),
+    [
+        # Square's own form: the latest by string is the latest in time.
+        (
+            ["2025-08-02T09:30:00.000Z", "2025-08-02T10:15:00.500Z"],
+            datetime(2025, 8, 2, 10, 15, 0, 500000, tzinfo=UTC),
+        ),
+        # Mixed forms: 11:30+02:00 is 09:30Z, earlier than 09:45Z though it sorts later.
+        (
+            ["2025-08-02T11:30:00+02:00", "2025-08-02T09:45:00Z"],
+            datetime(2025, 8, 2, 9, 45, tzinfo=UTC),
+        ),
+        (
+            ["2025-08-02T09:45:00Z", "2025-08-02T09:45:00.250Z"],
+            datetime(2025, 8, 2, 9, 45, 0, 250000, tzinfo=UTC),
+        ),
+    ],
+)
+def test_menu_update_time_is_the_latest_object_update(stamps: list[str], latest: datetime) -> None:
+    objects = [
+        {"type": "CATEGORY", "id": f"CAT_{n}", "updated_at": stamp, "category_data": {"name": "C"}}
+        for n, stamp in enumerate(stamps)
+    ]
+    menu = menu_from_catalog(objects, "downtown", "L1", "USD", "UTC")
+    assert menu.source_updated_at == latest
+
+
 def test_products_present_here_in_category_order() -> None:
     # Mocha (legacy category_id, ordinal 0) before Latte (1) before Cold Brew (2), then Food.
     assert [p.id for p in downtown().products] == [
