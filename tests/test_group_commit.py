@@ -113,3 +113,63 @@ async def test_a_batch_that_cannot_begin_fails_its_callers_and_the_writer_goes_o
         assert db.execute("SELECT n FROM t").fetchall() == [(2,)]
     finally:
         writer.stop()
+
+
+async def test_one_order_id_posted_several_times_at_once_is_created_once(
+    tmp_path: Path, example_order: dict[str, Any]
+) -> None:
+    """Concurrent posts of one id land in one accept group: the first creates the order, a
+    copy is a replay, other content under that id a conflict; one row, one event."""
+    store = SQLiteStore(tmp_path / "g.db")
+    await store.open()
+    try:
+        first = an_order(example_order, "same-id")
+        changed = an_order({**example_order, "customer_note": "other content"}, "same-id")
+        others = [an_order(example_order, f"other-{i}") for i in range(5)]
+        outcomes = await asyncio.gather(
+            accept(store, first), accept(store, first), accept(store, changed),
+            *(accept(store, o) for o in others),
+        )  # fmt: skip
+        assert outcomes[:3] == [
+            AcceptOutcome.CREATED,
+            AcceptOutcome.REPLAYED,
+            AcceptOutcome.CONFLICT,
+        ]
+        assert outcomes[3:] == [AcceptOutcome.CREATED] * 5
+        db = sqlite3.connect(tmp_path / "g.db")
+        count = "SELECT count(*) FROM {} WHERE {} = 'same-id'"
+        assert db.execute(count.format("orders", "id")).fetchone() == (1,)
+        assert db.execute(count.format("status_history", "order_id")).fetchone() == (1,)
+        assert db.execute(
+            "SELECT count(*) FROM outbox WHERE stream = 'order:same-id'"
+        ).fetchone() == (1,)
+        db.close()
+        # Later, outside that group, the same answers come from the stored order.
+        assert await accept(store, first) == AcceptOutcome.REPLAYED
+        assert await accept(store, changed) == AcceptOutcome.CONFLICT
+    finally:
+        await store.close()
+
+
+async def test_a_group_the_store_cannot_write_fails_every_caller_and_the_next_group_works(
+    tmp_path: Path, example_order: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "g.db")
+    await store.open()
+    try:
+        real = store._accept_orders
+
+        def disk_full(group: list[Any]) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(store, "_accept_orders", disk_full)
+        orders = [an_order(example_order, f"f-{i}") for i in range(4)]
+        async with asyncio.timeout(10):
+            results = await asyncio.gather(
+                *(accept(store, o) for o in orders), return_exceptions=True
+            )
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+        monkeypatch.setattr(store, "_accept_orders", real)
+        assert await accept(store, orders[0]) == AcceptOutcome.CREATED
+    finally:
+        await store.close()

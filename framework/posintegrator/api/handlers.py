@@ -226,11 +226,10 @@ async def post_order(request: web.Request) -> web.Response:
             [FieldError(field=exc.field, reason=exc.reason)],
         ) from None
     assert jobs is not None
-    replay = await _replayed(host, order)
-    if replay is not None:
-        return replay
     live = await host.live_menus.get(order.location)
     if live is None:
+        if (replay := await _replayed(host, order)) is not None:
+            return replay
         raise ProblemError(
             503,
             "Menu not synced yet",
@@ -246,6 +245,8 @@ async def post_order(request: web.Request) -> web.Response:
         index=live.index,
     )
     if findings:
+        if (replay := await _replayed(host, order)) is not None:
+            return replay
         raise ProblemError(
             422,
             "Order does not match the menu",
@@ -257,8 +258,9 @@ async def post_order(request: web.Request) -> web.Response:
 
 
 async def _replayed(host: Host, order: Order) -> web.Response | None:
-    """The first answer again, for an order id accepted before (checked before the menu, which
-    may have changed since: a replay must not be refused for that)."""
+    """The first answer again, for an order id accepted before, when the menu would refuse it
+    now: it may have changed since, and a replay must not be refused for that. (Orders the
+    menu takes need no such look-up: accepting them tells a replay from a new order.)"""
     known = await host.store.order_content_hash(order.id)
     if known is None:
         return None

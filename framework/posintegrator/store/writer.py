@@ -142,8 +142,7 @@ class GroupCommitWriter:
                 outcomes.extend(results)
                 self.batches += 1
         self.jobs += len(batch)
-        for job, result, error in outcomes:
-            _hand_over(job, result, error)
+        _hand_over(outcomes)
 
     def _abandon(self, batch: list[_Job], error: BaseException) -> None:
         """Fail every job of a batch that could not run, and leave no transaction open.
@@ -154,8 +153,7 @@ class GroupCommitWriter:
         if self.db is not None and self.db.in_transaction:
             with suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
-        for job in batch:
-            _hand_over(job, None, error)
+        _hand_over([(job, None, error) for job in batch])
 
     @staticmethod
     def _call(job: _Job) -> tuple[_Job, Any, BaseException | None]:
@@ -165,10 +163,20 @@ class GroupCommitWriter:
             return job, None, exc
 
 
-def _hand_over(job: _Job, result: Any, error: BaseException | None) -> None:
-    """Pass a job's outcome to its caller's event loop (a closed loop has no one waiting)."""
-    with suppress(RuntimeError):
-        job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+def _hand_over(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    """Pass each job's outcome to its caller's event loop: one wake-up per loop and batch, not
+    one per job (a closed loop has no one waiting)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        with suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, result, error in outcomes:
+        _settle(job.future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
