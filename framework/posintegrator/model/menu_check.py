@@ -218,7 +218,8 @@ class _MenuChecker:
             yield _error(
                 Code.UNKNOWN_REFERENCE, f"{path}.tax_id", f"unknown tax {product.tax_id!r}"
             )
-        yield from _duplicates(f"{path}.variants", (v.id for v in product.variants))
+        if len(product.variants) > 1:
+            yield from _duplicates(f"{path}.variants", (v.id for v in product.variants))
         for index, variant in enumerate(product.variants):
             if variant.prices.keys() != self.complete_prices:  # else nothing to report
                 yield from self._prices(f"{path}.variants[{index}]", variant.prices, required=True)

@@ -413,7 +413,7 @@ class _MenuBuilder:
     def _product(
         self, obj: JSONDict, category_rank: Mapping[str, int]
     ) -> tuple[Product | None, tuple[int, int, str, str]]:
-        item = _data(obj)
+        item: JSONDict = obj.get("item_data") or {}  # an ITEM
         name = item.get("name") or obj["id"]
         no_rank = (len(category_rank), 0, "", obj["id"])
         if not self._present(obj) or item.get("is_archived"):
@@ -471,7 +471,7 @@ class _MenuBuilder:
         ``VARIABLE_PRICING`` variations (and fixed ones without a price) are skipped: their price
         is typed in at the register, so a channel has nothing to show or charge.
         """
-        data = _data(obj)
+        data: JSONDict = obj.get("item_variation_data") or {}  # an ITEM_VARIATION
         if not self._present(obj) or data.get("sellable") is False:
             return None
         override = self._override(data)
@@ -564,7 +564,7 @@ class _MenuBuilder:
         return mlist, modifiers, _GroupRule.of(data, {}, modifiers)
 
     def _option(self, obj: JSONDict, rule: _GroupRule) -> ModifierOption:
-        data = _data(obj)
+        data: JSONDict = obj.get("modifier_data") or {}  # a MODIFIER
         override = self._override(data)
         money = override.get("price_money") or data.get("price_money") or {}
         max_quantity = (rule.max or UNLIMITED_MODIFIER_QUANTITY) if rule.allow_quantities else 1
@@ -646,7 +646,7 @@ def selection_limits(list_data: JSONDict, info: JSONDict) -> tuple[int, int | No
 
 def _info_key(info: JSONDict) -> Hashable:
     """What of an item's ``modifier_list_info`` shapes its group (see :class:`_GroupRule`)."""
-    overrides = info.get("modifier_overrides") or ()
+    overrides = info.get("modifier_overrides")
     return (
         info.get("min_selected_modifiers"),
         info.get("max_selected_modifiers"),
@@ -654,7 +654,9 @@ def _info_key(info: JSONDict) -> Hashable:
         tuple(
             (o.get("modifier_id"), o.get("on_by_default_override"), o.get("on_by_default"))
             for o in overrides
-        ),
+        )
+        if overrides
+        else (),
     )
 
 
