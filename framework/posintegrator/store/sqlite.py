@@ -95,13 +95,77 @@ def _insert_rows(tx: sqlite3.Connection, insert: str, rows: list[tuple[object, .
 
 @dataclass
 class _AcceptRequest:
-    """An order waiting to be accepted with the next group, and who waits for the answer."""
+    """An order waiting to be accepted with the next group, its rows ready to insert if it is
+    new, and who waits for the answer."""
 
-    order: Order
-    connection: str
-    content_hash: str
-    idempotency_key: str
+    record: OrderRecord
+    order_row: tuple[object, ...]
+    history_row: tuple[object, ...]
+    outbox_row: tuple[object, ...]
     future: asyncio.Future[AcceptResult]
+
+
+def _accept_request(
+    order: Order,
+    connection: str,
+    content_hash: str,
+    idempotency_key: str,
+    future: asyncio.Future[AcceptResult],
+) -> _AcceptRequest:
+    """The rows a new order adds, built by the caller rather than on the writer thread.
+
+    The writer thread is what limits intake under load; the caller's thread has time to spare.
+    Rows of an order that turns out to be a replay are simply not inserted.
+    """
+    now = utcnow()
+    at_iso = _iso(now)
+    received = OrderStatus.RECEIVED.value
+    event_id = str(uuid.uuid4())
+    event = order_status_changed(
+        event_id=event_id,
+        sequence=1,
+        order_id=order.id,
+        location=order.location,
+        status=OrderStatus.RECEIVED,
+        previous_status=None,
+        occurred_at=now,
+        reason=None,
+        pos_order_id=None,
+        source="api",
+    )
+    record = OrderRecord(
+        order=order,
+        connection=connection,
+        status=OrderStatus.RECEIVED,
+        status_reason=None,
+        pos_order_id=None,
+        idempotency_key=idempotency_key,
+        content_hash=content_hash,
+        created_at=now,
+        updated_at=now,
+        attempts=0,
+        next_attempt_at=now,
+        maybe_in_pos=False,
+        last_error=None,
+    )
+    return _AcceptRequest(
+        record=record,
+        order_row=(
+            order.id,
+            connection,
+            order.location,
+            order.model_dump_json().encode(),
+            content_hash,
+            idempotency_key,
+            received,
+            _ts(now),
+            at_iso,
+            at_iso,
+        ),
+        history_row=(order.id, at_iso, received, "api", None, 1, None),
+        outbox_row=_outbox_row(event_id, order_stream(order.id), 1, event, now),
+        future=future,
+    )
 
 
 def _outbox_row(
@@ -221,7 +285,7 @@ class SQLiteStore:
             raise RuntimeError("the store is not open")
         future: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
         self._accepts.append(
-            _AcceptRequest(order, connection, content_hash, idempotency_key, future)
+            _accept_request(order, connection, content_hash, idempotency_key, future)
         )
         if self._accepting is None:
             self._accepting = asyncio.create_task(self._accept_queued(), name="store-accept")
@@ -253,73 +317,26 @@ class SQLiteStore:
 
     def _accept_orders(self, group: list[_AcceptRequest]) -> list[AcceptResult]:
         with self._transaction() as tx:
-            known = self._content_hashes(tx, [r.order.id for r in group])
-            now = utcnow()
-            at_ts, at_iso = _ts(now), _iso(now)
+            known = self._content_hashes(tx, [r.record.order.id for r in group])
             created: dict[str, OrderRecord] = {}
             results: list[AcceptResult] = []
-            orders: list[tuple[object, ...]] = []
-            history: list[tuple[object, ...]] = []
-            outbox: list[tuple[object, ...]] = []
+            new: list[_AcceptRequest] = []
             for request in group:
-                order = request.order
-                earlier = created.get(order.id)
-                if earlier is None and order.id in known:
-                    earlier = self._order_row(tx, order.id)
+                order_id = request.record.order.id
+                earlier = created.get(order_id)
+                if earlier is None and order_id in known:
+                    earlier = self._order_row(tx, order_id)
                 if earlier is not None:
-                    same = earlier.content_hash == request.content_hash
+                    same = earlier.content_hash == request.record.content_hash
                     outcome = AcceptOutcome.REPLAYED if same else AcceptOutcome.CONFLICT
                     results.append(AcceptResult(outcome, earlier))
                     continue
-                orders.append(
-                    (
-                        order.id,
-                        request.connection,
-                        order.location,
-                        order.model_dump_json().encode(),
-                        request.content_hash,
-                        request.idempotency_key,
-                        OrderStatus.RECEIVED.value,
-                        at_ts,
-                        at_iso,
-                        at_iso,
-                    )
-                )
-                event_id = str(uuid.uuid4())
-                history.append((order.id, at_iso, OrderStatus.RECEIVED.value, "api", None, 1, None))
-                body = order_status_changed(
-                    event_id=event_id,
-                    sequence=1,
-                    order_id=order.id,
-                    location=order.location,
-                    status=OrderStatus.RECEIVED,
-                    previous_status=None,
-                    occurred_at=now,
-                    reason=None,
-                    pos_order_id=None,
-                    source="api",
-                )
-                outbox.append(_outbox_row(event_id, order_stream(order.id), 1, body, now))
-                record = OrderRecord(
-                    order=order,
-                    connection=request.connection,
-                    status=OrderStatus.RECEIVED,
-                    status_reason=None,
-                    pos_order_id=None,
-                    idempotency_key=request.idempotency_key,
-                    content_hash=request.content_hash,
-                    created_at=now,
-                    updated_at=now,
-                    attempts=0,
-                    next_attempt_at=now,
-                    maybe_in_pos=False,
-                    last_error=None,
-                )
-                created[order.id] = record
-                results.append(AcceptResult(AcceptOutcome.CREATED, record))
-            _insert_rows(tx, _INSERT_ORDER, orders)
-            _insert_rows(tx, _INSERT_HISTORY, history)
-            _insert_rows(tx, _INSERT_OUTBOX, outbox)
+                created[order_id] = request.record
+                new.append(request)
+                results.append(AcceptResult(AcceptOutcome.CREATED, request.record))
+            _insert_rows(tx, _INSERT_ORDER, [r.order_row for r in new])
+            _insert_rows(tx, _INSERT_HISTORY, [r.history_row for r in new])
+            _insert_rows(tx, _INSERT_OUTBOX, [r.outbox_row for r in new])
         return results
 
     @staticmethod
