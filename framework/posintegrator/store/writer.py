@@ -109,51 +109,51 @@ class GroupCommitWriter:
                     stop = True
                     break
                 batch.append(job)
-            try:
-                self._run_batch(batch)
-            except BaseException as exc:  # e.g. BEGIN failed: fail this batch, keep serving
-                self._abandon(batch, exc)
+            self._run_batch(batch)
             if stop:
                 return
 
     def _run_batch(self, batch: list[_Job]) -> None:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        direct = [job for job in batch if not job.transactional]
+        outcomes = [self._call(job) for job in batch if not job.transactional]
         grouped = [job for job in batch if job.transactional]
-        for job in direct:
-            outcomes.append(self._call(job))
         if grouped:
-            db = self.db
-            if db is None:
-                closed = RuntimeError("the store is not open")
-                outcomes.extend((job, None, closed) for job in grouped)
-            else:
-                db.execute("BEGIN IMMEDIATE")
-                self._in_batch = True
-                try:
-                    results = [self._call(job) for job in grouped]
-                finally:
-                    self._in_batch = False
-                try:
-                    db.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    db.execute("ROLLBACK")
-                    results = [(job, None, exc) for job in grouped]
-                outcomes.extend(results)
-                self.batches += 1
+            try:
+                outcomes.extend(self._run_grouped(grouped))
+            except BaseException as exc:  # e.g. BEGIN failed: fail these jobs, keep serving
+                self._roll_back()
+                outcomes.extend((job, None, exc) for job in grouped)
         self.jobs += len(batch)
         _hand_over(outcomes)
 
-    def _abandon(self, batch: list[_Job], error: BaseException) -> None:
-        """Fail every job of a batch that could not run, and leave no transaction open.
+    def _run_grouped(self, grouped: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+        """Run jobs in one transaction, each in its own savepoint; commit once."""
+        db = self.db
+        if db is None:
+            closed = RuntimeError("the store is not open")
+            return [(job, None, closed) for job in grouped]
+        db.execute("BEGIN IMMEDIATE")
+        self._in_batch = True
+        try:
+            results = [self._call(job) for job in grouped]
+        finally:
+            self._in_batch = False
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            results = [(job, None, exc) for job in grouped]
+        self.batches += 1
+        return results
 
-        Without this, one failed ``BEGIN`` would end the thread and every later call of the
-        store would wait forever.
+    def _roll_back(self) -> None:
+        """Leave no transaction open after a batch failed to run.
+
+        Without this, one failed ``BEGIN`` or ``ROLLBACK`` would leave the connection inside a
+        transaction, and every later batch would fail to begin.
         """
         if self.db is not None and self.db.in_transaction:
             with suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
-        _hand_over([(job, None, error) for job in batch])
 
     @staticmethod
     def _call(job: _Job) -> tuple[_Job, Any, BaseException | None]:
