@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -487,3 +488,21 @@ def test_status_event_from_order() -> None:
     assert event.occurred_at == datetime(2025, 8, 20, 11, 55, 9, tzinfo=UTC)
     assert event.pos_event_id == "SQ_ORDER_1:v3"
     assert event.source == "pos:square"
+
+
+def test_translation_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """The collector is paused while translating and on again after; objects the process
+    froze itself (a pre-forking server's gc.freeze()) stay frozen."""
+    assert gc.isenabled()
+    downtown()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        downtown()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
