@@ -9,7 +9,9 @@ Every order is valid against the live menu (``posintegrator.testing.sample_order
 Two host variants: delivery idle (the delivery loop of the connection is never woken, so orders
 stay RECEIVED: intake alone) and delivery on (each order is also submitted to the no-op POS in
 the same process: SUBMITTING and ACCEPTED written to the store with their outbox events; no
-cloud webhook URL is set, so those events wait in the outbox).
+cloud webhook URL is set, so those events wait in the outbox). A third, diagnostic variant
+answers every order as accepted without writing it (``_AcceptWithoutWriting``): what the request
+path alone allows, to tell its cost from the store's.
 
 The baseline, measured in the same run: the same aiohttp server setup (same middlewares, body
 limit and runner) and the same generator, with a handler that parses the body (orjson +
@@ -62,11 +64,14 @@ from posintegrator.model import (
     Channel,
     Menu,
     Order,
+    OrderStatus,
     PriceList,
     Product,
     StatusEvent,
     Variant,
+    utcnow,
 )
+from posintegrator.store import AcceptOutcome, AcceptResult, OrderRecord, SQLiteStore
 from posintegrator.testing import sample_order
 
 TOKEN = "bench-token"  # noqa: S105 (a loopback test host's token)
@@ -241,12 +246,47 @@ async def _reference_server(pipe: Connection, log_level: str) -> None:
     pipe.send({})
 
 
-def host_server_main(pipe: Connection, data_dir: str, delivery: bool, log_level: str) -> None:
-    """A real host with the SQLite store (FULL) and one no-op connection."""
-    asyncio.run(_host_server(pipe, Path(data_dir), delivery, log_level))
+class _AcceptWithoutWriting(SQLiteStore):
+    """Diagnostic store: answers every new order as accepted without writing anything.
+
+    Everything else (menus, the outbox) is the real SQLite store. A run with it measures the
+    request path alone: the API, validation, the menu check, the content hash and key. It is
+    not durable and not a host anyone should run.
+    """
+
+    async def accept_order(
+        self, order: Order, connection: str, content_hash: str, idempotency_key: str
+    ) -> AcceptResult:
+        now = utcnow()
+        record = OrderRecord(
+            order=order,
+            connection=connection,
+            status=OrderStatus.RECEIVED,
+            status_reason=None,
+            pos_order_id=None,
+            idempotency_key=idempotency_key,
+            content_hash=content_hash,
+            created_at=now,
+            updated_at=now,
+            attempts=0,
+            next_attempt_at=now,
+            maybe_in_pos=False,
+            last_error=None,
+        )
+        return AcceptResult(AcceptOutcome.CREATED, record)
 
 
-async def _host_server(pipe: Connection, data_dir: Path, delivery: bool, log_level: str) -> None:
+def host_server_main(
+    pipe: Connection, data_dir: str, delivery: bool, writes: bool, log_level: str
+) -> None:
+    """A real host with the SQLite store (FULL) and one no-op connection; with ``writes``
+    False, the diagnostic store that accepts orders without writing them."""
+    asyncio.run(_host_server(pipe, Path(data_dir), delivery, writes, log_level))
+
+
+async def _host_server(
+    pipe: Connection, data_dir: Path, delivery: bool, writes: bool, log_level: str
+) -> None:
     from posintegrator.plugins import PluginHost
     from posintegrator.runtime import Host
     from posintegrator.settings import (
@@ -266,7 +306,8 @@ async def _host_server(pipe: Connection, data_dir: Path, delivery: bool, log_lev
         cloud=CloudSettings(),  # no webhook URL: cloud events wait in the outbox
         connections=[ConnectionSettings(name="noop", plugin="noop", locations=[LOCATION])],
     )
-    host = Host(settings, plugins=PluginHost.from_objects({"noop": pos}))
+    store = None if writes else _AcceptWithoutWriting(settings.store.path)
+    host = Host(settings, plugins=PluginHost.from_objects({"noop": pos}), store=store)
     await host.start()
     assert settings.store.synchronous == "FULL"
     await sync_all_menus(host)
@@ -438,7 +479,15 @@ def generate(
 
 # --- the benchmark -----------------------------------------------------------------------------
 
-MODES = ("trivial", "baseline", "host, delivery idle", "host, delivery on")
+MODES = (
+    "trivial",
+    "baseline",
+    "host, delivery idle",
+    "host, delivery on",
+    "diagnostic: host, no store write",
+)
+#: The host variants: (mode, delivery on, orders written).
+HOST_RUNS = ((MODES[2], False, True), (MODES[3], True, True), (MODES[4], False, False))
 
 
 def main() -> None:
@@ -492,10 +541,10 @@ def main() -> None:
         for _ in range(repeats):  # interleaved, so drift on a shared machine hits all alike
             sample("trivial", f"{ref_url}/trivial/v1/orders")
             sample("baseline", f"{ref_url}/v1/orders")
-            for mode, delivery in ((MODES[2], False), (MODES[3], True)):
+            for mode, delivery, writes in HOST_RUNS:
                 data_dir = work / f"host-{serial}"
                 data_dir.mkdir()
-                host = spawn(host_server_main, str(data_dir), delivery, args.log_level)
+                host = spawn(host_server_main, str(data_dir), delivery, writes, args.log_level)
                 sample(mode, f"http://127.0.0.1:{host.ready['port']}/v1/orders")
                 host.stop()
                 statuses[mode].append(order_counts(data_dir / "host.db"))
