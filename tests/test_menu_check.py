@@ -63,6 +63,12 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], Code, Callable[[dict[st
         lambda d: "products",
     ),
     (
+        "duplicate variant id",
+        lambda d: p(d, "fries")["variants"].append(p(d, "fries")["variants"][0]),
+        Code.DUPLICATE_ID,
+        lambda d: f"products[{index(d['products'], 'fries')}].variants",
+    ),
+    (
         "dangling modifier group",
         lambda d: p(d, "fries")["modifier_group_ids"].append("sauces"),
         Code.UNKNOWN_REFERENCE,
