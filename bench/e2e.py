@@ -56,13 +56,12 @@ from intake import (
     quiet_logs,
     reference_server_main,
     spawn,
-    tiny_menu,
     wait_for_stop,
 )
 from pydantic import SecretStr
 
 from posintegrator.model import Menu
-from posintegrator.testing import sample_order
+from posintegrator.testing import one_product_menu, sample_order
 
 LOCATION = "downtown"
 P99_LIMIT_MS = 250.0
@@ -423,7 +422,7 @@ async def main() -> None:
 
     reference = spawn(reference_server_main, args.log_level)
     ref_url = f"http://127.0.0.1:{reference.ready['port']}/trivial/v1/orders"
-    body = orjson.dumps(sample_order(tiny_menu(LOCATION), "baseline"))
+    body = orjson.dumps(sample_order(one_product_menu(LOCATION), "baseline"))
     baseline = Measure("trivial POST round trip p50", "ms")
     baseline_p99 = Measure("trivial POST round trip p99", "ms")
     first = Measure(f"POST->webhook p50 at {rates[0]:g}/s", "ms")

@@ -61,18 +61,14 @@ from posintegrator.hooktypes import (
     WebhookResult,
 )
 from posintegrator.model import (
-    Channel,
     Menu,
     Order,
     OrderStatus,
-    PriceList,
-    Product,
     StatusEvent,
-    Variant,
     utcnow,
 )
 from posintegrator.store import AcceptOutcome, AcceptResult, OrderRecord, SQLiteStore
-from posintegrator.testing import sample_order
+from posintegrator.testing import one_product_menu, sample_order
 
 TOKEN = "bench-token"  # noqa: S105 (a loopback test host's token)
 LOCATION = "bench"
@@ -84,23 +80,6 @@ WRK_INSTALL = "apt-get update && apt-get install -y wrk"
 
 class NoopSettings(BaseModel):
     """The no-op POS needs no settings."""
-
-
-def tiny_menu(location: str) -> Menu:
-    """A one-product menu."""
-    return Menu(
-        location=location,
-        currency="EUR",
-        price_lists=[PriceList(id="default", name="Default", channels=list(Channel))],
-        products=[
-            Product(
-                id="burger",
-                pos_id="P1",
-                name="Burger",
-                variants=[Variant(id="regular", name="Regular", prices={"default": 500})],
-            )
-        ],
-    )
 
 
 class NoopPos:
@@ -132,7 +111,7 @@ class NoopPos:
     async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
         if self.on_fetch is not None:
             self.on_fetch(location)
-        return tiny_menu(location)
+        return one_product_menu(location)
 
     @hookimpl
     async def pos_submit_order(
@@ -333,7 +312,7 @@ def order_counts(db: Path) -> dict[str, int]:
 
 def order_template() -> tuple[bytes, bytes]:
     """The JSON of a valid order, split around its id: prefix, suffix."""
-    body = orjson.dumps(sample_order(tiny_menu(LOCATION), "@@ID@@"))
+    body = orjson.dumps(sample_order(one_product_menu(LOCATION), "@@ID@@"))
     before, after = body.split(b"@@ID@@")
     return before, after
 

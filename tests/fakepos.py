@@ -22,15 +22,12 @@ from posintegrator.hooktypes import (
     WebhookResult,
 )
 from posintegrator.model import (
-    Channel,
     Menu,
     Order,
     OrderStatus,
-    PriceList,
-    Product,
     StatusEvent,
-    Variant,
 )
+from posintegrator.testing import one_product_menu
 
 #: What a scripted submission does: "ok" creates the order; "commit-then-<error>" creates it and
 #: then raises the error (the POS has it but we do not know); an error raises without creating.
@@ -39,23 +36,6 @@ Outcome = str | PosError | Callable[[], Any]
 
 class FakeSettings(BaseModel):
     """Settings of the fake POS (none needed)."""
-
-
-def fake_menu(location: str) -> Menu:
-    """A tiny valid menu."""
-    return Menu(
-        location=location,
-        currency="EUR",
-        price_lists=[PriceList(id="default", name="Default", channels=list(Channel))],
-        products=[
-            Product(
-                id="burger",
-                pos_id="P1",
-                name="Burger",
-                variants=[Variant(id="regular", name="Regular", prices={"default": 500})],
-            )
-        ],
-    )
 
 
 @dataclass(eq=False)
@@ -85,7 +65,7 @@ class ScriptedPos:
     max_in_flight: int = 0
     statuses: dict[str, OrderStatus] = field(default_factory=dict)
     menus: dict[str, Menu] = field(default_factory=dict)
-    """Menus to serve instead of :func:`fake_menu`, by location."""
+    """Menus to serve instead of :func:`one_product_menu`, by location."""
     menu_fetches: int = 0
 
     @hookimpl
@@ -99,7 +79,7 @@ class ScriptedPos:
     @hookimpl
     async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
         self.menu_fetches += 1
-        menu = self.menus.get(location) or fake_menu(location)
+        menu = self.menus.get(location) or one_product_menu(location)
         return menu.model_copy(deep=True)
 
     def _create(self, order_id: str) -> str:

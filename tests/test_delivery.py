@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakepos import ScriptedPos, commit_then, fake_menu
+from fakepos import ScriptedPos, commit_then
 from helpers import fake_host_plugins
 
 from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
@@ -18,7 +18,7 @@ from posintegrator.hooktypes import Capabilities
 from posintegrator.model import OrderStatus
 from posintegrator.order_intake import idempotency_key
 from posintegrator.settings import ConnectionSettings
-from posintegrator.testing import HostHarness, running_host, sample_order
+from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
 ACCEPTED_OR_LATER = {
     OrderStatus.ACCEPTED,
@@ -29,7 +29,7 @@ ACCEPTED_OR_LATER = {
 
 
 def order(order_id: str) -> dict[str, Any]:
-    return sample_order(fake_menu("loc"), order_id)
+    return sample_order(one_product_menu("loc"), order_id)
 
 
 @asynccontextmanager

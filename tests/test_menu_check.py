@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from fakepos import ScriptedPos, fake_menu
+from fakepos import ScriptedPos
 
 from pos_demo.simulator.menu import MenuCatalog
 from pos_demo.translate import menu_from_pos
@@ -20,7 +20,7 @@ from posintegrator.model import Menu
 from posintegrator.model.menu_check import Code, Severity, check_menu, check_menu_data
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
-from posintegrator.testing import running_host
+from posintegrator.testing import one_product_menu, running_host
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,7 @@ async def test_rejected_menu_keeps_the_last_good_one_and_the_report_says_why(
     ) as harness:
         status, report = await harness.request("GET", "/v1/locations/loc/menu/report")
         assert status == 200 and report["outcome"] == "published" and report["errors"] == 0
-        broken = fake_menu("loc")
+        broken = one_product_menu("loc")
         broken.products[0].variants[0].prices = {}
         fake.menus["loc"] = broken
         with pytest.raises(MenuRejected):
@@ -247,7 +247,7 @@ async def test_diff_since_a_version(tmp_path: Path) -> None:
     async with running_host(
         tmp_path, [connection], plugins=PluginHost.from_objects({"fake": fake})
     ) as harness:
-        changed = fake_menu("loc")
+        changed = one_product_menu("loc")
         changed.products[0].name = "Burger Royale"
         fake.menus["loc"] = changed
         await harness.host.connections["fake"].menusync.sync("loc")

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakepos import ScriptedPos, fake_menu
+from fakepos import ScriptedPos
 
 from posintegrator.hookspecs import hookimpl
 from posintegrator.menusync import MenuRejected
 from posintegrator.model import Menu, OrderStatus, StatusEvent
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
-from posintegrator.testing import HostHarness, running_host, sample_order
+from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
 
 class DeliveryMarkup:
@@ -73,7 +73,7 @@ async def test_publishes_only_when_the_menu_changes(host: HostHarness, fake: Scr
     first = await host.host.live_menus.get("loc")  # published when the host started
     assert first is not None and first.snapshot.version == 1
     assert await sync.sync("loc") is None, "same content: nothing to publish"
-    changed = fake_menu("loc")
+    changed = one_product_menu("loc")
     changed.products[0].variants[0].prices["default"] = 550
     fake.menus["loc"] = changed
     second = await sync.sync("loc")
@@ -96,7 +96,7 @@ async def test_an_invalid_menu_is_refused_and_the_last_good_one_stays(
     host: HostHarness, fake: ScriptedPos
 ) -> None:
     sync = host.host.connections["fake"].menusync
-    broken = fake_menu("loc")
+    broken = one_product_menu("loc")
     broken.products[0].modifier_group_ids = ["no-such-group"]
     fake.menus["loc"] = broken
     with pytest.raises(MenuRejected) as info:
@@ -118,7 +118,7 @@ async def test_periodic_sync_picks_up_changes_by_itself(tmp_path: Path) -> None:
         plugins=PluginHost.from_objects({"fake": fake}),
     ) as harness:
         await harness.wait_for_menu("loc")
-        changed = fake_menu("loc")
+        changed = one_product_menu("loc")
         changed.products[0].name = "Burger Deluxe"
         fake.menus["loc"] = changed
         await harness.wait_for_events(

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fakepos import ScriptedPos, commit_then, fake_menu
+from fakepos import ScriptedPos, commit_then
 
 from posintegrator.errors import AmbiguousError, RetryableError
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import OrderStatus
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
-from posintegrator.testing import HostHarness, running_host, sample_order
+from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
 BLIND = Capabilities(
     menu=True,
@@ -40,7 +40,7 @@ async def host_with(tmp_path: Path, fake: ScriptedPos) -> AsyncIterator[HostHarn
 
 
 async def parked(harness: HostHarness, order_id: str) -> None:
-    await harness.post_order(sample_order(fake_menu("loc"), order_id))
+    await harness.post_order(sample_order(one_product_menu("loc"), order_id))
     await harness.wait_for_status(order_id, {OrderStatus.NEEDS_ATTENTION})
 
 
@@ -126,7 +126,7 @@ async def test_cancel_only_when_the_pos_cannot_have_it(tmp_path: Path) -> None:
     fake = ScriptedPos(outcomes=[RetryableError("503")] * 20)
     blind = ScriptedPos(capabilities=BLIND, outcomes=[commit_then(AmbiguousError("timeout"))])
     async with host_with(tmp_path, fake) as harness:
-        await harness.post_order(sample_order(fake_menu("loc"), "op-4"))
+        await harness.post_order(sample_order(one_product_menu("loc"), "op-4"))
         await harness.wait_for_status("op-4", {OrderStatus.SUBMITTING})
         await asyncio.sleep(0.1)
         status, view = await act(harness, "op-4", "cancel", operator="lee", note="customer left")
@@ -142,7 +142,7 @@ async def test_cancel_only_when_the_pos_cannot_have_it(tmp_path: Path) -> None:
 
 async def test_bad_requests(tmp_path: Path) -> None:
     async with host_with(tmp_path, ScriptedPos()) as harness:
-        await harness.post_order(sample_order(fake_menu("loc"), "op-6"))
+        await harness.post_order(sample_order(one_product_menu("loc"), "op-6"))
         await harness.wait_for_status("op-6", {OrderStatus.ACCEPTED})
         status, problem = await act(harness, "op-6", "cancel", operator="lee")
         assert status == 409 and "ACCEPTED" in problem["detail"]

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fakepos import ScriptedPos, commit_then, fake_menu
+from fakepos import ScriptedPos, commit_then
 
 from posintegrator.errors import AmbiguousError, AuthError, RetryableError
 from posintegrator.hookspecs import hookimpl
@@ -18,7 +18,7 @@ from posintegrator.hooktypes import Capabilities
 from posintegrator.model import OrderStatus, utcnow
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
-from posintegrator.testing import HostHarness, running_host, sample_order
+from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
 
 class AlertLog:
@@ -51,7 +51,7 @@ async def host_with(
 
 
 def order_due_in(order_id: str, seconds: float) -> dict[str, Any]:
-    order = sample_order(fake_menu("loc"), order_id)
+    order = sample_order(one_product_menu("loc"), order_id)
     order["pickup_time"] = (utcnow() + timedelta(seconds=seconds)).isoformat()
     return order
 
@@ -108,7 +108,7 @@ async def test_circuit_opens_after_failures_then_a_probe_closes_it(tmp_path: Pat
     alerts = AlertLog()
     async with host_with(tmp_path, fake, alerts, failure_threshold=3) as harness:
         for index in range(3):
-            await harness.post_order(sample_order(fake_menu("loc"), f"cb-{index}"))
+            await harness.post_order(sample_order(one_product_menu("loc"), f"cb-{index}"))
         await asyncio.sleep(0.3)
         _, body = await harness.request("GET", "/v1/connections")
         connection = body["connections"][0]
@@ -129,8 +129,8 @@ async def test_auth_failure_pauses_calls_and_alerts_once(tmp_path: Path) -> None
     fake = ScriptedPos(outcomes=[AuthError("401 token revoked")] * 2)
     alerts = AlertLog()
     async with host_with(tmp_path, fake, alerts) as harness:
-        await harness.post_order(sample_order(fake_menu("loc"), "auth-1"))
-        await harness.post_order(sample_order(fake_menu("loc"), "auth-2"))
+        await harness.post_order(sample_order(one_product_menu("loc"), "auth-1"))
+        await harness.post_order(sample_order(one_product_menu("loc"), "auth-2"))
         await asyncio.sleep(0.5)
         _, body = await harness.request("GET", "/v1/connections")
         connection = body["connections"][0]
@@ -146,7 +146,9 @@ async def test_rate_limit_spaces_calls(tmp_path: Path) -> None:
     async with host_with(tmp_path, fake, rate_limit_per_second=5, max_concurrency=8) as harness:
         started = time.monotonic()
         ids = [f"rl-{i}" for i in range(10)]
-        await asyncio.gather(*(harness.post_order(sample_order(fake_menu("loc"), i)) for i in ids))
+        await asyncio.gather(
+            *(harness.post_order(sample_order(one_product_menu("loc"), i)) for i in ids)
+        )
         for order_id in ids:
             await harness.wait_for_status(order_id, {OrderStatus.ACCEPTED}, timeout=10)
         # 5 calls may go at once (the bucket starts full), the other 5 at 5 per second.

@@ -1,11 +1,29 @@
-"""Orders built from a live menu, so the conformance kit can order from any POS's menu."""
+"""Orders built from a live menu, so the conformance kit can order from any POS's menu; and the
+smallest valid menu, for test and benchmark POS plugins that need one."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from posintegrator.model import Channel, Menu, ModifierGroup, Product
+from posintegrator.model import Channel, Menu, ModifierGroup, PriceList, Product, Variant
 from posintegrator.model.order_check import round_half_up
+
+
+def one_product_menu(location: str) -> Menu:
+    """A valid menu of one product (a burger, one variant, 5.00 EUR in one price list)."""
+    return Menu(
+        location=location,
+        currency="EUR",
+        price_lists=[PriceList(id="default", name="Default", channels=list(Channel))],
+        products=[
+            Product(
+                id="burger",
+                pos_id="P1",
+                name="Burger",
+                variants=[Variant(id="regular", name="Regular", prices={"default": 500})],
+            )
+        ],
+    )
 
 
 def price_list_for(menu: Menu, channel: Channel) -> str:
