@@ -1,8 +1,8 @@
 """Validate Square API requests and responses against Square's published OpenAPI spec.
 
-The spec (OpenAPI 3.0, ``Square-Version`` 2025-08-20) lies next to the repository, at
-``<repo>/../shared/specs/square/api.json``; the environment variable ``SQUARE_OPENAPI_SPEC``
-points elsewhere.
+The spec (OpenAPI 3.0, ``Square-Version`` 2025-08-20) is kept beside this module, in
+``square_spec/api.json`` (a copy of the project's reference material, see its README); the
+environment variable ``SQUARE_OPENAPI_SPEC`` points elsewhere.
 
 How the OpenAPI 3.0 schemas are checked: every ``components/schemas`` entry is converted once to
 a JSON Schema (draft 4, whose ``$ref`` ignores sibling keywords exactly as OpenAPI 3.0 demands);
@@ -40,6 +40,8 @@ from jsonschema.exceptions import ValidationError
 
 SPEC_ENV = "SQUARE_OPENAPI_SPEC"
 REPO_ROOT = Path(__file__).resolve().parents[3]
+#: The copy of Square's spec these tests use unless ``SQUARE_OPENAPI_SPEC`` says otherwise.
+SPEC_COPY = Path(__file__).resolve().parent / "square_spec" / "api.json"
 
 _KEPT_KEYWORDS = (
     "type",
@@ -65,11 +67,9 @@ _MISSING_SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def default_spec_path() -> Path:
-    """``$SQUARE_OPENAPI_SPEC``, else ``<repo root>/../shared/specs/square/api.json``."""
+    """``$SQUARE_OPENAPI_SPEC``, else the copy in ``square_spec/api.json``."""
     override = os.environ.get(SPEC_ENV)
-    if override:
-        return Path(override)
-    return REPO_ROOT.parent / "shared" / "specs" / "square" / "api.json"
+    return Path(override) if override else SPEC_COPY
 
 
 @dataclass(frozen=True)
@@ -509,6 +509,6 @@ def _load(path: str) -> SquareSpec:
     except FileNotFoundError:
         raise FileNotFoundError(
             f"Square's OpenAPI spec is not at {path}: these tests check every request and "
-            "response against it. Put the repository's shared/ folder beside the checkout "
-            "(shared/specs/square/api.json) or set SQUARE_OPENAPI_SPEC to the file."
+            f"response against it. Unset {SPEC_ENV} to use the copy in tests/square_spec, or "
+            "point it at the file."
         ) from None
