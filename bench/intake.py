@@ -63,7 +63,6 @@ from posintegrator.hooktypes import (
 from posintegrator.model import (
     Menu,
     Order,
-    OrderStatus,
     StatusEvent,
     utcnow,
 )
@@ -236,22 +235,7 @@ class _AcceptWithoutWriting(SQLiteStore):
     async def accept_order(
         self, order: Order, connection: str, content_hash: str, idempotency_key: str
     ) -> AcceptResult:
-        now = utcnow()
-        record = OrderRecord(
-            order=order,
-            connection=connection,
-            status=OrderStatus.RECEIVED,
-            status_reason=None,
-            pos_order_id=None,
-            idempotency_key=idempotency_key,
-            content_hash=content_hash,
-            created_at=now,
-            updated_at=now,
-            attempts=0,
-            next_attempt_at=now,
-            maybe_in_pos=False,
-            last_error=None,
-        )
+        record = OrderRecord.received(order, connection, content_hash, idempotency_key, utcnow())
         return AcceptResult(AcceptOutcome.CREATED, record)
 
 

@@ -46,6 +46,32 @@ class OrderRecord:
     """An attempt may have reached the POS without us learning the outcome."""
     last_error: str | None
 
+    @classmethod
+    def received(
+        cls,
+        order: Order,
+        connection: str,
+        content_hash: str,
+        idempotency_key: str,
+        at: datetime,
+    ) -> OrderRecord:
+        """An order just accepted into the inbox at ``at``: RECEIVED, due for delivery now."""
+        return cls(
+            order=order,
+            connection=connection,
+            status=OrderStatus.RECEIVED,
+            status_reason=None,
+            pos_order_id=None,
+            idempotency_key=idempotency_key,
+            content_hash=content_hash,
+            created_at=at,
+            updated_at=at,
+            attempts=0,
+            next_attempt_at=at,
+            maybe_in_pos=False,
+            last_error=None,
+        )
+
 
 @dataclass(frozen=True)
 class HistoryEntry:

@@ -119,35 +119,19 @@ def _accept_request(
     """
     now = utcnow()
     at_iso = _iso(now)
-    received = OrderStatus.RECEIVED.value
-    event_id = str(uuid.uuid4())
-    event = order_status_changed(
-        event_id=event_id,
-        sequence=1,
+    history, event_id, event = _status_change(
         order_id=order.id,
         location=order.location,
+        previous=None,
         status=OrderStatus.RECEIVED,
-        previous_status=None,
         occurred_at=now,
-        reason=None,
-        pos_order_id=None,
         source="api",
-    )
-    record = OrderRecord(
-        order=order,
-        connection=connection,
-        status=OrderStatus.RECEIVED,
-        status_reason=None,
+        reason=None,
+        pos_event_id=None,
+        sequence=1,
         pos_order_id=None,
-        idempotency_key=idempotency_key,
-        content_hash=content_hash,
-        created_at=now,
-        updated_at=now,
-        attempts=0,
-        next_attempt_at=now,
-        maybe_in_pos=False,
-        last_error=None,
     )
+    record = OrderRecord.received(order, connection, content_hash, idempotency_key, now)
     return _AcceptRequest(
         record=record,
         order_row=(
@@ -157,15 +141,47 @@ def _accept_request(
             order.model_dump_json().encode(),
             content_hash,
             idempotency_key,
-            received,
+            OrderStatus.RECEIVED.value,
             _ts(now),
             at_iso,
             at_iso,
         ),
-        history_row=(order.id, at_iso, received, "api", None, 1, None),
+        history_row=history,
         outbox_row=_outbox_row(event_id, order_stream(order.id), 1, event, now),
         future=future,
     )
+
+
+def _status_change(
+    *,
+    order_id: str,
+    location: str,
+    previous: OrderStatus | None,
+    status: OrderStatus,
+    occurred_at: datetime,
+    source: str,
+    reason: str | None,
+    pos_event_id: str | None,
+    sequence: int,
+    pos_order_id: str | None,
+) -> tuple[tuple[object, ...], str, dict[str, object]]:
+    """What an applied status change writes: its ``status_history`` row, and the id and body
+    of the ``order.status_changed`` event it emits."""
+    history = (order_id, _iso(occurred_at), status.value, source, reason, sequence, pos_event_id)
+    event_id = str(uuid.uuid4())
+    body = order_status_changed(
+        event_id=event_id,
+        sequence=sequence,
+        order_id=order_id,
+        location=location,
+        status=status,
+        previous_status=previous,
+        occurred_at=occurred_at,
+        reason=reason,
+        pos_order_id=pos_order_id,
+        source=source,
+    )
+    return history, event_id, body
 
 
 def _outbox_row(
@@ -591,31 +607,19 @@ class SQLiteStore:
         sequence: int,
         pos_order_id: str | None,
     ) -> None:
-        tx.execute(
-            _INSERT_HISTORY,
-            (
-                order_id,
-                _iso(event.occurred_at),
-                event.status.value,
-                event.source,
-                event.reason,
-                sequence,
-                event.pos_event_id,
-            ),
-        )
-        event_id = str(uuid.uuid4())
-        body = order_status_changed(
-            event_id=event_id,
-            sequence=sequence,
+        history, event_id, body = _status_change(
             order_id=order_id,
             location=location,
+            previous=previous,
             status=event.status,
-            previous_status=previous,
             occurred_at=event.occurred_at,
-            reason=event.reason,
-            pos_order_id=pos_order_id,
             source=event.source,
+            reason=event.reason,
+            pos_event_id=event.pos_event_id,
+            sequence=sequence,
+            pos_order_id=pos_order_id,
         )
+        tx.execute(_INSERT_HISTORY, history)
         self._enqueue(tx, event_id, order_stream(order_id), sequence, body)
 
     def _enqueue(

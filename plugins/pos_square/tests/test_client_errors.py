@@ -222,15 +222,16 @@ async def test_invalid_value_is_permanent_with_readable_reason(
     )
 
 
+async def hang(request: web.Request) -> web.StreamResponse:
+    """A Square that answers after the client's timeout."""
+    await asyncio.sleep(1.5)
+    return web.json_response({})
+
+
 async def test_hanging_write_is_ambiguous(
     square: tuple[FakeSquare, str], http: aiohttp.ClientSession
 ) -> None:
     fake, url = square
-
-    async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(1.5)
-        return web.json_response({})
-
     fake.handlers[("POST", "/v2/orders")] = hang
     fake.handlers[("POST", "/v2/payments")] = hang
     with pytest.raises(AmbiguousError, match="timed out"):
@@ -243,11 +244,6 @@ async def test_hanging_read_is_retryable(
     square: tuple[FakeSquare, str], http: aiohttp.ClientSession
 ) -> None:
     fake, url = square
-
-    async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(1.5)
-        return web.json_response({})
-
     fake.handlers[("POST", "/v2/orders/batch-retrieve")] = hang
     with pytest.raises(RetryableError) as caught:
         await client(http, url, request_timeout_seconds=0.2).batch_retrieve_orders(["SQ1"])
