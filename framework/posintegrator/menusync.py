@@ -140,10 +140,6 @@ class MenuSync:
             ]
         return check_menu(checked)
 
-    async def has_menu(self, location: str) -> bool:
-        """Whether ``location`` has a published menu already."""
-        return await self._live.get(location) is not None
-
     async def apply_availability(
         self, location: str, changes: list[AvailabilityChange]
     ) -> MenuSnapshot | None:

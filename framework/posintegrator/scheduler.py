@@ -61,10 +61,10 @@ class ConnectionJobs:
         """
         period = self.connection.settings.menu_sync_seconds
         clock = asyncio.get_running_loop().time
+        published = await self._store.menu_locations()
         due: dict[str, float] = {}
         for location in self.connection.settings.locations:
-            has_menu = await self.menusync.has_menu(location)
-            window = period if has_menu else min(period, FIRST_SYNC_SPREAD_SECONDS)
+            window = period if location in published else min(period, FIRST_SYNC_SPREAD_SECONDS)
             due[location] = clock() + random.uniform(0, window)
         while True:
             wait = max(0.0, min(due.values()) - clock())

@@ -297,6 +297,10 @@ class Store(Protocol):
         """The last published menu of ``location``."""
         ...
 
+    async def menu_locations(self) -> set[str]:
+        """The locations with at least one published menu."""
+        ...
+
     async def menu_version(self, location: str, version: int) -> MenuSnapshot | None:
         """One published version of ``location``'s menu, if it exists."""
         ...

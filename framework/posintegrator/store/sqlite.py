@@ -864,6 +864,12 @@ class SQLiteStore:
     async def latest_menu(self, location: str) -> MenuSnapshot | None:
         return await self._run(self._latest_menu, self.db, location)
 
+    async def menu_locations(self) -> set[str]:
+        return await self._run(self._menu_locations)
+
+    def _menu_locations(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT DISTINCT location FROM menus")}
+
     def _latest_menu(
         self, db: sqlite3.Connection, location: str, version: int | None = None
     ) -> MenuSnapshot | None:
