@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Measure, clock, table, write_results
 
 from posintegrator.model import Order
-from posintegrator.order_intake import idempotency_key, order_content_hash
+from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.store import SQLiteStore
 
 LEVELS = ("OFF", "NORMAL", "FULL")

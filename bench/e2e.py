@@ -3,7 +3,7 @@
 Each step starts fresh: the DemoPOS simulator (``python -m pos_demo.simulator``, its own process,
 its webhooks pointed back at the host), a host in its own process (SQLite store,
 ``synchronous=FULL``, the real ``demo`` plugin over HTTP), and a cloud receiver in a third process
-(``posintegrator.cloudreceiver``: it verifies every signature and records when each ACCEPTED
+(``posintegrator.cloud.receiver``: it verifies every signature and records when each ACCEPTED
 event arrives). This process posts orders open-loop at a steady rate (order i is sent at
 t0 + i/rate whether or not earlier ones were answered), so a slow host shows as latency.
 
@@ -97,7 +97,7 @@ def receiver_main(pipe: Connection, secret: str) -> None:
 
 
 async def _receiver(pipe: Connection, secret: str) -> None:
-    from posintegrator.cloudreceiver import CloudReceiver
+    from posintegrator.cloud.receiver import CloudReceiver
 
     accepted: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -156,7 +156,7 @@ async def _host(
     log_level: str,
     max_concurrency: int,
 ) -> None:
-    from posintegrator.runtime import Host
+    from posintegrator.runtime.host import Host
     from posintegrator.settings import (
         ApiSettings,
         CloudSettings,

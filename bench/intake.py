@@ -251,7 +251,7 @@ async def _host_server(
     pipe: Connection, data_dir: Path, delivery: bool, writes: bool, log_level: str
 ) -> None:
     from posintegrator.plugins import PluginHost
-    from posintegrator.runtime import Host
+    from posintegrator.runtime.host import Host
     from posintegrator.settings import (
         ApiSettings,
         CloudSettings,

@@ -75,7 +75,7 @@ async def _host(
     log_level: str,
 ) -> None:
     from posintegrator.plugins import PluginHost
-    from posintegrator.runtime import Host
+    from posintegrator.runtime.host import Host
     from posintegrator.settings import (
         ApiSettings,
         CloudSettings,
@@ -118,7 +118,7 @@ def idle_main(pipe: Connection) -> None:
     import aiohttp  # noqa: F401
 
     import posintegrator.api.app
-    import posintegrator.runtime
+    import posintegrator.runtime.host
     import posintegrator.testing.harness  # noqa: F401
 
     async def idle() -> None:

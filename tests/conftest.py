@@ -11,7 +11,7 @@ import pytest
 from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, demo_connection
 
 from pos_demo.simulator import RunningSimulator, SimulatorConfig, start_simulator
-from posintegrator.runtime import Host
+from posintegrator.runtime.host import Host
 from posintegrator.testing import HostHarness, running_host
 
 ROOT = Path(__file__).resolve().parents[1]

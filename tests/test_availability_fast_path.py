@@ -7,7 +7,7 @@ from typing import Any
 
 from pos_demo.simulator import RunningSimulator
 from posintegrator.model import Menu
-from posintegrator.scheduler import FIRST_SYNC_SPREAD_SECONDS
+from posintegrator.runtime.scheduler import FIRST_SYNC_SPREAD_SECONDS
 from posintegrator.testing import HostHarness
 
 

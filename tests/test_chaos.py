@@ -22,7 +22,7 @@ from hostprocess import ServeProcess
 
 from pos_demo.simulator import SimulatorConfig, start_simulator
 from pos_demo.translate import menu_from_pos
-from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.model import OrderStatus, can_transition
 from posintegrator.testing import sample_order
 from posintegrator.testing.faults import FaultPlan, FaultProxy

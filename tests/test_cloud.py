@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from helpers import eventually
 
-from posintegrator.cloud import sign, verify
+from posintegrator.cloud.notifier import sign, verify
 from posintegrator.model import OrderStatus
 from posintegrator.testing import HostHarness
 
@@ -105,7 +105,7 @@ async def test_cloud_down_then_everything_arrives_in_order(
 def test_the_fast_status_event_body_is_a_valid_event() -> None:
     from datetime import UTC, datetime
 
-    from posintegrator.events import OrderStatusChanged, order_status_changed
+    from posintegrator.cloud.events import OrderStatusChanged, order_status_changed
     from posintegrator.model import OrderStatus
 
     body = order_status_changed(

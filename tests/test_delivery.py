@@ -16,7 +16,7 @@ from helpers import fake_host_plugins
 from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import OrderStatus
-from posintegrator.order_intake import idempotency_key
+from posintegrator.orders.intake import idempotency_key
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from posintegrator.model import Order, OrderStatus, StatusEvent
-from posintegrator.order_intake import idempotency_key, order_content_hash
+from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.store import AcceptOutcome, SQLiteStore
 from posintegrator.store.writer import GroupCommitWriter
 

@@ -15,7 +15,7 @@ from fakepos import ScriptedPos
 
 from pos_demo.simulator.menu import MenuCatalog
 from pos_demo.translate import menu_from_pos
-from posintegrator.menusync import MenuRejected
+from posintegrator.menus.sync import MenuRejected
 from posintegrator.model import Menu
 from posintegrator.model.menu_check import Code, Severity, check_menu, check_menu_data
 from posintegrator.plugins import PluginHost

@@ -11,7 +11,7 @@ import pytest
 from fakepos import ScriptedPos
 
 from posintegrator.hookspecs import hookimpl
-from posintegrator.menusync import MenuRejected
+from posintegrator.menus.sync import MenuRejected
 from posintegrator.model import Menu, OrderStatus, StatusEvent
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
@@ -162,7 +162,7 @@ async def test_menu_change_notices_are_debounced_into_one_sync(tmp_path: Path) -
 
 
 async def test_after_a_restart_first_syncs_spread_over_the_period(tmp_path: Path) -> None:
-    from posintegrator.scheduler import FIRST_SYNC_SPREAD_SECONDS, ConnectionJobs
+    from posintegrator.runtime.scheduler import FIRST_SYNC_SPREAD_SECONDS, ConnectionJobs
 
     fake = ScriptedPos()
     settings = [connection(locations=[f"loc-{i}" for i in range(40)])]

@@ -22,7 +22,7 @@ from helpers import (
 from hostprocess import ServeProcess
 
 from pos_demo.simulator import RunningSimulator, SimulatorConfig, start_simulator
-from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.model import Menu
 from posintegrator.testing import sample_order
 

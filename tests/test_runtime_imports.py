@@ -13,7 +13,7 @@ def no_test_tools(name, *args, **kwargs):
         raise ImportError(f"runtime code imported {name}")
     return real_import(name, *args, **kwargs)
 builtins.__import__ = no_test_tools
-import posintegrator.cli, posintegrator.runtime, posintegrator.demo, posintegrator.testing
+import posintegrator.cli, posintegrator.runtime.host, posintegrator.demo, posintegrator.testing
 import posintegrator.testing.faults, pos_demo.simulator, pos_demo.plugin
 print("ok")
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from posintegrator.shutdown import cancel_and_wait
+from posintegrator.runtime.shutdown import cancel_and_wait
 
 
 async def test_well_behaved_tasks_are_cancelled_and_awaited() -> None:

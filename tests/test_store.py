@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from posintegrator.model import Order, OrderStatus, StatusEvent
-from posintegrator.order_intake import idempotency_key, order_content_hash
+from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.store import AcceptOutcome, SQLiteStore
 from posintegrator.store.migrations import LATEST_VERSION
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from posintegrator.wakeup import wait_for_wakeup
+from posintegrator.runtime.wakeup import wait_for_wakeup
 
 
 async def _job_loop(event: asyncio.Event, woken: list[bool]) -> None:

@@ -184,7 +184,7 @@ def config_check(file: Path, secrets_dir: Path | None, as_json: bool) -> None:
 @click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
 def serve(config: Path, secrets_dir: Path | None) -> None:
     """Run the host with the settings in CONFIG until SIGINT or SIGTERM."""
-    from posintegrator.runtime import Host
+    from posintegrator.runtime.host import Host
 
     setup_logging()
     try:

@@ -14,10 +14,10 @@ from typing import Any
 import click
 import orjson
 
-from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.errors import PosError
-from posintegrator.menusync import MenuRejected
-from posintegrator.runtime import Host
+from posintegrator.menus.sync import MenuRejected
+from posintegrator.runtime.host import Host
 from posintegrator.settings import load_settings
 
 DEMO_CONNECTION = "demo"

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from posintegrator.events import CloudEvent
+from posintegrator.cloud.events import CloudEvent
 from posintegrator.model import Menu, Order
 
 SCHEMAS: dict[str, str] = {

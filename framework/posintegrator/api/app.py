@@ -12,7 +12,7 @@ from posintegrator.api.problems import problem_middleware
 from posintegrator.api.routes import add_routes
 
 if TYPE_CHECKING:
-    from posintegrator.runtime import Host
+    from posintegrator.runtime.host import Host
 
 #: Largest request body accepted (an order with hundreds of lines fits easily).
 MAX_BODY_BYTES = 1024 * 1024

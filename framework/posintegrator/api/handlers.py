@@ -29,12 +29,12 @@ from posintegrator.api.schemas import (
 )
 from posintegrator.errors import PosError, WebhookRejected
 from posintegrator.hooktypes import InboundWebhook
-from posintegrator.live_menus import LiveMenu
+from posintegrator.menus.live import LiveMenu
 from posintegrator.model import Menu, Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.model.availability import AvailabilityChange
 from posintegrator.model.menu_diff import diff_menus
 from posintegrator.model.order_check import check_order_against_menu
-from posintegrator.order_intake import (
+from posintegrator.orders.intake import (
     OrderProblem,
     accept_order,
     check_order,
@@ -43,7 +43,7 @@ from posintegrator.order_intake import (
 from posintegrator.store import AcceptOutcome, OrderRecord
 
 if TYPE_CHECKING:
-    from posintegrator.runtime import Host
+    from posintegrator.runtime.host import Host
 
 HOST_KEY: web.AppKey[Host] = web.AppKey("host")
 

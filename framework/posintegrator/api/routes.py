@@ -20,7 +20,7 @@ from posintegrator.api.schemas import (
     OrderView,
     PluginList,
 )
-from posintegrator.menusync import MenuReport
+from posintegrator.menus.sync import MenuReport
 from posintegrator.model import Menu, Order
 
 

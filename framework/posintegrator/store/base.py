@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from posintegrator.events import MenuNotice
+from posintegrator.cloud.events import MenuNotice
 from posintegrator.hooktypes import TrackedOrder
 from posintegrator.model import Order, OrderStatus, StatusEvent
 

@@ -22,7 +22,7 @@ from typing import Literal, TypeVar
 
 import orjson
 
-from posintegrator.events import (
+from posintegrator.cloud.events import (
     MenuNotice,
     MenuPublished,
     menu_stream,

@@ -34,9 +34,9 @@ from pydantic import BaseModel
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import Menu, Order, OrderStatus, can_transition
 from posintegrator.model.menu_check import check_menu, errors_in
-from posintegrator.order_intake import idempotency_key
+from posintegrator.orders.intake import idempotency_key
 from posintegrator.plugins import PluginHost
-from posintegrator.runtime import Host
+from posintegrator.runtime.host import Host
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing.harness import HostHarness, running_host
 from posintegrator.testing.sample_orders import sample_order

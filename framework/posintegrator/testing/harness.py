@@ -13,12 +13,12 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from posintegrator.cloudreceiver import CloudReceiver
+from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.errors import PosError
-from posintegrator.menusync import MenuRejected
+from posintegrator.menus.sync import MenuRejected
 from posintegrator.model import Menu, OrderStatus
 from posintegrator.plugins import PluginHost
-from posintegrator.runtime import Host
+from posintegrator.runtime.host import Host
 from posintegrator.settings import (
     ApiSettings,
     CloudSettings,

@@ -22,7 +22,7 @@ import pytest
 from squaredouble import RunningDouble, start_double
 
 from posintegrator.model import OrderStatus
-from posintegrator.scheduler import FIRST_SYNC_SPREAD_SECONDS
+from posintegrator.runtime.scheduler import FIRST_SYNC_SPREAD_SECONDS
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, running_host, sample_order
 from posintegrator.testing.contract import PluginContract, PosBackend

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from posintegrator.cloud import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from posintegrator.cloud.notifier import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
 @dataclass

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from posintegrator.model import Order
-from posintegrator.scheduler import ConnectionJobs
+from posintegrator.runtime.scheduler import ConnectionJobs
 from posintegrator.store import AcceptResult, Store
 
 #: Namespace of the idempotency keys we derive from order ids (UUID v5: stable, 36 characters,

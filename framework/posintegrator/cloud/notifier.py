@@ -24,11 +24,11 @@ from datetime import timedelta
 import aiohttp
 from loguru import logger
 
-from posintegrator.backoff import Backoff
 from posintegrator.model import utcnow
+from posintegrator.runtime.backoff import Backoff
+from posintegrator.runtime.wakeup import wait_for_wakeup
 from posintegrator.settings import CloudSettings
 from posintegrator.store import OutboxEvent, Store
-from posintegrator.wakeup import wait_for_wakeup
 
 SIGNATURE_HEADER = "X-Posintegrator-Signature"
 TIMESTAMP_HEADER = "X-Posintegrator-Timestamp"

@@ -16,8 +16,8 @@ from enum import StrEnum
 
 from loguru import logger
 
-from posintegrator.backoff import Backoff
 from posintegrator.model import utcnow
+from posintegrator.runtime.backoff import Backoff
 
 
 class HealthState(StrEnum):

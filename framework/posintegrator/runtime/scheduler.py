@@ -9,15 +9,15 @@ from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
-from posintegrator.cloud import CloudNotifier
-from posintegrator.connection import Connection
-from posintegrator.delivery import OrderDelivery
+from posintegrator.cloud.notifier import CloudNotifier
 from posintegrator.errors import AuthError, PosError
-from posintegrator.menusync import MenuRejected, MenuSync
-from posintegrator.shutdown import cancel_and_wait
-from posintegrator.status_intake import StatusIntake
+from posintegrator.menus.sync import MenuRejected, MenuSync
+from posintegrator.orders.delivery import OrderDelivery
+from posintegrator.runtime.connection import Connection
+from posintegrator.runtime.shutdown import cancel_and_wait
+from posintegrator.runtime.wakeup import wait_for_wakeup
+from posintegrator.statuses.intake import StatusIntake
 from posintegrator.store import Store
-from posintegrator.wakeup import wait_for_wakeup
 
 #: The first menu sync of a connection starts after a random delay up to this many seconds (or
 #: its sync period, if shorter), so many connections do not all hit their POS at start-up.

@@ -25,8 +25,6 @@ from datetime import datetime, timedelta
 
 from loguru import logger
 
-from posintegrator.backoff import Backoff
-from posintegrator.connection import CircuitOpenError, Connection
 from posintegrator.errors import (
     AmbiguousError,
     AuthError,
@@ -37,10 +35,12 @@ from posintegrator.errors import (
 )
 from posintegrator.hooktypes import FoundOrder
 from posintegrator.model import OrderStatus, StatusEvent, utcnow
-from posintegrator.shutdown import cancel_and_wait
-from posintegrator.status_intake import StatusIntake
+from posintegrator.runtime.backoff import Backoff
+from posintegrator.runtime.connection import CircuitOpenError, Connection
+from posintegrator.runtime.shutdown import cancel_and_wait
+from posintegrator.runtime.wakeup import wait_for_wakeup
+from posintegrator.statuses.intake import StatusIntake
 from posintegrator.store import OrderRecord, Store
-from posintegrator.wakeup import wait_for_wakeup
 
 #: How long an order's slot stays taken after the host itself failed to handle its attempt.
 HOST_FAILURE_PAUSE_SECONDS = 5.0

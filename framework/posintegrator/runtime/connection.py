@@ -11,8 +11,8 @@ from aiolimiter import AsyncLimiter
 
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import AuthError, PermanentError, PosError, RetryableError
-from posintegrator.health import ConnectionHealth
 from posintegrator.plugins import PosPlugin
+from posintegrator.runtime.health import ConnectionHealth
 from posintegrator.settings import ConnectionSettings
 
 

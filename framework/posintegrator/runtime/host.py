@@ -16,17 +16,17 @@ from aiohttp import web
 from aiolimiter import AsyncLimiter
 from loguru import logger
 
-from posintegrator.cloud import CloudNotifier
-from posintegrator.connection import Connection
+from posintegrator.cloud.notifier import CloudNotifier
 from posintegrator.context import ConnectionContext
-from posintegrator.delivery import OrderDelivery
-from posintegrator.health import ConnectionHealth
-from posintegrator.live_menus import LiveMenus
-from posintegrator.menusync import MenuSync
+from posintegrator.menus.live import LiveMenus
+from posintegrator.menus.sync import MenuSync
+from posintegrator.orders.delivery import OrderDelivery
 from posintegrator.plugins import PluginHost
-from posintegrator.scheduler import ConnectionJobs, Scheduler
+from posintegrator.runtime.connection import Connection
+from posintegrator.runtime.health import ConnectionHealth
+from posintegrator.runtime.scheduler import ConnectionJobs, Scheduler
 from posintegrator.settings import HostSettings
-from posintegrator.status_intake import StatusIntake
+from posintegrator.statuses.intake import StatusIntake
 from posintegrator.store import SQLiteStore, Store
 
 #: How long a graceful stop waits for order submissions under way.

@@ -17,11 +17,9 @@ import orjson
 from loguru import logger
 from pydantic import BaseModel, ValidationError
 
-from posintegrator.connection import Connection
+from posintegrator.cloud.events import MenuChanges, MenuNotice
 from posintegrator.errors import PosError
-from posintegrator.events import MenuChanges, MenuNotice
-from posintegrator.health import MenuSyncInfo
-from posintegrator.live_menus import LiveMenus
+from posintegrator.menus.live import LiveMenus
 from posintegrator.model import Menu, utcnow
 from posintegrator.model.availability import AvailabilityChange, apply_availability
 from posintegrator.model.menu_check import (
@@ -34,6 +32,8 @@ from posintegrator.model.menu_check import (
 )
 from posintegrator.model.menu_diff import diff_menus
 from posintegrator.plugins import PluginHost
+from posintegrator.runtime.connection import Connection
+from posintegrator.runtime.health import MenuSyncInfo
 from posintegrator.settings import error_path
 from posintegrator.store import MenuSnapshot, Store
 
