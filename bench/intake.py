@@ -194,9 +194,9 @@ def reference_server_main(pipe: Connection, log_level: str) -> None:
 
 
 async def _reference_server(pipe: Connection, log_level: str) -> None:
-    from posintegrator.api.app import MAX_BODY_BYTES
-    from posintegrator.api.auth import bearer_middleware
+    from posintegrator.api.auth import guard_middleware
     from posintegrator.api.problems import problem_middleware
+    from posintegrator.settings import ApiSettings
 
     quiet_logs(log_level)
 
@@ -210,8 +210,7 @@ async def _reference_server(pipe: Connection, log_level: str) -> None:
         return web.Response(status=202)
 
     app = web.Application(
-        middlewares=[problem_middleware, bearer_middleware(SecretStr(TOKEN))],
-        client_max_size=MAX_BODY_BYTES,
+        middlewares=[problem_middleware, guard_middleware(ApiSettings(token=SecretStr(TOKEN)))]
     )
     app.router.add_post("/v1/orders", parse_only)
     app.router.add_post("/trivial/v1/orders", trivial)

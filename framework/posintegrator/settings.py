@@ -59,6 +59,35 @@ class ApiSettings(_Section):
         default=None,
         description="How POS webhooks reach this host; defaults to http://host:port.",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body the API reads (an order of 500 lines fits in 1 MiB); "
+        "larger ones are answered 413 without being read.",
+    )
+    max_webhook_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest POS webhook body read; larger ones are answered 413.",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        le=256,
+        description="Deepest nesting of arrays and objects accepted in a JSON body (400 beyond).",
+    )
+    requests_per_second: PositiveInt | None = Field(
+        default=None,
+        description="Most requests per second from one client address to the authenticated "
+        "routes (429 with Retry-After beyond); none: unlimited.",
+    )
+    auth_failures_per_minute: PositiveInt = Field(
+        default=30,
+        description="Requests with a missing or wrong token one client address may make per "
+        "minute before further wrong ones get 429 instead of 401 (a valid token always passes).",
+    )
 
 
 class StoreSettings(_Section):
@@ -108,6 +137,22 @@ class OrderSettings(_Section):
         description="How long an order without a pickup time may take to reach the POS before "
         "it is FAILED (an order with a pickup time must reach it by then).",
     )
+    max_lines: int = Field(
+        default=200, ge=1, le=500, description="Most lines one order may have (422 beyond)."
+    )
+    max_modifiers_per_line: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Most modifiers one line may carry, counting nested ones and those of combo "
+        "components (422 beyond).",
+    )
+    max_modifier_depth: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="Deepest nesting of modifiers inside modifiers (422 beyond).",
+    )
 
 
 class ConnectionSettings(_Section):
@@ -138,6 +183,22 @@ class ConnectionSettings(_Section):
     )
     failure_threshold: PositiveInt = Field(
         default=5, description="Failed calls in a row that pause calls to this POS."
+    )
+    call_timeout_seconds: PositiveFloat = Field(
+        default=120.0,
+        description="Longest a plugin may take over one call to its POS (a whole menu fetch, "
+        "one submission); it is then cut off and counted as a failed call (a cut-off "
+        "submission as one whose outcome is unknown).",
+    )
+    webhook_timeout_seconds: PositiveFloat = Field(
+        default=10.0,
+        description="Longest a plugin may take to verify and read one POS webhook (503 after).",
+    )
+    max_response_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer read from this POS (a whole menu page included); a larger "
+        "one is cut off unread and the call fails with that reason.",
     )
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from posintegrator import __version__
-from posintegrator.api.problems import FieldError, ProblemError, validation_problem
+from posintegrator.api.body import read_limited, read_model
+from posintegrator.api.problems import FieldError, ProblemError
 from posintegrator.api.schemas import (
     AttemptView,
     ConnectionList,
@@ -26,6 +30,7 @@ from posintegrator.api.schemas import (
     OrderView,
     PluginList,
     PluginView,
+    WebhookReceived,
 )
 from posintegrator.errors import PosError, WebhookRejected
 from posintegrator.hooktypes import InboundWebhook
@@ -48,6 +53,16 @@ if TYPE_CHECKING:
 HOST_KEY: web.AppKey[Host] = web.AppKey("host")
 
 ActionT = TypeVar("ActionT", bound=OperatorAction)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+#: The largest menu version a client may name (a signed 64-bit integer).
+MAX_VERSION = 2**63 - 1
+#: Orders listed at most, and by default, in one answer of GET /v1/orders.
+MAX_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 100
+#: The statuses GET /v1/orders lists when none is asked for: those a person must look at.
+DEFAULT_LIST_STATUSES = (OrderStatus.NEEDS_ATTENTION.value, OrderStatus.FAILED.value)
 
 
 def json_response(
@@ -60,6 +75,37 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+async def _read_body(request: web.Request, model: type[ModelT], title: str) -> ModelT:
+    """The request's JSON body as ``model``, within the API's size and nesting limits."""
+    limits = request.app[HOST_KEY].settings.api
+    return await read_model(
+        request,
+        model,
+        max_bytes=limits.max_body_bytes,
+        max_depth=limits.max_json_depth,
+        title=title,
+    )
+
+
+def whole_number(request: web.Request, name: str, low: int, high: int) -> int | None:
+    """The query parameter ``name`` as a whole number from ``low`` to ``high``, if given.
+
+    :raises ProblemError: 400 naming the parameter when it is anything else.
+    """
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if _DIGITS.fullmatch(text) is None or not low <= int(text) <= high:
+        reason = f"a whole number from {low} to {high}"
+        raise ProblemError(
+            400,
+            f"Invalid {name}",
+            f"{name} must be {reason}",
+            [FieldError(field=name, reason=reason)],
+        )
+    return int(text)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -138,7 +184,7 @@ async def get_menu(request: web.Request) -> web.Response:
     host = request.app[HOST_KEY]
     location = _served_location(host, request)
     live = await _live_menu(host, location)
-    since = request.query.get("since")
+    since = whole_number(request, "since", 1, MAX_VERSION)
     if since is not None:
         return await _menu_diff(host, live, since)
     snapshot = live.snapshot
@@ -153,15 +199,7 @@ async def get_menu(request: web.Request) -> web.Response:
     return web.Response(body=snapshot.body, content_type="application/json", headers=headers)
 
 
-async def _menu_diff(host: Host, live: LiveMenu, since: str) -> web.Response:
-    if not since.isdigit():
-        raise ProblemError(
-            400,
-            "Invalid version",
-            "since must be a menu version number",
-            [FieldError(field="since", reason="not a whole number")],
-        )
-    version = int(since)
+async def _menu_diff(host: Host, live: LiveMenu, version: int) -> web.Response:
     latest = live.snapshot.version
     if version > latest:
         raise ProblemError(
@@ -204,20 +242,10 @@ async def post_order(request: web.Request) -> web.Response:
             "the host is stopping; retry shortly",
             headers={"Retry-After": "5"},
         )
-    raw = await request.read()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError(
-            400, "Body is not JSON", str(exc), [FieldError(field="body", reason=str(exc))]
-        ) from None
-    try:
-        order = Order.model_validate(data)
-    except ValidationError as exc:
-        raise validation_problem(exc, "Invalid order") from None
+    order = await _read_body(request, Order, "Invalid order")
     jobs = host.connection_for_location(order.location)
     try:
-        check_order(order, jobs)
+        check_order(order, jobs, host.settings.orders)
     except OrderProblem as exc:
         raise ProblemError(
             422,
@@ -277,7 +305,7 @@ def _accepted(order: Order, outcome: AcceptOutcome) -> web.Response:
             "use a new id for a new order",
             [FieldError(field="id", reason="already used with different content")],
         )
-    headers = {"Location": f"/v1/orders/{order.id}"}
+    headers = {"Location": f"/v1/orders/{quote(order.id, safe='')}"}
     if outcome == AcceptOutcome.REPLAYED:
         headers["Idempotent-Replayed"] = "true"
     return json_response(
@@ -322,17 +350,31 @@ async def pos_webhook(request: web.Request) -> web.Response:
     if jobs is None:
         raise ProblemError(404, "Unknown connection", f"no connection named {name!r}")
     conn = jobs.connection
-    inbound = InboundWebhook(
-        url=str(request.url), headers=request.headers, body=await request.read()
-    )
+    body = await read_limited(request, host.settings.api.max_webhook_bytes)
+    inbound = InboundWebhook(url=str(request.url), headers=request.headers, body=body)
     try:
-        result = await conn.plugin.parse_webhook(conn.ctx, inbound)
+        async with asyncio.timeout(conn.settings.webhook_timeout_seconds):
+            result = await conn.plugin.parse_webhook(conn.ctx, inbound)
     except WebhookRejected as exc:
         conn.ctx.log.warning("webhook refused: {}", exc.message)
-        raise ProblemError(exc.status, "Webhook refused", exc.message) from None
+        status = exc.status if 400 <= exc.status < 500 else 400
+        raise ProblemError(status, "Webhook refused", exc.message) from None
     except PosError as exc:
         raise ProblemError(
             503, "Webhook not processed", exc.message, headers={"Retry-After": "5"}
+        ) from None
+    except TimeoutError:
+        conn.plugin.timeouts += 1
+        conn.ctx.log.error(
+            "plugin {} did not read a webhook within {} s: cut off",
+            conn.plugin.name,
+            conn.settings.webhook_timeout_seconds,
+        )
+        raise ProblemError(
+            503,
+            "Webhook not processed",
+            "the connection's plugin did not finish reading this webhook in time; send it again",
+            headers={"Retry-After": "5"},
         ) from None
     for event in result.events:
         await host.intake.apply(name, event)
@@ -344,8 +386,8 @@ async def pos_webhook(request: web.Request) -> web.Response:
             by_location.setdefault(change.location, []).append(change)
     for location, changes in by_location.items():
         await jobs.menusync.apply_availability(location, changes)
-    return web.json_response(
-        {"received": len(result.events), "availability": len(result.availability)}
+    return json_response(
+        WebhookReceived(received=len(result.events), availability=len(result.availability))
     )
 
 
@@ -362,7 +404,7 @@ async def openapi(request: web.Request) -> web.Response:
 async def list_orders(request: web.Request) -> web.Response:
     """Orders in the given statuses (default: the ones a person must look at)."""
     host = request.app[HOST_KEY]
-    wanted = request.query.getall("status", ["NEEDS_ATTENTION", "FAILED"])
+    wanted = request.query.getall("status", list(DEFAULT_LIST_STATUSES))
     try:
         statuses = [OrderStatus(s) for value in wanted for s in value.split(",") if s]
     except ValueError:
@@ -373,15 +415,8 @@ async def list_orders(request: web.Request) -> web.Response:
             f"status must be among {known}",
             [FieldError(field="status", reason=f"one of {known}")],
         ) from None
-    limit_text = request.query.get("limit", "100")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-        raise ProblemError(
-            400,
-            "Invalid limit",
-            "limit must be 1 to 1000",
-            [FieldError(field="limit", reason="a whole number from 1 to 1000")],
-        )
-    records = await host.store.orders_by_status(statuses, int(limit_text))
+    limit = whole_number(request, "limit", 1, MAX_LIST_LIMIT) or DEFAULT_LIST_LIMIT
+    records = await host.store.orders_by_status(statuses, limit)
     return json_response(
         OrderList(
             orders=[
@@ -411,12 +446,7 @@ async def _actionable(
 ) -> tuple[Host, OrderRecord, ActionT]:
     """The order an operator acts on, and the action, if the order is in a state that allows it."""
     host = request.app[HOST_KEY]
-    try:
-        action = model.model_validate(orjson.loads(await request.read()))
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "Body is not JSON", str(exc)) from None
-    except ValidationError as exc:
-        raise validation_problem(exc, "Invalid action") from None
+    action = await _read_body(request, model, "Invalid action")
     order_id = request.match_info["order_id"]
     record = await host.store.get_order(order_id)
     if record is None:

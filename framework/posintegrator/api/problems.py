@@ -1,4 +1,10 @@
-"""Errors as RFC 9457 ``application/problem+json``, naming the field and the reason."""
+"""Errors as RFC 9457 ``application/problem+json``, naming the field and the reason.
+
+Every answer of 400 and above the server gives goes through :func:`problem_middleware`: the
+handlers' own refusals (:class:`ProblemError`), aiohttp's (no such route, method not allowed,
+body too large) and, as the last resort, the server's own bugs (500, logged, never a client's
+doing).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ from posintegrator.settings import error_path
 
 PROBLEM_TYPE = "application/problem+json"
 
+#: Headers of an aiohttp exception that describe its own body, which the problem replaces.
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+
 
 class FieldError(BaseModel):
     """One invalid field."""
@@ -23,12 +32,13 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error answer."""
+    """An error answer (RFC 9457)."""
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
+    type: str = Field(default="about:blank", description="Always about:blank: see title.")
+    title: str = Field(description="Short summary of the kind of problem.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code.")
+    detail: str | None = Field(default=None, description="What happened and what to do next.")
+    instance: str | None = Field(default=None, description="The path of the request.")
     errors: list[FieldError] = Field(default_factory=list)
 
 
@@ -68,6 +78,22 @@ def validation_problem(error: ValidationError, title: str = "Invalid request bod
     return ProblemError(422, title, detail, errors)
 
 
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """A problem document for one of aiohttp's own refusals, keeping its meaningful headers
+    (``Allow`` of a 405) and dropping those of the plain-text body it would have sent."""
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+    detail: str | None = None
+    if isinstance(exc, web.HTTPNotFound):
+        detail = f"no route for {request.method} {request.path}; the routes are in /openapi.json"
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        detail = f"{request.method} is not allowed here; allowed: {allowed}"
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        detail = "the request body is larger than this host accepts"
+    problem = Problem(title=exc.reason, status=exc.status, detail=detail, instance=request.path)
+    return problem_response(problem, headers)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -77,11 +103,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except ProblemError as exc:
-        return problem_response(exc.problem, exc.headers)
+        problem = exc.problem.model_copy(update={"instance": request.path})
+        return problem_response(problem, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(Problem(title=exc.reason, status=exc.status), dict(exc.headers))
+        return _from_http_exception(request, exc)
     except Exception:
         logger.exception("unexpected error in {} {}", request.method, request.path)
         return problem_response(
@@ -89,5 +116,6 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 title="Internal error",
                 status=500,
                 detail="the host failed to handle this request; it is logged. Try again later.",
+                instance=request.path,
             )
         )

@@ -1,8 +1,10 @@
-"""The route table: each route's handler and models, used both to serve and to document."""
+"""The route table: each route's handler, parameters and models, used both to serve and to
+document (api/openapi.py builds the OpenAPI document from it; a test holds the two together)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -19,18 +21,47 @@ from posintegrator.api.schemas import (
     OrderList,
     OrderView,
     PluginList,
+    WebhookReceived,
 )
 from posintegrator.menus.sync import MenuReport
-from posintegrator.model import Menu, Order
+from posintegrator.model import Menu, Order, OrderStatus
+
+Body = type[BaseModel] | tuple[type[BaseModel], ...] | None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query or header parameter, with the JSON Schema of the values the handler takes."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    location: str = "query"
+
+
+@dataclass(frozen=True)
+class Link:
+    """An operation that a successful answer leads to (an OpenAPI link).
+
+    :param operation: the target's operationId (its handler's name).
+    :param parameters: the target's parameters, as runtime expressions on this answer.
+    """
+
+    operation: str
+    parameters: dict[str, str]
 
 
 @dataclass(frozen=True)
 class Route:
     """One API route.
 
+    :param request: the model of its JSON body; None for no body.
+    :param raw_body: the body is the caller's own format (a POS webhook), any media type.
     :param responses: status code -> body model (None for no body; a tuple when the body is
-        one of several models).
-    :param query: optional query parameters -> what they do.
+        one of several models). Problems every route of its kind can answer (401 and 429 with
+        auth; 400, 413, 415 and 422 with a JSON body) are added by the document builder.
+    :param headers: status code -> names of response headers it carries.
+    :param links: status code -> operations its answer leads to.
     :param auth: whether the bearer token is required.
     """
 
@@ -40,14 +71,29 @@ class Route:
     summary: str
     tag: str
     request: type[BaseModel] | None = None
+    raw_body: bool = False
     responses: dict[int, Body] = field(default_factory=dict)
-    query: dict[str, str] = field(default_factory=dict)
+    params: tuple[Param, ...] = ()
+    headers: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    links: dict[int, tuple[Link, ...]] = field(default_factory=dict)
     auth: bool = True
 
 
-Body = type[BaseModel] | tuple[type[BaseModel], ...] | None
+def _order_links(expression: str) -> tuple[Link, ...]:
+    """The operations on one order, from an answer carrying its id at ``expression``."""
+    return tuple(
+        Link(operation, {"order_id": expression})
+        for operation in (
+            "get_order",
+            "retry_order",
+            "order_found",
+            "order_missing",
+            "cancel_order",
+        )
+    )
 
-_ERRORS: dict[int, Body] = {401: Problem}
+
+_MENU_HEADERS = ("ETag", "X-Menu-Version", "Last-Modified")
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -65,7 +111,7 @@ ROUTES: tuple[Route, ...] = (
         handlers.openapi,
         "This document",
         "system",
-        responses={200: None, **_ERRORS},
+        responses={200: None},
     ),
     Route(
         "GET",
@@ -73,7 +119,7 @@ ROUTES: tuple[Route, ...] = (
         handlers.list_plugins,
         "Loaded plugins",
         "system",
-        responses={200: PluginList, **_ERRORS},
+        responses={200: PluginList},
     ),
     Route(
         "GET",
@@ -81,7 +127,7 @@ ROUTES: tuple[Route, ...] = (
         handlers.list_connections,
         "Connections and their health",
         "system",
-        responses={200: ConnectionList, **_ERRORS},
+        responses={200: ConnectionList},
     ),
     Route(
         "GET",
@@ -89,8 +135,21 @@ ROUTES: tuple[Route, ...] = (
         handlers.get_menu,
         "The last published menu of a location (ETag = content hash), or a diff",
         "menu",
-        responses={200: (Menu, MenuDiffView), 304: None, 400: Problem, 404: Problem, **_ERRORS},
-        query={"since": "a version number: answer with the diff from it to the latest version"},
+        responses={200: (Menu, MenuDiffView), 304: None, 400: Problem, 404: Problem},
+        params=(
+            Param(
+                "since",
+                "A version number: answer with the diff from it to the latest version.",
+                {"type": "integer", "minimum": 1, "maximum": handlers.MAX_VERSION},
+            ),
+            Param(
+                "If-None-Match",
+                "The ETag of the menu the client has: 304 when it is still the latest.",
+                {"type": "string"},
+                location="header",
+            ),
+        ),
+        headers={200: _MENU_HEADERS, 304: _MENU_HEADERS, 404: ("Retry-After",)},
     ),
     Route(
         "GET",
@@ -98,7 +157,7 @@ ROUTES: tuple[Route, ...] = (
         handlers.get_menu_report,
         "The latest validation report of a location's menu",
         "menu",
-        responses={200: MenuReport, 404: Problem, **_ERRORS},
+        responses={200: MenuReport, 404: Problem},
     ),
     Route(
         "POST",
@@ -107,14 +166,9 @@ ROUTES: tuple[Route, ...] = (
         "Place an order (idempotent on its id)",
         "orders",
         request=Order,
-        responses={
-            202: OrderAccepted,
-            400: Problem,
-            409: Problem,
-            422: Problem,
-            503: Problem,
-            **_ERRORS,
-        },
+        responses={202: OrderAccepted, 409: Problem, 503: Problem},
+        headers={202: ("Location", "Idempotent-Replayed"), 503: ("Retry-After",)},
+        links={202: _order_links("$response.body#/id")},
     ),
     Route(
         "GET",
@@ -122,8 +176,27 @@ ROUTES: tuple[Route, ...] = (
         handlers.list_orders,
         "Orders by status (default: NEEDS_ATTENTION and FAILED)",
         "operations",
-        responses={200: OrderList, 400: Problem, **_ERRORS},
-        query={"status": "a status, repeatable or comma-separated", "limit": "1 to 1000"},
+        responses={200: OrderList, 400: Problem},
+        params=(
+            Param(
+                "status",
+                "Statuses to list; repeat the parameter or separate them with commas.",
+                {
+                    "type": "array",
+                    "items": {"type": "string", "enum": [s.value for s in OrderStatus]},
+                },
+            ),
+            Param(
+                "limit",
+                "Most orders in the answer.",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": handlers.MAX_LIST_LIMIT,
+                    "default": handlers.DEFAULT_LIST_LIMIT,
+                },
+            ),
+        ),
     ),
     *(
         Route(
@@ -133,14 +206,8 @@ ROUTES: tuple[Route, ...] = (
             summary,
             "operations",
             request=model,
-            responses={
-                200: OrderView,
-                400: Problem,
-                404: Problem,
-                409: Problem,
-                422: Problem,
-                **_ERRORS,
-            },
+            responses={200: OrderView, 404: Problem, 409: Problem},
+            headers={409: ("Retry-After",)},
         )
         for verb, handler, model, summary in (
             (
@@ -175,7 +242,8 @@ ROUTES: tuple[Route, ...] = (
         handlers.get_order,
         "An order with its status history",
         "orders",
-        responses={200: OrderView, 404: Problem, **_ERRORS},
+        responses={200: OrderView, 404: Problem},
+        links={200: _order_links("$response.body#/order/id")},
     ),
     Route(
         "POST",
@@ -183,10 +251,25 @@ ROUTES: tuple[Route, ...] = (
         handlers.pos_webhook,
         "Webhook intake for a connection's POS (verified by its plugin, not the bearer token)",
         "pos",
-        responses={200: None, 400: Problem, 401: Problem, 404: Problem, 503: Problem},
+        raw_body=True,
+        responses={
+            200: WebhookReceived,
+            400: Problem,
+            401: Problem,
+            404: Problem,
+            503: Problem,
+        },
+        headers={503: ("Retry-After",)},
         auth=False,
     ),
 )
+
+#: JSON Schemas of path parameters, by name: what the handlers accept (others answer 404).
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "location": {"type": "string", "minLength": 1, "maxLength": 200},
+    "order_id": {"type": "string", "minLength": 1, "maxLength": 200},
+    "connection": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+}
 
 
 def add_routes(app: web.Application) -> None:

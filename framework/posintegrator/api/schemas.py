@@ -158,3 +158,10 @@ class FoundInPos(OperatorAction):
     """An operator found the order in the POS."""
 
     pos_order_id: str = Field(min_length=1, max_length=200, description="The POS's id of it.")
+
+
+class WebhookReceived(BaseModel):
+    """What a POS webhook carried, once its plugin has verified and read it."""
+
+    received: int = Field(description="Status events it carried.")
+    availability: int = Field(description="Availability changes (86 and back) it carried.")

@@ -19,14 +19,18 @@ class UniversalModel(BaseModel):
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("outside the range of dates this host handles") from None
 
 
 #: A timezone-aware instant, normalised to UTC. Naive datetimes are refused.
 UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
-#: An identifier: non-empty, no surrounding whitespace, at most 200 characters.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: An identifier: non-empty, no surrounding whitespace, no control characters, at most 200
+#: characters.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 #: ISO 4217 currency code, e.g. ``EUR``.
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

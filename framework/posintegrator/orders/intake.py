@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from posintegrator.model import Order
 from posintegrator.runtime.scheduler import ConnectionJobs
+from posintegrator.settings import OrderSettings
 from posintegrator.store import AcceptResult, Store
 
 #: Namespace of the idempotency keys we derive from order ids (UUID v5: stable, 36 characters,
@@ -38,11 +39,13 @@ def order_content_hash(order: Order) -> str:
     return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
 
 
-def check_order(order: Order, jobs: ConnectionJobs | None) -> None:
-    """Refuse an order no connection of this deployment can deliver.
+def check_order(order: Order, jobs: ConnectionJobs | None, limits: OrderSettings) -> None:
+    """Refuse an order that is larger than this deployment's limits, or that no connection of it
+    can deliver.
 
     :raises OrderProblem: naming the field and the reason.
     """
+    check_size(order, limits)
     if jobs is None:
         raise OrderProblem("location", f"no connection serves location {order.location!r}")
     caps = jobs.connection.plugin.capabilities()
@@ -57,6 +60,38 @@ def check_order(order: Order, jobs: ConnectionJobs | None) -> None:
             "payment.mode",
             f"the POS of {order.location!r} does not take {order.payment.mode} payments",
         )
+
+
+def check_size(order: Order, limits: OrderSettings) -> None:
+    """Refuse an order with more lines, modifiers or modifier nesting than ``limits`` allow.
+
+    :raises OrderProblem: naming the first field over a limit.
+    """
+    if len(order.lines) > limits.max_lines:
+        raise OrderProblem("lines", f"{len(order.lines)} lines; at most {limits.max_lines}")
+    for index, line in enumerate(order.lines):
+        lists = [(f"lines[{index}].modifiers", line.modifiers, 1)]
+        lists += [
+            (f"lines[{index}].components[{c}].modifiers", component.modifiers, 1)
+            for c, component in enumerate(line.components)
+        ]
+        count = 0
+        while lists:
+            path, modifiers, depth = lists.pop()
+            if modifiers and depth > limits.max_modifier_depth:
+                raise OrderProblem(
+                    path, f"modifiers nested {depth} deep; at most {limits.max_modifier_depth}"
+                )
+            count += len(modifiers)
+            lists.extend(
+                (f"{path}[{m}].modifiers", modifier.modifiers, depth + 1)
+                for m, modifier in enumerate(modifiers)
+            )
+        if count > limits.max_modifiers_per_line:
+            raise OrderProblem(
+                f"lines[{index}]",
+                f"{count} modifiers; at most {limits.max_modifiers_per_line} per line",
+            )
 
 
 async def accept_order(store: Store, order: Order, jobs: ConnectionJobs) -> AcceptResult:
