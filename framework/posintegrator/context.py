@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import aiohttp
 from pydantic import BaseModel
 
+from posintegrator.poshttp import DEFAULT_MAX_RESPONSE_BYTES
+
 if TYPE_CHECKING:
     from loguru import Logger
 
@@ -43,6 +45,8 @@ class ConnectionContext:
     :param log: a logger bound to the connection and plugin.
     :param state: durable key-value state for this connection.
     :param webhook_url: the URL at which the host receives this connection's POS webhooks.
+    :param max_response_bytes: the largest POS answer to read (pass it to
+        :func:`posintegrator.poshttp.send`).
     """
 
     name: str
@@ -53,6 +57,7 @@ class ConnectionContext:
     log: Logger
     state: PluginState
     webhook_url: str
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def settings_as(self, model: type[SettingsT]) -> SettingsT:
         """The settings, checked to be of the plugin's own model class."""

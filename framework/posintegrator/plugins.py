@@ -80,6 +80,8 @@ class PosPlugin:
         self.info = info
         self.name = info.name
         self.bug_count = 0
+        #: Calls cut off because the plugin did not answer in time (counted by the runtime).
+        self.timeouts = 0
         self._capabilities: Capabilities | None = None
         self._callers: dict[str, Any] = {}
 

@@ -18,6 +18,10 @@ import orjson
 
 from posintegrator.errors import AmbiguousError, RetryableError
 
+#: The largest POS answer read when a client names no limit (a 20,000-item catalog page set is
+#: far smaller; a POS sending more is treated as failing, not trusted with the host's memory).
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -44,14 +48,18 @@ async def send(
     params: dict[str, Any] | None = None,
     json: Any = None,
     headers: dict[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Reply:
     """Send one request to a POS.
 
     :param what: names the call in error messages, e.g. ``"Square POST /v2/orders"``.
     :param write: whether the request changes something in the POS, so that losing the answer
         leaves the outcome unknown.
-    :raises RetryableError: the POS could not be reached, or a read failed.
-    :raises AmbiguousError: a write was sent but its answer was lost.
+    :param max_bytes: the largest answer read (pass ``ctx.max_response_bytes``); a larger one is
+        cut off unread, so a POS answering with gigabytes cannot exhaust the host's memory.
+    :raises RetryableError: the POS could not be reached, a read failed, or its answer was too
+        large.
+    :raises AmbiguousError: a write was sent but its answer was lost (or too large to read).
     """
     all_headers = dict(headers or {})
     data = None
@@ -62,7 +70,15 @@ async def send(
         async with http.request(
             method, url, params=params, data=data, headers=all_headers, timeout=timeout
         ) as response:
-            body = await response.read()
+            body = await _read_at_most(response, max_bytes)
+            if body is None:
+                problem = (
+                    f"{what}: the answer is larger than {max_bytes} bytes and was not read "
+                    "(raise the connection's max_response_bytes if the POS really sends that much)"
+                )
+                if write:
+                    raise AmbiguousError(problem + "; the POS may have processed the request")
+                raise RetryableError(problem)
             return Reply(
                 response.status, body, parse_retry_after(response.headers.get("Retry-After"))
             )
@@ -74,6 +90,20 @@ async def send(
         if write:
             raise AmbiguousError(f"{what} {problem}; the POS may have processed it") from exc
         raise RetryableError(f"{what} {problem}") from exc
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
+    """The body, or None as soon as it is known to be longer than ``max_bytes``."""
+    if response.content_length is not None and response.content_length > max_bytes:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def json_object(what: str, body: bytes, *, write: bool) -> dict[str, Any]:

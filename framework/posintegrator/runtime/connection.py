@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from aiolimiter import AsyncLimiter
 
 from posintegrator.context import ConnectionContext
-from posintegrator.errors import AuthError, PermanentError, PosError, RetryableError
+from posintegrator.errors import (
+    AmbiguousError,
+    AuthError,
+    PermanentError,
+    PosError,
+    RetryableError,
+)
 from posintegrator.plugins import PosPlugin
 from posintegrator.runtime.health import ConnectionHealth
 from posintegrator.settings import ConnectionSettings
@@ -20,13 +26,23 @@ class CircuitOpenError(RetryableError):
     """The connection's circuit is open: the POS was not called at all."""
 
 
+class CallTimedOut(AmbiguousError):
+    """The plugin did not finish a call within the connection's ``call_timeout_seconds``.
+
+    It was cut off. Whatever it had sent may have reached the POS, so a cut-off submission is
+    treated as one whose outcome is unknown; any other call simply failed.
+    """
+
+
 @dataclass
 class Connection:
     """One POS connection as the scheduler, delivery and API see it.
 
     Every call to the POS goes through :meth:`calling`, which applies, in this order, the
     circuit breaker (a POS that is down is not hammered), the rate limit and the limit on calls
-    in flight, shared by menu sync, order delivery and status polling.
+    in flight, shared by menu sync, order delivery and status polling; and it cuts off a call
+    that takes longer than ``call_timeout_seconds``, so a plugin that hangs holds up nothing but
+    its own connection.
     """
 
     settings: ConnectionSettings
@@ -56,11 +72,20 @@ class Connection:
                 f"connection {self.name!r} is paused: {self.health.last_error}",
                 retry_after=self.health.blocked_for(),
             )
+        timeout = self.settings.call_timeout_seconds
         try:
             async with self.limiter:
                 if self.rate is not None:
                     await self.rate.acquire()
-                yield
+                try:
+                    async with asyncio.timeout(timeout):
+                        yield
+                except TimeoutError:
+                    self.plugin.timeouts += 1
+                    raise CallTimedOut(
+                        f"plugin {self.plugin.name!r} did not answer within {timeout:g} s "
+                        f"(connection {self.name!r}, call_timeout_seconds): cut off"
+                    ) from None
         except PermanentError:
             self.health.succeeded()
             raise

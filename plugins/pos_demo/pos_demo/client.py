@@ -21,7 +21,7 @@ import orjson
 
 from pos_demo.settings import DemoPosSettings
 from posintegrator.errors import AuthError, PermanentError, RetryableError
-from posintegrator.poshttp import json_object, send
+from posintegrator.poshttp import DEFAULT_MAX_RESPONSE_BYTES, json_object, send
 
 JSONDict = dict[str, Any]
 
@@ -31,10 +31,18 @@ class DemoPosClient:
 
     :param http: the session to use; the client never creates or closes one.
     :param settings: where the POS is and how to authenticate.
+    :param max_response_bytes: the largest answer read (the connection's limit).
     """
 
-    def __init__(self, http: aiohttp.ClientSession, settings: DemoPosSettings) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        settings: DemoPosSettings,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self._http = http
+        self._max_bytes = max_response_bytes
         self._base_url = str(settings.base_url).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
         self._headers = {"Accept": "application/json"}
@@ -99,6 +107,7 @@ class DemoPosClient:
             what=what,
             write=ambiguous,
             timeout=self._timeout,
+            max_bytes=self._max_bytes,
             params=params,
             json=body,
             headers={**self._headers, **(headers or {})},

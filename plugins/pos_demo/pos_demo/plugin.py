@@ -44,7 +44,9 @@ _SIGNATURE_PREFIX = "sha256="
 
 
 def _client(ctx: ConnectionContext) -> DemoPosClient:
-    return DemoPosClient(ctx.http, ctx.settings_as(DemoPosSettings))
+    return DemoPosClient(
+        ctx.http, ctx.settings_as(DemoPosSettings), max_response_bytes=ctx.max_response_bytes
+    )
 
 
 @hookimpl

@@ -27,7 +27,7 @@ import orjson
 
 from pos_square.settings import SquareSettings
 from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
-from posintegrator.poshttp import json_object, send
+from posintegrator.poshttp import DEFAULT_MAX_RESPONSE_BYTES, json_object, send
 
 JSONDict = dict[str, Any]
 
@@ -46,10 +46,18 @@ class SquareClient:
 
     :param http: the session to use; the client never creates or closes one.
     :param settings: where Square is and how to authenticate.
+    :param max_response_bytes: the largest answer read (the connection's limit).
     """
 
-    def __init__(self, http: aiohttp.ClientSession, settings: SquareSettings) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        settings: SquareSettings,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self._http = http
+        self._max_bytes = max_response_bytes
         self._base_url = str(settings.base_url).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
         self._headers = {
@@ -142,6 +150,7 @@ class SquareClient:
             what=what,
             write=write,
             timeout=self._timeout,
+            max_bytes=self._max_bytes,
             params=params,
             json=body,
             headers=dict(self._headers),

@@ -68,7 +68,7 @@ def _settings(ctx: ConnectionContext) -> SquareSettings:
 
 
 def _client(ctx: ConnectionContext) -> SquareClient:
-    return SquareClient(ctx.http, _settings(ctx))
+    return SquareClient(ctx.http, _settings(ctx), max_response_bytes=ctx.max_response_bytes)
 
 
 @hookimpl
