@@ -74,13 +74,6 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100), nearest rank."""
     ordered = sorted(values)
@@ -121,7 +114,7 @@ async def _receiver(pipe: Connection, secret: str) -> None:
 def host_main(
     pipe: Connection,
     data_dir: str,
-    port: int,
+    listen: socket.socket,
     pos_url: str,
     pos_secret: str,
     cloud_url: str,
@@ -134,7 +127,7 @@ def host_main(
         _host(
             pipe,
             Path(data_dir),
-            port,
+            listen,
             pos_url,
             pos_secret,
             cloud_url,
@@ -148,7 +141,7 @@ def host_main(
 async def _host(
     pipe: Connection,
     data_dir: Path,
-    port: int,
+    listen: socket.socket,
     pos_url: str,
     pos_secret: str,
     cloud_url: str,
@@ -168,7 +161,7 @@ async def _host(
 
     quiet_logs(log_level)
     settings = HostSettings(
-        api=ApiSettings(host="127.0.0.1", port=port, token=SecretStr(TOKEN)),
+        api=ApiSettings(host="127.0.0.1", token=SecretStr(TOKEN)),
         store=StoreSettings(path=data_dir / "host.db"),  # synchronous=FULL, the default
         cloud=CloudSettings(webhook_url=cloud_url, webhook_secret=SecretStr(cloud_secret)),
         connections=[
@@ -181,7 +174,7 @@ async def _host(
             )
         ],
     )
-    host = Host(settings)
+    host = Host(settings, listen_socket=listen)
     await host.start()
     await sync_all_menus(host)
     pipe.send({"port": host.port, "pid": os.getpid()})
@@ -303,7 +296,11 @@ async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[st
         work = Path(tmp)
         pos_secret = secrets.token_hex(16)
         cloud_secret = secrets.token_hex(16)
-        host_port = free_port()
+        # The host's socket is bound here and handed over, so the POS can be told where to send
+        # its webhooks before the host runs (no port is guessed).
+        listen = socket.socket()
+        listen.bind(("127.0.0.1", 0))
+        host_port = listen.getsockname()[1]
         sim, pos_url = start_simulator(work / "pos", host_port, pos_secret, args.stage_seconds)
         receiver: Child | None = None
         host: Child | None = None
@@ -313,7 +310,7 @@ async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[st
             host = spawn(
                 host_main,
                 str(work / "host"),
-                host_port,
+                listen,
                 pos_url,
                 pos_secret,
                 receiver.ready["url"],
@@ -350,6 +347,7 @@ async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[st
             report = receiver.stop() if receiver is not None else {}
             sim.terminate()
             sim.wait(10)
+            listen.close()
         history = host_history(work / "host" / "host.db")
     accepted: dict[str, float] = report.get("accepted", {})
     to_webhook = [accepted[o] - sent[o] for o in sent if o in accepted]

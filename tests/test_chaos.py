@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, free_port
+from helpers import POS_API_KEY, POS_WEBHOOK_SECRET
 from hostprocess import ServeProcess
 
 from pos_demo.simulator import SimulatorConfig, start_simulator
@@ -141,11 +141,13 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     await proxy.accept()
     receiver = CloudReceiver(CLOUD_KEY.encode())
     await receiver.start()
-    port = free_port()
     config = tmp_path / "host.toml"
-    host_config(config, port, tmp_path / "host.db", proxy.url, receiver.url)
-    pos.set_webhook(f"http://127.0.0.1:{port}/pos/demo/webhook", POS_WEBHOOK_SECRET)
-    serve = ServeProcess(config, port, tmp_path / "host.log", TOKEN)
+    host_config(config, 0, tmp_path / "host.db", proxy.url, receiver.url)
+
+    def point_webhooks(url: str) -> None:
+        pos.set_webhook(f"{url}/pos/demo/webhook", POS_WEBHOOK_SECRET)
+
+    serve = ServeProcess(config, tmp_path / "host.log", TOKEN, on_started=point_webhooks)
     async with (
         aiohttp.ClientSession(headers={"X-Api-Key": POS_API_KEY}) as http,
         http.get(f"{pos.url}/menu", params={"location": "downtown"}) as response,

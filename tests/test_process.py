@@ -15,7 +15,7 @@ import pytest
 from helpers import (
     POS_API_KEY,
     POS_WEBHOOK_SECRET,
-    free_port,
+    eventually,
     pos_orders,
     write_host_config,
 )
@@ -36,11 +36,10 @@ async def deployment(
 ) -> AsyncIterator[tuple[ServeProcess, CloudReceiver]]:
     receiver = CloudReceiver(CLOUD_KEY.encode())
     await receiver.start()
-    port = free_port()
     config = tmp_path / "host.toml"
     write_host_config(
         config,
-        port=port,
+        port=0,
         token=TOKEN,
         store=tmp_path / "host.db",
         simulator_url=simulator.url,
@@ -48,9 +47,12 @@ async def deployment(
         cloud_key=CLOUD_KEY,
         status_source=status_source,
     )
-    if status_source == "webhook":
-        simulator.set_webhook(f"http://127.0.0.1:{port}/pos/demo/webhook", POS_WEBHOOK_SECRET)
-    serve = ServeProcess(config, port, tmp_path / "host.log", TOKEN)
+
+    def point_webhooks(url: str) -> None:
+        if status_source == "webhook":
+            simulator.set_webhook(f"{url}/pos/demo/webhook", POS_WEBHOOK_SECRET)
+
+    serve = ServeProcess(config, tmp_path / "host.log", TOKEN, on_started=point_webhooks)
     try:
         yield serve, receiver
     finally:
@@ -66,6 +68,10 @@ async def demo_menu(simulator: RunningSimulator) -> Menu:
         session.get(f"{simulator.url}/menu", params={"location": "downtown"}) as response,
     ):
         return menu_from_pos(await response.json(), "downtown")
+
+
+async def _holds_some(simulator: RunningSimulator) -> bool:
+    return len(await pos_orders(simulator)) > 0
 
 
 async def wait_until_final(
@@ -111,7 +117,8 @@ async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
         for order_id in order_ids:
             status, body = await serve.call("POST", "/v1/orders", sample_order(menu, order_id))
             assert status == 202, body
-        await asyncio.sleep(0.3)  # submissions are in flight: committed in the POS, unanswered
+        # Kill once the POS has committed the first submissions, before it answers them.
+        await eventually(lambda: _holds_some(slow_pos), timeout=20)
         await serve.kill()
         in_pos_at_kill = len(await pos_orders(slow_pos))
         assert 0 < in_pos_at_kill < len(order_ids), "the kill must land mid-delivery"

@@ -204,7 +204,11 @@ def serve(config: Path, secrets_dir: Path | None) -> None:
 
 @main.command("demo")
 @click.option(
-    "--port", default=8080, show_default=True, help="API port; the POS uses +1, the receiver +2."
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="The Integrator API's port (0: any free one); the POS and the receiver take free ports.",
 )
 @click.option(
     "--data-dir",

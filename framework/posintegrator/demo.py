@@ -46,7 +46,9 @@ def prepare_data_dir(data_dir: Path) -> tuple[dict[str, str], bool]:
     return values, first_run
 
 
-def write_demo_config(data_dir: Path, port: int, values: dict[str, str]) -> Path:
+def write_demo_config(
+    data_dir: Path, port: int, values: dict[str, str], pos_url: str, receiver_url: str
+) -> Path:
     """Write the host's settings for the demo into ``data_dir/demo.toml``."""
     config = data_dir / "demo.toml"
     locations = ", ".join(f'"{loc}"' for loc in DEMO_LOCATIONS)
@@ -61,7 +63,7 @@ token = "{values["api_token"]}"
 path = "{data_dir / "posintegrator.db"}"
 
 [cloud]
-webhook_url = "http://127.0.0.1:{port + 2}/webhooks/posintegrator"
+webhook_url = "{receiver_url}"
 webhook_secret = "{values["cloud_webhook_secret"]}"
 
 [[connections]]
@@ -72,7 +74,7 @@ menu_sync_seconds = 60
 status_source = "webhook"
 
 [connections.settings]
-base_url = "http://127.0.0.1:{port + 1}"
+base_url = "{pos_url}"
 api_key = "{values["pos_api_key"]}"
 webhook_secret = "{values["pos_webhook_secret"]}"
 """,
@@ -115,35 +117,41 @@ async def run_demo(
         raise click.ClickException(
             "the demo POS plugin is not installed: pip install -e plugins/pos_demo"
         ) from None
+    # The POS and the receiver take whatever ports are free; only the API's port is chosen.
     receiver = CloudReceiver(values["cloud_webhook_secret"].encode(), on_event=_print_event)
-    try:
-        await receiver.start(port=port + 2)
-        simulator = await start_simulator(
-            SimulatorConfig(
-                data_dir=data_dir / "pos",
-                api_key=values["pos_api_key"],
-                stage_seconds=stage_seconds,
-                webhook_url=f"http://127.0.0.1:{port}/pos/{DEMO_CONNECTION}/webhook",
-                webhook_secret=values["pos_webhook_secret"],
-            ),
-            port=port + 1,
+    await receiver.start()
+    simulator = await start_simulator(
+        SimulatorConfig(
+            data_dir=data_dir / "pos",
+            api_key=values["pos_api_key"],
+            stage_seconds=stage_seconds,
         )
-    except OSError as exc:
-        await receiver.stop()
-        raise click.ClickException(
-            f"cannot listen on ports {port}-{port + 2} ({exc}); pick others with --port"
-        ) from None
+    )
     try:
-        host = Host(load_settings(write_demo_config(data_dir, port, values)))
-        await _run_host(host, simulator.url, receiver.url, values["api_token"], first_run)
+        config = write_demo_config(data_dir, port, values, simulator.url, receiver.url)
+        host = Host(load_settings(config))
+        try:
+            await host.start()
+        except OSError as exc:
+            await host.stop()
+            raise click.ClickException(
+                f"cannot listen on port {port} ({exc}); pick another with --port (0: any)"
+            ) from None
+        # With --port 0 the file now names the port really bound, so the CLI finds the host.
+        write_demo_config(data_dir, host.port, values, simulator.url, receiver.url)
+        simulator.set_webhook(
+            f"{host.url}/pos/{DEMO_CONNECTION}/webhook", values["pos_webhook_secret"]
+        )
+        await _run_host(host, simulator.url, receiver.url, values, first_run)
     finally:
         await simulator.close()
         await receiver.stop()
 
 
 async def _run_host(
-    host: Host, simulator_url: str, receiver_url: str, token: str, first_run: bool
+    host: Host, simulator_url: str, receiver_url: str, values: dict[str, str], first_run: bool
 ) -> None:
+    """Sync the demo menus, print the banner and serve until SIGINT/SIGTERM; then stop."""
     import asyncio
     import signal
 
@@ -151,7 +159,6 @@ async def _run_host(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await host.start()
     try:
         jobs = host.connections[DEMO_CONNECTION]
         for location in DEMO_LOCATIONS:
@@ -159,7 +166,7 @@ async def _run_host(
                 await jobs.menusync.sync(location)
             except (PosError, MenuRejected) as exc:
                 click.secho(f"menu of {location} not synced yet: {exc}", fg="yellow")
-        _banner(host.url, simulator_url, receiver_url, token, first_run)
+        _banner(host.url, simulator_url, receiver_url, values, first_run)
         await stop.wait()
         click.echo("stopping...")
     finally:
@@ -168,16 +175,22 @@ async def _run_host(
         await host.stop()
 
 
-def _banner(api: str, simulator: str, receiver: str, token: str, first_run: bool) -> None:
+def _banner(
+    api: str, simulator: str, receiver: str, values: dict[str, str], first_run: bool
+) -> None:
+    token = values["api_token"]
     auth = shlex.quote(f"Authorization: Bearer {token}")
+    pos_key = shlex.quote(f"X-Api-Key: {values['pos_api_key']}")
     example = find_example_order()
     click.echo()
     click.secho("posintegrator demo is running" + ("" if first_run else " (resumed)"), bold=True)
     click.echo(f"  Integrator API   {api}")
     click.echo(f"  API token        {token}")
-    click.echo(f"  Demo POS         {simulator}   (GET /orders lists what the POS holds)")
+    click.echo(f"  Demo POS         {simulator}")
     click.echo(f"  Cloud receiver   {receiver}   (its events are printed below)")
     click.echo()
+    click.echo("What the POS holds:")
+    click.echo(f"  curl -sS -H {pos_key} {simulator}/orders; echo")
     click.echo("Menu:")
     click.echo(f"  curl -sS -H {auth} {api}/v1/locations/downtown/menu | head -c 600; echo")
     if example is not None:

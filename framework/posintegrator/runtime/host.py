@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from posintegrator.orders.delivery import OrderDelivery
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.health import ConnectionHealth
+from posintegrator.runtime.notify import notify_ready, notify_stopping
 from posintegrator.runtime.scheduler import ConnectionJobs, Scheduler
 from posintegrator.settings import HostSettings
 from posintegrator.statuses.intake import StatusIntake
@@ -57,6 +59,9 @@ class Host:
     :param settings: the deployment.
     :param plugins: already loaded plugins; loaded from the settings when omitted.
     :param store: the durable store; the SQLite store at ``settings.store.path`` when omitted.
+    :param listen_socket: an already bound TCP socket to serve the API on, instead of binding
+        ``api.host:api.port`` (a supervisor or test that must know the port before the host
+        starts binds it and hands it over).
     """
 
     def __init__(
@@ -65,8 +70,10 @@ class Host:
         *,
         plugins: PluginHost | None = None,
         store: Store | None = None,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         self.settings = settings
+        self._listen_socket = listen_socket
         self.plugins = plugins or PluginHost.load(
             [c.plugin for c in settings.connections] + settings.extensions
         )
@@ -130,7 +137,11 @@ class Host:
         app = build_app(self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.api.host, self.settings.api.port)
+        site: web.BaseSite
+        if self._listen_socket is not None:
+            site = web.SockSite(self._runner, self._listen_socket)
+        else:
+            site = web.TCPSite(self._runner, self.settings.api.host, self.settings.api.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         for conn_settings in self.settings.connections:
@@ -155,6 +166,7 @@ class Host:
             log=logger.bind(connection=name, plugin=plugin.name),
             state=_ConnectionState(self.store, name),
             webhook_url=f"{self.public_url}/pos/{name}/webhook",
+            max_response_bytes=conn_settings.max_response_bytes,
         )
         rate = conn_settings.rate_limit_per_second
         connection = Connection(
@@ -206,9 +218,11 @@ class Host:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        notify_ready(self.url)
         try:
             await stop.wait()
             logger.info("stopping: no new orders; finishing work under way")
+            notify_stopping()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

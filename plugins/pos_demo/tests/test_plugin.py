@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,12 +251,13 @@ def make_order(order_id: str = "cloud-42") -> Order:
     )
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on (bound once, then released)."""
+@pytest.fixture
+def unreachable_url() -> Iterator[str]:
+    """A loopback URL whose port is held (bound, never listening): connecting is refused, and
+    no other process can take the port while the test runs."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,8 +382,10 @@ async def test_submit_dropped_connection_is_ambiguous(
         await plugin.pos_submit_order(ctx=ctx, order=make_order(), idempotency_key="k")
 
 
-async def test_submit_to_unreachable_pos_is_retryable(http: aiohttp.ClientSession) -> None:
-    ctx = make_ctx(http, f"http://127.0.0.1:{free_port()}")
+async def test_submit_to_unreachable_pos_is_retryable(
+    http: aiohttp.ClientSession, unreachable_url: str
+) -> None:
+    ctx = make_ctx(http, unreachable_url)
     with pytest.raises(RetryableError):
         await plugin.pos_submit_order(ctx=ctx, order=make_order(), idempotency_key="k")
 
