@@ -1,0 +1,113 @@
+"""Property-based testing of the whole Integrator API with schemathesis, against a real host
+with the demo POS: no answer may be a server error or contradict the OpenAPI document.
+
+Every operation is fuzzed with valid and invalid input (coverage, fuzzing and stateful phases);
+stateful scenarios follow the document's links (POST an order, GET it, retry, cancel it). The
+run is reproducible: a fixed seed and a bounded number of examples per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+import orjson
+
+from posintegrator.testing import HostHarness, sample_order
+
+SEED = 20261130
+#: Examples per operation in the fuzzing phase, and the budget of the stateful phase (its
+#: scenarios grow quickly with it: 10 gives some 60 to 100 scenarios of up to 10 calls).
+EXAMPLES = 30
+STATEFUL_EXAMPLES = 8
+KNOWN_ORDERS = 3
+
+#: Checks left out, each with the reason:
+#: positive_data_acceptance expects every schema-valid request to succeed, but an order that is
+#: valid JSON for the schema is still refused (422) when it does not match the location's menu:
+#: that is a business rule a JSON Schema cannot state.
+EXCLUDED_CHECKS = "positive_data_acceptance"
+
+
+def _config(path: Path, known_orders: list[str]) -> None:
+    ids = ", ".join(orjson.dumps(order_id).decode() for order_id in known_orders)
+    path.write_text(
+        f"""
+seed = {SEED}
+workers = 1
+
+[generation]
+max-examples = {STATEFUL_EXAMPLES}
+
+[phases.fuzzing.generation]
+max-examples = {EXAMPLES}
+
+[phases.stateful]
+max-steps = 6
+
+[dictionaries.orders]
+values = [{ids}]
+
+[dictionaries.locations]
+values = ["downtown", "airport"]
+
+[dictionaries.connections]
+values = ["demo"]
+
+[parameters]
+"path.order_id" = {{ dictionary = "orders", probability = 0.5 }}
+"path.location" = {{ dictionary = "locations", probability = 0.5 }}
+"path.connection" = {{ dictionary = "connections", probability = 0.5 }}
+""",
+        encoding="utf-8",
+    )
+
+
+async def test_fuzzed_api_gives_no_server_error_and_matches_its_document(
+    demo_host: HostHarness, tmp_path: Path
+) -> None:
+    menu = await demo_host.wait_for_menu("downtown")
+    known = [f"fuzz-known-{n}" for n in range(KNOWN_ORDERS)]
+    valid = [sample_order(menu, order_id) for order_id in known]
+    for order in valid:
+        status, body = await demo_host.post_order(order)
+        assert status == 202, body
+    orders_file = tmp_path / "valid-orders.json"
+    orders_file.write_bytes(orjson.dumps(valid))
+    config = tmp_path / "schemathesis.toml"
+    _config(config, known)
+    token = demo_host.client.headers["Authorization"]
+    cli = Path(sys.executable).with_name("schemathesis")
+    process = await asyncio.create_subprocess_exec(
+        str(cli),
+        "--config-file",
+        str(config),
+        "run",
+        f"{demo_host.url}/openapi.json",
+        "--header",
+        f"Authorization: {token}",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        EXCLUDED_CHECKS,
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--no-color",
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "apifuzz.hooks",
+            "POSINTEGRATOR_FUZZ_ORDERS": str(orders_file),
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    report = output.decode(errors="replace")
+    assert process.returncode == 0, report
+    links = re.search(r"API Links:\s+(\d+) covered", report)
+    assert links is not None and int(links.group(1)) > 0, "no stateful link was followed"
