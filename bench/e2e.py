@@ -60,6 +60,7 @@ from intake import (
 )
 from pydantic import SecretStr
 
+from posintegrator.cloud.signatures import generate_secret
 from posintegrator.model import Menu
 from posintegrator.testing import one_product_menu, sample_order
 
@@ -108,7 +109,7 @@ async def _receiver(pipe: Connection, secret: str) -> None:
         if status == "ACCEPTED":
             accepted.setdefault(event["order_id"], time.time())
 
-    receiver = CloudReceiver(secret.encode(), on_event=record)
+    receiver = CloudReceiver([secret], on_event=record)
     url = await receiver.start()
     pipe.send({"url": url, "pid": os.getpid()})
     loop = asyncio.get_running_loop()
@@ -170,7 +171,7 @@ async def _host(
     settings = HostSettings(
         api=ApiSettings(host="127.0.0.1", port=port, token=SecretStr(TOKEN)),
         store=StoreSettings(path=data_dir / "host.db"),  # synchronous=FULL, the default
-        cloud=CloudSettings(webhook_url=cloud_url, webhook_secret=SecretStr(cloud_secret)),
+        cloud=CloudSettings(webhook_url=cloud_url, webhook_secrets=[SecretStr(cloud_secret)]),
         connections=[
             ConnectionSettings(
                 name="demo",
@@ -302,7 +303,7 @@ async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[st
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pos_secret = secrets.token_hex(16)
-        cloud_secret = secrets.token_hex(16)
+        cloud_secret = generate_secret()
         host_port = free_port()
         sim, pos_url = start_simulator(work / "pos", host_port, pos_secret, args.stage_seconds)
         receiver: Child | None = None
