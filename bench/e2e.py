@@ -60,6 +60,7 @@ from intake import (
 )
 from pydantic import SecretStr
 
+from posintegrator.cloud.signatures import generate_secret
 from posintegrator.model import Menu
 from posintegrator.testing import one_product_menu, sample_order
 
@@ -101,7 +102,7 @@ async def _receiver(pipe: Connection, secret: str) -> None:
         if status == "ACCEPTED":
             accepted.setdefault(event["order_id"], time.time())
 
-    receiver = CloudReceiver(secret.encode(), on_event=record)
+    receiver = CloudReceiver([secret], on_event=record)
     url = await receiver.start()
     pipe.send({"url": url, "pid": os.getpid()})
     loop = asyncio.get_running_loop()
@@ -163,7 +164,7 @@ async def _host(
     settings = HostSettings(
         api=ApiSettings(host="127.0.0.1", token=SecretStr(TOKEN)),
         store=StoreSettings(path=data_dir / "host.db"),  # synchronous=FULL, the default
-        cloud=CloudSettings(webhook_url=cloud_url, webhook_secret=SecretStr(cloud_secret)),
+        cloud=CloudSettings(webhook_url=cloud_url, webhook_secrets=[SecretStr(cloud_secret)]),
         connections=[
             ConnectionSettings(
                 name="demo",
@@ -295,7 +296,7 @@ async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[st
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pos_secret = secrets.token_hex(16)
-        cloud_secret = secrets.token_hex(16)
+        cloud_secret = generate_secret()
         # The host's socket is bound here and handed over, so the POS can be told where to send
         # its webhooks before the host runs (no port is guessed).
         listen = socket.socket()

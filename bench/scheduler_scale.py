@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import collections
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -37,6 +36,8 @@ from common import Measure, table, write_results
 from e2e import process_cpu_seconds, receiver_main
 from intake import NoopPos, quiet_logs, spawn
 from pydantic import SecretStr
+
+from posintegrator.cloud.signatures import generate_secret
 
 GIB = 1024**3
 
@@ -91,7 +92,7 @@ async def _host(
     settings = HostSettings(
         api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr("bench-token")),
         store=StoreSettings(path=data_dir / "host.db"),  # synchronous=FULL, the default
-        cloud=CloudSettings(webhook_url=cloud_url, webhook_secret=SecretStr(cloud_secret)),
+        cloud=CloudSettings(webhook_url=cloud_url, webhook_secrets=[SecretStr(cloud_secret)]),
         connections=[
             ConnectionSettings(
                 name=f"c{c:03d}",
@@ -147,7 +148,7 @@ def main() -> None:
     if args.quick:
         args.connections, args.locations, args.window = 2, 5, 1.5
     total = args.connections * args.locations
-    secret = secrets.token_hex(16)
+    secret = generate_secret()
 
     receiver = spawn(receiver_main, secret)
     idle = spawn(idle_main)

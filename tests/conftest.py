@@ -8,9 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, demo_connection
+from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, SignedDelivery, demo_connection
 
 from pos_demo.simulator import RunningSimulator, SimulatorConfig, start_simulator
+from posintegrator.cloud.signatures import generate_secret
 from posintegrator.runtime.host import Host
 from posintegrator.testing import HostHarness, running_host
 
@@ -51,3 +52,14 @@ async def demo_host(tmp_path: Path, simulator: RunningSimulator) -> AsyncIterato
 
     async with running_host(tmp_path, [demo_connection(simulator)], after_start=connect) as harness:
         yield harness
+
+
+@pytest.fixture
+async def signed_delivery(tmp_path: Path, simulator: RunningSimulator) -> SignedDelivery:
+    """The first event a host holding two cloud secrets delivered over loopback HTTP."""
+    secrets = (generate_secret(), generate_secret())
+    async with running_host(
+        tmp_path, [demo_connection(simulator)], cloud_secrets=list(secrets)
+    ) as harness:
+        await harness.wait_for_events(lambda events: len(events) >= 1)
+        return SignedDelivery(secrets, harness.receiver.deliveries[0])

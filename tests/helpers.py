@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from pos_demo.simulator import RunningSimulator
+from posintegrator.cloud.receiver import Delivery
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
 
 POS_API_KEY = "test-pos-key"
 POS_WEBHOOK_SECRET = "test-pos-webhook-secret"
+
+
+@dataclass(frozen=True)
+class SignedDelivery:
+    """A webhook the host really sent to its cloud, signed with two secrets (see the
+    ``signed_delivery`` fixture)."""
+
+    secrets: tuple[str, str]
+    delivery: Delivery
 
 
 def demo_connection(simulator: RunningSimulator, **overrides: Any) -> ConnectionSettings:
@@ -82,7 +93,7 @@ path = "{store}"
 
 [cloud]
 webhook_url = "{cloud_url}"
-webhook_secret = "{cloud_key}"
+webhook_secrets = ["{cloud_key}"]
 
 [[connections]]
 name = "demo"

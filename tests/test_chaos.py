@@ -23,12 +23,13 @@ from hostprocess import ServeProcess
 from pos_demo.simulator import SimulatorConfig, start_simulator
 from pos_demo.translate import menu_from_pos
 from posintegrator.cloud.receiver import CloudReceiver
+from posintegrator.cloud.signatures import generate_secret
 from posintegrator.model import OrderStatus, can_transition
 from posintegrator.testing import sample_order
 from posintegrator.testing.faults import FaultPlan, FaultProxy
 
 TOKEN = "chaos-token"
-CLOUD_KEY = "chaos-cloud-key"
+CLOUD_KEY = generate_secret()
 PACE_SECONDS = 0.04
 FAULT_KINDS = ("fail_5xx", "timeout", "commit_then_drop", "commit_then_5xx", "slow")
 SETTLED = {"COMPLETED", "FAILED", "NEEDS_ATTENTION", "REJECTED", "CANCELLED"}
@@ -56,7 +57,7 @@ path = "{store}"
 
 [cloud]
 webhook_url = "{cloud_url}"
-webhook_secret = "{CLOUD_KEY}"
+webhook_secrets = ["{CLOUD_KEY}"]
 
 [[connections]]
 name = "demo"
@@ -139,7 +140,7 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     )
     proxy = FaultProxy(pos.host, pos.port)
     await proxy.accept()
-    receiver = CloudReceiver(CLOUD_KEY.encode())
+    receiver = CloudReceiver([CLOUD_KEY])
     await receiver.start()
     config = tmp_path / "host.toml"
     host_config(config, 0, tmp_path / "host.db", proxy.url, receiver.url)

@@ -21,7 +21,7 @@ port = 8123
 token = "tok-SECRET-1111"
 
 [cloud]
-webhook_secret = "hook-SECRET-2222"
+webhook_secrets = ["whsec_aG9vay1TRUNSRVQtMjIyMiBvZiAzMiBieXRlcyBvaw=="]
 
 [[connections]]
 name = "main"
@@ -54,7 +54,13 @@ plugin = "nosuchpos"
 locations = ["loc-3"]
 """
 
-SECRETS = ("tok-SECRET-1111", "hook-SECRET-2222", "key-SECRET-3333", "key-SECRET-4444")
+SECRETS = (
+    "tok-SECRET-1111",
+    "whsec_aG9vay1TRUNSRVQtMjIyMiBvZiAzMiBieXRlcyBvaw==",
+    "hook-SECRET-2222",
+    "key-SECRET-3333",
+    "key-SECRET-4444",
+)
 
 
 @dataclass

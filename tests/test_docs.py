@@ -11,17 +11,19 @@ import inspect
 import re
 import subprocess
 import sys
-import time
 import typing
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from helpers import SignedDelivery
 from pydantic import BaseModel
 
 from posintegrator import hookspecs
 from posintegrator.api.routes import ROUTES
-from posintegrator.cloud import notifier as cloud
+from posintegrator.cloud import signatures
+from posintegrator.cloud.notifier import delivery_headers
 from posintegrator.settings import (
     ApiSettings,
     CloudSettings,
@@ -167,17 +169,22 @@ def test_the_annotated_settings_file_sets_every_field() -> None:
         )
 
 
-# --- (4) the webhook signature in docs/cloud-webhooks.md matches posintegrator.cloud.notifier ---
+# --- (4) the webhook signature in docs/cloud-webhooks.md matches posintegrator.cloud ----------
+
+EXAMPLE_SECRETS = (
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "whsec_R9JQ+OOEVrZoPwt/E5ec5Tk5gY37VQBjEKM2Q1LpTGk=",
+)
+EXAMPLE_ID = "3b3f7ff4-3614-4df9-9edf-76561b7d5a65"
+EXAMPLE_TIMESTAMP = 1764386881
+EXAMPLE_BODY = b'{"type":"menu.published"}'
 
 
-def _verification_snippet() -> tuple[str, dict[str, Any]]:
+def _python_block(defining: str) -> tuple[str, dict[str, Any]]:
+    """The one python block of docs/cloud-webhooks.md defining ``defining``, executed."""
     page = _page("cloud-webhooks.md")
-    blocks = [
-        b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "def verify_signature" in b
-    ]
-    assert len(blocks) == 1, (
-        "docs/cloud-webhooks.md needs one python block defining verify_signature"
-    )
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", page, re.S) if f"def {defining}(" in b]
+    assert len(blocks) == 1, f"docs/cloud-webhooks.md needs one python block defining {defining}"
     namespace: dict[str, Any] = {"__name__": "cloud_webhooks_snippet"}
     exec(compile(blocks[0], "docs/cloud-webhooks.md", "exec"), namespace)  # noqa: S102
     return blocks[0], namespace
@@ -185,51 +192,63 @@ def _verification_snippet() -> tuple[str, dict[str, Any]]:
 
 def test_header_names_are_documented() -> None:
     page = _page("cloud-webhooks.md")
-    for header in (cloud.SIGNATURE_HEADER, cloud.TIMESTAMP_HEADER, cloud.EVENT_ID_HEADER):
+    for header in (signatures.ID_HEADER, signatures.TIMESTAMP_HEADER, signatures.SIGNATURE_HEADER):
         assert f"`{header}`" in page, f"docs/cloud-webhooks.md does not name {header}"
 
 
-def test_documented_example_signature_is_what_the_host_sends() -> None:
+def test_documented_example_is_what_the_host_sends() -> None:
     page = _page("cloud-webhooks.md")
-    expected = cloud.sign(b"whsec-example", 1764386881, b'{"type":"menu.published"}')
-    assert f"{cloud.SIGNATURE_HEADER}: {expected}" in page
+    for value in (*EXAMPLE_SECRETS, EXAMPLE_ID, str(EXAMPLE_TIMESTAMP), EXAMPLE_BODY.decode()):
+        assert f"`{value}`" in page, f"the example's input {value} is not on the page"
+    keys = [signatures.secret_key(secret) for secret in EXAMPLE_SECRETS]
+    sent = delivery_headers(keys, EXAMPLE_ID, EXAMPLE_TIMESTAMP, EXAMPLE_BODY)
+    [example] = [b for b in re.findall(r"```http\n(.*?)```", page, re.S) if "webhook-id" in b]
+    shown = dict(line.split(": ", 1) for line in example.strip().splitlines())
+    assert shown == {name: value for name, value in sent.items() if name.startswith("webhook-")}
 
 
-def test_documented_snippet_verifies_what_the_host_signs() -> None:
-    verify_signature = _verification_snippet()[1]["verify_signature"]
-    secret = b"cloud-shared-secret"
-    body = b'{"type":"order.status_changed","event_id":"e-1","sequence":1}'
-    now = int(time.time())
-
-    def headers(timestamp: int, signature: str) -> dict[str, str]:
-        return {
-            cloud.EVENT_ID_HEADER: "e-1",
-            cloud.TIMESTAMP_HEADER: str(timestamp),
-            cloud.SIGNATURE_HEADER: signature,
-        }
-
-    good = headers(now, cloud.sign(secret, now, body))
-    assert verify_signature(secret, good, body) is True
-    assert cloud.verify(secret, str(now), body, good[cloud.SIGNATURE_HEADER])
-    # Anything changed must fail, as it does for the host's own verify().
-    assert verify_signature(secret, good, body + b" ") is False
-    assert verify_signature(b"another-secret", good, body) is False
-    assert verify_signature(secret, headers(now + 1, good[cloud.SIGNATURE_HEADER]), body) is False
-    assert verify_signature(secret, {}, body) is False
-    old = now - 3600
-    assert verify_signature(secret, headers(old, cloud.sign(secret, old, body)), body) is False
+def test_documented_snippets_verify_a_delivery_the_host_sent(
+    signed_delivery: SignedDelivery,
+) -> None:
+    """Both documented verifiers accept what the host really sent, holding either of its two
+    secrets alone, and refuse everything else."""
+    verify_signature = _python_block("verify_signature")[1]["verify_signature"]
+    verify_with_library = _python_block("verify_with_library")[1]["verify_with_library"]
+    headers, body = signed_delivery.delivery.headers, signed_delivery.delivery.body
+    stranger = signatures.generate_secret()
+    stamp = int(headers["webhook-timestamp"])
+    for secret in signed_delivery.secrets:
+        assert verify_signature(secret, headers, body) is True
+        assert verify_with_library(secret, headers, body) == orjson.loads(body)
+        assert verify_signature(secret, headers, body + b" ") is False
+        assert verify_with_library(secret, headers, body + b" ") is None
+        assert verify_signature(secret, {**headers, "webhook-id": "other"}, body) is False
+        assert verify_signature(secret, headers, body, now=stamp + 3600) is False, "a replay"
+        assert verify_signature(secret, headers, body, now=stamp + 299) is True
+        assert verify_signature(secret, {}, body) is False
+    assert verify_signature(stranger, headers, body) is False
+    assert verify_with_library(stranger, headers, body) is None
 
 
 def test_documented_tolerance_matches_the_host() -> None:
-    _, namespace = _verification_snippet()
-    tolerance = inspect.signature(cloud.verify).parameters["tolerance"].default
-    assert namespace["TOLERANCE_SECONDS"] == tolerance
+    _, namespace = _python_block("verify_signature")
+    assert namespace["TOLERANCE_SECONDS"] == signatures.TOLERANCE_SECONDS
 
 
 def test_snippet_compares_in_constant_time() -> None:
-    source, _ = _verification_snippet()
+    source, _ = _python_block("verify_signature")
     assert "hmac.compare_digest(" in source
     assert "==" not in source, "compare signatures with hmac.compare_digest, not =="
+
+
+def test_documented_secret_one_liner_makes_a_secret_the_host_accepts() -> None:
+    page = _page("cloud-webhooks.md")
+    [line] = [ln for ln in page.splitlines() if ln.startswith("python3 -c ")]
+    code = line.removeprefix("python3 -c ").strip("'")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert len(signatures.secret_key(result.stdout.strip())) == 32
 
 
 # --- (5) the site builds cleanly ------------------------------------------------------------

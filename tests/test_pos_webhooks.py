@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-from helpers import POS_WEBHOOK_SECRET
+from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, demo_connection, eventually, pos_orders
 
-from pos_demo.simulator import sign_webhook
+from pos_demo.simulator import RunningSimulator, sign_webhook
 from posintegrator.model import OrderStatus
-from posintegrator.testing import HostHarness
+from posintegrator.runtime.host import Host
+from posintegrator.testing import HostHarness, running_host
+
+NEXT_SECRET = "test-pos-webhook-secret-next"
+STATUS_EVENT = {"seq": 999, "location": "downtown", "at": "2030-01-01T00:00:00Z"}
 
 
 async def send(
@@ -59,3 +64,57 @@ async def test_signed_webhook_is_applied_and_forged_ones_are_refused(
     after = await demo_host.order("demo-order-0001")
     assert after["status"] == "COMPLETED"
     assert after["history"][-1]["status"] == "CANCELLED" and not after["history"][-1]["applied"]
+
+
+async def test_during_a_rotation_either_pos_secret_passes_and_neither_changes_nothing(
+    tmp_path: Path, simulator: RunningSimulator, example_order: dict[str, Any]
+) -> None:
+    """With ``webhook_secret`` and ``webhook_secret_next`` set, the POS's status webhooks are
+    applied whichever of the two it signs with; signed with a third secret they are refused."""
+    connection = demo_connection(
+        simulator,
+        settings={
+            "base_url": simulator.url,
+            "api_key": POS_API_KEY,
+            "webhook_secret": POS_WEBHOOK_SECRET,
+            "webhook_secret_next": NEXT_SECRET,
+        },
+    )
+    simulator.config.webhook_retry_delays = ()  # a refused webhook is not sent again
+
+    async def connect(host: Host) -> None:
+        url = host.connections["demo"].connection.ctx.webhook_url
+        simulator.set_webhook(url, POS_WEBHOOK_SECRET)
+
+    async with running_host(tmp_path, [connection], after_start=connect) as harness:
+        for secret, order_id in ((POS_WEBHOOK_SECRET, "rotation-1"), (NEXT_SECRET, "rotation-2")):
+            simulator.set_webhook_secret(secret)
+            await harness.post_order({**example_order, "id": order_id})
+            view = await harness.wait_for_status(order_id, {OrderStatus.COMPLETED})
+            assert view["history"][-1]["source"] == "pos:demo", "completed by the POS's webhook"
+        assert simulator.core.webhooks.failed == 0
+
+        simulator.set_webhook_secret("neither-of-the-two")
+        await harness.post_order({**example_order, "id": "rotation-3"})
+        await harness.wait_for_status("rotation-3", {OrderStatus.ACCEPTED})
+
+        async def picked_up() -> bool:
+            [pos_order] = await pos_orders(simulator, "rotation-3")
+            return bool(pos_order["state"] == "picked_up")
+
+        await eventually(picked_up)
+        await simulator.wait_webhooks_idle()
+        assert simulator.core.webhooks.failed >= 3, "accepted, preparing, ready... all refused"
+        view = await harness.order("rotation-3")
+        assert view["status"] == "ACCEPTED"
+        assert [item["status"] for item in view["history"]] == [
+            "RECEIVED",
+            "SUBMITTING",
+            "ACCEPTED",
+        ]
+        [pos_order] = await pos_orders(simulator, "rotation-3")
+        event = {"order_id": pos_order["id"], "reference": "rotation-3", "state": "ready"}
+        body = orjson.dumps({**STATUS_EVENT, **event})
+        assert (await send(harness, body, sign_webhook("neither-of-the-two", body)))[0] == 401
+        assert (await send(harness, body, sign_webhook(NEXT_SECRET, body)))[0] == 200
+        assert (await harness.order("rotation-3"))["status"] == "READY"

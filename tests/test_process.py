@@ -23,18 +23,19 @@ from hostprocess import ServeProcess
 
 from pos_demo.simulator import RunningSimulator, SimulatorConfig, start_simulator
 from posintegrator.cloud.receiver import CloudReceiver
+from posintegrator.cloud.signatures import generate_secret
 from posintegrator.model import Menu
 from posintegrator.testing import sample_order
 
 TOKEN = "process-test-token"
-CLOUD_KEY = "process-test-cloud-key"
+CLOUD_KEY = generate_secret()
 
 
 @asynccontextmanager
 async def deployment(
     tmp_path: Path, simulator: RunningSimulator, status_source: str = "webhook"
 ) -> AsyncIterator[tuple[ServeProcess, CloudReceiver]]:
-    receiver = CloudReceiver(CLOUD_KEY.encode())
+    receiver = CloudReceiver([CLOUD_KEY])
     await receiver.start()
     config = tmp_path / "host.toml"
     write_host_config(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from posintegrator.cloud.signatures import generate_secret
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import SettingsError, load_settings
 
@@ -23,7 +24,7 @@ synchronous = "NORMAL"
 
 [cloud]
 webhook_url = "https://cloud.example.com/hooks"
-webhook_secret = "file-webhook-secret"
+webhook_secrets = ["whsec_ZmlsZS13ZWJob29rLXNlY3JldCwgMzIgYnl0ZXMgbG9uZw=="]
 
 [[connections]]
 name = "main"
@@ -43,6 +44,11 @@ locations = ["loc-3"]
 [connections.settings]
 base_url = "http://127.0.0.1:9765"
 """
+
+
+FILE_CLOUD_SECRET = "whsec_ZmlsZS13ZWJob29rLXNlY3JldCwgMzIgYnl0ZXMgbG9uZw=="
+NEW_CLOUD_SECRET = generate_secret()
+NEXT_CLOUD_SECRET = generate_secret()
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +92,7 @@ def test_values_are_read_from_the_file(good_file: Path) -> None:
     assert settings.store.path == Path("data/host.db")
     assert settings.store.synchronous == "NORMAL"
     assert str(settings.cloud.webhook_url) == "https://cloud.example.com/hooks"
-    assert secret(settings.cloud.webhook_secret) == "file-webhook-secret"
+    assert [secret(s) for s in settings.cloud.webhook_secrets] == [FILE_CLOUD_SECRET]
     assert [c.name for c in settings.connections] == ["main", "side-eu"]
     main = settings.connection("main")
     assert main.plugin == "demo"
@@ -384,7 +390,7 @@ port = "eighty"
 token = "tok-SECRET-91"
 
 [cloud]
-webhook_secret = "hook-SECRET-92"
+webhook_secrets = ["hook-SECRET-92"]
 timeout_seconds = 0
 
 [[connections]]
@@ -396,13 +402,18 @@ settings = { base_url = "http://127.0.0.1:1", api_key = "key-SECRET-93" }
     )
     with pytest.raises(SettingsError) as info:
         load_settings(path)
-    assert {p.path for p in info.value.problems} == {"api.port", "cloud.timeout_seconds"}
+    assert {p.path for p in info.value.problems} == {
+        "api.port",
+        "cloud.webhook_secrets[0]",
+        "cloud.timeout_seconds",
+    }
 
     # The same credentials, now with a problem in the plugin's own settings.
     path.write_text(
         path.read_text(encoding="utf-8")
         .replace('"eighty"', "8080")
         .replace("timeout_seconds = 0", "timeout_seconds = 5")
+        .replace('"hook-SECRET-92"', f'"{NEW_CLOUD_SECRET}"')
         .replace("http://127.0.0.1:1", "not a url"),
         encoding="utf-8",
     )
@@ -413,7 +424,7 @@ settings = { base_url = "http://127.0.0.1:1", api_key = "key-SECRET-93" }
 
     for error in (info.value, plugin_info.value):
         text = str(error) + repr(error) + repr(error.problems)
-        for value in ("tok-SECRET-91", "hook-SECRET-92", "key-SECRET-93"):
+        for value in ("tok-SECRET-91", "hook-SECRET-92", "key-SECRET-93", NEW_CLOUD_SECRET):
             assert value not in text
 
 
@@ -424,7 +435,111 @@ def test_cloud_webhooks_must_be_signed(tmp_path: Path) -> None:
         load_settings(path)
     [problem] = info.value.problems
     assert problem.path == "cloud"
-    assert "webhook_secret is required" in problem.message
+    assert "cloud.webhook_secrets needs at least one secret" in problem.message
+    assert "posintegrator webhook-secret" in problem.message
+
+
+# --- the cloud's webhook secrets ----------------------------------------------------------------
+
+
+def test_several_cloud_secrets_are_read_in_order(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f'[cloud]\nwebhook_url = "https://cloud.example/hooks"\n'
+        f'webhook_secrets = ["{NEW_CLOUD_SECRET}", "{NEXT_CLOUD_SECRET}"]\n',
+    )
+    settings = load_settings(path)
+    assert [secret(s) for s in settings.cloud.webhook_secrets] == [
+        NEW_CLOUD_SECRET,
+        NEXT_CLOUD_SECRET,
+    ]
+    assert NEW_CLOUD_SECRET not in repr(settings) and NEXT_CLOUD_SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        f"{NEW_CLOUD_SECRET} {NEXT_CLOUD_SECRET}",
+        f"{NEW_CLOUD_SECRET},{NEXT_CLOUD_SECRET}",
+        f"{NEW_CLOUD_SECRET}\n{NEXT_CLOUD_SECRET}\n",
+        f'["{NEW_CLOUD_SECRET}", "{NEXT_CLOUD_SECRET}"]',
+    ],
+    ids=["spaces", "commas", "lines", "json"],
+)
+def test_cloud_secrets_from_the_environment_or_a_secrets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str
+) -> None:
+    monkeypatch.setenv("POSINTEGRATOR_CLOUD__WEBHOOK_SECRETS", written)
+    from_env = load_settings(None)
+    monkeypatch.delenv("POSINTEGRATOR_CLOUD__WEBHOOK_SECRETS")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "cloud__webhook_secrets").write_text(written, encoding="utf-8")
+    from_file = load_settings(None, secrets_dir=secrets)
+
+    for settings in (from_env, from_file):
+        assert [secret(s) for s in settings.cloud.webhook_secrets] == [
+            NEW_CLOUD_SECRET,
+            NEXT_CLOUD_SECRET,
+        ]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("plain-SECRET-value-without-prefix", "must start with whsec_"),
+        ("whsec_not*base64!", "standard base64"),
+        ("whsec_c2hvcnQ=", "5 bytes"),  # b"short"
+    ],
+)
+def test_a_cloud_secret_not_in_the_standard_form_is_refused_by_index(
+    tmp_path: Path, value: str, reason: str
+) -> None:
+    path = write(
+        tmp_path,
+        f'[cloud]\nwebhook_url = "https://cloud.example/hooks"\n'
+        f'webhook_secrets = ["{NEW_CLOUD_SECRET}", "{value}"]\n',
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    [problem] = info.value.problems
+    assert problem.path == "cloud.webhook_secrets[1]"
+    assert reason in problem.message
+    assert value not in str(info.value) + repr(info.value.problems)
+
+
+def test_the_same_cloud_secret_twice_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f'[cloud]\nwebhook_url = "https://cloud.example/hooks"\n'
+        f'webhook_secrets = ["{NEW_CLOUD_SECRET}", "{NEXT_CLOUD_SECRET}", "{NEW_CLOUD_SECRET}"]\n',
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    [problem] = info.value.problems
+    assert problem.path == "cloud"
+    assert "same secret twice (entries 0 and 2)" in problem.message
+    assert NEW_CLOUD_SECRET not in str(info.value)
+
+
+def test_the_old_single_secret_setting_says_what_replaced_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        '[cloud]\nwebhook_url = "https://cloud.example/hooks"\n'
+        'webhook_secret = "old-SECRET-plain"\n',
+    )
+    with pytest.raises(SettingsError) as from_file:
+        load_settings(path)
+    monkeypatch.setenv("POSINTEGRATOR_CLOUD__WEBHOOK_SECRET", "old-SECRET-plain")
+    monkeypatch.setenv("POSINTEGRATOR_CLOUD__WEBHOOK_SECRETS", NEW_CLOUD_SECRET)
+    with pytest.raises(SettingsError) as from_env:
+        load_settings(None)
+    for error in (from_file.value, from_env.value):
+        problems = problems_by_path(error)
+        assert "replaced by cloud.webhook_secrets" in problems["cloud.webhook_secret"]
+        assert "old-SECRET-plain" not in str(error)
 
 
 def test_connection_names_differing_only_by_dash_and_underscore_conflict() -> None:

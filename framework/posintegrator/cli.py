@@ -15,6 +15,12 @@ from pydantic import ValidationError
 
 from posintegrator import __version__
 from posintegrator.apiclient import ApiError, call_json
+from posintegrator.cloud.signatures import (
+    DEFAULT_SECRET_BYTES,
+    MAX_SECRET_BYTES,
+    MIN_SECRET_BYTES,
+    generate_secret,
+)
 from posintegrator.errors import StartupError
 from posintegrator.logs import setup_logging
 from posintegrator.model.menu_check import FindingView, check_menu_data, errors_in
@@ -174,6 +180,23 @@ def config_check(file: Path, secrets_dir: Path | None, as_json: bool) -> None:
         )
     if problems:
         sys.exit(1)
+
+
+@main.command("webhook-secret")
+@click.option(
+    "--bytes",
+    "size",
+    type=click.IntRange(MIN_SECRET_BYTES, MAX_SECRET_BYTES),
+    default=DEFAULT_SECRET_BYTES,
+    show_default=True,
+    help="Random bytes in the secret.",
+)
+def webhook_secret(size: int) -> None:
+    """Print a new secret for cloud.webhook_secrets (whsec_ + base64 of random bytes).
+
+    Give the same secret to the cloud side, which verifies with it.
+    """
+    click.echo(generate_secret(size))
 
 
 # --- serve / demo -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import click
 import orjson
 
 from posintegrator.cloud.receiver import CloudReceiver
+from posintegrator.cloud.signatures import SECRET_PREFIX, generate_secret
 from posintegrator.errors import PosError
 from posintegrator.menus.sync import MenuRejected
 from posintegrator.runtime.host import Host
@@ -27,20 +28,26 @@ DEMO_LOCATIONS = ("downtown", "airport")
 def prepare_data_dir(data_dir: Path) -> tuple[dict[str, str], bool]:
     """Create ``data_dir`` if needed and read (or make, on the first run) the demo's secrets.
 
+    A directory from before the cloud webhooks moved to the Standard Webhooks format holds a
+    plain cloud secret: it is replaced by a ``whsec_`` one (both ends are the demo's own).
+
     :returns: the secrets, and whether this is the first run in this directory.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     first_run = not (data_dir / "posintegrator.db").exists()
     path = data_dir / "demo-secrets.json"
     if path.exists():
-        loaded: dict[str, str] = orjson.loads(path.read_bytes())
-        return loaded, first_run
-    values = {
-        "api_token": secrets.token_urlsafe(24),
-        "cloud_webhook_secret": secrets.token_urlsafe(24),
-        "pos_api_key": secrets.token_urlsafe(16),
-        "pos_webhook_secret": secrets.token_urlsafe(24),
-    }
+        values: dict[str, str] = orjson.loads(path.read_bytes())
+        if values.get("cloud_webhook_secret", "").startswith(SECRET_PREFIX):
+            return values, first_run
+        values["cloud_webhook_secret"] = generate_secret()
+    else:
+        values = {
+            "api_token": secrets.token_urlsafe(24),
+            "cloud_webhook_secret": generate_secret(),
+            "pos_api_key": secrets.token_urlsafe(16),
+            "pos_webhook_secret": secrets.token_urlsafe(24),
+        }
     path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
     path.chmod(0o600)
     return values, first_run
@@ -64,7 +71,7 @@ path = "{data_dir / "posintegrator.db"}"
 
 [cloud]
 webhook_url = "{receiver_url}"
-webhook_secret = "{values["cloud_webhook_secret"]}"
+webhook_secrets = ["{values["cloud_webhook_secret"]}"]
 
 [[connections]]
 name = "{DEMO_CONNECTION}"
@@ -118,7 +125,7 @@ async def run_demo(
             "the demo POS plugin is not installed: pip install -e plugins/pos_demo"
         ) from None
     # The POS and the receiver take whatever ports are free; only the API's port is chosen.
-    receiver = CloudReceiver(values["cloud_webhook_secret"].encode(), on_event=_print_event)
+    receiver = CloudReceiver([values["cloud_webhook_secret"]], on_event=_print_event)
     await receiver.start()
     simulator = await start_simulator(
         SimulatorConfig(

@@ -15,11 +15,14 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     NonNegativeFloat,
@@ -33,10 +36,12 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from posintegrator.cloud.signatures import secret_key
 from posintegrator.model.base import Id
 
 ENV_PREFIX = "POSINTEGRATOR_"
@@ -101,25 +106,68 @@ class StoreSettings(_Section):
     )
 
 
+def _split_secrets(value: Any) -> Any:
+    """Secrets written as one string (an environment variable, a secrets file) are a JSON list
+    or separated by whitespace or commas, e.g. one per line; a list is taken as it is."""
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ValueError("starts like a JSON list but is not valid JSON") from None
+    return value.replace(",", " ").split()
+
+
+def _standard_secret(value: SecretStr) -> SecretStr:
+    """Refuse a secret that is not in the Standard Webhooks form (the reason, never the value)."""
+    try:
+        secret_key(value.get_secret_value())
+    except ValueError as exc:
+        raise PydanticCustomError("webhook_secret", str(exc)) from None
+    return value
+
+
+WebhookSecret = Annotated[SecretStr, AfterValidator(_standard_secret)]
+
+
 class CloudSettings(_Section):
-    """Where status changes and menu versions are sent."""
+    """Where status changes and menu versions are sent, and the secrets that sign them."""
+
+    # A rejected secret is never echoed, not even by a ValidationError built outside
+    # load_settings (whose problems carry no input values anyway).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     webhook_url: AnyHttpUrl | None = Field(
         default=None, description="The cloud's webhook endpoint; None keeps events in the outbox."
     )
-    webhook_secret: SecretStr | None = Field(
-        default=None, description="Shared secret for the HMAC-SHA256 signature of each webhook."
+    webhook_secrets: Annotated[list[WebhookSecret], NoDecode, BeforeValidator(_split_secrets)] = (
+        Field(
+            default_factory=list,
+            description="Standard Webhooks secrets (whsec_...); every delivery is signed with "
+            "each of them, so a secret can be rotated without downtime.",
+        )
     )
     timeout_seconds: PositiveFloat = 10.0
 
     @model_validator(mode="after")
-    def _signed(self) -> CloudSettings:
-        if self.webhook_url is not None and self.webhook_secret is None:
+    def _signing_secrets(self) -> CloudSettings:
+        if self.webhook_url is not None and not self.webhook_secrets:
             raise PydanticCustomError(
                 "missing_secret",
-                "cloud.webhook_secret is required when cloud.webhook_url is set: "
-                "the cloud must be able to verify that events come from this host",
+                "cloud.webhook_secrets needs at least one secret when cloud.webhook_url is set: "
+                "the cloud must be able to verify that events come from this host "
+                "(generate one with `posintegrator webhook-secret`)",
             )
+        values = [secret.get_secret_value() for secret in self.webhook_secrets]
+        for index, value in enumerate(values):
+            if value in values[:index]:
+                raise PydanticCustomError(
+                    "duplicate_secret",
+                    "cloud.webhook_secrets lists the same secret twice (entries {first} and "
+                    "{second})",
+                    {"first": values.index(value), "second": index},
+                )
         return self
 
 
@@ -211,6 +259,7 @@ class HostSettings(BaseSettings):
         secrets_prefix="",
         secrets_nested_delimiter="__",
         extra="forbid",
+        hide_input_in_errors=True,  # the input holds secrets
     )
 
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -287,11 +336,21 @@ def problems_from(error: ValidationError, prefix: str = "") -> list[SettingsProb
     ]
 
 
+#: Settings that existed once, with what replaced them: a file written for an older version
+#: gets told what to do instead of "unknown setting".
+REMOVED_SETTINGS = {
+    ("cloud", "webhook_secret"): "replaced by cloud.webhook_secrets, a list of Standard Webhooks "
+    "secrets (whsec_...), when the webhooks to the cloud moved to the Standard Webhooks format; "
+    "generate one with `posintegrator webhook-secret` and see the changelog for the migration",
+}
+
+
 def _reason(item: Mapping[str, Any]) -> str:
     if item["type"] == "url_parsing":
         return f"invalid URL ({item['msg']})"
     if item["type"] == "extra_forbidden":
-        return "unknown setting (check its spelling)"
+        removed = REMOVED_SETTINGS.get(tuple(item["loc"]))
+        return removed or "unknown setting (check its spelling)"
     if item["type"] == "missing":
         return "required setting is missing"
     return str(item["msg"])

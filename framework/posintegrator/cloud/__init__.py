@@ -1,2 +1,2 @@
-"""The cloud side: the events the host sends, their signed delivery from the outbox, and a
-receiver that checks them (for the demo and tests)."""
+"""The cloud side: the events the host sends, their Standard Webhooks signatures, their signed
+delivery from the outbox, and a receiver that checks them (for the demo and tests)."""

@@ -1,60 +1,35 @@
 """Signed webhooks to the cloud, delivered from the outbox until acknowledged.
 
-Scheme (docs/cloud-webhooks.md): each POST carries
-
-* ``X-Posintegrator-Event-Id``: the event's unique id (dedupe on it);
-* ``X-Posintegrator-Timestamp``: Unix seconds when this delivery attempt was signed;
-* ``X-Posintegrator-Signature``: ``v1=`` + hex HMAC-SHA256 over ``"{timestamp}." + raw body``
-  with the shared secret.
-
-The cloud recomputes the HMAC over the exact bytes it received, compares in constant time, and
-refuses timestamps older than a few minutes (replay protection). A 2xx answer acknowledges the
-event; anything else, or no answer, is retried with growing delays, forever: events of one stream
-(one order, one location's menu) are delivered strictly in sequence.
+Each event is one POST of its JSON body, signed in the Standard Webhooks format with every
+active secret (see :mod:`posintegrator.cloud.signatures` and docs/cloud-webhooks.md). A 2xx
+answer acknowledges the event; anything else, or no answer, is retried with growing delays,
+forever: events of one stream (one order, one location's menu) are delivered strictly in
+sequence. Each attempt is signed anew, with its own timestamp; the id and body stay the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 import aiohttp
 from loguru import logger
 
+from posintegrator.cloud.signatures import secret_key, signed_headers
 from posintegrator.model import utcnow
 from posintegrator.runtime.backoff import Backoff
 from posintegrator.runtime.wakeup import wait_for_wakeup
 from posintegrator.settings import CloudSettings
 from posintegrator.store import OutboxEvent, Store
 
-SIGNATURE_HEADER = "X-Posintegrator-Signature"
-TIMESTAMP_HEADER = "X-Posintegrator-Timestamp"
-EVENT_ID_HEADER = "X-Posintegrator-Event-Id"
 
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The signature header value for ``body`` sent at ``timestamp``."""
-    digest = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"v1={digest}"
-
-
-def verify(
-    secret: bytes, timestamp: str, body: bytes, signature: str, *, tolerance: float = 300.0
-) -> bool:
-    """Whether ``signature`` is ours for ``body`` at ``timestamp``, and recent enough.
-
-    The check a cloud receiver runs; used by the demo receiver and the tests.
-    """
-    try:
-        moment = int(timestamp)
-    except ValueError:
-        return False
-    if abs(time.time() - moment) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, moment, body), signature)
+def delivery_headers(
+    keys: Sequence[bytes], event_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Every header of one delivery attempt: the content type and the signature headers."""
+    return {"Content-Type": "application/json", **signed_headers(keys, event_id, timestamp, body)}
 
 
 class CloudNotifier:
@@ -72,6 +47,7 @@ class CloudNotifier:
         self._store = store
         self._http = http
         self._settings = settings
+        self._keys = [secret_key(secret.get_secret_value()) for secret in settings.webhook_secrets]
         self._backoff = backoff or Backoff(base=1.0, cap=600.0)
         self._batch = batch
         self._wake = asyncio.Event()
@@ -100,14 +76,7 @@ class CloudNotifier:
     async def _deliver(self, event: OutboxEvent) -> None:
         url = str(self._settings.webhook_url)
         timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            EVENT_ID_HEADER: event.event_id,
-            TIMESTAMP_HEADER: str(timestamp),
-        }
-        if self._settings.webhook_secret is not None:
-            secret = self._settings.webhook_secret.get_secret_value().encode()
-            headers[SIGNATURE_HEADER] = sign(secret, timestamp, event.body)
+        headers = delivery_headers(self._keys, event.event_id, timestamp, event.body)
         error: str
         try:
             async with self._http.post(

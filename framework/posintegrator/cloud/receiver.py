@@ -13,42 +13,68 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from posintegrator.cloud.notifier import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from posintegrator.cloud.signatures import (
+    TOLERANCE_SECONDS,
+    SignatureRejected,
+    secret_key,
+    verify,
+)
+
+
+@dataclass
+class Delivery:
+    """One request exactly as it arrived (for checking it with other verifiers)."""
+
+    headers: dict[str, str]
+    body: bytes
 
 
 @dataclass
 class CloudReceiver:
     """Records every correctly signed event it receives (deduplicated by event id).
 
-    :param secret: the shared webhook secret.
+    :param secrets: the Standard Webhooks secrets (``whsec_...``) this cloud holds; a delivery
+        passes when any of its signatures matches any of them.
     :param on_event: called with each new event (the demo prints it).
     :param fail_with: answer every request with this status instead (to simulate a cloud outage).
+    :param tolerance_seconds: how far a delivery's timestamp may be from now (replay window).
     """
 
-    secret: bytes
+    secrets: list[str] = field(repr=False)
     on_event: Callable[[dict[str, Any]], None] | None = None
     fail_with: int | None = None
+    tolerance_seconds: float = TOLERANCE_SECONDS
     events: list[dict[str, Any]] = field(default_factory=list)
-    rejected: int = 0
+    deliveries: list[Delivery] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
     duplicates: int = 0
+    _keys: list[bytes] = field(default_factory=list, repr=False)
     _seen: set[str] = field(default_factory=set)
     _runner: web.AppRunner | None = None
     url: str = ""
+
+    def __post_init__(self) -> None:
+        self._keys = [secret_key(secret) for secret in self.secrets]
+
+    @property
+    def rejected(self) -> int:
+        """How many requests were refused (bad or stale signature, mismatched id)."""
+        return len(self.rejections)
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         if self.fail_with is not None:
             return web.Response(status=self.fail_with)
-        signature = request.headers.get(SIGNATURE_HEADER, "")
-        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
-        if not verify(self.secret, timestamp, body, signature):
-            self.rejected += 1
-            return web.Response(status=401, text="bad signature")
+        try:
+            event_id = verify(self._keys, request.headers, body, tolerance=self.tolerance_seconds)
+        except SignatureRejected as exc:
+            self.rejections.append(str(exc))
+            return web.Response(status=401, text=f"refused: {exc}")
         event = orjson.loads(body)
-        event_id = request.headers.get(EVENT_ID_HEADER, "")
         if event_id != event.get("event_id"):
-            self.rejected += 1
-            return web.Response(status=400, text="event id header does not match the body")
+            self.rejections.append("webhook-id does not match the body's event_id")
+            return web.Response(status=400, text="webhook-id does not match the body's event_id")
+        self.deliveries.append(Delivery(dict(request.headers), body))
         if event_id in self._seen:
             self.duplicates += 1
             return web.Response(status=200)

@@ -14,6 +14,7 @@ import orjson
 from pydantic import SecretStr
 
 from posintegrator.cloud.receiver import CloudReceiver
+from posintegrator.cloud.signatures import generate_secret
 from posintegrator.errors import PosError
 from posintegrator.menus.sync import MenuRejected
 from posintegrator.model import Menu, OrderStatus
@@ -106,7 +107,7 @@ def harness_settings(
     *,
     store_path: Path,
     webhook_url: str,
-    webhook_secret: str,
+    webhook_secrets: list[str],
     token: str,
     connections: list[ConnectionSettings],
 ) -> HostSettings:
@@ -114,7 +115,9 @@ def harness_settings(
     return HostSettings(
         api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr(token)),
         store=StoreSettings(path=store_path, synchronous="NORMAL"),
-        cloud=CloudSettings(webhook_url=webhook_url, webhook_secret=SecretStr(webhook_secret)),
+        cloud=CloudSettings(
+            webhook_url=webhook_url, webhook_secrets=[SecretStr(s) for s in webhook_secrets]
+        ),
         connections=connections,
     )
 
@@ -142,21 +145,24 @@ async def running_host(
     *,
     after_start: Callable[[Host], Awaitable[None]] | None = None,
     plugins: PluginHost | None = None,
+    cloud_secrets: list[str] | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
 
     :param after_start: called once the host runs (e.g. to point a test POS's webhooks at it).
     :param plugins: plugins to use instead of loading them by entry point.
+    :param cloud_secrets: the webhook secrets of the host and its cloud receiver (default: one
+        new secret).
     """
     token = secrets.token_urlsafe(16)
-    webhook_secret = secrets.token_urlsafe(16)
-    receiver = CloudReceiver(webhook_secret.encode())
+    webhook_secrets = cloud_secrets or [generate_secret()]
+    receiver = CloudReceiver(webhook_secrets)
     await receiver.start()
     host = Host(
         harness_settings(
             store_path=data_dir / "host.db",
             webhook_url=receiver.url,
-            webhook_secret=webhook_secret,
+            webhook_secrets=webhook_secrets,
             token=token,
             connections=connections,
         ),

@@ -127,19 +127,21 @@ async def pos_poll_status(ctx: ConnectionContext, orders: list[TrackedOrder]) ->
 async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> WebhookResult:
     """Verify ``X-DemoPOS-Signature`` over the raw body, then read what it carries.
 
+    The signature may be made with ``webhook_secret`` or, during a rotation,
+    ``webhook_secret_next``.
+
     An ``availability`` webhook (an item or option 86'd or back) becomes one availability
     change for the host's fast path; any other body is one order feed entry (order webhooks
     carry no ``type``; ``"order"`` is accepted too). Unknown types are acknowledged and ignored,
     so a newer POS cannot make the host's webhook route fail (and be retried) forever.
     """
-    secret = ctx.settings_as(DemoPosSettings).webhook_secret
-    if secret is None:
+    keys = ctx.settings_as(DemoPosSettings).webhook_secrets()
+    if not keys:
         raise WebhookRejected("no webhook_secret configured: cannot verify DemoPOS webhooks")
     given = _header(request, SIGNATURE_HEADER)
     if given is None:
         raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
-    digest = hmac.new(secret.get_secret_value().encode(), request.body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.encode(), f"{_SIGNATURE_PREFIX}{digest}".encode()):
+    if not any(_signed_with(key, request.body, given) for key in keys):
         raise WebhookRejected(f"wrong {SIGNATURE_HEADER}")
     try:
         document = orjson.loads(request.body)
@@ -152,6 +154,12 @@ async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> 
         raise WebhookRejected(f"unreadable DemoPOS webhook: {exc}", status=400) from exc
     ctx.log.warning("ignoring DemoPOS webhook of unknown type {!r}", kind)
     return WebhookResult()
+
+
+def _signed_with(key: bytes, body: bytes, given: str) -> bool:
+    """Whether ``given`` is DemoPOS's signature of ``body`` with ``key`` (constant time)."""
+    digest = hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(given.encode(), f"{_SIGNATURE_PREFIX}{digest}".encode())
 
 
 def _header(request: InboundWebhook, name: str) -> str | None:

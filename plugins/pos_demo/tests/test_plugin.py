@@ -22,6 +22,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from loguru import logger
+from pydantic import ValidationError
 
 from pos_demo import plugin
 from pos_demo.settings import DemoPosSettings
@@ -556,6 +557,32 @@ async def test_webhook_without_configured_secret_is_rejected(
     with pytest.raises(WebhookRejected) as caught:
         await plugin.pos_parse_webhook(ctx=ctx, request=request)
     assert caught.value.status == 401
+
+
+async def test_webhook_signed_with_either_secret_passes_during_a_rotation(
+    http: aiohttp.ClientSession, fake_pos: FakePos
+) -> None:
+    ctx = make_ctx(http, fake_pos.url, webhook_secret_next="whsec-demo-next")
+    for secret in (WEBHOOK_SECRET, "whsec-demo-next"):
+        request = _webhook(WEBHOOK_BODY, {"X-DemoPOS-Signature": _sign(WEBHOOK_BODY, secret)})
+        result = await plugin.pos_parse_webhook(ctx=ctx, request=request)
+        assert [e.status for e in result.events] == [OrderStatus.READY], secret
+    neither = _webhook(WEBHOOK_BODY, {"X-DemoPOS-Signature": _sign(WEBHOOK_BODY, "whsec-other")})
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(ctx=ctx, request=neither)
+    assert caught.value.status == 401
+    # Once the rotation is over, the old secret no longer passes.
+    after = make_ctx(http, fake_pos.url, webhook_secret="whsec-demo-next")
+    old = _webhook(WEBHOOK_BODY, {"X-DemoPOS-Signature": _sign(WEBHOOK_BODY)})
+    with pytest.raises(WebhookRejected):
+        await plugin.pos_parse_webhook(ctx=after, request=old)
+
+
+def test_a_next_webhook_secret_needs_a_current_one() -> None:
+    with pytest.raises(ValidationError) as caught:
+        DemoPosSettings(base_url="http://127.0.0.1:9", webhook_secret_next="whsec-demo-next")
+    assert "set webhook_secret too" in str(caught.value)
+    assert "whsec-demo-next" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -251,22 +251,22 @@ async def pos_poll_status(ctx: ConnectionContext, orders: list[TrackedOrder]) ->
 async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> WebhookResult:
     """Verify ``x-square-hmacsha256-signature`` first, then read the notification.
 
+    The signature may be made with ``webhook_signature_key`` or, during a key rotation,
+    ``webhook_signature_key_next``.
+
     Repeated deliveries (same ``event_id``) and order notifications older than one already seen
     (lower order ``version``) give an empty result. An ``order.updated`` of an ``OPEN`` order
     carries no fulfillment state, so the order is fetched to report where it stands.
     """
     settings = _settings(ctx)
-    key = settings.webhook_signature_key
-    if key is None:
+    keys = settings.webhook_signature_keys()
+    if not keys:
         raise WebhookRejected("no webhook_signature_key configured: cannot verify Square webhooks")
     given = _header(request, SIGNATURE_HEADER)
     if not given:
         raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
-    secret = key.get_secret_value().encode()
-    if not any(
-        verify_signature(secret, url, request.body, given)
-        for url in _notification_urls(settings, ctx)
-    ):
+    urls = _notification_urls(settings, ctx)
+    if not any(verify_signature(key, url, request.body, given) for key in keys for url in urls):
         raise WebhookRejected(f"wrong {SIGNATURE_HEADER}")
     try:
         document = load(request.body)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, PositiveFloat, SecretStr
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    SecretStr,
+    model_validator,
+)
 
 
 class SquareSettings(BaseModel):
     """How to reach one Square seller account and how to trust its webhooks.
 
-    Unknown keys are refused so a misspelt setting is reported instead of silently ignored.
+    Unknown keys are refused so a misspelt setting is reported instead of silently ignored;
+    errors never repeat the input, which holds credentials.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     base_url: AnyHttpUrl = AnyHttpUrl("https://connect.squareup.com")
     """Root of the Square API: production, ``https://connect.squareupsandbox.com`` for the
@@ -23,6 +32,9 @@ class SquareSettings(BaseModel):
     webhook_signature_key: SecretStr | None = None
     """The subscription's signature key from the Developer Dashboard; without it every inbound
     webhook is refused (401)."""
+    webhook_signature_key_next: SecretStr | None = None
+    """A second accepted signature key while the key is rotated: a notification signed with
+    either passes. See the README for Square's rotation and the steps."""
     webhook_notification_url: AnyHttpUrl | None = None
     """The notification URL exactly as registered with Square (signatures are computed over it).
     Default: the host's webhook URL of the connection; set it when a proxy rewrites the URL."""
@@ -33,6 +45,23 @@ class SquareSettings(BaseModel):
     record_prepaid_as_external_payment: bool = True
     """Record PREPAID orders as paid in Square (an ``EXTERNAL`` payment), so the kitchen does not
     charge the customer again. Needs the ``PAYMENTS_WRITE`` permission."""
+
+    @model_validator(mode="after")
+    def _next_needs_current(self) -> SquareSettings:
+        if self.webhook_signature_key_next is not None and self.webhook_signature_key is None:
+            raise ValueError(
+                "webhook_signature_key_next is the key being rotated in: set "
+                "webhook_signature_key too (or put the only key in webhook_signature_key)"
+            )
+        return self
+
+    def webhook_signature_keys(self) -> list[bytes]:
+        """Every key a notification may be signed with: the current one, then the next one."""
+        return [
+            key.get_secret_value().encode()
+            for key in (self.webhook_signature_key, self.webhook_signature_key_next)
+            if key is not None
+        ]
 
     def square_location(self, location: str) -> str:
         """The Square location id of our ``location``."""

@@ -14,7 +14,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 from spec import SpecViolation, SquareSpec
-from squaredouble import RunningDouble, generate_catalog, present_at, start_double
+from squaredouble import (
+    SIGNATURE_HEADER,
+    SUBSCRIPTION_ID,
+    RunningDouble,
+    generate_catalog,
+    present_at,
+    sign,
+    start_double,
+)
 
 
 class Client:
@@ -438,6 +446,32 @@ async def test_webhooks_signed_and_shaped() -> None:
     finally:
         await double.close()
         await runner.cleanup()
+
+
+async def test_signature_key_rotation_signs_later_events_with_the_new_key(
+    client: Client, double: RunningDouble
+) -> None:
+    webhooks = double.double.webhooks
+    webhooks.enabled = False  # record the signed events, send nothing
+    webhooks.notification_url = url = "https://integrator.example.com/pos/square-main/webhook"
+    old = webhooks.signature_key
+    double.double.bump_catalog()
+    path = f"/v2/webhooks/subscriptions/{SUBSCRIPTION_ID}/signature-key"
+    status, body, _ = await client.call("POST", path, {"idempotency_key": "rotate-1"})
+    assert status == 200
+    new = body["signature_key"]
+    assert new != old
+    status, again, _ = await client.call("POST", path, {"idempotency_key": "rotate-1"})
+    assert (status, again["signature_key"]) == (200, new), "a repeat answers the same key"
+    double.double.bump_catalog()
+    first, second = webhooks.deliveries
+    assert first.headers[SIGNATURE_HEADER] == sign(old, url, first.body)
+    assert second.headers[SIGNATURE_HEADER] == sign(new, url, second.body)
+    status, missing, _ = await client.call(
+        "POST", "/v2/webhooks/subscriptions/wbhk_unknown/signature-key", {}
+    )
+    assert (status, missing["errors"][0]["code"]) == (404, "NOT_FOUND")
+    double.assert_clean()
 
 
 def test_generator_counts_1000() -> None:

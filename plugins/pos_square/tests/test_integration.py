@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from squaredouble import RunningDouble, start_double
+from squaredouble import SIGNATURE_HEADER, SUBSCRIPTION_ID, RunningDouble, sign, start_double
 
 from posintegrator.model import OrderStatus
 from posintegrator.runtime.scheduler import FIRST_SYNC_SPREAD_SECONDS
@@ -90,13 +90,16 @@ class TestSquareContract(PluginContract):
 
 @contextlib.asynccontextmanager
 async def square_host(
-    tmp_path: Path, double: RunningDouble, **connection: Any
+    tmp_path: Path,
+    double: RunningDouble,
+    plugin_settings: dict[str, Any] | None = None,
+    **connection: Any,
 ) -> AsyncIterator[HostHarness]:
     settings = ConnectionSettings(
         name="square",
         plugin="square",
         locations=list(double.location_ids),
-        settings=settings_for(double),
+        settings={**settings_for(double), **(plugin_settings or {})},
         menu_sync_seconds=3600,
         **connection,
     )
@@ -283,6 +286,92 @@ async def test_forged_webhooks_get_401_and_change_nothing(tmp_path: Path) -> Non
             await harness.wait_for_status(order["id"], {OrderStatus.COMPLETED})
     finally:
         await double.close()
+
+
+async def test_after_a_signature_key_rotation_either_key_passes(tmp_path: Path) -> None:
+    """Square replaces its key at once (UpdateWebhookSubscriptionSignatureKey); with the new key
+    in ``webhook_signature_key_next`` the host applies notifications signed with the new key and
+    those still signed with the previous one, and refuses any other."""
+    double = await start_double(signature_key=SIGNATURE_KEY)
+    try:
+        async with (
+            aiohttp.ClientSession(headers=double.headers) as square,
+            square.post(
+                f"{double.url}/v2/webhooks/subscriptions/{SUBSCRIPTION_ID}/signature-key",
+                json={"idempotency_key": "rotate-2030-01"},
+            ) as response,
+        ):
+            assert response.status == 200
+            new_key = (await response.json())["signature_key"]
+        rotating = {"webhook_signature_key_next": new_key}
+        async with square_host(tmp_path, double, rotating, status_source="webhook") as harness:
+            location = double.location_ids[0]
+            order = sample_order(await harness.wait_for_menu(location), "sq-rotation")
+            await harness.post_order(order)
+            await harness.wait_for_status(order["id"], {OrderStatus.ACCEPTED})
+            [square_order] = square_orders(double, order["id"])
+            # Square now signs with the new key: its notification moves the order on.
+            double.double.advance_fulfillment(square_order["id"], "RESERVED")
+            await harness.wait_for_status(order["id"], {OrderStatus.IN_PREPARATION})
+            await double.double.webhooks.drain()
+            assert all(d.delivered for d in double.double.webhooks.deliveries)
+
+            url = harness.host.connections["square"].connection.ctx.webhook_url
+            fulfillment = square_order["fulfillments"][0]["uid"]
+
+            async def notify(key: str, new_state: str, version: int) -> int:
+                event = fulfillment_event(square_order["id"], location, fulfillment, version)
+                update = event["data"]["object"]["order_fulfillment_updated"]
+                update["fulfillment_update"][0]["new_state"] = new_state
+                body = orjson.dumps(event)
+                headers = {SIGNATURE_HEADER: sign(key, url, body)}
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.post(url, data=body, headers=headers) as response,
+                ):
+                    return response.status
+
+            history = len((await harness.order(order["id"]))["history"])
+            assert await notify("guessed-key", "COMPLETED", 97) == 401
+            view = await harness.order(order["id"])
+            assert view["status"] == "IN_PREPARATION" and len(view["history"]) == history
+            # Signed before the switch, delivered after it: the previous key still passes.
+            assert await notify(SIGNATURE_KEY, "PREPARED", 98) == 200
+            await harness.wait_for_status(order["id"], {OrderStatus.READY})
+            double.assert_clean()
+    finally:
+        await double.close()
+
+
+def fulfillment_event(
+    square_order_id: str, location: str, fulfillment_uid: str, version: int
+) -> dict[str, Any]:
+    """An ``order.fulfillment.updated`` notification as Square sends it."""
+    return {
+        "merchant_id": "ML7DOUBLE2X9Q",
+        "type": "order.fulfillment.updated",
+        "event_id": f"rotation-{version}",
+        "created_at": "2030-01-01T00:00:00Z",
+        "data": {
+            "type": "order_fulfillment_updated",
+            "id": square_order_id,
+            "object": {
+                "order_fulfillment_updated": {
+                    "order_id": square_order_id,
+                    "version": version,
+                    "location_id": location,
+                    "state": "OPEN",
+                    "fulfillment_update": [
+                        {
+                            "fulfillment_uid": fulfillment_uid,
+                            "old_state": "RESERVED",
+                            "new_state": "PREPARED",
+                        }
+                    ],
+                }
+            },
+        },
+    }
 
 
 async def test_catalog_change_webhook_triggers_a_resync(tmp_path: Path) -> None:

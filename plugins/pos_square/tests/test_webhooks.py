@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from loguru import logger
+from pydantic import ValidationError
 
 from pos_square import plugin
 from pos_square.settings import SquareSettings
@@ -23,6 +24,7 @@ from posintegrator.model import OrderStatus
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIGNATURE_KEY = "1k9bIJKCeTmSQwyagtNRLg"
+NEXT_KEY = "Zs1ykUHa0FQpIhUX3v8e4g"
 URL = "https://integrator.example.com/pos/square-main/webhook"
 
 
@@ -131,6 +133,34 @@ async def test_hook_refuses_without_key_header_or_good_signature() -> None:
     with pytest.raises(WebhookRejected) as wrong:
         await plugin.pos_parse_webhook(context(), request(raw, sign(raw, key="nope")))
     assert wrong.value.status == 401
+
+
+async def test_hook_accepts_the_key_and_the_next_key_during_a_rotation() -> None:
+    raw = body("webhook_order_updated.json")
+    rotating = context(webhook_signature_key_next=NEXT_KEY)
+    for key in (SIGNATURE_KEY, NEXT_KEY):
+        fresh = body("webhook_order_updated.json", event_id=f"signed-with-{key}")
+        result = await plugin.pos_parse_webhook(rotating, request(fresh, sign(fresh, key=key)))
+        assert [e.status for e in result.events] == [OrderStatus.COMPLETED], key
+    with pytest.raises(WebhookRejected) as neither:
+        await plugin.pos_parse_webhook(rotating, request(raw, sign(raw, key="guessed")))
+    assert neither.value.status == 401
+    # The next key signs over the notification URL too.
+    with pytest.raises(WebhookRejected):
+        await plugin.pos_parse_webhook(
+            rotating, request(raw, sign(raw, url=URL + "/other", key=NEXT_KEY))
+        )
+    # After the rotation only the new key passes.
+    done = context(webhook_signature_key=NEXT_KEY)
+    with pytest.raises(WebhookRejected):
+        await plugin.pos_parse_webhook(done, request(raw, sign(raw)))
+
+
+def test_a_next_signature_key_needs_a_current_one() -> None:
+    with pytest.raises(ValidationError) as caught:
+        SquareSettings(access_token="EAAA-test", webhook_signature_key_next=NEXT_KEY)
+    assert "set webhook_signature_key too" in str(caught.value)
+    assert NEXT_KEY not in str(caught.value) and "EAAA-test" not in str(caught.value)
 
 
 async def test_hook_verifies_before_reading_json() -> None:

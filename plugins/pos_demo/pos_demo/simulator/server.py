@@ -39,6 +39,11 @@ class RunningSimulator:
         self.core.config.webhook_url = url
         self.core.config.webhook_secret = secret
 
+    def set_webhook_secret(self, secret: str | None) -> None:
+        """Sign webhooks with ``secret`` from the next attempt on, as DemoPOS's back office does
+        when its webhook secret is rotated (``None``: send them unsigned)."""
+        self.core.config.webhook_secret = secret
+
     def set_availability(
         self,
         location: str,

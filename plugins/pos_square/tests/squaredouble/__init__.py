@@ -10,12 +10,13 @@ from .catalog import (
 )
 from .errors import SquareError
 from .state import MerchantState
-from .webhooks import SIGNATURE_HEADER, sign
+from .webhooks import SIGNATURE_HEADER, SUBSCRIPTION_ID, sign
 
 __all__ = [
     "DEFAULT_LOCATIONS",
     "DEFAULT_TOKEN",
     "SIGNATURE_HEADER",
+    "SUBSCRIPTION_ID",
     "CatalogCounts",
     "GeneratedCatalog",
     "MerchantState",

@@ -47,7 +47,8 @@ class SquareDouble:
     :param access_tokens: accepted bearer tokens.
     :param revoked_tokens: tokens answered with 401 ``ACCESS_TOKEN_REVOKED``.
     :param notification_url: where to POST webhook events (none: events are only recorded).
-    :param signature_key: the subscription's signature key.
+    :param signature_key: the subscription's signature key (replaced by
+        UpdateWebhookSubscriptionSignatureKey on subscription ``SUBSCRIPTION_ID``).
     :param strict_requests: refuse request fields the spec does not declare.
     :param validate_responses: check every response (and webhook event) against the spec;
         a violation is recorded and answered 500 (switch off for big benchmarks).
@@ -113,6 +114,7 @@ class SquareDouble:
             "RetrieveOrder": self._retrieve_order,
             "UpdateOrder": self._update_order,
             "CreatePayment": self._create_payment,
+            "UpdateWebhookSubscriptionSignatureKey": self._update_signature_key,
         }
 
     # -- switches for tests ---------------------------------------------------------------
@@ -340,6 +342,17 @@ class SquareDouble:
         self, _params: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
         return 200, {"payment": self.state.create_payment(body)}
+
+    async def _update_signature_key(
+        self, params: dict[str, str], body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        subscription_id = params["subscription_id"]
+        if subscription_id != self.webhooks.subscription_id:
+            raise SquareError(
+                404, "NOT_FOUND", f"Webhook subscription {subscription_id!r} not found."
+            )
+        idempotency_key = (body or {}).get("idempotency_key")
+        return 200, {"signature_key": self.webhooks.rotate_signature_key(idempotency_key)}
 
 
 class RunningDouble:

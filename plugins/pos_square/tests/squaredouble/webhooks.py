@@ -1,6 +1,11 @@
 """Square-shaped webhook events, signed as Square documents.
 
 ``x-square-hmacsha256-signature`` = base64(HMAC-SHA256(signature_key, notification_url + body)).
+
+One subscription with one signature key, as in Square: UpdateWebhookSubscriptionSignatureKey
+replaces the key, and events emitted from then on are signed with the new one. An event keeps
+the signature it was given when emitted, retries included (Square does not document whether it
+signs a retry anew; keeping the first signature is the case a receiver must be ready for).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +26,7 @@ import orjson
 from .state import now_rfc3339
 
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
+SUBSCRIPTION_ID = "wbhk_b35f6b3145074cf9ad513610786c19d5"
 
 EVENT_SCHEMAS = {
     "order.created": "OrderCreatedEvent",
@@ -55,7 +62,7 @@ class WebhookSender:
     """Builds, validates, records and (when a URL is set) POSTs events in the background.
 
     :param retry_delays: seconds to wait before each retry of a failed delivery (Square retries
-        for up to 24 hours; tests want short delays or none).
+        for up to 72 hours; tests want short delays or none).
     """
 
     def __init__(
@@ -70,12 +77,26 @@ class WebhookSender:
         self.merchant_id = merchant_id
         self.notification_url = notification_url
         self.signature_key = signature_key or "double-signature-key"
+        self.subscription_id = SUBSCRIPTION_ID
+        self._rotations: dict[str, str] = {}
         self.retry_delays = retry_delays
         self.enabled = True
         self.deliveries: list[Delivery] = []
         self._validate = validate
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+
+    def rotate_signature_key(self, idempotency_key: str | None = None) -> str:
+        """Replace the signature key (UpdateWebhookSubscriptionSignatureKey); returns the new one.
+
+        A repeat with the same idempotency key answers the key it made the first time.
+        """
+        if idempotency_key is not None and idempotency_key in self._rotations:
+            return self._rotations[idempotency_key]
+        self.signature_key = secrets.token_urlsafe(16)  # 22 characters, like Square's keys
+        if idempotency_key is not None:
+            self._rotations[idempotency_key] = self.signature_key
+        return self.signature_key
 
     @property
     def events(self) -> list[dict[str, Any]]:
