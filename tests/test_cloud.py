@@ -283,5 +283,7 @@ def test_a_demo_directory_from_before_gets_a_standard_cloud_secret(tmp_path: Pat
     }
     assert orjson.loads((tmp_path / "demo-secrets.json").read_bytes()) == values
     assert prepare_data_dir(tmp_path)[0] == values, "a second run keeps the new secret"
-    config = write_demo_config(tmp_path, 8080, values).read_text(encoding="utf-8")
+    config = write_demo_config(
+        tmp_path, 8080, values, "http://127.0.0.1:1", "http://127.0.0.1:2/hook"
+    ).read_text(encoding="utf-8")
     assert f'webhook_secrets = ["{values["cloud_webhook_secret"]}"]' in config
