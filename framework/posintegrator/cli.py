@@ -206,21 +206,44 @@ def webhook_secret(size: int) -> None:
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
 def serve(config: Path, secrets_dir: Path | None) -> None:
-    """Run the host with the settings in CONFIG until SIGINT or SIGTERM."""
-    from posintegrator.runtime.host import Host
+    """Run the host (a central host, or a hub for venue agents) with the settings in CONFIG
+    until SIGINT or SIGTERM."""
+    _run_host(config, secrets_dir, agent=False)
 
-    setup_logging()
+
+def _settings_or_fail(config: Path, secrets_dir: Path | None) -> HostSettings:
     try:
-        host = Host(load_settings(config, secrets_dir=secrets_dir))
+        return load_settings(config, secrets_dir=secrets_dir)
     except SettingsError as exc:
         _fail(
             "the settings cannot be used:\n" + "\n".join(f"  {p}" for p in exc.problems),
             f"check them with: posintegrator config check {config}",
         )
+        raise  # unreachable: _fail exits
+
+
+def _run_host(config: Path, secrets_dir: Path | None, *, agent: bool) -> None:
+    from posintegrator.runtime.host import Host
+
+    setup_logging(component="agent" if agent else "host")
+    settings = _settings_or_fail(config, secrets_dir)
+    if agent and settings.agent is None:
+        _fail(f"{config} has no [agent] table: it is not a venue agent's settings file")
+    if not agent and settings.agent is not None:
+        _fail(
+            f"{config} is a venue agent's settings file ([agent] table)",
+            f"run it with: posintegrator agent --config {config}",
+        )
+    try:
+        host = Host(settings)
+        asyncio.run(host.run_until_signalled())
     except StartupError as exc:
         _fail(str(exc))
-    try:
-        asyncio.run(host.run_until_signalled())
+    except SettingsError as exc:
+        _fail(
+            "the settings cannot be used:\n" + "\n".join(f"  {p}" for p in exc.problems),
+            f"check them with: posintegrator config check {config}",
+        )
     except OSError as exc:
         _fail(f"cannot start: {exc}", "is another process using the API port?")
 
@@ -500,6 +523,153 @@ _operator_command(
 )
 _operator_command("missing", "Record that the POS lacks ORDER_ID, and send it now.")
 _operator_command("cancel", "Cancel ORDER_ID (only while the POS surely does not have it).")
+
+
+# --- venue agents -----------------------------------------------------------------------------
+
+
+@main.group("agent", invoke_without_command=True)
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.pass_context
+def agent_group(ctx: click.Context, config: Path | None, secrets_dir: Path | None) -> None:
+    """Run a venue agent with the settings in --config (after pairing it: agent pair)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        _fail("give the agent's settings: posintegrator agent --config FILE")
+    assert config is not None
+    _run_host(config, secrets_dir, agent=True)
+
+
+@agent_group.command("pair")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--hub", "hub_url", default=None, help="The hub's URL (default: agent.hub_url).")
+@click.option("--name", default=None, help="The name to propose (the operator may change it).")
+@click.option("--secrets-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+def agent_pair(
+    config: Path, hub_url: str | None, name: str | None, secrets_dir: Path | None
+) -> None:
+    """Pair this venue agent with its hub: show a one-time code, wait for an operator."""
+    from posintegrator.link.identity import KEY_FILE, AgentKey, NotPaired
+    from posintegrator.link.pairing import PairingFailed, PairingRequest, PairingStarted, pair
+
+    settings = _settings_or_fail(config, secrets_dir)
+    if settings.agent is None:
+        _fail(f"{config} has no [agent] table: it is not a venue agent's settings file")
+    assert settings.agent is not None
+    key_path = settings.store.path.parent / KEY_FILE
+    try:
+        key = AgentKey.load(key_path)
+    except NotPaired:
+        key = AgentKey.generate()
+        key.save(key_path)
+    hub = hub_url or str(settings.agent.hub_url)
+    locations = sorted({loc for c in settings.connections for loc in c.locations})
+    try:
+        request = PairingRequest(
+            public_key=key.public_key, name=name, version=__version__, locations=locations
+        )
+    except ValidationError as exc:
+        _fail(f"cannot ask to pair: {exc.errors(include_url=False)[0]['msg']}")
+
+    def show(started: PairingStarted) -> None:
+        wanted = ",".join(locations) or "LOCATIONS"
+        click.secho(f"Pairing code: {started.code}", bold=True)
+        click.echo(f"Approve it at the hub (before {started.expires_at:%H:%M} UTC) with:")
+        click.echo(f"  posintegrator agents approve {started.code} --locations {wanted}")
+        click.echo("Waiting for the approval (Ctrl-C to give up)...")
+
+    try:
+        status = asyncio.run(pair(hub, request, ca_file=settings.agent.ca_file, show_code=show))
+    except PairingFailed as exc:
+        _fail(str(exc))
+    except aiohttp.ClientError as exc:
+        _fail(f"cannot reach the hub at {hub}: {exc}", "check agent.hub_url and the network")
+    except KeyboardInterrupt:
+        _fail("pairing abandoned")
+    click.secho(f"Paired as agent {status.agent} for {', '.join(status.locations)}.", fg="green")
+    click.echo(f"Start it with: posintegrator agent --config {config}")
+
+
+@main.group("agents")
+def agents_group() -> None:
+    """Venue agents of a hub: approve, list, revoke."""
+
+
+@agents_group.command("approve")
+@click.argument("code")
+@click.option("--locations", required=True, help="Comma-separated locations it serves.")
+@click.option("--name", default=None, help="The agent's name (default: the one it proposed).")
+@click.option("--operator", default="cli", show_default=True, help="Who approves.")
+@_api_options
+def agents_approve(
+    code: str,
+    locations: str,
+    name: str | None,
+    operator: str,
+    config: Path | None,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Approve the pairing CODE an agent shows, for --locations."""
+    api, key = _api_target(config, url, token)
+    wanted = [loc.strip() for loc in locations.split(",") if loc.strip()]
+    body = {"code": code, "locations": wanted, "name": name, "operator": operator}
+    view = _fetch(api, key, "/v1/agents/approve", "POST", body)
+    if as_json:
+        _print_json(view)
+        return
+    click.secho(f"Agent {view['name']} approved for {', '.join(view['locations'])}", fg="green")
+
+
+@agents_group.command("list")
+@_api_options
+def agents_list(config: Path | None, url: str | None, token: str | None, as_json: bool) -> None:
+    """List the hub's venue agents and their links."""
+    api, key = _api_target(config, url, token)
+    agents = _fetch(api, key, "/v1/agents")["agents"]
+    if as_json:
+        _print_json(agents)
+        return
+    if not agents:
+        click.echo("no venue agents (pair one: posintegrator agent pair)")
+    for agent in agents:
+        state = "connected" if agent["connected"] else "offline"
+        if agent["status"] != "approved":
+            state = agent["status"]
+        rtt = f"  rtt {agent['rtt_ms']} ms" if agent["rtt_ms"] is not None else ""
+        click.echo(
+            f"{agent['name']}  {state} since {agent['since']}  v{agent['version'] or '?'}  "
+            f"{','.join(agent['locations'])}  waiting to/from agent "
+            f"{agent['waiting_to_agent']}/{agent['waiting_from_agent'] or 0}{rtt}"
+        )
+
+
+@agents_group.command("revoke")
+@click.argument("name")
+@click.option("--operator", default="cli", show_default=True, help="Who revokes.")
+@click.option("--note", default=None, help="Why.")
+@_api_options
+def agents_revoke(
+    name: str,
+    operator: str,
+    note: str | None,
+    config: Path | None,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Revoke agent NAME: its link ends at once and is refused from then on."""
+    api, key = _api_target(config, url, token)
+    view = _fetch(
+        api, key, f"/v1/agents/{name}/revoke", "POST", {"operator": operator, "note": note}
+    )
+    if as_json:
+        _print_json(view)
+        return
+    click.secho(f"Agent {view['name']} revoked", fg="yellow")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,15 @@ from posintegrator.model.availability import AvailabilityChange
 
 
 class Deployment(StrEnum):
-    """Where the host runs relative to the POS (see docs/deployer-guide.md)."""
+    """Where the streams of a connection run (see docs/deployer-guide.md): the plugin declares
+    which of these it can serve, and a connection's ``placement`` must be one of them."""
 
     CENTRAL = "central"
+    """The host calls the POS's API for menus, orders and statuses."""
     LOCAL = "local"
+    """The POS is in the venue; a venue agent beside it runs all three streams."""
+    HYBRID = "hybrid"
+    """The menu through the POS's central API at the hub; orders and statuses at the venue."""
 
 
 class Capabilities(UniversalModel):

@@ -314,9 +314,10 @@ class PluginHost:
         :raises SettingsError: listing every problem with its path in the settings file.
         """
         problems = connection_conflicts(settings.connections)
+        agent = settings.agent is not None
         validated: dict[str, BaseModel] = {}
         for index, connection in enumerate(settings.connections):
-            model, found = self.validate_connection(index, connection)
+            model, found = self.validate_connection(index, connection, agent=agent)
             problems.extend(found)
             if model is not None:
                 validated[connection.name] = model
@@ -325,10 +326,12 @@ class PluginHost:
         return validated
 
     def validate_connection(
-        self, index: int, connection: ConnectionSettings
+        self, index: int, connection: ConnectionSettings, *, agent: bool = False
     ) -> tuple[BaseModel | None, list[SettingsProblem]]:
         """Check one connection (``connections[index]`` in the file) against its plugin.
 
+        :param agent: whether the settings are a venue agent's (else a hub's or a central
+            host's): it decides which streams of the connection run here.
         :returns: the validated plugin settings (None if invalid) and the problems found.
         """
         where = f"connections[{index}]"
@@ -336,6 +339,20 @@ class PluginHost:
         if plugin is None:
             message = f"plugin {connection.plugin!r} not loaded"
             return None, [SettingsProblem(path=f"{where}.plugin", message=message)]
+        placement = _placement_problems(plugin, connection, where, agent=agent)
+        if placement:
+            return None, placement
+        if not agent and connection.placement == "local":
+            # The hub never calls a local POS: its settings belong in the agent's file.
+            if connection.settings:
+                return None, [
+                    SettingsProblem(
+                        path=f"{where}.settings",
+                        message="a local connection's POS settings belong in its venue "
+                        "agent's settings file, not the hub's",
+                    )
+                ]
+            return NoSettings(), _capability_problems(plugin, "webhook", where, local=True)
         try:
             model = plugin.settings_model().model_validate(connection.settings)
         except ValidationError as exc:
@@ -343,6 +360,11 @@ class PluginHost:
         except StartupError as exc:
             return None, [SettingsProblem(path=f"{where}.plugin", message=str(exc))]
         return model, _capability_problems(plugin, connection.status_source, where)
+
+
+class NoSettings(BaseModel):
+    """The plugin settings of a connection whose POS this process never calls (a hub's local
+    connection: its venue agent holds them)."""
 
 
 def connection_conflicts(connections: list[ConnectionSettings]) -> list[SettingsProblem]:
@@ -374,13 +396,46 @@ def connection_conflicts(connections: list[ConnectionSettings]) -> list[Settings
     return problems
 
 
-def _capability_problems(
-    plugin: PosPlugin, status_source: str, where: str
+def _placement_problems(
+    plugin: PosPlugin, connection: ConnectionSettings, where: str, *, agent: bool
 ) -> list[SettingsProblem]:
+    """A placement the plugin cannot serve, or that this role cannot run."""
+    path = f"{where}.placement"
+    if agent and connection.placement == "central":
+        return [
+            SettingsProblem(
+                path=path,
+                message="a venue agent serves local or hybrid connections; a central one "
+                "belongs in the hub's settings",
+            )
+        ]
+    try:
+        deployments = plugin.capabilities().deployments
+    except (StartupError, RetryableError) as exc:
+        return [SettingsProblem(path=f"{where}.plugin", message=str(exc))]
+    if connection.placement not in deployments:
+        served = ", ".join(d.value for d in deployments) or "none"
+        return [
+            SettingsProblem(
+                path=path,
+                message=f"plugin {plugin.name!r} cannot serve a {connection.placement} "
+                f"deployment (it serves: {served})",
+            )
+        ]
+    return []
+
+
+def _capability_problems(
+    plugin: PosPlugin, status_source: str, where: str, *, local: bool = False
+) -> list[SettingsProblem]:
+    """Capabilities a connection needs that the plugin lacks; ``local`` when the hub does not
+    call the POS itself (only that the plugin takes orders matters then)."""
     try:
         caps = plugin.capabilities()
     except (StartupError, RetryableError) as exc:
         return [SettingsProblem(path=f"{where}.plugin", message=str(exc))]
+    if local:
+        return []
     problems = []
     if status_source == "polling" and not caps.status_polling:
         problems.append(

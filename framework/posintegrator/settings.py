@@ -64,6 +64,12 @@ class ApiSettings(_Section):
         default=None,
         description="How POS webhooks reach this host; defaults to http://host:port.",
     )
+    tls_certificate: Path | None = Field(
+        default=None,
+        description="PEM certificate chain to serve HTTPS with (with tls_key); none: plain HTTP, "
+        "e.g. behind a TLS-terminating proxy.",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_certificate.")
     max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,
@@ -93,6 +99,14 @@ class ApiSettings(_Section):
         description="Requests with a missing or wrong token one client address may make per "
         "minute before further wrong ones get 429 instead of 401 (a valid token always passes).",
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise PydanticCustomError(
+                "tls_pair", "api.tls_certificate and api.tls_key are set together or not at all"
+            )
+        return self
 
 
 class StoreSettings(_Section):
@@ -203,12 +217,36 @@ class OrderSettings(_Section):
     )
 
 
+Placement = Literal["central", "local", "hybrid"]
+
+
+def streams_here(placement: Placement, *, agent: bool) -> frozenset[str]:
+    """The streams of a connection (``menu``, ``orders``, ``statuses``) that run in this
+    process: a hub (or central host) when ``agent`` is false, a venue agent when true.
+
+    At a hub, a local or hybrid connection's orders are handed to its agent rather than sent
+    to the POS, and its statuses come from the agent.
+    """
+    if agent:
+        return frozenset({"orders", "statuses"} | ({"menu"} if placement == "local" else set()))
+    if placement == "central":
+        return frozenset({"menu", "orders", "statuses"})
+    return frozenset({"menu"} if placement == "hybrid" else set())
+
+
 class ConnectionSettings(_Section):
     """One POS connection: which plugin serves which locations, and how."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     plugin: str = Field(min_length=1)
     locations: list[Id] = Field(min_length=1)
+    placement: Placement = Field(
+        default="central",
+        description="Where the streams run. central: the host talks to the POS for all of them. "
+        "local: the POS is in the venue; menus, orders and statuses go through the venue's "
+        "agent. hybrid: the menu at the hub through the POS's central API, orders and statuses "
+        "through the agent.",
+    )
     settings: dict[str, Any] = Field(
         default_factory=dict,
         repr=False,  # may hold credentials until the plugin's model turns them into SecretStr
@@ -250,6 +288,36 @@ class ConnectionSettings(_Section):
     )
 
 
+class LinkSettings(_Section):
+    """The link between a hub and its venue agents (both ends read their own)."""
+
+    heartbeat_seconds: PositiveFloat = Field(
+        default=5.0,
+        description="How often each end proves it is alive; a link silent for twice this long is "
+        "taken as dead and closed.",
+    )
+    window: int = Field(
+        default=256, ge=1, le=10_000, description="Most messages sent and not yet acknowledged."
+    )
+    pairing_seconds: PositiveFloat = Field(
+        default=600.0, description="How long a pairing code waits for an operator's approval."
+    )
+
+
+class AgentSettings(_Section):
+    """This process is a venue agent: it serves its local POS and links out to a hub."""
+
+    hub_url: AnyHttpUrl = Field(description="The hub's base URL (https:// for a TLS link).")
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of certificate authorities to trust for an https:// hub, besides "
+        "the system's (a private CA).",
+    )
+    reconnect_max_seconds: PositiveFloat = Field(
+        default=30.0, description="Longest wait between two attempts to reach the hub."
+    )
+
+
 class HostSettings(BaseSettings):
     """A whole deployment."""
 
@@ -266,6 +334,11 @@ class HostSettings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
     orders: OrderSettings = Field(default_factory=OrderSettings)
+    link: LinkSettings = Field(default_factory=LinkSettings)
+    agent: AgentSettings | None = Field(
+        default=None,
+        description="Present only in a venue agent's settings: where its hub is.",
+    )
     connections: list[ConnectionSettings] = Field(default_factory=list)
     extensions: list[str] = Field(
         default_factory=list,

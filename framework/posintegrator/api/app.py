@@ -22,5 +22,5 @@ def build_app(host: Host) -> web.Application:
     """
     app = web.Application(middlewares=[problem_middleware, guard_middleware(host.settings.api)])
     app[HOST_KEY] = host
-    add_routes(app)
+    add_routes(app, agent=host.settings.agent is not None)
     return app

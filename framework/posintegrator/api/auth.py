@@ -23,9 +23,10 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from posintegrator.api.problems import Handler, ProblemError
 from posintegrator.settings import ApiSettings
 
-#: Paths that need no token, and so count against no budget: liveness for load balancers, and
-#: POS webhooks, which the POS signs with its own scheme and the plugin verifies.
-PUBLIC_PREFIXES = ("/healthz", "/pos/")
+#: Paths that need no token, and so count against no budget: liveness for load balancers; POS
+#: webhooks, which the POS signs with its own scheme and the plugin verifies; and venue agents'
+#: pairing requests and links, which prove themselves with the agent's key (docs/link.md).
+PUBLIC_PREFIXES = ("/healthz", "/pos/", "/v1/link")
 
 
 class _Budget:

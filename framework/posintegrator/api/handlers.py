@@ -77,7 +77,7 @@ def json_response(
     )
 
 
-async def _read_body(request: web.Request, model: type[ModelT], title: str) -> ModelT:
+async def read_body(request: web.Request, model: type[ModelT], title: str) -> ModelT:
     """The request's JSON body as ``model``, within the API's size and nesting limits."""
     limits = request.app[HOST_KEY].settings.api
     return await read_model(
@@ -242,7 +242,7 @@ async def post_order(request: web.Request) -> web.Response:
             "the host is stopping; retry shortly",
             headers={"Retry-After": "5"},
         )
-    order = await _read_body(request, Order, "Invalid order")
+    order = await read_body(request, Order, "Invalid order")
     jobs = host.connection_for_location(order.location)
     try:
         check_order(order, jobs, host.settings.orders)
@@ -446,7 +446,7 @@ async def _actionable(
 ) -> tuple[Host, OrderRecord, ActionT]:
     """The order an operator acts on, and the action, if the order is in a state that allows it."""
     host = request.app[HOST_KEY]
-    action = await _read_body(request, model, "Invalid action")
+    action = await read_body(request, model, "Invalid action")
     order_id = request.match_info["order_id"]
     record = await host.store.get_order(order_id)
     if record is None:

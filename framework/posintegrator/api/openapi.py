@@ -20,7 +20,9 @@ from posintegrator.api.routes import PATH_PARAMS, Body, Route
 _REF = "#/components/schemas/{model}"
 
 _DESCRIPTIONS = {
+    101: "Switching to the WebSocket protocol",
     200: "OK",
+    201: "Created",
     202: "Accepted for delivery",
     304: "Not modified since the ETag sent",
     400: "Malformed request: a parameter or the JSON body cannot be read",

@@ -9,9 +9,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from posintegrator.api import handlers
+from posintegrator.api import agents, handlers
 from posintegrator.api.problems import Handler, Problem
 from posintegrator.api.schemas import (
+    AgentList,
+    AgentView,
     ConnectionList,
     FoundInPos,
     Health,
@@ -22,6 +24,13 @@ from posintegrator.api.schemas import (
     OrderView,
     PluginList,
     WebhookReceived,
+)
+from posintegrator.link.pairing import (
+    Approval,
+    PairingPoll,
+    PairingRequest,
+    PairingStarted,
+    PairingStatus,
 )
 from posintegrator.menus.sync import MenuReport
 from posintegrator.model import Menu, Order, OrderStatus
@@ -246,6 +255,62 @@ ROUTES: tuple[Route, ...] = (
         links={200: _order_links("$response.body#/order/id")},
     ),
     Route(
+        "GET",
+        "/v1/agents",
+        agents.list_agents,
+        "Venue agents: their locations and how their links are doing",
+        "agents",
+        responses={200: AgentList},
+    ),
+    Route(
+        "POST",
+        "/v1/agents/approve",
+        agents.approve_agent,
+        "Approve a venue agent's pairing code for some locations",
+        "agents",
+        request=Approval,
+        responses={200: AgentView, 404: Problem, 409: Problem},
+    ),
+    Route(
+        "POST",
+        "/v1/agents/{name}/revoke",
+        agents.revoke_agent,
+        "Revoke a venue agent: its link ends at once and is refused from then on",
+        "agents",
+        request=OperatorAction,
+        responses={200: AgentView, 404: Problem},
+    ),
+    Route(
+        "POST",
+        "/v1/link/pairings",
+        agents.start_agent_pairing,
+        "A venue agent asks to be paired (answers the code an operator approves)",
+        "agents",
+        request=PairingRequest,
+        responses={201: PairingStarted, 429: Problem},
+        headers={429: ("Retry-After",)},
+        auth=False,
+    ),
+    Route(
+        "POST",
+        "/v1/link/pairings/poll",
+        agents.poll_agent_pairing,
+        "A venue agent asks whether its pairing code was approved",
+        "agents",
+        request=PairingPoll,
+        responses={200: PairingStatus, 404: Problem},
+        auth=False,
+    ),
+    Route(
+        "GET",
+        "/v1/link",
+        agents.link,
+        "A venue agent's link: a WebSocket, authenticated by the agent's key (docs/link.md)",
+        "agents",
+        responses={101: None, 400: Problem, 404: Problem},
+        auth=False,
+    ),
+    Route(
         "POST",
         "/pos/{connection}/webhook",
         handlers.pos_webhook,
@@ -269,10 +334,16 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
     "location": {"type": "string", "minLength": 1, "maxLength": 200},
     "order_id": {"type": "string", "minLength": 1, "maxLength": 200},
     "connection": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+    "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
 }
 
+#: The routes a venue agent serves: its POS's webhooks and liveness (its cloud is the hub).
+AGENT_PATHS = frozenset({"/healthz", "/pos/{connection}/webhook"})
 
-def add_routes(app: web.Application) -> None:
-    """Register every route of :data:`ROUTES` on ``app``."""
+
+def add_routes(app: web.Application, *, agent: bool = False) -> None:
+    """Register the routes of :data:`ROUTES` on ``app``: all of them for a hub, those of
+    :data:`AGENT_PATHS` for a venue agent."""
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        if not agent or route.path in AGENT_PATHS:
+            app.router.add_route(route.method, route.path, route.handler)

@@ -165,3 +165,37 @@ class WebhookReceived(BaseModel):
 
     received: int = Field(description="Status events it carried.")
     availability: int = Field(description="Availability changes (86 and back) it carried.")
+
+
+class AgentConnectionView(BaseModel):
+    """A connection of a venue agent, as the agent last reported it."""
+
+    name: str
+    locations: list[str]
+    health: str
+    circuit: str
+    last_error: str | None = None
+
+
+class AgentView(BaseModel):
+    """A venue agent: what it may serve, and how its link is doing."""
+
+    name: str
+    status: str = Field(description="approved, or revoked (its link is refused).")
+    version: str | None = Field(description="The release it last said it runs.")
+    locations: list[str]
+    connected: bool
+    since: datetime = Field(description="When it connected, or went offline (or was approved).")
+    last_heartbeat: datetime | None
+    rtt_ms: float | None = Field(description="Round trip of the last heartbeat.")
+    waiting_to_agent: int = Field(description="Messages for the agent not yet acknowledged.")
+    waiting_from_agent: int | None = Field(
+        description="Messages the agent holds for the hub, as it last reported."
+    )
+    connections: list[AgentConnectionView]
+
+
+class AgentList(BaseModel):
+    """Every venue agent."""
+
+    agents: list[AgentView]

@@ -115,6 +115,14 @@ class MenuSync:
         except PosError as exc:
             await self._report(location, "fetch_failed", [], detail=exc.message)
             raise
+        return await self.publish_fetched(location, menu)
+
+    async def publish_fetched(self, location: str, menu: Menu) -> MenuSnapshot | None:
+        """Check and publish a menu fetched from the POS (here, or by a venue agent).
+
+        :returns: the new version, or None when the menu has not changed.
+        :raises MenuRejected: the menu failed validation (the last one stays live).
+        """
         findings = await self._prepare(menu, location)
         errors = errors_in(findings)
         if errors:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from posintegrator.model import Order
 from posintegrator.runtime.scheduler import ConnectionJobs
@@ -94,10 +95,16 @@ def check_size(order: Order, limits: OrderSettings) -> None:
             )
 
 
-async def accept_order(store: Store, order: Order, jobs: ConnectionJobs) -> AcceptResult:
-    """Store ``order`` in the inbox (the exactly-once dedup point) and wake its delivery."""
+async def accept_order(
+    store: Store, order: Order, jobs: ConnectionJobs, *, at: datetime | None = None
+) -> AcceptResult:
+    """Store ``order`` in the inbox (the exactly-once dedup point) and wake its delivery.
+
+    :param at: when the order was first received, when that was elsewhere (a venue agent
+        passes its hub's time).
+    """
     result = await store.accept_order(
-        order, jobs.connection.name, order_content_hash(order), idempotency_key(order.id)
+        order, jobs.connection.name, order_content_hash(order), idempotency_key(order.id), at=at
     )
     jobs.delivery.wake()
     return result

@@ -1,6 +1,9 @@
 """The host: plugins, store, scheduler and Integrator API put together, started and stopped.
 
-``posintegrator serve``, the demo, the conformance kit and the tests all run this same class.
+``posintegrator serve`` (a central host, or a hub for venue agents), ``posintegrator agent``
+(a venue agent: its settings have an ``[agent]`` table), the demo, the conformance kit and the
+tests all run this same class. What differs is where each connection's streams run (its
+``placement``) and where events go: to the cloud from a hub, to the hub from an agent.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +24,11 @@ from loguru import logger
 
 from posintegrator.cloud.notifier import CloudNotifier
 from posintegrator.context import ConnectionContext
+from posintegrator.errors import StartupError
+from posintegrator.link.agent import AgentLink
+from posintegrator.link.handover import AgentHandover
+from posintegrator.link.hub import LinkHub
+from posintegrator.link.identity import KEY_FILE, AgentKey, NotPaired
 from posintegrator.menus.live import LiveMenus
 from posintegrator.menus.sync import MenuSync
 from posintegrator.orders.delivery import OrderDelivery
@@ -26,8 +36,8 @@ from posintegrator.plugins import PluginHost
 from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.health import ConnectionHealth
 from posintegrator.runtime.notify import notify_ready, notify_stopping
-from posintegrator.runtime.scheduler import ConnectionJobs, Scheduler
-from posintegrator.settings import HostSettings
+from posintegrator.runtime.scheduler import ConnectionJobs, Delivery, Scheduler
+from posintegrator.settings import HostSettings, streams_here
 from posintegrator.statuses.intake import StatusIntake
 from posintegrator.store import SQLiteStore, Store
 
@@ -78,7 +88,9 @@ class Host:
             [c.plugin for c in settings.connections] + settings.extensions
         )
         self.store: Store = store or SQLiteStore(
-            settings.store.path, synchronous=settings.store.synchronous
+            settings.store.path,
+            synchronous=settings.store.synchronous,
+            events_to="hub" if settings.agent is not None else "cloud",
         )
         self.accepting = False
         self.connections: dict[str, ConnectionJobs] = {}
@@ -88,6 +100,10 @@ class Host:
         self._http: aiohttp.ClientSession | None = None
         self._scheduler: Scheduler | None = None
         self._notifier: CloudNotifier | None = None
+        #: At a hub, its venue agents' links; None in an agent.
+        self.links: LinkHub | None = None
+        #: In a venue agent, its link to the hub; None at a hub.
+        self.agent_link: AgentLink | None = None
         self._intake: StatusIntake | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.port: int = settings.api.port
@@ -112,9 +128,27 @@ class Host:
 
     @property
     def notifier(self) -> CloudNotifier:
-        """The cloud notifier (available once started)."""
-        assert self._notifier is not None, "the host is not started"
+        """The cloud notifier (available once a hub or central host started)."""
+        assert self._notifier is not None, "no cloud notifier: not started, or an agent"
         return self._notifier
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The shared HTTP client session (available once started)."""
+        assert self._http is not None, "the host is not started"
+        return self._http
+
+    @property
+    def is_agent(self) -> bool:
+        """Whether this host is a venue agent."""
+        return self.settings.agent is not None
+
+    def _wake_upstream(self) -> None:
+        """Events wait in the store: for the cloud, or for the hub."""
+        if self.agent_link is not None:
+            self.agent_link.wake()
+        elif self._notifier is not None:
+            self._notifier.wake()
 
     def connection_for_location(self, location: str) -> ConnectionJobs | None:
         """The connection serving ``location``, if any."""
@@ -127,31 +161,71 @@ class Host:
         """Open the store, start the API and the jobs."""
         from posintegrator.api.app import build_app
 
+        key = self._agent_key()
         await self.store.open()
         self._http = aiohttp.ClientSession(
             json_serialize=_json_dumps, timeout=aiohttp.ClientTimeout(total=30)
         )
-        self._notifier = CloudNotifier(self.store, self._http, self.settings.cloud)
-        self._intake = StatusIntake(self.store, self.plugins, self._notifier.wake)
+        upstream: tuple[str, Callable[[], Awaitable[None]]]
+        if self.settings.agent is not None and key is not None:
+            self.agent_link = AgentLink(self, self.settings.agent, self.settings.link, key)
+            upstream = ("hub-link", self.agent_link.run)
+        else:
+            self._notifier = CloudNotifier(self.store, self._http, self.settings.cloud)
+            self.links = LinkHub(self)
+            upstream = ("cloud", self._notifier.run)
+        self._intake = StatusIntake(self.store, self.plugins, self._wake_upstream)
         # The API binds first, so the webhook URLs handed to plugins carry the real port.
         app = build_app(self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site: web.BaseSite
+        ssl_context = self._tls()
         if self._listen_socket is not None:
-            site = web.SockSite(self._runner, self._listen_socket)
+            site = web.SockSite(self._runner, self._listen_socket, ssl_context=ssl_context)
         else:
-            site = web.TCPSite(self._runner, self.settings.api.host, self.settings.api.port)
+            site = web.TCPSite(
+                self._runner,
+                self.settings.api.host,
+                self.settings.api.port,
+                ssl_context=ssl_context,
+            )
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         for conn_settings in self.settings.connections:
             self.connections[conn_settings.name] = self._connection_jobs(conn_settings.name)
-        self._scheduler = Scheduler(list(self.connections.values()), self._notifier)
+        self._scheduler = Scheduler(list(self.connections.values()), upstream)
         self._scheduler.start()
         self.accepting = True
+        role = "venue agent" if self.is_agent else "posintegrator"
         logger.info(
-            "posintegrator listening on {} with {} connection(s)", self.url, len(self.connections)
+            "{} listening on {} with {} connection(s)", role, self.url, len(self.connections)
         )
+
+    def _agent_key(self) -> AgentKey | None:
+        """A venue agent's key, from its data folder (None at a hub).
+
+        :raises StartupError: the agent has not paired yet.
+        """
+        if self.settings.agent is None:
+            return None
+        path = self.settings.store.path.parent / KEY_FILE
+        try:
+            return AgentKey.load(path)
+        except NotPaired as exc:
+            raise StartupError(
+                f"this agent is not paired with its hub ({exc}): run "
+                "'posintegrator agent pair --config FILE' and have an operator approve its code"
+            ) from None
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """The server's TLS context, when ``api.tls_certificate`` is set."""
+        api = self.settings.api
+        if api.tls_certificate is None or api.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(api.tls_certificate, api.tls_key)
+        return context
 
     def _connection_jobs(self, name: str) -> ConnectionJobs:
         assert self._http is not None and self._intake is not None
@@ -180,12 +254,22 @@ class Host:
             rate=AsyncLimiter(rate, 1.0) if rate is not None else None,
         )
         max_age = timedelta(seconds=self.settings.orders.max_delivery_seconds)
+        streams = streams_here(conn_settings.placement, agent=self.is_agent)
+        delivery: Delivery
+        if "orders" in streams:
+            delivery = OrderDelivery(self.store, connection, self._intake, max_age=max_age)
+        else:
+            assert self.links is not None
+            delivery = AgentHandover(
+                self.store, connection, self._intake, self.links, max_age=max_age
+            )
         return ConnectionJobs(
             self.store,
             connection,
-            MenuSync(self.store, self.plugins, connection, self.live_menus, self.notifier.wake),
-            OrderDelivery(self.store, connection, self._intake, max_age=max_age),
+            MenuSync(self.store, self.plugins, connection, self.live_menus, self._wake_upstream),
+            delivery,
             self._intake,
+            streams=streams,
         )
 
     def _alert(self, connection: str, kind: str, message: str) -> None:
@@ -202,6 +286,8 @@ class Host:
         if self._scheduler is not None:
             await self._scheduler.stop(grace_seconds)
             self._scheduler = None
+        if self.links is not None:
+            await self.links.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

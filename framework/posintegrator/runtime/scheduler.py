@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from loguru import logger
 
-from posintegrator.cloud.notifier import CloudNotifier
 from posintegrator.errors import AuthError, PosError
 from posintegrator.menus.sync import MenuRejected, MenuSync
-from posintegrator.orders.delivery import OrderDelivery
 from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.shutdown import cancel_and_wait
 from posintegrator.runtime.wakeup import wait_for_wakeup
@@ -24,20 +23,45 @@ from posintegrator.store import Store
 FIRST_SYNC_SPREAD_SECONDS = 5.0
 
 
+class Delivery(Protocol):
+    """What delivers a connection's orders: to its POS, or (at a hub) to its venue agent."""
+
+    def wake(self) -> None:
+        """Look for due orders now."""
+
+    def is_in_flight(self, order_id: str) -> bool:
+        """Whether an attempt for this order is under way."""
+        ...
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+
+    async def drain(self, grace_seconds: float) -> int:
+        """Let attempts under way finish (up to ``grace_seconds``); how many were cut short."""
+        ...
+
+
 class ConnectionJobs:
-    """The jobs of one connection."""
+    """The jobs of one connection.
+
+    :param streams: the streams of the connection that run in this process (see
+        :func:`posintegrator.settings.streams_here`); all three by default.
+    """
 
     def __init__(
         self,
         store: Store,
         connection: Connection,
         menusync: MenuSync,
-        delivery: OrderDelivery,
+        delivery: Delivery,
         intake: StatusIntake,
+        *,
+        streams: frozenset[str] = frozenset({"menu", "orders", "statuses"}),
     ) -> None:
         self.connection = connection
         self.menusync = menusync
         self.delivery = delivery
+        self.streams = streams
         self._store = store
         self._intake = intake
         self._menu_requests: set[str] = set()
@@ -120,11 +144,11 @@ class ConnectionJobs:
         name = self.connection.name
         jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         caps = self.connection.plugin.capabilities()
-        if caps.menu:
+        if caps.menu and "menu" in self.streams:
             jobs.append((f"{name}:menu", self.menu_loop))
         if caps.orders:
             jobs.append((f"{name}:delivery", self.delivery.run))
-        if self.connection.uses_polling():
+        if "statuses" in self.streams and self.connection.uses_polling():
             jobs.append((f"{name}:status-poll", self.poll_loop))
         return jobs
 
@@ -132,14 +156,20 @@ class ConnectionJobs:
 class Scheduler:
     """Runs and stops the host's jobs."""
 
-    def __init__(self, connections: list[ConnectionJobs], notifier: CloudNotifier) -> None:
+    def __init__(
+        self,
+        connections: list[ConnectionJobs],
+        upstream: tuple[str, Callable[[], Awaitable[None]]],
+    ) -> None:
+        """:param upstream: the named job that sends the store's events on: to the cloud, or
+        from a venue agent to its hub."""
         self.connections = {jobs.connection.name: jobs for jobs in connections}
-        self.notifier = notifier
+        self.upstream = upstream
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         """Start every job."""
-        named: list[tuple[str, Callable[[], Awaitable[None]]]] = [("cloud", self.notifier.run)]
+        named: list[tuple[str, Callable[[], Awaitable[None]]]] = [self.upstream]
         for jobs in self.connections.values():
             named.extend(jobs.jobs())
         for name, job in named:

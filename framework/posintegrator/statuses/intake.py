@@ -43,17 +43,22 @@ class StatusIntake:
             )
             return None
         if transition.applied:
-            logger.info(
-                "order {}: {} -> {} ({})",
-                transition.order_id,
-                transition.old,
-                transition.new,
-                event.source,
-            )
-            self._on_change()
-            await self._plugins.order_status_changed(
-                transition.order_id, transition.old, transition.new, event
-            )
+            await self.changed(transition, event)
         else:
             logger.debug("order {}: {} not applied: {}", order_id, event.status, transition.note)
         return transition
+
+    async def changed(self, transition: Transition, event: StatusEvent) -> None:
+        """A status change was stored (here, or by the caller together with other work): wake
+        the outbox and tell the observers."""
+        logger.info(
+            "order {}: {} -> {} ({})",
+            transition.order_id,
+            transition.old,
+            transition.new,
+            event.source,
+        )
+        self._on_change()
+        await self._plugins.order_status_changed(
+            transition.order_id, transition.old, transition.new, event
+        )

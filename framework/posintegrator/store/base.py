@@ -15,6 +15,7 @@ from typing import Protocol
 from posintegrator.cloud.events import MenuNotice
 from posintegrator.hooktypes import TrackedOrder
 from posintegrator.model import Order, OrderStatus, StatusEvent
+from posintegrator.store.link import LinkStore
 
 
 class AcceptOutcome(StrEnum):
@@ -144,7 +145,7 @@ class MenuSnapshot:
     published_at: datetime
 
 
-class Store(Protocol):
+class Store(LinkStore, Protocol):
     """Durable state of the host. All methods are safe to call from the event loop."""
 
     async def open(self) -> None:
@@ -158,9 +159,19 @@ class Store(Protocol):
     # --- orders inbox -------------------------------------------------------------------------
 
     async def accept_order(
-        self, order: Order, connection: str, content_hash: str, idempotency_key: str
+        self,
+        order: Order,
+        connection: str,
+        content_hash: str,
+        idempotency_key: str,
+        *,
+        at: datetime | None = None,
     ) -> AcceptResult:
-        """Store a new order as RECEIVED (with its first cloud event), or report a replay."""
+        """Store a new order as RECEIVED (with its first cloud event), or report a replay.
+
+        :param at: when it was received, if earlier than now (an agent stores the hub's time,
+            so both ends agree on the order's deadline).
+        """
         ...
 
     async def get_order(self, order_id: str) -> OrderRecord | None:
@@ -225,6 +236,10 @@ class Store(Protocol):
 
     async def next_delivery_at(self, connection: str) -> datetime | None:
         """When the next delivery attempt of ``connection`` is due, if any is waiting."""
+        ...
+
+    async def postpone(self, order_id: str, until: datetime, reason: str) -> None:
+        """Leave an order waiting for delivery until ``until``, saying why (no attempt made)."""
         ...
 
     async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> int:

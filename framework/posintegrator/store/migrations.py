@@ -103,6 +103,60 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
 )
 
+# Venue agents and the link to them (docs/link.md). On a hub: the approved agents, pairing
+# requests waiting for an operator, and which agent each order was handed to. On both ends:
+# the messages to the other end not yet acknowledged (``seq`` only grows, so a message number
+# is never reused), and how far each end has received and acknowledged.
+MIGRATIONS += (
+    (
+        4,
+        """
+        CREATE TABLE agents (
+            name         TEXT PRIMARY KEY,
+            public_key   TEXT NOT NULL UNIQUE,
+            locations    TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            approved_at  TEXT NOT NULL,
+            approved_by  TEXT NOT NULL,
+            revoked_at   TEXT,
+            version      TEXT
+        );
+
+        CREATE TABLE pairings (
+            code             TEXT PRIMARY KEY,
+            poll_token_hash  TEXT NOT NULL UNIQUE,
+            public_key       TEXT NOT NULL,
+            name             TEXT,
+            version          TEXT,
+            locations        TEXT NOT NULL,
+            created_at       TEXT NOT NULL,
+            expires_at       REAL NOT NULL,
+            agent            TEXT
+        );
+
+        CREATE TABLE link_outbox (
+            seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+            peer        TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            order_id    TEXT,
+            body        BLOB NOT NULL,
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX link_outbox_peer ON link_outbox (peer, seq);
+        CREATE INDEX link_outbox_order ON link_outbox (order_id) WHERE order_id IS NOT NULL;
+
+        CREATE TABLE link_peers (
+            peer              TEXT PRIMARY KEY,
+            received_through  INTEGER NOT NULL DEFAULT 0,
+            sent_through      INTEGER NOT NULL DEFAULT 0
+        );
+
+        ALTER TABLE orders ADD COLUMN agent TEXT;
+        ALTER TABLE orders ADD COLUMN handed_over_at TEXT;
+        """,
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -42,11 +42,13 @@ from posintegrator.store.base import (
     Transition,
 )
 from posintegrator.store.migrations import migrate
+from posintegrator.store.sqlite_link import LinkTables
 from posintegrator.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
 
 Synchronous = Literal["NORMAL", "FULL"]
+EventSink = Literal["cloud", "hub"]
 
 _DELIVERABLE = (OrderStatus.RECEIVED.value, OrderStatus.SUBMITTING.value)
 _IN_FLIGHT = (
@@ -111,13 +113,14 @@ def _accept_request(
     content_hash: str,
     idempotency_key: str,
     future: asyncio.Future[AcceptResult],
+    at: datetime | None = None,
 ) -> _AcceptRequest:
     """The rows a new order adds, built by the caller rather than on the writer thread.
 
     The writer thread is what limits intake under load; the caller's thread has time to spare.
     Rows of an order that turns out to be a replay are simply not inserted.
     """
-    now = utcnow()
+    now = at or utcnow()
     at_iso = _iso(now)
     history, event_id, event = _status_change(
         order_id=order.id,
@@ -211,16 +214,22 @@ def _from_iso(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SQLiteStore:
+class SQLiteStore(LinkTables):
     """:class:`~posintegrator.store.base.Store` on a SQLite file.
 
     :param path: the database file; its folder is created if needed.
     :param synchronous: SQLite's ``synchronous`` level for commits (see docs/deployer-guide.md).
+    :param events_to: where the events of status changes and new menu versions go: the outbox
+        to the cloud, or (in a venue agent) the link to the hub, which made the RECEIVED event
+        of each order itself.
     """
 
-    def __init__(self, path: Path, *, synchronous: Synchronous = "FULL") -> None:
+    def __init__(
+        self, path: Path, *, synchronous: Synchronous = "FULL", events_to: EventSink = "cloud"
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
+        self.events_to = events_to
         self._writer: GroupCommitWriter | None = None
         self._accepts: list[_AcceptRequest] = []
         self._accepting: asyncio.Task[None] | None = None
@@ -288,7 +297,13 @@ class SQLiteStore:
     # --- orders ---------------------------------------------------------------------------------
 
     async def accept_order(
-        self, order: Order, connection: str, content_hash: str, idempotency_key: str
+        self,
+        order: Order,
+        connection: str,
+        content_hash: str,
+        idempotency_key: str,
+        *,
+        at: datetime | None = None,
     ) -> AcceptResult:
         """Accept ``order`` into the inbox; answered once it is committed.
 
@@ -301,7 +316,7 @@ class SQLiteStore:
             raise RuntimeError("the store is not open")
         future: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
         self._accepts.append(
-            _accept_request(order, connection, content_hash, idempotency_key, future)
+            _accept_request(order, connection, content_hash, idempotency_key, future, at)
         )
         if self._accepting is None:
             self._accepting = asyncio.create_task(self._accept_queued(), name="store-accept")
@@ -352,7 +367,8 @@ class SQLiteStore:
                 results.append(AcceptResult(AcceptOutcome.CREATED, request.record))
             _insert_rows(tx, _INSERT_ORDER, [r.order_row for r in new])
             _insert_rows(tx, _INSERT_HISTORY, [r.history_row for r in new])
-            _insert_rows(tx, _INSERT_OUTBOX, [r.outbox_row for r in new])
+            if self.events_to == "cloud":
+                _insert_rows(tx, _INSERT_OUTBOX, [r.outbox_row for r in new])
         return results
 
     @staticmethod
@@ -630,7 +646,14 @@ class SQLiteStore:
         sequence: int,
         event: MenuPublished | dict[str, object],
     ) -> None:
-        tx.execute(_INSERT_OUTBOX, _outbox_row(event_id, stream, sequence, event, utcnow()))
+        row = _outbox_row(event_id, stream, sequence, event, utcnow())
+        if self.events_to == "hub":
+            order_id = event.get("order_id") if isinstance(event, dict) else None
+            body = row[3]
+            assert isinstance(body, bytes)
+            self._insert_message(tx, "hub", "event", body, str(order_id) if order_id else None)
+        else:
+            tx.execute(_INSERT_OUTBOX, row)
 
     async def orders_in_flight(self, connection: str) -> list[TrackedOrder]:
         return await self._run(self._orders_in_flight, connection)
@@ -669,6 +692,17 @@ class SQLiteStore:
             (connection, *_DELIVERABLE),
         ).fetchone()
         return _from_ts(row[0])
+
+    async def postpone(self, order_id: str, until: datetime, reason: str) -> None:
+        await self._run(self._postpone, order_id, until, reason)
+
+    def _postpone(self, order_id: str, until: datetime, reason: str) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "UPDATE orders SET next_attempt_at = ?, last_error = ?, updated_at = ? "
+                "WHERE id = ? AND status IN (?, ?)",
+                (_ts(until), reason, _iso(utcnow()), order_id, *_DELIVERABLE),
+            )
 
     async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> int:
         return await self._run(self._begin_attempt, order_id, lease_seconds)

@@ -67,7 +67,7 @@ def pos_capabilities() -> Capabilities:
         status_polling=True,
         order_types=list(OrderType),
         payment_modes=list(PaymentMode),
-        deployments=[Deployment.CENTRAL, Deployment.LOCAL],
+        deployments=[Deployment.CENTRAL, Deployment.LOCAL, Deployment.HYBRID],
     )
 
 

@@ -1,0 +1,200 @@
+"""What the store keeps for venue agents and the link between a hub and its agents.
+
+Both ends of a link keep the messages they sent and the other end has not yet acknowledged
+(``link_outbox``), and how far they have received (``link_peers``): that is what lets a link
+resume after a drop or a crash without losing or repeating anything (docs/link.md). A hub also
+keeps the agents an operator approved, the pairing requests waiting for approval, and which agent
+each order was handed to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from posintegrator.model import StatusEvent
+    from posintegrator.store.base import OrderRecord, Transition
+
+
+@dataclass(frozen=True)
+class LinkMessage:
+    """One numbered message of a link, as stored until the other end acknowledges it.
+
+    :param seq: its number; numbers only grow, so one is never reused.
+    :param kind: what it carries (``order``, ``action``, ``event``, ``refused``).
+    :param order_id: the order it is about, if any.
+    :param body: its JSON body.
+    """
+
+    seq: int
+    kind: str
+    order_id: str | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """How far this end has got with one peer.
+
+    :param received_through: the highest message number received from the peer (and stored).
+    :param sent_through: the highest of this end's message numbers that may have been sent.
+    """
+
+    received_through: int
+    sent_through: int
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """A venue agent approved at the hub (or revoked)."""
+
+    name: str
+    public_key: str
+    locations: tuple[str, ...]
+    status: str
+    """``approved`` or ``revoked``."""
+    approved_at: datetime
+    approved_by: str
+    revoked_at: datetime | None
+    version: str | None
+    """The release it last said it runs."""
+
+
+@dataclass(frozen=True)
+class PairingRecord:
+    """An agent's request to be paired, waiting for an operator (or answered)."""
+
+    code: str
+    public_key: str
+    name: str | None
+    version: str | None
+    locations: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime
+    agent: str | None
+    """The approved agent's name, once an operator approved the code."""
+
+
+class PairingError(Exception):
+    """A pairing or approval cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Handover:
+    """An order queued for an agent, not yet acknowledged by it."""
+
+    record: OrderRecord
+    agent: str
+    seq: int
+    sent: bool
+    """Whether its message may have left (then only the agent can settle it)."""
+
+
+class LinkStore(Protocol):
+    """The store's part for links and agents (implemented by every :class:`Store`)."""
+
+    # --- messages -------------------------------------------------------------------------------
+
+    async def link_enqueue(
+        self, peer: str, kind: str, body: bytes, order_id: str | None = None
+    ) -> int:
+        """Queue a message for ``peer``; its number."""
+        ...
+
+    async def link_take(self, peer: str, after: int, limit: int) -> list[LinkMessage]:
+        """The next messages for ``peer`` after number ``after``, recorded as possibly sent
+        in the same transaction (so none can be withdrawn once taken)."""
+        ...
+
+    async def link_acknowledged(self, peer: str, through: int) -> list[str]:
+        """``peer`` has every message through ``through``: forget them.
+
+        :returns: the ids of orders whose handover this completes.
+        """
+        ...
+
+    async def link_peer(self, peer: str) -> PeerState:
+        """How far this end has got with ``peer``."""
+        ...
+
+    async def link_received(self, peer: str, through: int) -> None:
+        """Every message from ``peer`` through ``through`` is stored."""
+        ...
+
+    async def link_waiting(self, peer: str) -> int:
+        """How many messages for ``peer`` wait for its acknowledgement."""
+        ...
+
+    # --- handing orders to agents (hub) -------------------------------------------------------
+
+    async def hand_over(self, order_id: str, agent: str, body: bytes) -> int:
+        """Queue an order for ``agent`` and take it out of the hub's own delivery."""
+        ...
+
+    async def handovers(self, connection: str) -> list[Handover]:
+        """Orders of ``connection`` queued for an agent and not yet acknowledged by it."""
+        ...
+
+    async def withdraw_handover(self, order_id: str, event: StatusEvent) -> Transition | None:
+        """Take back an order whose message has certainly not left, and apply ``event`` (its
+        FAILED status) in the same transaction; None when the message may have left."""
+        ...
+
+    # --- agents and pairing (hub) ------------------------------------------------------------
+
+    async def pairing_create(
+        self,
+        *,
+        code: str,
+        poll_token_hash: str,
+        public_key: str,
+        name: str | None,
+        version: str | None,
+        locations: list[str],
+        expires_at: datetime,
+    ) -> None:
+        """Record a pairing request (and forget expired ones)."""
+        ...
+
+    async def pairings_waiting(self) -> int:
+        """How many pairing requests wait for an operator (expired ones not counted)."""
+        ...
+
+    async def pairing_by_poll(self, poll_token_hash: str) -> PairingRecord | None:
+        """The pairing request polled with this token."""
+        ...
+
+    async def agent_approve(
+        self, *, code: str, name: str | None, locations: list[str], approved_by: str
+    ) -> AgentRecord:
+        """Approve the pairing request with ``code``: its key becomes agent ``name``.
+
+        :raises PairingError: unknown, expired or used code; the name or key taken; a location
+            already served by another agent.
+        """
+        ...
+
+    async def agent_by_key(self, public_key: str) -> AgentRecord | None:
+        """The agent with this public key."""
+        ...
+
+    async def agent(self, name: str) -> AgentRecord | None:
+        """The agent called ``name``."""
+        ...
+
+    async def agents(self) -> list[AgentRecord]:
+        """Every agent, approved or revoked, by name."""
+        ...
+
+    async def agent_revoke(self, name: str) -> AgentRecord:
+        """Revoke agent ``name``: its link is refused from now on.
+
+        :raises PairingError: no such agent.
+        """
+        ...
+
+    async def agent_seen(self, name: str, version: str) -> None:
+        """Agent ``name`` connected, running ``version``."""
+        ...
