@@ -138,25 +138,66 @@ async def list_connections(request: web.Request) -> web.Response:
     for jobs in host.connections.values():
         conn = jobs.connection
         in_flight = await host.store.orders_in_flight(conn.name)
-        views.append(
-            ConnectionView(
-                name=conn.name,
-                plugin=conn.plugin.name,
-                locations=list(conn.settings.locations),
-                health=conn.health.state.value,
-                health_since=conn.health.since,
-                last_error=conn.health.last_error,
-                circuit=conn.health.circuit.value,
-                probe_at=conn.health.probe_at,
-                status_source="polling" if conn.uses_polling() else "webhook",
-                orders_in_flight=len(in_flight),
-                menu_syncs=[
-                    MenuSyncView(location=loc, at=s.at, ok=s.ok, version=s.version, error=s.error)
-                    for loc, s in sorted(conn.health.menu_syncs.items())
-                ],
-            )
+        view = ConnectionView(
+            name=conn.name,
+            plugin=conn.plugin.name,
+            locations=list(conn.settings.locations),
+            health=conn.health.state.value,
+            health_since=conn.health.since,
+            last_error=conn.health.last_error,
+            circuit=conn.health.circuit.value,
+            probe_at=conn.health.probe_at,
+            status_source="polling" if conn.uses_polling() else "webhook",
+            orders_in_flight=len(in_flight),
+            menu_syncs=[
+                MenuSyncView(location=loc, at=s.at, ok=s.ok, version=s.version, error=s.error)
+                for loc, s in sorted(conn.health.menu_syncs.items())
+            ],
+            placement=conn.settings.placement,
         )
+        if conn.settings.placement != "central" and host.links is not None:
+            view = await _agent_served(host, view)
+        views.append(view)
     return json_response(ConnectionList(connections=views))
+
+
+async def _agent_served(host: Host, view: ConnectionView) -> ConnectionView:
+    """A local or hybrid connection's view, with its health as its venue agents report it."""
+    assert host.links is not None
+    names: list[str] = []
+    health: list[str] = []
+    errors: list[str] = []
+    circuit = "closed"
+    for location in view.locations:
+        agent = await host.links.agent_for(location)
+        if agent is None or agent.name in names:
+            continue
+        names.append(agent.name)
+        if host.links.link_of(agent.name) is None:
+            health.append("agent_offline")
+            errors.append(f"agent {agent.name} is not connected")
+            continue
+        for reported in host.links.peer_state(agent.name).get("connections", []):
+            if isinstance(reported, dict) and location in reported.get("locations", []):
+                health.append(str(reported.get("health", "unknown")))
+                if reported.get("circuit") == "open":
+                    circuit = "open"
+                if reported.get("last_error"):
+                    errors.append(f"{agent.name}: {reported['last_error']}")
+    worst = next(
+        (state for state in ("agent_offline", "auth_failed", "failing") if state in health),
+        "ok" if health and set(health) == {"ok"} else "unknown",
+    )
+    if not names:
+        worst, errors = "no_agent", ["no venue agent is approved for its locations"]
+    return view.model_copy(
+        update={
+            "agents": names,
+            "health": worst,
+            "last_error": "; ".join(errors) or None,
+            "circuit": circuit,
+        }
+    )
 
 
 def _served_location(host: Host, request: web.Request) -> str:

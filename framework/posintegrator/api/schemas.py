@@ -100,6 +100,12 @@ class ConnectionView(BaseModel):
     status_source: str
     orders_in_flight: int
     menu_syncs: list[MenuSyncView]
+    placement: str = Field(description="central, local or hybrid: where its streams run.")
+    agents: list[str] = Field(
+        default_factory=list,
+        description="For a local or hybrid connection: the venue agents serving its locations "
+        "(see GET /v1/agents); its health is then what they report of their POS.",
+    )
 
 
 class PluginList(BaseModel):
