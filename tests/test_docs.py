@@ -11,6 +11,7 @@ import inspect
 import re
 import subprocess
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,10 @@ def _section_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     """The settings model of a HostSettings field, and whether the field is a list of them."""
     if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
         return annotation, False
+    if isinstance(annotation, types.UnionType):  # a section in some files only ([agent])
+        optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(optional) == 1 and issubclass(optional[0], BaseModel):
+            return optional[0], False
     if typing.get_origin(annotation) is list:
         (item,) = typing.get_args(annotation)
         if inspect.isclass(item) and issubclass(item, BaseModel):
