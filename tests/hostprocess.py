@@ -37,6 +37,8 @@ class ServeProcess:
 
     :param on_started: called with the host's URL after each start, before it is used (e.g. to
         point a POS's webhooks at it).
+    :param wait_for_menu: whether a start waits until the downtown menu is published (ready
+        for orders).
     """
 
     def __init__(
@@ -45,12 +47,15 @@ class ServeProcess:
         log: Path,
         token: str,
         on_started: Callable[[str], Awaitable[None] | None] | None = None,
+        *,
+        wait_for_menu: bool = True,
     ) -> None:
         self.config = config
         self.token = token
         self.url = ""
         self.log = log
         self.on_started = on_started
+        self.wait_for_menu = wait_for_menu
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -79,7 +84,8 @@ class ServeProcess:
             started = self.on_started(self.url)
             if started is not None:
                 await started
-        await self._wait_for_menu()
+        if self.wait_for_menu:
+            await self._wait_for_menu()
 
     async def _wait_for_url(self, notify: socket.socket) -> str:
         loop = asyncio.get_running_loop()
