@@ -41,7 +41,7 @@ from posintegrator.link.protocol import (
 from posintegrator.model import Menu, OrderStatus, utcnow
 from posintegrator.runtime.host import Host
 from posintegrator.settings import ConnectionSettings, HostSettings
-from posintegrator.testing import sample_order
+from posintegrator.testing import one_product_menu, sample_order
 from posintegrator.testing.faults import FaultProxy
 
 
@@ -555,3 +555,40 @@ async def test_hub_and_agent_of_incompatible_protocols_refuse_with_a_clear_messa
             answer = decode((await ws.receive(timeout=10)).data)
         assert isinstance(answer, Refused)
         assert "upgrade the hub" in answer.reason and f"{future[0]}-{future[1]}" in answer.reason
+
+
+async def test_revoking_an_agent_takes_back_the_orders_it_never_received(tmp_path: Path) -> None:
+    async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, _, token):
+        await pair(hub.url, token, tmp_path / "old", "old-agent", ["downtown"])
+        menu = one_product_menu("downtown")
+        await hub.connections["venue"].menusync.publish_fetched("downtown", menu)
+        status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-1"))
+        assert status == 202
+
+        async def queued_for(agent: str) -> bool:
+            waiting = await hub.store.handovers("venue")
+            return [(w.record.order.id, w.agent, w.sent) for w in waiting] == [
+                ("o-1", agent, False)
+            ]
+
+        await eventually(lambda: queued_for("old-agent"), timeout=20)
+        status, _ = await _api(
+            hub.url, token, "POST", "/v1/agents/old-agent/revoke", {"operator": "test"}
+        )
+        assert status == 200
+
+        async def waiting_without_agent() -> bool:
+            _, view = await _api(hub.url, token, "GET", "/v1/orders/o-1")
+            return bool(view["last_error"] and "no venue agent" in view["last_error"])
+
+        await eventually(waiting_without_agent, timeout=20)
+        await pair(hub.url, token, tmp_path / "new", "new-agent", ["downtown"])
+        await eventually(lambda: queued_for("new-agent"), timeout=20)
+        _, view = await _api(hub.url, token, "GET", "/v1/orders/o-1")
+        assert view["status"] == "RECEIVED"
+        notes = [h["note"] for h in view["history"] if not h["applied"]]
+        assert notes == [
+            "queued for agent old-agent",
+            "taken back from revoked agent old-agent",
+            "queued for agent new-agent",
+        ]

@@ -140,6 +140,18 @@ class LinkHub:
         link = self._links.pop(name, None)
         if link is not None:
             await link.session.close("this agent was revoked at the hub")
+        event = StatusEvent(
+            order_id=f"revoked:{name}",
+            status=OrderStatus.NEEDS_ATTENTION,
+            source="host",
+            reason=f"handed to venue agent {name}, revoked before it confirmed the order: check "
+            "the venue's POS, then mark the order found or missing",
+        )
+        for transition in await self._host.store.release_handovers(name, event):
+            await self._host.intake.changed(transition, event)
+        for jobs in self._host.connections.values():
+            if set(jobs.connection.settings.locations) & set(agent.locations):
+                jobs.delivery.wake()
         logger.warning("agent {} revoked", name)
         return agent
 

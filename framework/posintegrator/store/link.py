@@ -142,6 +142,17 @@ class LinkStore(Protocol):
         FAILED status) in the same transaction; None when the message may have left."""
         ...
 
+    async def release_handovers(self, agent: str, event: StatusEvent) -> list[Transition]:
+        """Take back the orders queued for ``agent`` and not acknowledged (it was revoked).
+
+        Those whose message has certainly not left wait again for an agent of their location;
+        those that may have reached the agent get ``event`` (NEEDS_ATTENTION: a person must
+        check its POS), all in one transaction.
+
+        :returns: the status changes made.
+        """
+        ...
+
     # --- agents and pairing (hub) ------------------------------------------------------------
 
     async def pairing_create(

@@ -240,6 +240,41 @@ class LinkTables:
                 _note(tx, order_id, f"withdrawn from agent {agent}", "host")
             return self._transition(tx, order_id, event)
 
+    async def release_handovers(self, agent: str, event: StatusEvent) -> list[Transition]:
+        return await self._run(self._release_handovers, agent, event)
+
+    def _release_handovers(self, agent: str, event: StatusEvent) -> list[Transition]:
+        changed: list[Transition] = []
+        with self._transaction() as tx:
+            sent_through = int(
+                (
+                    tx.execute(
+                        "SELECT sent_through FROM link_peers WHERE peer = ?", (agent,)
+                    ).fetchone()
+                    or (0,)
+                )[0]
+            )
+            rows = tx.execute(
+                "SELECT seq, order_id FROM link_outbox WHERE peer = ? AND kind = 'order'",
+                (agent,),
+            ).fetchall()
+            now = utcnow()
+            for seq, order_id in rows:
+                tx.execute("DELETE FROM link_outbox WHERE seq = ?", (seq,))
+                if seq > sent_through:
+                    tx.execute(
+                        "UPDATE orders SET agent = NULL, next_attempt_at = ?, updated_at = ? "
+                        "WHERE id = ?",
+                        (now.timestamp(), _iso(now), order_id),
+                    )
+                    _note(tx, order_id, f"taken back from revoked agent {agent}", "host")
+                    continue
+                mine = event.model_copy(update={"order_id": order_id})
+                transition = self._transition(tx, order_id, mine)
+                if transition.applied:
+                    changed.append(transition)
+        return changed
+
     # --- agents and pairing ---------------------------------------------------------------------
 
     async def pairing_create(
