@@ -151,12 +151,8 @@ class AgentLink:
             else:
                 logger.info("linked to the hub as agent {}", answer.agent)
             self.last_error = None
-            self._backoff_reset()
             reason = await session.run()
             raise LinkClosed(f"the link closed: {reason}")
-
-    def _backoff_reset(self) -> None:
-        self._backoff = Backoff(base=0.5, cap=self._settings.reconnect_max_seconds)
 
     # --- the agent's end of the link ------------------------------------------------------------
 
