@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gzip
 from typing import Any
 
 import aiohttp
@@ -201,3 +202,26 @@ async def test_a_replay_is_answered_even_after_the_menu_changed(
     fresh = {**example_order, "id": "demo-order-0002"}
     status, problem = await demo_host.post_order(fresh)
     assert status == 422 and problem["errors"][0]["code"] == "unavailable"
+
+
+async def test_large_answers_are_gzipped_when_the_client_accepts_it(demo_host: HostHarness) -> None:
+    url = demo_host.url + "/v1/locations/downtown/menu"
+    auth = demo_host.client.headers["Authorization"]
+
+    async def fetch(encoding: str) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Authorization": auth, "Accept-Encoding": encoding}
+        async with (
+            aiohttp.ClientSession(auto_decompress=False) as raw,
+            raw.get(url, headers=headers) as response,
+        ):
+            return response.status, dict(response.headers), await response.read()
+
+    _, headers, compressed = await fetch("gzip")
+    assert headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in headers["Vary"]
+    _, headers, plain = await fetch("identity")
+    assert "Content-Encoding" not in headers
+    for refusal in ("gzip;q=0", "gzip;q=zero"):
+        status, headers, _ = await fetch(refusal)
+        assert status == 200 and "Content-Encoding" not in headers
+    assert gzip.decompress(compressed) == plain
+    assert len(compressed) < len(plain) / 4

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from posintegrator.api.auth import guard_middleware
+from posintegrator.api.compression import gzip_middleware
 from posintegrator.api.handlers import HOST_KEY
 from posintegrator.api.problems import problem_middleware
 from posintegrator.api.routes import add_routes
@@ -16,11 +17,14 @@ if TYPE_CHECKING:
 
 
 def build_app(host: Host) -> web.Application:
-    """The API of ``host``: problem documents outermost, then auth and budgets, then the routes.
+    """The API of ``host``: compression outermost, then problem documents, then auth and budgets,
+    then the routes.
 
     Handlers read bodies themselves within the limits of ``api`` settings (see api/body.py).
     """
-    app = web.Application(middlewares=[problem_middleware, guard_middleware(host.settings.api)])
+    app = web.Application(
+        middlewares=[gzip_middleware, problem_middleware, guard_middleware(host.settings.api)]
+    )
     app[HOST_KEY] = host
     add_routes(app, agent=host.settings.agent is not None)
     return app
