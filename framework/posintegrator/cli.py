@@ -225,8 +225,14 @@ def _settings_or_fail(config: Path, secrets_dir: Path | None) -> HostSettings:
 def _run_host(config: Path, secrets_dir: Path | None, *, agent: bool) -> None:
     from posintegrator.runtime.host import Host
 
-    setup_logging(component="agent" if agent else "host")
+    component = "agent" if agent else "host"
+    setup_logging(component=component)
     settings = _settings_or_fail(config, secrets_dir)
+    setup_logging(
+        os.environ.get("POSINTEGRATOR_LOG_LEVEL") or settings.log.level,
+        component=component,
+        log_format=settings.log.format,
+    )
     if agent and settings.agent is None:
         _fail(f"{config} has no [agent] table: it is not a venue agent's settings file")
     if not agent and settings.agent is not None:

@@ -288,6 +288,23 @@ class ConnectionSettings(_Section):
     )
 
 
+class LogSettings(_Section):
+    """What the host logs, and how."""
+
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO",
+        description="The least important level logged; POSINTEGRATOR_LOG_LEVEL overrides it.",
+    )
+    format: Literal["text", "json"] = Field(
+        default="text",
+        description="text for people; json: one JSON object per line (time, level, message, "
+        "component, connection, plugin, order_id) for a log pipeline.",
+    )
+    access_log: bool = Field(
+        default=False, description="Log every HTTP request the API answers (one line each)."
+    )
+
+
 class LinkSettings(_Section):
     """The link between a hub and its venue agents (both ends read their own)."""
 
@@ -334,6 +351,7 @@ class HostSettings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
     orders: OrderSettings = Field(default_factory=OrderSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
     link: LinkSettings = Field(default_factory=LinkSettings)
     agent: AgentSettings | None = Field(
         default=None,

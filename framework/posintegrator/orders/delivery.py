@@ -286,7 +286,7 @@ class OrderDelivery:
     ) -> None:
         delay = self._backoff.delay(attempt, retry_after)
         next_at = min(utcnow() + timedelta(seconds=delay), self.deadline(record))
-        logger.info(
+        logger.bind(order_id=record.order.id).info(
             "order {}: attempt {} failed ({}); next at {}",
             record.order.id,
             attempt,

@@ -9,6 +9,7 @@ tests all run this same class. What differs is where each connection's streams r
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 import ssl
@@ -177,7 +178,8 @@ class Host:
         self._intake = StatusIntake(self.store, self.plugins, self._wake_upstream)
         # The API binds first, so the webhook URLs handed to plugins carry the real port.
         app = build_app(self)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        access = logging.getLogger("aiohttp.access") if self.settings.log.access_log else None
+        self._runner = web.AppRunner(app, access_log=access, handle_signals=False)
         await self._runner.setup()
         site: web.BaseSite
         ssl_context = self._tls()

@@ -51,7 +51,7 @@ class StatusIntake:
     async def changed(self, transition: Transition, event: StatusEvent) -> None:
         """A status change was stored (here, or by the caller together with other work): wake
         the outbox and tell the observers."""
-        logger.info(
+        logger.bind(order_id=transition.order_id).info(
             "order {}: {} -> {} ({})",
             transition.order_id,
             transition.old,
