@@ -225,3 +225,46 @@ async def test_large_answers_are_gzipped_when_the_client_accepts_it(demo_host: H
         assert status == 200 and "Content-Encoding" not in headers
     assert gzip.decompress(compressed) == plain
     assert len(compressed) < len(plain) / 4
+
+
+async def test_readiness_for_load_balancers(demo_host: HostHarness, tmp_path: Any) -> None:
+    async with aiohttp.ClientSession() as anonymous:
+
+        async def ready() -> tuple[int, dict[str, Any]]:
+            async with anonymous.get(demo_host.url + "/readyz") as response:
+                return response.status, await response.json()
+
+        status, body = await ready()
+        assert (status, body["status"], body["locations_without_menu"]) == (200, "ready", [])
+        host = demo_host.host
+        host.accepting = False
+        assert (await ready())[1]["status"] == "starting"
+        host.accepting = True
+        # Someone holds the database's write lock: the host cannot take orders now.
+        import sqlite3
+
+        blocker = sqlite3.connect(host.settings.store.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            status, body = await ready()
+            assert status == 503 and body["status"] == "store_unavailable"
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await eventually_ready(ready)
+        host.stopping = True
+        try:
+            status, body = await ready()
+            assert status == 503 and body["status"] == "stopping"
+        finally:
+            host.stopping = False
+        async with anonymous.get(demo_host.url + "/healthz") as response:
+            assert response.status == 200, "liveness stays cheap and up"
+
+
+async def eventually_ready(ready: Any) -> None:
+    for _ in range(200):
+        if (await ready())[0] == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the host never became ready again")

@@ -23,10 +23,11 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from posintegrator.api.problems import Handler, ProblemError
 from posintegrator.settings import ApiSettings
 
-#: Paths that need no token, and so count against no budget: liveness for load balancers; POS
+#: Paths that need no token, and so count against no budget: liveness and readiness for load
+#: balancers; POS
 #: webhooks, which the POS signs with its own scheme and the plugin verifies; and venue agents'
 #: pairing requests and links, which prove themselves with the agent's key (docs/link.md).
-PUBLIC_PREFIXES = ("/healthz", "/pos/", "/v1/link")
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/pos/", "/v1/link")
 
 
 class _Budget:

@@ -30,6 +30,7 @@ from posintegrator.api.schemas import (
     OrderView,
     PluginList,
     PluginView,
+    Readiness,
     WebhookReceived,
 )
 from posintegrator.errors import PosError, WebhookRejected
@@ -112,6 +113,46 @@ async def healthz(request: web.Request) -> web.Response:
     """Liveness."""
     host = request.app[HOST_KEY]
     return json_response(Health(status="ok" if host.accepting else "stopping", version=__version__))
+
+
+#: Longest the readiness probe waits for the store's write lock.
+READY_STORE_SECONDS = 2.0
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when the host should get traffic; 503 while starting or stopping, or when
+    the store cannot be written."""
+    host = request.app[HOST_KEY]
+    if host.stopping:
+        return json_response(
+            Readiness(status="stopping", detail="the host is stopping"),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+    if not host.accepting:
+        return json_response(
+            Readiness(status="starting", detail="the host is starting"),
+            status=503,
+            headers={"Retry-After": "2"},
+        )
+    try:
+        await asyncio.wait_for(host.store.check_writable(), READY_STORE_SECONDS)
+    except Exception as exc:
+        return json_response(
+            Readiness(
+                status="store_unavailable",
+                detail=f"the store cannot be written ({type(exc).__name__}): check the disk "
+                "and the database file's lock",
+            ),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+    missing = []
+    for jobs in host.connections.values():
+        for location in jobs.connection.settings.locations:
+            if await host.live_menus.get(location) is None:
+                missing.append(location)
+    return json_response(Readiness(status="ready", locations_without_menu=missing))
 
 
 async def list_plugins(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from posintegrator.api.schemas import (
     OrderList,
     OrderView,
     PluginList,
+    Readiness,
     WebhookReceived,
 )
 from posintegrator.link.pairing import (
@@ -112,6 +113,16 @@ ROUTES: tuple[Route, ...] = (
         "Liveness",
         "system",
         responses={200: Health},
+        auth=False,
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        handlers.readyz,
+        "Readiness: whether the host should get traffic",
+        "system",
+        responses={200: Readiness, 503: Readiness},
+        headers={503: ("Retry-After",)},
         auth=False,
     ),
     Route(
@@ -338,7 +349,7 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 #: The routes a venue agent serves: its POS's webhooks and liveness (its cloud is the hub).
-AGENT_PATHS = frozenset({"/healthz", "/pos/{connection}/webhook"})
+AGENT_PATHS = frozenset({"/healthz", "/readyz", "/pos/{connection}/webhook"})
 
 
 def add_routes(app: web.Application, *, agent: bool = False) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,18 @@ class Health(BaseModel):
 
     status: str = Field(description="ok, or stopping while shutting down.")
     version: str
+
+
+class Readiness(BaseModel):
+    """Whether the host should get traffic, and why not."""
+
+    status: Literal["ready", "starting", "stopping", "store_unavailable"]
+    detail: str | None = None
+    locations_without_menu: list[str] = Field(
+        default_factory=list,
+        description="Locations whose orders are refused (503) until their first menu arrives. "
+        "Informational: one venue's POS being down does not make the host unready.",
+    )
 
 
 class OrderAccepted(BaseModel):

@@ -94,6 +94,8 @@ class Host:
             events_to="hub" if settings.agent is not None else "cloud",
         )
         self.accepting = False
+        #: Set once a stop begins: readiness then says so, while the API still answers.
+        self.stopping = False
         self.connections: dict[str, ConnectionJobs] = {}
         self.live_menus = LiveMenus(self.store)
         self._plugin_settings = self.plugins.validate_connections(settings)
@@ -285,6 +287,7 @@ class Host:
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Stop taking orders, finish or park work under way, and release everything."""
         self.accepting = False
+        self.stopping = True
         if self._scheduler is not None:
             await self._scheduler.stop(grace_seconds)
             self._scheduler = None

@@ -156,6 +156,13 @@ class Store(LinkStore, Protocol):
         """Finish pending work and release the database."""
         ...
 
+    async def check_writable(self) -> None:
+        """Take the write lock and commit an empty transaction (a readiness probe).
+
+        :raises Exception: the store cannot be written now.
+        """
+        ...
+
     # --- orders inbox -------------------------------------------------------------------------
 
     async def accept_order(

@@ -288,6 +288,13 @@ class SQLiteStore(LinkTables):
         writer.stop()
         self._writer = None
 
+    async def check_writable(self) -> None:
+        await self._run(self._check_writable)
+
+    def _check_writable(self) -> None:
+        with self._transaction() as tx:
+            tx.execute("SELECT 1")
+
     def _close(self) -> None:
         assert self._writer is not None
         if self._writer.db is not None:
