@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from helpers import POS_API_KEY, POS_WEBHOOK_SECRET
+from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, eventually
 from hostprocess import ServeProcess
+from prometheus_client.parser import text_string_to_metric_families
 
 from pos_demo.simulator import SimulatorConfig, start_simulator
 from pos_demo.translate import menu_from_pos
@@ -227,6 +228,22 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
             assert all(can_transition(a, b) for a, b in itertools.pairwise(states))
             assert states[-1] == OrderStatus(status)
 
+        # The metrics tell the same story: every accepted order is counted once, those the POS
+        # holds are the ones it really holds, and nothing waits for the cloud any more.
+        async def backlog_drained() -> bool:
+            return _sum(await scrape(serve), "posintegrator_outbox_pending") == 0
+
+        await eventually(backlog_drained, timeout=30)
+        samples = await scrape(serve)
+        assert _sum(samples, "posintegrator_orders") == len(driver.accepted)
+        in_pos = sum(
+            value
+            for (name, labels), value in samples.items()
+            if name == "posintegrator_orders"
+            and dict(labels)["status"] in ("ACCEPTED", "IN_PREPARATION", "READY", "COMPLETED")
+        )
+        assert in_pos == len(pos_counts)
+
         lookups = sum(
             any(h["source"].endswith(":lookup") for h in view["history"])
             for view in histories.values()
@@ -257,6 +274,25 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
         await proxy.close()
         await receiver.stop()
         await pos.close()
+
+
+async def scrape(serve: ServeProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the host's /metrics."""
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session,
+        session.get(serve.url + "/metrics") as response,
+    ):
+        assert response.status == 200
+        text = await response.text()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
+    return sum(value for (sample, _), value in samples.items() if sample == name)
 
 
 async def settle(serve: ServeProcess, order_ids: list[str]) -> dict[str, str]:

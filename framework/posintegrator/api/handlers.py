@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from posintegrator import __version__
@@ -153,6 +154,14 @@ async def readyz(request: web.Request) -> web.Response:
             if await host.live_menus.get(location) is None:
                 missing.append(location)
     return json_response(Readiness(status="ready", locations_without_menu=missing))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The host's metrics in the Prometheus text format."""
+    host = request.app[HOST_KEY]
+    return web.Response(
+        body=await host.metrics.render(host), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
 
 
 async def list_plugins(request: web.Request) -> web.Response:

@@ -154,6 +154,8 @@ def _response(
         schemas_of = [refs[(model, "serialization")] for model in bodies]
         schema = schemas_of[0] if len(schemas_of) == 1 else {"oneOf": schemas_of}
         response["content"] = {media: {"schema": schema}}
+    elif status == 200 and route.path == "/metrics":
+        response["content"] = {"text/plain": {"schema": {"type": "string"}}}
     elif status == 200:
         response["content"] = {"application/json": {"schema": {"type": "object"}}}
     if header_names:

@@ -127,6 +127,14 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/metrics",
+        handlers.metrics,
+        "Metrics in the Prometheus text format",
+        "system",
+        responses={200: None},
+    ),
+    Route(
+        "GET",
         "/openapi.json",
         handlers.openapi,
         "This document",

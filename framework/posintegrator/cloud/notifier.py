@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import aiohttp
@@ -43,8 +43,12 @@ class CloudNotifier:
         *,
         backoff: Backoff | None = None,
         batch: int = 32,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
+        """:param observe: told of every delivery: ``delivered`` or ``failed``, and how long
+        it took in seconds (metrics)."""
         self._store = store
+        self._observe = observe
         self._http = http
         self._settings = settings
         self._keys = [secret_key(secret.get_secret_value()) for secret in settings.webhook_secrets]
@@ -78,6 +82,7 @@ class CloudNotifier:
         timestamp = int(time.time())
         headers = delivery_headers(self._keys, event.event_id, timestamp, event.body)
         error: str
+        started = time.perf_counter()
         try:
             async with self._http.post(
                 url,
@@ -88,11 +93,15 @@ class CloudNotifier:
                 if 200 <= response.status < 300:
                     await self._store.outbox_delivered(event.event_id)
                     self.delivered += 1
+                    if self._observe is not None:
+                        self._observe("delivered", time.perf_counter() - started)
                     return
                 error = f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         self.failures += 1
+        if self._observe is not None:
+            self._observe("failed", time.perf_counter() - started)
         delay = self._backoff.delay(event.attempts + 1)
         if event.attempts == 0 or event.attempts % 10 == 0:
             logger.warning(

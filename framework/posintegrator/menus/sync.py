@@ -9,6 +9,7 @@ without fetching the whole menu again.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
@@ -109,28 +110,34 @@ class MenuSync:
         :raises MenuRejected: the menu failed validation (the last one stays live).
         """
         conn = self._conn
+        started = time.perf_counter()
         try:
             async with conn.calling():
                 menu = await conn.plugin.fetch_menu(conn.ctx, location)
         except PosError as exc:
-            await self._report(location, "fetch_failed", [], detail=exc.message)
+            await self._report(location, "fetch_failed", [], started, detail=exc.message)
             raise
-        return await self.publish_fetched(location, menu)
+        return await self.publish_fetched(location, menu, started=started)
 
-    async def publish_fetched(self, location: str, menu: Menu) -> MenuSnapshot | None:
+    async def publish_fetched(
+        self, location: str, menu: Menu, *, started: float | None = None
+    ) -> MenuSnapshot | None:
         """Check and publish a menu fetched from the POS (here, or by a venue agent).
 
+        :param started: when the sync began (``time.perf_counter()``), for its duration.
         :returns: the new version, or None when the menu has not changed.
         :raises MenuRejected: the menu failed validation (the last one stays live).
         """
+        started = time.perf_counter() if started is None else started
         findings = await self._prepare(menu, location)
         errors = errors_in(findings)
         if errors:
-            await self._report(location, "rejected", findings)
+            await self._report(location, "rejected", findings, started)
             raise MenuRejected(location, errors)
         checked = Menu.model_validate(menu.model_dump())
         snapshot = await self._publish(location, checked, [])
-        await self._report(location, "published" if snapshot else "unchanged", findings)
+        outcome: Outcome = "published" if snapshot else "unchanged"
+        await self._report(location, outcome, findings, started)
         return snapshot
 
     async def _prepare(self, menu: Menu, location: str) -> list[Finding]:
@@ -194,7 +201,12 @@ class MenuSync:
         return snapshot
 
     async def _report(
-        self, location: str, outcome: Outcome, findings: list[Finding], detail: str | None = None
+        self,
+        location: str,
+        outcome: Outcome,
+        findings: list[Finding],
+        started: float,
+        detail: str | None = None,
     ) -> None:
         live = await self._live.get(location)
         errors = errors_in(findings)
@@ -209,17 +221,42 @@ class MenuSync:
             findings=[FindingView.of(f) for f in findings],
         )
         await self._store.save_menu_report(location, report.model_dump_json().encode())
-        if outcome in ("rejected", "fetch_failed"):
-            self._record(
-                location,
-                ok=False,
-                version=report.live_version,
-                error=detail or str(MenuRejected(location, errors)),
-            )
+        failed = outcome in ("rejected", "fetch_failed")
+        self._record(
+            location,
+            ok=not failed,
+            version=report.live_version,
+            error=(detail or str(MenuRejected(location, errors))) if failed else None,
+            errors=report.errors,
+            warnings=report.warnings,
+        )
+        if self._conn.metrics is not None:
+            self._conn.metrics.menu_synced(time.perf_counter() - started, outcome)
 
     def _record(
-        self, location: str, *, ok: bool, version: int | None, error: str | None = None
+        self,
+        location: str,
+        *,
+        ok: bool,
+        version: int | None,
+        error: str | None = None,
+        errors: int | None = None,
+        warnings: int | None = None,
     ) -> None:
+        """Note a sync in the connection's health; findings counts not given are kept."""
+        now = utcnow()
+        earlier = self._conn.health.menu_syncs.get(location)
+        last_ok = now if ok else (earlier.last_ok_at if earlier is not None else None)
+        if errors is None:
+            errors = earlier.errors if earlier is not None else 0
+        if warnings is None:
+            warnings = earlier.warnings if earlier is not None else 0
         self._conn.health.menu_syncs[location] = MenuSyncInfo(
-            at=utcnow(), ok=ok, version=version, error=error
+            at=now,
+            ok=ok,
+            version=version,
+            error=error,
+            errors=errors,
+            warnings=warnings,
+            last_ok_at=last_ok,
         )

@@ -21,6 +21,7 @@ New orders are picked up at once (the API wakes the loop); retries wake it when 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 
 from loguru import logger
@@ -166,6 +167,9 @@ class OrderDelivery:
         if record.status == OrderStatus.RECEIVED:
             await self._apply(order.id, OrderStatus.SUBMITTING, source="host")
         attempt = await self._store.begin_attempt(order.id)
+        metrics = conn.metrics
+        if attempt == 1 and metrics is not None:
+            metrics.picked_up((utcnow() - record.created_at).total_seconds())
         source = f"pos:{conn.plugin.name}"
         try:
             if maybe_in_pos:
@@ -173,7 +177,7 @@ class OrderDelivery:
                     found = await self._look_up(order.id, order.location)
                     if found is not None:
                         await self._found(order.id, found, source)
-                        await self._store.finish_attempt(order.id, "found in the POS")
+                        await self._finish(order.id, "found in the POS")
                         return
                     maybe_in_pos = False
                 elif not caps.idempotent_submit:
@@ -183,13 +187,16 @@ class OrderDelivery:
                         source="host",
                         reason=NEEDS_ATTENTION_REASON,
                     )
-                    await self._store.finish_attempt(order.id, OrderStatus.NEEDS_ATTENTION.value)
+                    await self._finish(order.id, OrderStatus.NEEDS_ATTENTION.value)
                     return
             async with conn.calling():
+                submitting = time.perf_counter()
                 result = await conn.plugin.submit_order(conn.ctx, order, record.idempotency_key)
+                if metrics is not None:
+                    metrics.submitted(time.perf_counter() - submitting)
         except PermanentError as exc:
             await self._apply(order.id, OrderStatus.REJECTED, source=source, reason=exc.reason)
-            await self._store.finish_attempt(order.id, OrderStatus.REJECTED.value, exc.message)
+            await self._finish(order.id, OrderStatus.REJECTED.value, exc.message)
             return
         except CircuitOpenError as exc:
             await self._retry_later(record, attempt, exc.message, maybe_in_pos, exc.retry_after)
@@ -202,7 +209,13 @@ class OrderDelivery:
             await self._retry_later(record, attempt, exc.message, maybe_in_pos, retry_after)
             return
         await self._apply(order.id, result.status, pos_order_id=result.pos_order_id, source=source)
-        await self._store.finish_attempt(order.id, result.status.value)
+        await self._finish(order.id, result.status.value)
+
+    async def _finish(self, order_id: str, outcome: str, error: str | None = None) -> None:
+        """Record how the order's attempt settled it (and count it)."""
+        await self._store.finish_attempt(order_id, outcome, error)
+        if self._conn.metrics is not None:
+            self._conn.metrics.attempt(outcome.lower().replace(" ", "_"))
 
     async def _expire(self, record: OrderRecord) -> None:
         """The deadline has passed: FAILED if the POS certainly lacks the order."""
@@ -296,3 +309,5 @@ class OrderDelivery:
         await self._store.end_attempt(
             record.order.id, maybe_in_pos=maybe_in_pos, error=error, next_attempt_at=next_at
         )
+        if self._conn.metrics is not None:
+            self._conn.metrics.attempt("unknown" if maybe_in_pos else "retry")

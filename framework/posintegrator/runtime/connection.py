@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from posintegrator.errors import (
 )
 from posintegrator.plugins import PosPlugin
 from posintegrator.runtime.health import ConnectionHealth
+from posintegrator.runtime.metrics import ConnectionMetrics
 from posintegrator.settings import ConnectionSettings
 
 
@@ -51,6 +53,7 @@ class Connection:
     health: ConnectionHealth
     limiter: asyncio.Semaphore
     rate: AsyncLimiter | None = None
+    metrics: ConnectionMetrics | None = None
 
     @property
     def name(self) -> str:
@@ -76,7 +79,10 @@ class Connection:
         try:
             async with self.limiter:
                 if self.rate is not None:
+                    waiting = time.perf_counter()
                     await self.rate.acquire()
+                    if self.metrics is not None:
+                        self.metrics.waited_for_rate_limit(time.perf_counter() - waiting)
                 try:
                     async with asyncio.timeout(timeout):
                         yield

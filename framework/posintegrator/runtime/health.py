@@ -47,6 +47,11 @@ class MenuSyncInfo:
     ok: bool
     version: int | None
     error: str | None = None
+    errors: int = 0
+    """Error findings of the last check (a menu with any is not published)."""
+    warnings: int = 0
+    last_ok_at: datetime | None = None
+    """When the location's menu last synced successfully."""
 
 
 #: Called with (connection, kind, message) when a person should look at a connection.

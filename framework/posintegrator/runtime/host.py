@@ -36,6 +36,7 @@ from posintegrator.orders.delivery import OrderDelivery
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.health import ConnectionHealth
+from posintegrator.runtime.metrics import HostMetrics
 from posintegrator.runtime.notify import notify_ready, notify_stopping
 from posintegrator.runtime.scheduler import ConnectionJobs, Delivery, Scheduler
 from posintegrator.settings import HostSettings, streams_here
@@ -110,6 +111,8 @@ class Host:
         self._intake: StatusIntake | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.port: int = settings.api.port
+        self.metrics = HostMetrics()
+        self.store.observe_writes(self.metrics.store_write_seconds.observe)
 
     @property
     def url(self) -> str:
@@ -174,7 +177,13 @@ class Host:
             self.agent_link = AgentLink(self, self.settings.agent, self.settings.link, key)
             upstream = ("hub-link", self.agent_link.run)
         else:
-            self._notifier = CloudNotifier(self.store, self._http, self.settings.cloud)
+            cloud_seconds = self.metrics.cloud_seconds
+            self._notifier = CloudNotifier(
+                self.store,
+                self._http,
+                self.settings.cloud,
+                observe=lambda result, seconds: cloud_seconds.labels(result).observe(seconds),
+            )
             self.links = LinkHub(self)
             upstream = ("cloud", self._notifier.run)
         self._intake = StatusIntake(self.store, self.plugins, self._wake_upstream)
@@ -256,6 +265,7 @@ class Host:
             ),
             limiter=asyncio.Semaphore(conn_settings.max_concurrency),
             rate=AsyncLimiter(rate, 1.0) if rate is not None else None,
+            metrics=self.metrics.connection(name),
         )
         max_age = timedelta(seconds=self.settings.orders.max_delivery_seconds)
         streams = streams_here(conn_settings.placement, agent=self.is_agent)

@@ -7,6 +7,7 @@ the cloud in the same transaction (transactional outbox).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -297,6 +298,18 @@ class Store(LinkStore, Protocol):
 
     async def outbox_pending(self) -> int:
         """How many events wait for delivery."""
+        ...
+
+    async def outbox_backlog(self) -> list[tuple[str, int, datetime]]:
+        """Per stream kind (``order``, ``menu``): events waiting and when the oldest was made."""
+        ...
+
+    async def order_counts(self) -> list[tuple[str, str, int]]:
+        """How many orders each connection has in each status."""
+        ...
+
+    def observe_writes(self, observer: Callable[[float], None]) -> None:
+        """Call ``observer`` with the duration in seconds of every commit (for metrics)."""
         ...
 
     # --- menus ----------------------------------------------------------------------------------

@@ -233,6 +233,7 @@ class SQLiteStore(LinkTables):
         self._writer: GroupCommitWriter | None = None
         self._accepts: list[_AcceptRequest] = []
         self._accepting: asyncio.Task[None] | None = None
+        self._write_observer: Callable[[float], None] | None = None
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -253,6 +254,7 @@ class SQLiteStore(LinkTables):
 
     async def open(self) -> None:
         self._writer = GroupCommitWriter()
+        self._writer.observe = self._write_observer
         self._writer.start()
         await self._writer.run(self._open, transactional=False)
 
@@ -857,6 +859,30 @@ class SQLiteStore(LinkTables):
     def _outbox_pending(self) -> int:
         row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()
         return int(row[0])
+
+    async def outbox_backlog(self) -> list[tuple[str, int, datetime]]:
+        return await self._run(self._outbox_backlog)
+
+    def _outbox_backlog(self) -> list[tuple[str, int, datetime]]:
+        rows = self.db.execute(
+            "SELECT substr(stream, 1, instr(stream, ':') - 1), COUNT(*), MIN(created_at) "
+            "FROM outbox WHERE delivered_at IS NULL GROUP BY 1"
+        ).fetchall()
+        return [(kind, int(count), _from_iso(first)) for kind, count, first in rows]
+
+    async def order_counts(self) -> list[tuple[str, str, int]]:
+        return await self._run(self._order_counts)
+
+    def _order_counts(self) -> list[tuple[str, str, int]]:
+        rows = self.db.execute(
+            "SELECT connection, status, COUNT(*) FROM orders GROUP BY connection, status"
+        ).fetchall()
+        return [(str(c), str(s), int(n)) for c, s, n in rows]
+
+    def observe_writes(self, observer: Callable[[float], None]) -> None:
+        self._write_observer = observer
+        if self._writer is not None:
+            self._writer.observe = observer
 
     # --- menus ----------------------------------------------------------------------------------
 

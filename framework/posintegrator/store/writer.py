@@ -13,6 +13,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class GroupCommitWriter:
         self._savepoints = 0
         self.batches = 0
         self.jobs = 0
+        #: Told how long each commit took, in seconds (metrics); called on the writer thread.
+        self.observe: Callable[[float], None] | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -131,6 +134,7 @@ class GroupCommitWriter:
         if db is None:
             closed = RuntimeError("the store is not open")
             return [(job, None, closed) for job in grouped]
+        started = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         self._in_batch = True
         try:
@@ -143,6 +147,8 @@ class GroupCommitWriter:
             db.execute("ROLLBACK")
             results = [(job, None, exc) for job in grouped]
         self.batches += 1
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started)
         return results
 
     def _roll_back(self) -> None:
