@@ -70,3 +70,30 @@ async def test_metrics_need_the_token(demo_host: HostHarness) -> None:
         anonymous.get(demo_host.url + "/metrics") as response,
     ):
         assert response.status == 401
+
+
+async def test_the_example_alerts_and_dashboard_use_metrics_that_exist(
+    demo_host: HostHarness,
+) -> None:
+    import re
+    from pathlib import Path
+
+    import orjson
+    import yaml
+
+    async with demo_host.client.get(demo_host.url + "/metrics") as response:
+        exposed = {family.name for family in text_string_to_metric_families(await response.text())}
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    rules = yaml.safe_load((docs / "monitoring" / "alerts.yml").read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    dashboard = orjson.loads((docs / "monitoring" / "grafana-dashboard.json").read_bytes())
+    expressions += [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for expression in expressions
+        for name in re.findall(r"posintegrator_\w+", expression)
+    }
+    assert used <= exposed, f"not exposed: {sorted(used - exposed)}"
+    guide = (docs / "deployer-guide.md").read_text()
+    missing = [name for name in sorted(exposed) if f"`{name}" not in guide]
+    assert not missing, f"docs/deployer-guide.md (Monitoring) does not list: {missing}"
