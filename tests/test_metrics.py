@@ -3,14 +3,20 @@ the host did."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
+import yaml
 from helpers import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
 from posintegrator.model import OrderStatus
 from posintegrator.testing import HostHarness, sample_order
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 async def scrape(harness: HostHarness) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -75,15 +81,9 @@ async def test_metrics_need_the_token(demo_host: HostHarness) -> None:
 async def test_the_example_alerts_and_dashboard_use_metrics_that_exist(
     demo_host: HostHarness,
 ) -> None:
-    import re
-    from pathlib import Path
-
-    import orjson
-    import yaml
-
     async with demo_host.client.get(demo_host.url + "/metrics") as response:
         exposed = {family.name for family in text_string_to_metric_families(await response.text())}
-    docs = Path(__file__).resolve().parents[1] / "docs"
+    docs = DOCS
     rules = yaml.safe_load((docs / "monitoring" / "alerts.yml").read_text())
     expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     dashboard = orjson.loads((docs / "monitoring" / "grafana-dashboard.json").read_bytes())
