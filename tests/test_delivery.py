@@ -13,7 +13,13 @@ import pytest
 from fakepos import ScriptedPos, commit_then
 from helpers import fake_host_plugins
 
-from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
+from posintegrator.errors import (
+    AmbiguousError,
+    AuthError,
+    NeedsAttentionError,
+    PermanentError,
+    RetryableError,
+)
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import OrderStatus
 from posintegrator.orders.intake import idempotency_key
@@ -223,3 +229,20 @@ async def test_a_refused_lookup_never_rejects_the_order(
     assert fake.lookups == ["o-11", "o-11"], "looked up again after the refused lookup"
     assert len(fake.submissions) == 1, "the POS had it: never sent twice"
     assert "REJECTED" not in [h["status"] for h in view["history"]]
+
+
+async def test_a_lookup_that_cannot_settle_parks_the_order_for_a_person(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    fake.outcomes = [AmbiguousError("timeout")]
+    fake.lookup_errors = [NeedsAttentionError("2 POS orders fit order o-12, none marked")]
+    await host.post_order(order("o-12"))
+    view = await host.wait_for_status("o-12", {OrderStatus.NEEDS_ATTENTION}, timeout=8)
+    assert view["status_reason"] == "2 POS orders fit order o-12, none marked"
+    assert fake.lookups == ["o-12"] and len(fake.submissions) == 1, "no blind resend"
+    outcomes = [a["outcome"] for a in view["delivery_attempts"]]
+    assert outcomes == ["unknown", "NEEDS_ATTENTION"], "parked, not retried"
+    connections = (await host.request("GET", "/v1/connections"))[1]
+    assert [c["health"] for c in connections["connections"]] == ["ok"], (
+        "the POS answered the lookup: an unsettled lookup is not a POS failure"
+    )

@@ -1,6 +1,6 @@
 """The errors that cross the boundary between the host and plugins, and the host's own.
 
-A plugin turns every failure of its POS into one of the four :class:`PosError` kinds, so the host
+A plugin turns every failure of its POS into one of the :class:`PosError` kinds, so the host
 can decide what to do without knowing the POS. Anything else a plugin raises is a bug: the host
 logs it with the plugin's name and treats it as retryable.
 """
@@ -53,6 +53,16 @@ class AmbiguousError(PosError):
     """The request was sent but its outcome is unknown (timeout, dropped connection).
 
     The host will look the order up before sending it again.
+    """
+
+
+class NeedsAttentionError(PosError):
+    """The POS cannot tell whether it has the order, and asking again will not settle it.
+
+    Raised by ``pos_find_order`` when the POS's own data is contradictory (several of its orders
+    fit ours and none carries our reference, or the order it created for us is gone). The host
+    parks the order as NEEDS_ATTENTION with this message: a person checks the POS, then marks
+    the order found or missing.
     """
 
 

@@ -137,6 +137,8 @@ def pos_find_order(
     :param location: the order's location.
     :returns: the POS's order, or None when the POS certainly does not have it.
     :raises RetryableError: the POS could not answer now.
+    :raises NeedsAttentionError: the POS's data cannot settle it (several of its orders fit
+        ours, none carrying our reference): the order is parked for a person.
     """
     raise NotImplementedError
 

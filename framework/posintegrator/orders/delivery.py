@@ -7,7 +7,8 @@ The rules (see docs/orders.md):
 * Every submission of an order carries the same idempotency key, saved when it was accepted.
 * When an earlier attempt's outcome is unknown, the next one first looks the order up in the POS
   and only submits when the POS does not have it; a POS with neither lookup nor idempotent
-  submission gets the order parked as NEEDS_ATTENTION instead of a blind resend.
+  submission, or whose lookup cannot settle it, gets the order parked as NEEDS_ATTENTION
+  instead of a blind resend.
 * One attempt per order at a time; retries wait with exponential backoff and jitter, at least as
   long as a ``Retry-After`` asks; no attempt starts while the connection's circuit is open.
 * An order that cannot reach the POS by its deadline (its pickup time, or a maximum age for
@@ -29,6 +30,7 @@ from loguru import logger
 from posintegrator.errors import (
     AmbiguousError,
     AuthError,
+    NeedsAttentionError,
     PermanentError,
     PluginBugError,
     PosError,
@@ -197,6 +199,14 @@ class OrderDelivery:
         except PermanentError as exc:
             await self._apply(order.id, OrderStatus.REJECTED, source=source, reason=exc.reason)
             await self._finish(order.id, OrderStatus.REJECTED.value, exc.message)
+            return
+        except NeedsAttentionError as exc:
+            await self._apply(
+                order.id, OrderStatus.NEEDS_ATTENTION, source=source, reason=exc.message
+            )
+            await self._store.finish_attempt(
+                order.id, OrderStatus.NEEDS_ATTENTION.value, exc.message
+            )
             return
         except CircuitOpenError as exc:
             await self._retry_later(record, attempt, exc.message, maybe_in_pos, exc.retry_after)

@@ -14,6 +14,7 @@ from posintegrator.context import ConnectionContext
 from posintegrator.errors import (
     AmbiguousError,
     AuthError,
+    NeedsAttentionError,
     PermanentError,
     PosError,
     RetryableError,
@@ -64,9 +65,9 @@ class Connection:
     async def calling(self) -> AsyncIterator[None]:
         """Hold a slot for one call to the POS, and record in the health how it went.
 
-        A :class:`PermanentError` counts as the POS answering; other :class:`PosError` kinds
-        count as failures; anything else (a cancellation, a bug of the host) abandons a probe
-        without judging the POS.
+        A :class:`PermanentError` or :class:`NeedsAttentionError` counts as the POS answering;
+        other :class:`PosError` kinds count as failures; anything else (a cancellation, a bug of
+        the host) abandons a probe without judging the POS.
 
         :raises CircuitOpenError: the circuit is open; ``retry_after`` says when to come back.
         """
@@ -92,7 +93,7 @@ class Connection:
                         f"plugin {self.plugin.name!r} did not answer within {timeout:g} s "
                         f"(connection {self.name!r}, call_timeout_seconds): cut off"
                     ) from None
-        except PermanentError:
+        except (PermanentError, NeedsAttentionError):
             self.health.succeeded()
             raise
         except AuthError as exc:
