@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from proteus import Model, Wizard, config  # type: ignore[import-untyped,import-not-found,unused-ignore]
+from proteus import Model, Wizard, config
 
 #: The ids the seeded database is known by, printed for the tests.
 Seeded = dict[str, Any]
