@@ -233,8 +233,11 @@ def _universal_tax(rules: Sequence[TaxRule], tax_included: bool) -> Tax | None:
     set cannot be expressed as one rate (a fixed amount)."""
     if not rules:
         return None
-    if any(r.kind == "fixed" for r in rules) or not _priceable(rules):
-        raise ValueError("taxes with fixed amounts cannot be expressed as a rate")
+    if not _priceable(rules):
+        names = ", ".join(r.name for r in rules if not r.simple)
+        raise ValueError(f"taxes {names} are not supported (child taxes or unit price updates)")
+    if any(r.kind == "fixed" for r in rules):
+        raise ValueError("taxes of a fixed amount cannot be expressed as a rate")
     rate = sum((r.rate for r in rules if r.kind == "percentage"), Decimal(0))
     ids = "+".join(str(r.id) for r in rules)
     return Tax(

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from loguru import logger
 
-from pos_tryton.client import forget_sessions
+from pos_tryton.client import TrytonClient, forget_sessions
 from pos_tryton.settings import TrytonSettings
 from pos_tryton.testing import SeededDatabase, TrytonServer, build_database, running_tryton
 from posintegrator.context import ConnectionContext
@@ -74,3 +74,20 @@ def context_for(
 def ctx(tryton: TrytonServer, http: aiohttp.ClientSession) -> ConnectionContext:
     """A connection to the test's Tryton as the integration user, location ``venue``."""
     return context_for(http, tryton.plugin_settings(LOCATION))
+
+
+def user_client(tryton: TrytonServer, http: aiohttp.ClientSession, user: str) -> TrytonClient:
+    """A JSON-RPC client acting as a seeded user (``cashier``, ``admin``), as the Tryton client
+    of a person at the counter would."""
+    login, password = tryton.seeded.logins[user]
+    settings = tryton.plugin_settings(LOCATION, username=login, password=password)
+    return TrytonClient(http, TrytonSettings.model_validate(settings))
+
+
+async def cashier_pays(cashier: TrytonClient, tryton: TrytonServer, sale_id: int) -> None:
+    """Take the sale's amount in cash and close it, as the cashier's pay wizard does."""
+    (sale,) = await cashier.read("sale.point.sale", [sale_id], ("amount_to_pay",))
+    cash = int(tryton.seeded.ids["payment_methods"]["cash"])
+    payment = {"sale": sale_id, "method": cash, "amount": sale["amount_to_pay"]}
+    await cashier.create("sale.point.payment", [payment])
+    await cashier.button("sale.point.sale", "process", [sale_id])
