@@ -4,6 +4,7 @@ reads Tryton's own database file."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -298,3 +299,20 @@ async def test_polling_reports_what_the_cashier_did(
     }
     paid = tryton.query("SELECT amount FROM sale_point_payment WHERE sale = ?", sales["web-12"])
     assert [num(amount) for (amount,) in paid] == [Decimal("7.00")]
+
+
+async def test_a_closed_accounting_period_does_not_stop_orders(
+    tryton: TrytonServer, ctx: ConnectionContext, http: aiohttp.ClientSession, menu: Menu
+) -> None:
+    admin = user_client(tryton, http, "admin")
+    periods = await admin.search_read(
+        "account.period",
+        [("start_date", "<=", dt.date.today()), ("end_date", ">=", dt.date.today())],
+        ("state",),
+    )
+    ids = [int(p["id"]) for p in periods]
+    await admin.button("account.period", "close", ids)
+    assert [p["state"] for p in await admin.read("account.period", ids, ("state",))] == ["closed"]
+    order = order_of(menu, "web-15", {"Prosecco": 2}, prepaid=True)
+    sale = int((await plugin.pos_submit_order(ctx, order, "key-15")).pos_order_id)
+    assert tryton.sale_state(sale) == "done", "Tryton checks periods when posting, not before"
