@@ -36,7 +36,7 @@ import aiohttp
 from pos_tryton.settings import TrytonSettings
 from pos_tryton.wire import decode, encode
 from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
-from posintegrator.poshttp import Reply, json_object, send
+from posintegrator.poshttp import DEFAULT_MAX_RESPONSE_BYTES, Reply, json_object, send
 
 JSONDict = dict[str, Any]
 #: Records read per ``search_read`` call: bounded pages, never one call per record.
@@ -76,10 +76,18 @@ class TrytonClient:
 
     :param http: the host's shared session; the client never creates or closes one.
     :param settings: where Tryton is and who to log in as.
+    :param max_response_bytes: the largest answer read (the connection's limit).
     """
 
-    def __init__(self, http: aiohttp.ClientSession, settings: TrytonSettings) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        settings: TrytonSettings,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self._http = http
+        self._max_bytes = max_response_bytes
         self._settings = settings
         self._url = f"{str(settings.base_url).rstrip('/')}/{settings.database}/rpc/"
         self._key = (self._url, settings.username)
@@ -214,6 +222,7 @@ class TrytonClient:
             what=what,
             write=write,
             timeout=self._timeout,
+            max_bytes=self._max_bytes,
             json=body,
             headers=headers,
         )

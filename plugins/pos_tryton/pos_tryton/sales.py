@@ -70,7 +70,7 @@ async def save_pending(ctx: ConnectionContext, order_id: str, pending: Pending) 
 def client_for(ctx: ConnectionContext) -> tuple[TrytonSettings, TrytonClient]:
     """The connection's settings and a client for its Tryton."""
     settings = ctx.settings_as(TrytonSettings)
-    return settings, TrytonClient(ctx.http, settings)
+    return settings, TrytonClient(ctx.http, settings, max_response_bytes=ctx.max_response_bytes)
 
 
 def sale_point_of(settings: TrytonSettings, location: str) -> int:
