@@ -181,9 +181,12 @@ class TrytonClient:
         header = base64.b64encode(f"{settings.username}:{user_id}:{token}".encode()).decode()
         authorization = f"Session {header}"
         pending = Session(user_id, authorization, {})
-        context = await self._call(
-            pending, "model.res.user.get_preferences", (True,), write=False, with_context=False
-        )
+        try:
+            context = await self._call(
+                pending, "model.res.user.get_preferences", (True,), write=False, with_context=False
+            )
+        except _SessionRefused:
+            raise AuthError(f"{what}: the new session was refused at once") from None
         return Session(user_id, authorization, dict(context))
 
     async def _call(
