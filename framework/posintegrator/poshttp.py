@@ -70,7 +70,7 @@ async def send(
         async with http.request(
             method, url, params=params, data=data, headers=all_headers, timeout=timeout
         ) as response:
-            body = await _read_at_most(response, max_bytes)
+            body = await read_at_most(response.content, response.content_length, max_bytes)
             if body is None:
                 problem = (
                     f"{what}: the answer is larger than {max_bytes} bytes and was not read "
@@ -92,13 +92,17 @@ async def send(
         raise RetryableError(f"{what} {problem}") from exc
 
 
-async def _read_at_most(response: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
-    """The body, or None as soon as it is known to be longer than ``max_bytes``."""
-    if response.content_length is not None and response.content_length > max_bytes:
+async def read_at_most(
+    content: aiohttp.StreamReader, declared_length: int | None, max_bytes: int
+) -> bytes | None:
+    """A whole HTTP body, or None as soon as it is known to be longer than ``max_bytes``: from
+    its declared ``Content-Length`` before anything is read, or while reading a body sent in
+    chunks. (The host reads request bodies the same way.)"""
+    if declared_length is not None and declared_length > max_bytes:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_any():
+    async for chunk in content.iter_any():
         size += len(chunk)
         if size > max_bytes:
             return None

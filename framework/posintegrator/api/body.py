@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from posintegrator.api.problems import FieldError, ProblemError, validation_problem
+from posintegrator.poshttp import read_at_most
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -32,16 +33,10 @@ async def read_limited(request: web.Request, max_bytes: int) -> bytes:
         f"this host reads at most {max_bytes} bytes here; send less (fewer lines, shorter notes)",
         [FieldError(field="body", reason=f"larger than {max_bytes} bytes")],
     )
-    if request.content_length is not None and request.content_length > max_bytes:
+    body = await read_at_most(request.content, request.content_length, max_bytes)
+    if body is None:
         raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
