@@ -2,91 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
 import shutil
-import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 import orjson
 import pytest
+from demoprocess import Demo, cli, run
 
 pytestmark = pytest.mark.skipif(
     shutil.which("curl") is None, reason="the demo prints curl commands; curl is not installed"
 )
-
-
-class Demo:
-    """``posintegrator demo`` in a subprocess, with its output collected line by line."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.lines: list[str] = []
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "posintegrator.cli",
-            "demo",
-            "--port",
-            "0",
-            "--data-dir",
-            str(self.data_dir),
-            "--stage-seconds",
-            "0.2",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._reader = asyncio.create_task(self._read())
-        await self.wait_for_line("Stop with Ctrl-C")
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(raw.decode().rstrip())
-
-    async def wait_for_line(self, pattern: str, timeout: float = 20.0) -> str:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            for line in self.lines:
-                if re.search(pattern, line):
-                    return line
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(self.lines))
-
-    async def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(self.proc.wait(), 15)
-        if self._reader is not None:
-            await self._reader
-        return code
-
-
-async def run(command: str) -> str:
-    proc = await asyncio.create_subprocess_shell(command, stdout=asyncio.subprocess.PIPE)
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0, command
-    return out.decode()
-
-
-async def cli(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "posintegrator.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 async def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:

@@ -260,23 +260,35 @@ def _run_host(config: Path, secrets_dir: Path | None, *, agent: bool) -> None:
     default=8080,
     show_default=True,
     type=click.IntRange(0, 65535),
-    help="The Integrator API's port (0: any free one); the POS and the receiver take free ports.",
+    help="The Integrator API's port (0: any free one); everything else takes free ports.",
 )
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("demo-data"),
-    show_default=True,
+    default=None,
+    help="Where the demo keeps its state [default: demo-data, with --local demo-local-data].",
 )
 @click.option("--stage-seconds", default=3.0, show_default=True, help="Kitchen seconds per stage.")
-def demo(port: int, data_dir: Path, stage_seconds: float) -> None:
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Run it as a chain with venue agents: the hub here, one agent process and one demo "
+    "POS per venue.",
+)
+def demo(port: int, data_dir: Path | None, stage_seconds: float, local: bool) -> None:
     """Run a simulated POS, the host and a cloud receiver together, with no credentials."""
-    from posintegrator.demo import prepare_data_dir, run_demo
+    from posintegrator.demo import claim_data_dir, prepare_data_dir, run_demo
 
     setup_logging()
-    data_dir = data_dir.resolve()
+    data_dir = (data_dir or Path("demo-local-data" if local else "demo-data")).resolve()
     values, first_run = prepare_data_dir(data_dir)
-    asyncio.run(run_demo(port, data_dir, values, first_run, stage_seconds))
+    claim_data_dir(data_dir, "local" if local else "central")
+    if local:
+        from posintegrator.demo_local import run_local_demo
+
+        asyncio.run(run_local_demo(port, data_dir, values, first_run, stage_seconds))
+    else:
+        asyncio.run(run_demo(port, data_dir, values, first_run, stage_seconds))
 
 
 # --- reading from a running host --------------------------------------------------------------

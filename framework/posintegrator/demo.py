@@ -57,8 +57,33 @@ def write_demo_config(
     data_dir: Path, port: int, values: dict[str, str], pos_url: str, receiver_url: str
 ) -> Path:
     """Write the host's settings for the demo into ``data_dir/demo.toml``."""
-    config = data_dir / "demo.toml"
     locations = ", ".join(f'"{loc}"' for loc in DEMO_LOCATIONS)
+    return write_host_config(
+        data_dir,
+        port,
+        values,
+        receiver_url,
+        f"""[[connections]]
+name = "{DEMO_CONNECTION}"
+plugin = "demo"
+locations = [{locations}]
+menu_sync_seconds = 60
+status_source = "webhook"
+
+[connections.settings]
+base_url = "{pos_url}"
+api_key = "{values["pos_api_key"]}"
+webhook_secret = "{values["pos_webhook_secret"]}"
+""",
+    )
+
+
+def write_host_config(
+    data_dir: Path, port: int, values: dict[str, str], receiver_url: str, connections: str
+) -> Path:
+    """Write ``data_dir/demo.toml``: the demo host's API, store and cloud tables, then the
+    ``connections`` tables given (the file holds secrets: readable by its owner only)."""
+    config = data_dir / "demo.toml"
     config.write_text(
         f"""# Written by `posintegrator demo`; rewritten on every run.
 [api]
@@ -73,22 +98,37 @@ path = "{data_dir / "posintegrator.db"}"
 webhook_url = "{receiver_url}"
 webhook_secrets = ["{values["cloud_webhook_secret"]}"]
 
-[[connections]]
-name = "{DEMO_CONNECTION}"
-plugin = "demo"
-locations = [{locations}]
-menu_sync_seconds = 60
-status_source = "webhook"
-
-[connections.settings]
-base_url = "{pos_url}"
-api_key = "{values["pos_api_key"]}"
-webhook_secret = "{values["pos_webhook_secret"]}"
-""",
+{connections}""",
         encoding="utf-8",
     )
     config.chmod(0o600)
     return config
+
+
+#: The two demos, by the kind recorded in their data directory.
+DEMO_KINDS = {"central": "posintegrator demo", "local": "posintegrator demo --local"}
+
+
+def claim_data_dir(data_dir: Path, kind: str) -> None:
+    """Record that ``data_dir`` holds the ``kind`` demo (``central`` or ``local``), and refuse
+    a directory the other one made: their POS folders and connections differ, so one cannot
+    carry on from the other.
+
+    :raises click.ClickException: ``data_dir`` holds the other demo.
+    """
+    marker = data_dir / "demo-kind"
+    if marker.exists():
+        found = marker.read_text(encoding="utf-8").strip()
+    elif (data_dir / "posintegrator.db").exists():
+        found = "central"  # made before the local demo existed
+    else:
+        found = kind
+    if found != kind:
+        raise click.ClickException(
+            f"{data_dir} holds the data of `{DEMO_KINDS.get(found, found)}`: run that, or give "
+            f"`{DEMO_KINDS[kind]}` another --data-dir"
+        )
+    marker.write_text(kind + "\n", encoding="utf-8")
 
 
 def find_example_order() -> Path | None:
@@ -100,7 +140,8 @@ def find_example_order() -> Path | None:
     return None
 
 
-def _print_event(event: dict[str, Any]) -> None:
+def print_event(event: dict[str, Any]) -> None:
+    """Print what the cloud receiver got."""
     if event["type"] == "order.status_changed":
         pos = f" (POS {event['pos_order_id']})" if event.get("pos_order_id") else ""
         click.secho(
@@ -125,7 +166,7 @@ async def run_demo(
             "the demo POS plugin is not installed: pip install -e plugins/pos_demo"
         ) from None
     # The POS and the receiver take whatever ports are free; only the API's port is chosen.
-    receiver = CloudReceiver([values["cloud_webhook_secret"]], on_event=_print_event)
+    receiver = CloudReceiver([values["cloud_webhook_secret"]], on_event=print_event)
     await receiver.start()
     simulator = await start_simulator(
         SimulatorConfig(
@@ -185,19 +226,41 @@ async def _run_host(
 def _banner(
     api: str, simulator: str, receiver: str, values: dict[str, str], first_run: bool
 ) -> None:
-    token = values["api_token"]
-    auth = shlex.quote(f"Authorization: Bearer {token}")
+    print_banner(
+        "posintegrator demo is running" + ("" if first_run else " (resumed)"),
+        [
+            ("Integrator API", api),
+            ("API token", values["api_token"]),
+            ("Demo POS", simulator),
+            ("Cloud receiver", f"{receiver}   (its events are printed below)"),
+        ],
+        [("What the POS holds:", pos_look(simulator, values))],
+        api,
+        values["api_token"],
+    )
+
+
+def pos_look(simulator: str, values: dict[str, str]) -> str:
+    """The command that lists the orders a demo POS holds."""
     pos_key = shlex.quote(f"X-Api-Key: {values['pos_api_key']}")
+    return f"curl -sS -H {pos_key} {simulator}/orders; echo"
+
+
+def print_banner(
+    title: str, rows: list[tuple[str, str]], looks: list[tuple[str, str]], api: str, token: str
+) -> None:
+    """Print what runs (``rows``: name, value) and commands that work as pasted: ``looks``
+    (heading, command), then the menu, the example order and its follow-up at ``api``."""
+    auth = shlex.quote(f"Authorization: Bearer {token}")
     example = find_example_order()
     click.echo()
-    click.secho("posintegrator demo is running" + ("" if first_run else " (resumed)"), bold=True)
-    click.echo(f"  Integrator API   {api}")
-    click.echo(f"  API token        {token}")
-    click.echo(f"  Demo POS         {simulator}")
-    click.echo(f"  Cloud receiver   {receiver}   (its events are printed below)")
+    click.secho(title, bold=True)
+    for name, value in rows:
+        click.echo(f"  {name:<16} {value}")
     click.echo()
-    click.echo("What the POS holds:")
-    click.echo(f"  curl -sS -H {pos_key} {simulator}/orders; echo")
+    for heading, command in looks:
+        click.echo(heading)
+        click.echo(f"  {command}")
     click.echo("Menu:")
     click.echo(f"  curl -sS -H {auth} {api}/v1/locations/downtown/menu | head -c 600; echo")
     if example is not None:
