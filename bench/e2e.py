@@ -34,13 +34,10 @@ import asyncio
 import os
 import secrets
 import socket
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,7 +46,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
 import orjson
-from common import Measure, table, write_results
+from common import (
+    Measure,
+    host_history,
+    ms_stats,
+    pos_created,
+    post_orders,
+    process_cpu_seconds,
+    receiver_main,
+    start_simulator,
+    table,
+    write_results,
+)
 from intake import (
     TOKEN,
     Child,
@@ -66,50 +74,9 @@ from posintegrator.testing import one_product_menu, sample_order
 
 LOCATION = "downtown"
 P99_LIMIT_MS = 250.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100), nearest rank."""
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 # --- the processes -----------------------------------------------------------------------------
-
-
-def receiver_main(pipe: Connection, secret: str) -> None:
-    """A cloud receiver that records when each ACCEPTED event arrives."""
-    asyncio.run(_receiver(pipe, secret))
-
-
-async def _receiver(pipe: Connection, secret: str) -> None:
-    from posintegrator.cloud.receiver import CloudReceiver
-
-    accepted: dict[str, float] = {}
-    counts: dict[str, int] = {}
-
-    def record(event: dict[str, Any]) -> None:
-        status = str(event.get("status", event.get("type")))
-        counts[status] = counts.get(status, 0) + 1
-        if status == "ACCEPTED":
-            accepted.setdefault(event["order_id"], time.time())
-
-    receiver = CloudReceiver([secret], on_event=record)
-    url = await receiver.start()
-    pipe.send({"url": url, "pid": os.getpid()})
-    loop = asyncio.get_running_loop()
-    while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
-        pipe.send(len(accepted) if command == "count" else dict(counts))
-    await receiver.stop()
-    pipe.send({"accepted": accepted, "counts": counts, "rejected": receiver.rejected})
 
 
 def host_main(
@@ -184,111 +151,7 @@ async def _host(
     pipe.send({})
 
 
-def start_simulator(data_dir: Path, host_port: int, secret: str, stage_seconds: float) -> Any:
-    """The DemoPOS simulator as a subprocess; returns (process, url)."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pos_demo.simulator",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--webhook-url",
-            f"http://127.0.0.1:{host_port}/pos/demo/webhook",
-            "--stage-seconds",
-            str(stage_seconds),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "DEMOPOS_WEBHOOK_SECRET": secret},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"the simulator did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
-
-
 # --- one step ----------------------------------------------------------------------------------
-
-
-async def post_orders(
-    url: str, menu: Menu, rate: float, seconds: float, prefix: str
-) -> tuple[dict[str, float], dict[str, float], int]:
-    """Post ``rate * seconds`` orders open-loop; returns send times, 202 times, failures."""
-    count = max(1, round(rate * seconds))
-    template = sample_order(menu, "@@ID@@")
-    before, after = orjson.dumps(template).split(b"@@ID@@")
-    sent: dict[str, float] = {}
-    answered: dict[str, float] = {}
-    failures = 0
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
-
-        async def post(order_id: str) -> None:
-            nonlocal failures
-            body = before + order_id.encode() + after
-            sent[order_id] = time.time()
-            try:
-                async with session.post(f"{url}/v1/orders", data=body) as response:
-                    await response.read()
-                    if response.status == 202:
-                        answered[order_id] = time.time()
-                    else:
-                        failures += 1
-            except aiohttp.ClientError:
-                failures += 1
-
-        loop = asyncio.get_running_loop()
-        start = loop.time() + 0.05
-        tasks = []
-        for i in range(count):
-            delay = start + i / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(f"{prefix}-{i}")))
-        await asyncio.gather(*tasks)
-    return sent, answered, failures
-
-
-def host_history(db: Path) -> dict[str, dict[str, float]]:
-    """Per order, the epoch time of its first RECEIVED, SUBMITTING and ACCEPTED history entry."""
-    result: dict[str, dict[str, float]] = {}
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT order_id, status, at FROM status_history ORDER BY rowid"
-        ).fetchall()
-    for order_id, status, at in rows:
-        result.setdefault(order_id, {}).setdefault(status, datetime.fromisoformat(at).timestamp())
-    return result
-
-
-async def pos_created(pos_url: str) -> dict[str, float]:
-    """Our order id -> when the POS created it (``created_at``)."""
-    async with aiohttp.ClientSession() as session, session.get(f"{pos_url}/orders") as response:
-        body = orjson.loads(await response.read())
-    orders = body["orders"] if isinstance(body, dict) else body
-    return {
-        o["reference"]: datetime.fromisoformat(o["created_at"].replace("Z", "+00:00")).timestamp()
-        for o in orders
-    }
-
-
-def ms_stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p99": float("nan"), "n": 0}
-    return {
-        "p50": percentile(values, 50) * 1000,
-        "p99": percentile(values, 99) * 1000,
-        "max": max(values) * 1000,
-        "n": len(values),
-    }
 
 
 async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
@@ -302,7 +165,12 @@ async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[st
         listen = socket.socket()
         listen.bind(("127.0.0.1", 0))
         host_port = listen.getsockname()[1]
-        sim, pos_url = start_simulator(work / "pos", host_port, pos_secret, args.stage_seconds)
+        sim, pos_url = start_simulator(
+            work / "pos",
+            f"http://127.0.0.1:{host_port}/pos/demo/webhook",
+            pos_secret,
+            args.stage_seconds,
+        )
         receiver: Child | None = None
         host: Child | None = None
         try:
@@ -328,7 +196,9 @@ async def step(rate: float, seconds: float, args: argparse.Namespace) -> dict[st
             pids = {"host": host.ready["pid"], "pos": sim.pid}
             cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
             wall = time.perf_counter()
-            sent, answered, failures = await post_orders(url, menu, rate, seconds, f"e{rate:g}")
+            sent, answered, failures = await post_orders(
+                url, TOKEN, menu, rate, seconds, f"e{rate:g}"
+            )
             # Let the last orders through: until every ACCEPTED arrived, at most 10 s.
             deadline = time.time() + 10
             while time.time() < deadline:

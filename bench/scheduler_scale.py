@@ -32,24 +32,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Measure, table, write_results
-from e2e import process_cpu_seconds, receiver_main
+from common import (
+    idle_cpu,
+    idle_main,
+    process_cpu_seconds,
+    receiver_main,
+    rss_bytes,
+    table,
+    write_results,
+)
 from intake import NoopPos, quiet_logs, spawn
 from pydantic import SecretStr
 
 from posintegrator.cloud.signatures import generate_secret
 
 GIB = 1024**3
-
-
-def rss_bytes(pid: int) -> tuple[int, int]:
-    """Resident memory of a live process now, and its peak (VmRSS, VmHWM)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) * 1024
-    return fields["VmRSS"], fields["VmHWM"]
 
 
 def host_main(
@@ -114,22 +111,6 @@ async def _host(
     pipe.send({})
 
 
-def idle_main(pipe: Connection) -> None:
-    """The baseline: an asyncio process with the host's imports, doing nothing."""
-    import aiohttp  # noqa: F401
-
-    import posintegrator.api.app
-    import posintegrator.runtime.host
-    import posintegrator.testing.harness  # noqa: F401
-
-    async def idle() -> None:
-        pipe.send({"pid": os.getpid()})
-        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
-        pipe.send({})
-
-    asyncio.run(idle())
-
-
 def histogram(offsets: list[float]) -> dict[int, int]:
     """Sync starts per whole second since the host started."""
     return dict(sorted(collections.Counter(int(t) for t in offsets).items()))
@@ -181,16 +162,8 @@ def main() -> None:
         offsets: list[float] = host.pipe.recv()
         time.sleep(min(2.0, args.window / 3))  # let the last writes settle
 
-        host_cpu = Measure("host idle CPU", "share of one core")
-        base_cpu = Measure("baseline idle CPU", "share of one core")
-        step = args.window / args.samples
-        for _ in range(args.samples):
-            before = (process_cpu_seconds(pid), process_cpu_seconds(idle.ready["pid"]))
-            wall = time.perf_counter()
-            time.sleep(step)
-            wall = time.perf_counter() - wall
-            host_cpu.samples.append((process_cpu_seconds(pid) - before[0]) / wall)
-            base_cpu.samples.append((process_cpu_seconds(idle.ready["pid"]) - before[1]) / wall)
+        measured = idle_cpu({"host": pid, "baseline": idle.ready["pid"]}, args.window, args.samples)
+        host_cpu, base_cpu = measured["host"], measured["baseline"]
         host_rss, host_peak = rss_bytes(pid)
         base_rss, _ = rss_bytes(idle.ready["pid"])
         host.stop()

@@ -19,6 +19,7 @@ CASES = {
     "durability": {"orders", "repeat", "results"},
     "intake": {"results", "ratios", "generator", "generator_headroom", "store_statuses"},
     "e2e": {"baseline", "first_rate", "highest_rate_p99_under_250ms", "steps"},
+    "link": {"pickup", "steps", "backlog"},
     "menu_translation": {"results", "ratio", "target_met", "memory", "json_bytes", "menu"},
     "scheduler_scale": {
         "host_idle_cpu",
@@ -28,6 +29,10 @@ CASES = {
         "startup_seconds",
     },
 }
+
+#: Seconds a quick run may take, when more than the default: link.py starts a dozen processes
+#: (three hubs, three agent starts, POS simulators, receivers), each importing the host.
+TIMEOUTS = {"link": 300}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -41,7 +46,7 @@ def test_quick_run(name: str) -> None:
             [sys.executable, str(BENCH / f"{name}.py"), "--quick"],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=TIMEOUTS.get(name, 60),
             env={**os.environ, "POSINTEGRATOR_LOG_LEVEL": "WARNING"},
         )
         assert done.returncode == 0, done.stdout + done.stderr
