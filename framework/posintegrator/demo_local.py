@@ -189,7 +189,7 @@ class AgentProcess:
         self._notify_path = notify_dir / f"{venue.location}.sock"
         self._proc: asyncio.subprocess.Process | None = None
         self._output: asyncio.Task[None] | None = None
-        self.stopping = False
+        self._stopping = False
 
     async def start(self) -> None:
         """Start the agent and wait until it serves (its URL is then in :attr:`url`).
@@ -223,6 +223,7 @@ class AgentProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_SECONDS
         exited = asyncio.create_task(self._proc.wait())
+        received: asyncio.Future[bytes] | None = None
         try:
             while loop.time() < deadline:
                 received = asyncio.ensure_future(loop.sock_recv(notify, 4096))
@@ -232,14 +233,16 @@ class AgentProcess:
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if not received.done():
-                    received.cancel()
                     break
                 for line in received.result().decode().splitlines():
                     name, _, value = line.partition("=")
                     if name == URL_FIELD:
                         return value
         finally:
-            exited.cancel()
+            # Nothing may wait on the socket once it is closed, nor on the process.
+            for waiting in (received, exited):
+                if waiting is not None:
+                    waiting.cancel()
         if self._proc.returncode is not None:
             if self._output is not None:
                 await self._output
@@ -256,7 +259,7 @@ class AgentProcess:
         async for raw in self._proc.stdout:
             click.echo(f"{self.venue.agent} | {raw.decode(errors='replace').rstrip()}")
         code = await self._proc.wait()
-        if self.url and not self.stopping:
+        if self.url and not self._stopping:
             click.secho(f"{self.venue.agent} exited unexpectedly with code {code}", fg="red")
 
     async def stop(self) -> None:
@@ -264,7 +267,7 @@ class AgentProcess:
         and kill it if it does not within :data:`STOP_SECONDS`."""
         if self._proc is None:
             return
-        self.stopping = True
+        self._stopping = True
         if self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(signal.SIGTERM)
