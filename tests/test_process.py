@@ -153,6 +153,8 @@ async def test_sigterm_stops_gracefully_within_10_seconds(
         assert serve.proc is not None
         started = time.monotonic()
         serve.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.1)
+        serve.proc.send_signal(signal.SIGTERM)  # impatience must not cut the drain short
         code = await asyncio.wait_for(serve.proc.wait(), 10)
         assert code == 0, serve.log.read_text()
         assert time.monotonic() - started < 10

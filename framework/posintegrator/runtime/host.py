@@ -61,6 +61,10 @@ class _ConnectionState:
         await self.store.state_set(self.connection, key, value)
 
 
+def _already_stopping() -> None:
+    logger.warning("already stopping gracefully; send SIGKILL to stop at once")
+
+
 def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
@@ -324,7 +328,13 @@ class Host:
             await stop.wait()
             logger.info("stopping: no new orders; finishing work under way")
             notify_stopping()
+            # A second signal must not cut the graceful stop short (a supervisor, or a person
+            # pressing Ctrl-C twice): it is noted; SIGKILL is the way to force it.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _already_stopping)
+            await self.stop()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await self.stop()
+            if not self.stopping:
+                await self.stop()
