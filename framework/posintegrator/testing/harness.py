@@ -146,6 +146,7 @@ async def running_host(
     after_start: Callable[[Host], Awaitable[None]] | None = None,
     plugins: PluginHost | None = None,
     cloud_secrets: list[str] | None = None,
+    api: dict[str, object] | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
 
@@ -153,21 +154,23 @@ async def running_host(
     :param plugins: plugins to use instead of loading them by entry point.
     :param cloud_secrets: the webhook secrets of the host and its cloud receiver (default: one
         new secret).
+    :param api: API settings to change from the harness's (e.g. a larger wrong-token budget).
     """
     token = secrets.token_urlsafe(16)
     webhook_secrets = cloud_secrets or [generate_secret()]
     receiver = CloudReceiver(webhook_secrets)
     await receiver.start()
-    host = Host(
-        harness_settings(
-            store_path=data_dir / "host.db",
-            webhook_url=receiver.url,
-            webhook_secrets=webhook_secrets,
-            token=token,
-            connections=connections,
-        ),
-        plugins=plugins,
+    settings = harness_settings(
+        store_path=data_dir / "host.db",
+        webhook_url=receiver.url,
+        webhook_secrets=webhook_secrets,
+        token=token,
+        connections=connections,
     )
+    if api:
+        changed = ApiSettings.model_validate({**settings.api.model_dump(), **api})
+        settings = settings.model_copy(update={"api": changed})
+    host = Host(settings, plugins=plugins)
     client = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
     try:
         await host.start()
