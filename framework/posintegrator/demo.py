@@ -98,6 +98,20 @@ path = "{data_dir / "posintegrator.db"}"
 webhook_url = "{receiver_url}"
 webhook_secrets = ["{values["cloud_webhook_secret"]}"]
 
+# The chain's sales channels: its own four, and an aggregator with its own price list in the
+# demo POS (price level "ubereats").
+[[channels]]
+id = "kiosk"
+[[channels]]
+id = "web"
+[[channels]]
+id = "delivery"
+[[channels]]
+id = "dine_in"
+[[channels]]
+id = "ubereats"
+name = "Uber Eats"
+
 {connections}""",
         encoding="utf-8",
     )
@@ -144,8 +158,17 @@ def print_event(event: dict[str, Any]) -> None:
     """Print what the cloud receiver got."""
     if event["type"] == "order.status_changed":
         pos = f" (POS {event['pos_order_id']})" if event.get("pos_order_id") else ""
+        refund = event.get("refund")
+        money = f", refund {refund['amount'] / 100:.2f} {refund['currency']}" if refund else ""
         click.secho(
-            f"cloud <- order {event['order_id']} #{event['sequence']}: {event['status']}{pos}",
+            f"cloud <- order {event['order_id']} #{event['sequence']}: {event['status']}"
+            f"{pos}{money}",
+            fg="magenta",
+        )
+    elif event["type"] == "order.cancel_refused":
+        click.secho(
+            f"cloud <- order {event['order_id']} #{event['sequence']}: cancellation refused, "
+            f"still {event['status']} ({event['reason']})",
             fg="magenta",
         )
     else:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from posintegrator.context import ConnectionContext
     from posintegrator.hooktypes import (
+        CancelResult,
         Capabilities,
         FoundOrder,
         InboundWebhook,
@@ -139,6 +140,34 @@ def pos_find_order(
     :raises RetryableError: the POS could not answer now.
     :raises NeedsAttentionError: the POS's data cannot settle it (several of its orders fit
         ours, none carrying our reference): the order is parked for a person.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def pos_cancel_order(
+    ctx: ConnectionContext, order_id: str, pos_order_id: str | None, location: str, reason: str
+) -> Awaitable[CancelResult]:
+    """Cancel (or void) an order the POS has, if the POS still allows it.
+
+    Called by the delivery engine when a cancellation was asked for an order the POS has
+    (``POST /v1/orders/{order_id}/cancel``), on plugins whose capabilities say
+    ``order_cancel``. Answer honestly: ``CancelResult(cancelled=True)`` when the POS cancelled
+    the order (or it already was cancelled: the call must be safe to repeat, as it is retried
+    after an unknown outcome), ``CancelResult(cancelled=False, reason=...)`` when the POS
+    refuses, typically because the kitchen has started on it. The host turns the answer into a
+    CANCELLED status or an ``order.cancel_refused`` event for the cloud.
+
+    :param ctx: the connection serving ``location``.
+    :param order_id: our (the cloud's) order id, the POS's reference of the order.
+    :param pos_order_id: the POS's id of the order, when the host knows it.
+    :param location: the order's location.
+    :param reason: why the order is cancelled, for the POS's staff.
+    :returns: whether the POS cancelled the order.
+    :raises RetryableError: the POS could not be reached; the cancellation is tried again later.
+    :raises AmbiguousError: the outcome is unknown; the cancellation is tried again later.
+    :raises PermanentError: the POS refused for a reason retrying will not change (the same as
+        ``cancelled=False`` with the error's reason).
     """
     raise NotImplementedError
 
