@@ -133,3 +133,4 @@ class OrderCancellation:
     async def _refuse(self, order_id: str, reason: str, source: str) -> None:
         logger.info("order {}: cancellation refused: {}", order_id, reason)
         await self._store.refuse_cancel(order_id, reason=reason, source=source)
+        self._steps.event_queued()

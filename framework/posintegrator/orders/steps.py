@@ -41,6 +41,10 @@ class OrderSteps:
         )
         await self._intake.apply(self._conn.name, event)
 
+    def event_queued(self) -> None:
+        """An event for the cloud was stored without a status change: send it soon."""
+        self._intake.event_queued()
+
     async def look_up(self, order_id: str, location: str) -> FoundOrder | None:
         """Ask the POS for the order; any refusal here means "cannot tell now", never "rejected".
 

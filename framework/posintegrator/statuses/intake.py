@@ -45,6 +45,11 @@ class StatusIntake:
         await self.announce(transition, event)
         return transition
 
+    def event_queued(self) -> None:
+        """An event for the cloud was queued without a status change (a refused
+        cancellation): wake the outbox for it."""
+        self._on_change()
+
     async def announce(self, transition: Transition, event: StatusEvent) -> None:
         """Tell the outbox and the observers about a transition the store made (applied or
         not), whether through :meth:`apply` or in a transaction of its own (a cancellation)."""

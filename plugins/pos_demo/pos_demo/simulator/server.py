@@ -75,6 +75,13 @@ class RunningSimulator:
         self.core.kitchen.start(order_id)
         return order
 
+    def set_stage_seconds(self, seconds: float) -> None:
+        """Make the kitchen faster or slower, for the orders in it too (their timers restart)."""
+        self.core.config.stage_seconds = seconds
+        for order_id in self.core.book.unfinished():
+            self.core.kitchen.stop(order_id)
+        self.core.kitchen.resume_all()
+
     async def wait_webhooks_idle(self, wait_seconds: float = 10.0) -> None:
         """Wait until all queued webhooks were delivered or given up."""
         await self.core.webhooks.idle(wait_seconds)
