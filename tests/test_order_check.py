@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from helpers import pos_orders
 
@@ -74,6 +76,19 @@ def only(findings: list[OrderFinding]) -> tuple[str, OrderCode]:
 
 def test_the_example_order_is_right(menu: Menu, example_order: dict[str, Any]) -> None:
     assert check(menu, Order.model_validate(example_order)) == []
+
+
+def test_the_delivery_example_is_right(menu: Menu) -> None:
+    """examples/delivery-order.json, the worked example of docs/model.md: Uber Eats prices."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "delivery-order.json"
+    delivery = Order.model_validate(orjson.loads(path.read_bytes()))
+    assert check(menu, delivery) == []
+    assert delivery.total == 880 + 480 - 136 + 299 + 150 == 1673
+    on_delivery = delivery.model_copy(update={"channel": "delivery"})
+    assert [f.field for f in check(menu, on_delivery)] == [
+        "lines[0].unit_price",
+        "lines[1].unit_price",
+    ]
 
 
 def test_unknown_product_variant_and_option(menu: Menu) -> None:

@@ -145,10 +145,10 @@ def claim_data_dir(data_dir: Path, kind: str) -> None:
     marker.write_text(kind + "\n", encoding="utf-8")
 
 
-def find_example_order() -> Path | None:
-    """``examples/order.json`` from the working directory or the source checkout."""
+def find_example_order(name: str = "order.json") -> Path | None:
+    """``examples/<name>`` from the working directory or the source checkout."""
     for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = root / "examples" / "order.json"
+        candidate = root / "examples" / name
         if candidate.is_file():
             return candidate
     return None
@@ -296,5 +296,20 @@ def print_banner(
         )
         click.echo("Follow it:")
         click.echo(f"  curl -sS -H {auth} {api}/v1/orders/demo-order-0001; echo")
+    delivery = find_example_order("delivery-order.json")
+    if delivery is not None:
+        click.echo(
+            "An Uber Eats delivery (own prices, 10 % off, a fee, a tip, two payments); "
+            "cancel it before the kitchen starts:"
+        )
+        click.echo(
+            f"  curl -sS -X POST -H {auth} -H 'Content-Type: application/json' "
+            f"--data @{shlex.quote(str(delivery))} {api}/v1/orders; echo"
+        )
+        cancel = shlex.quote('{"requested_by": "customer", "reason": "changed my mind"}')
+        click.echo(
+            f"  curl -sS -X POST -H {auth} -H 'Content-Type: application/json' "
+            f"--data {cancel} {api}/v1/orders/demo-delivery-0001/cancel; echo"
+        )
     click.echo("Stop with Ctrl-C; run again with the same --data-dir to carry on.")
     click.echo()
