@@ -35,10 +35,12 @@ CANCELLING = Capabilities(
 
 
 @asynccontextmanager
-async def host_with(tmp_path: Path, fake: ScriptedPos) -> AsyncIterator[HostHarness]:
+async def host_with(
+    tmp_path: Path, fake: ScriptedPos, **connection: Any
+) -> AsyncIterator[HostHarness]:
     settings = ConnectionSettings(
         name="fake", plugin="fake", locations=["loc"], status_source="polling",
-        status_poll_seconds=0.2,
+        status_poll_seconds=0.2, **connection,
     )  # fmt: skip
     async with running_host(
         tmp_path, [settings], plugins=PluginHost.from_objects({"fake": fake})
@@ -232,3 +234,26 @@ async def test_what_cannot_be_cancelled(tmp_path: Path) -> None:
             "POST", "/v1/orders/c-8/cancel", {"requested_by": "customer", "reason": "x" * 1001}
         )
         assert status == 422 and problem["errors"][0]["field"] == "reason"
+
+
+async def test_a_waiting_cancellation_is_not_retried_in_a_tight_loop(tmp_path: Path) -> None:
+    """While the POS cannot say whether it has the order, the cancellation waits its backoff:
+    the order's own retry time does not pull it forward."""
+    fake = fake_pos(
+        outcomes=[AmbiguousError("timeout")],
+        lookup_errors=[RetryableError("lookup down")] * 1000,
+    )
+    # The circuit breaker would hide a tight loop by pausing calls: keep it out of the way.
+    async with host_with(tmp_path, fake, failure_threshold=10_000) as harness:
+        await place(harness, "c-9")
+        await wait_until(lambda: _unknown(harness, "c-9"))
+        status, _ = await cancel(harness, "c-9")
+        assert status == 202
+        await asyncio.sleep(2.0)
+        assert 1 <= len(fake.lookups) <= 10, len(fake.lookups)  # a tight loop makes hundreds
+        view = await harness.order("c-9")
+        assert view["status"] == "SUBMITTING" and view["cancellation"]["state"] == "requested"
+        assert view["cancellation"]["outcome"] == "lookup down"
+        fake.lookup_errors.clear()
+        await harness.wait_for_status("c-9", {OrderStatus.CANCELLED}, timeout=30)
+        assert [s[0] for s in fake.submissions] == ["c-9"], "never sent again"

@@ -32,12 +32,19 @@ from posintegrator.testing import running_host
 DUMP = Path(__file__).parent / "fixtures" / "store_v3.sql"
 
 
-def first_release_store(path: Path) -> Path:
-    """The database the first release wrote, rebuilt from its dump."""
+def first_release_store(path: Path, *, recent: bool = False) -> Path:
+    """The database the first release wrote, rebuilt from its dump.
+
+    :param recent: date the orders now rather than when the dump was taken, so those not yet
+        delivered are still within their delivery deadline.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path)
     db.executescript(DUMP.read_text(encoding="utf-8"))
     assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    if recent:
+        with db:
+            db.execute("UPDATE orders SET created_at = ?", (utcnow().isoformat(),))
     db.close()
     return path
 
@@ -121,7 +128,7 @@ async def test_a_host_runs_on_the_upgraded_store(
 ) -> None:
     """The host serves the old orders and menus, delivers what the old release had not, and
     tells a replay of an old order (in the new format) from a new one."""
-    first_release_store(tmp_path / "host.db")
+    first_release_store(tmp_path / "host.db", recent=True)
 
     async def connect(host: Host) -> None:
         simulator.set_webhook(host.connections["demo"].connection.ctx.webhook_url, None)

@@ -66,8 +66,11 @@ def pos_capabilities() -> Capabilities:
     """Declare what this plugin can do.
 
     Called at start-up. The host refuses a configuration the plugin cannot serve (status by
-    polling when the plugin cannot poll, an order type it does not support) and chooses how to
-    recover ambiguous submissions from ``order_lookup`` and ``idempotent_submit``.
+    polling when the plugin cannot poll) and, at the API, an order it cannot carry (an order
+    type, a payment mode or an optional part of the order, ``order_features``, it does not
+    list); it chooses how to recover ambiguous submissions from ``order_lookup`` and
+    ``idempotent_submit``, and whether an order the POS has can be cancelled from
+    ``order_cancel``.
 
     :returns: the plugin's :class:`~posintegrator.hooktypes.Capabilities`.
     """

@@ -76,6 +76,15 @@ class OrderCancellation:
         if is_final(record.status):
             await self._refuse(order.id, f"the order is already {record.status}", "host")
             return
+        if record.status in _BEFORE_POS and not record.maybe_in_pos:
+            # The attempt under way when it was asked for did not reach the POS after all.
+            await self._steps.apply(
+                order.id,
+                OrderStatus.CANCELLED,
+                source=record.cancellation.requested_by,
+                reason=record.cancellation.reason,
+            )
+            return
         if record.status in _BEFORE_POS:
             # The POS may have the order (an attempt's outcome is unknown): find out first.
             if not caps.order_lookup:

@@ -827,9 +827,11 @@ class SQLiteStore(LinkTables):
             "AND cancel_due_at <= ? ORDER BY cancel_due_at LIMIT ?",
             (connection, _ts(now), limit),
         ).fetchall()
+        # An order whose cancellation waits is due only when the cancellation is.
         rows = self.db.execute(
             f"SELECT {_ORDER_COLUMNS}, next_attempt_at FROM orders WHERE connection = ? "  # noqa: S608
-            "AND next_attempt_at <= ? AND status IN (?, ?) ORDER BY next_attempt_at LIMIT ?",
+            "AND next_attempt_at <= ? AND status IN (?, ?) AND cancel_due_at IS NULL "
+            "ORDER BY next_attempt_at LIMIT ?",
             (connection, _ts(now), *_DELIVERABLE, limit),
         ).fetchall()
         if cancels:
@@ -845,7 +847,7 @@ class SQLiteStore(LinkTables):
     def _next_delivery_at(self, connection: str) -> datetime | None:
         row = self.db.execute(
             "SELECT MIN(next_attempt_at) FROM orders WHERE connection = ? "
-            "AND next_attempt_at IS NOT NULL AND status IN (?, ?)",
+            "AND next_attempt_at IS NOT NULL AND status IN (?, ?) AND cancel_due_at IS NULL",
             (connection, *_DELIVERABLE),
         ).fetchone()
         cancel = self.db.execute(
