@@ -148,22 +148,6 @@ MIGRATIONS: tuple[tuple[int, Step], ...] = (
         );
         """,
     ),
-    (
-        4,
-        """
-        ALTER TABLE orders ADD COLUMN prepaid INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE orders ADD COLUMN currency TEXT;
-        ALTER TABLE orders ADD COLUMN cancel_state TEXT;
-        ALTER TABLE orders ADD COLUMN cancel_by TEXT;
-        ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
-        ALTER TABLE orders ADD COLUMN cancel_requested_at TEXT;
-        ALTER TABLE orders ADD COLUMN cancel_due_at REAL;
-        ALTER TABLE orders ADD COLUMN cancel_outcome TEXT;
-        CREATE INDEX orders_cancel_due ON orders (connection, cancel_due_at)
-            WHERE cancel_due_at IS NOT NULL;
-        """,
-    ),
-    (5, rewrite_orders),
 )
 
 # Venue agents and the link to them (docs/link.md). On a hub: the approved agents, pairing
@@ -218,6 +202,28 @@ MIGRATIONS += (
         ALTER TABLE orders ADD COLUMN handed_over_at TEXT;
         """,
     ),
+)
+
+# The complete universal order (docs/changelog.md): what an order prepaid and in which currency
+# (for the refund its cancellation signals), a cancellation asked of it and how it went; then
+# every stored order brought to the new format.
+MIGRATIONS += (
+    (
+        5,
+        """
+        ALTER TABLE orders ADD COLUMN prepaid INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE orders ADD COLUMN currency TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_state TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_by TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_requested_at TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_due_at REAL;
+        ALTER TABLE orders ADD COLUMN cancel_outcome TEXT;
+        CREATE INDEX orders_cancel_due ON orders (connection, cancel_due_at)
+            WHERE cancel_due_at IS NOT NULL;
+        """,
+    ),
+    (6, rewrite_orders),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
