@@ -643,6 +643,13 @@ async def cancel_order(request: web.Request) -> web.Response:
             "Not possible in this status",
             f"order {order_id!r} became {result.record.status} meanwhile",
         )
+    if result.outcome == CancelOutcome.WITH_AGENT:
+        raise ProblemError(
+            409,
+            "The order is with a venue agent",
+            f"order {order_id!r} was handed to the venue agent that delivers it; a hub cannot "
+            "cancel it there yet: cancel it at the POS",
+        )
     if result.outcome == CancelOutcome.CANCELLED:
         return await _order_view(host, order_id)
     if jobs is not None:

@@ -64,6 +64,9 @@ class CancelOutcome(StrEnum):
     """A cancellation was already waiting for the POS's answer; nothing changed."""
     FINAL = "final"
     """The order is in a final status: nothing changed."""
+    WITH_AGENT = "with_agent"
+    """The order was handed to a venue agent, which delivers it: the hub cannot cancel it (not
+    yet); nothing changed."""
 
 
 @dataclass(frozen=True)

@@ -579,6 +579,9 @@ class SQLiteStore(LinkTables):
                 return CancelRequestResult(CancelOutcome.FINAL, record)
             if record.cancel_pending:
                 return CancelRequestResult(CancelOutcome.ALREADY_REQUESTED, record)
+            handed = tx.execute("SELECT agent FROM orders WHERE id = ?", (order_id,)).fetchone()
+            if handed[0] is not None:
+                return CancelRequestResult(CancelOutcome.WITH_AGENT, record)
             if record.status.value in _BEFORE_POS and not record.maybe_in_pos:
                 # No attempt may have reached the POS (begin_attempt sets maybe_in_pos in its
                 # own transaction before any call): nothing to take back, cancel here.
