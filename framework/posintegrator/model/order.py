@@ -161,7 +161,7 @@ class SelectedModifier(UniversalModel):
     option_id: Id
     group_id: Id | None = None
     quantity: int = Field(default=1, ge=1, le=999)
-    modifiers: list[SelectedModifier] = Field(default_factory=list, max_length=100)
+    modifiers: list[SelectedModifier] = Field(default_factory=list)
 
 
 class ComboComponent(UniversalModel):
@@ -170,7 +170,7 @@ class ComboComponent(UniversalModel):
     slot_id: Id
     product_id: Id
     variant_id: Id | None = None
-    modifiers: list[SelectedModifier] = Field(default_factory=list, max_length=100)
+    modifiers: list[SelectedModifier] = Field(default_factory=list)
 
 
 class OrderLine(UniversalModel):
@@ -180,8 +180,8 @@ class OrderLine(UniversalModel):
     variant_id: Id | None = None
     quantity: int = Field(ge=1, le=999)
     unit_price: MinorUnits = Field(description="Price of one unit including its modifiers.")
-    modifiers: list[SelectedModifier] = Field(default_factory=list, max_length=100)
-    components: list[ComboComponent] = Field(default_factory=list, max_length=20)
+    modifiers: list[SelectedModifier] = Field(default_factory=list)
+    components: list[ComboComponent] = Field(default_factory=list)
     discounts: list[Discount] = Field(
         default_factory=list,
         max_length=10,
