@@ -270,10 +270,18 @@ def pos_look(simulator: str, values: dict[str, str]) -> str:
 
 
 def print_banner(
-    title: str, rows: list[tuple[str, str]], looks: list[tuple[str, str]], api: str, token: str
+    title: str,
+    rows: list[tuple[str, str]],
+    looks: list[tuple[str, str]],
+    api: str,
+    token: str,
+    *,
+    cancellable: bool = True,
 ) -> None:
     """Print what runs (``rows``: name, value) and commands that work as pasted: ``looks``
-    (heading, command), then the menu, the example order and its follow-up at ``api``."""
+    (heading, command), then the menu, the example orders and their follow-ups at ``api`` (the
+    delivery order's cancellation only when ``cancellable``: a hub cannot cancel an order its
+    venue agent has)."""
     auth = shlex.quote(f"Authorization: Bearer {token}")
     example = find_example_order()
     click.echo()
@@ -299,13 +307,14 @@ def print_banner(
     delivery = find_example_order("delivery-order.json")
     if delivery is not None:
         click.echo(
-            "An Uber Eats delivery (own prices, 10 % off, a fee, a tip, two payments); "
-            "cancel it before the kitchen starts:"
+            "An Uber Eats delivery (own prices, 10 % off, a fee, a tip, two payments)"
+            + ("; cancel it before the kitchen starts:" if cancellable else ":")
         )
         click.echo(
             f"  curl -sS -X POST -H {auth} -H 'Content-Type: application/json' "
             f"--data @{shlex.quote(str(delivery))} {api}/v1/orders; echo"
         )
+    if delivery is not None and cancellable:
         cancel = shlex.quote('{"requested_by": "customer", "reason": "changed my mind"}')
         click.echo(
             f"  curl -sS -X POST -H {auth} -H 'Content-Type: application/json' "
