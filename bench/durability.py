@@ -38,7 +38,7 @@ def make_order(index: int) -> Order:
                 {"product_id": "fries", "variant_id": "medium", "quantity": 1, "unit_price": 320}
             ],
             "total": 320,
-            "payment": {"mode": "PREPAID", "amount": 320},
+            "payments": [{"mode": "PREPAID", "amount": 320}],
         }
     )
 

@@ -14,6 +14,7 @@ from posintegrator.context import ConnectionContext
 from posintegrator.errors import PosError
 from posintegrator.hookspecs import hookimpl
 from posintegrator.hooktypes import (
+    CancelResult,
     Capabilities,
     FoundOrder,
     InboundWebhook,
@@ -67,6 +68,12 @@ class ScriptedPos:
     menus: dict[str, Menu] = field(default_factory=dict)
     """Menus to serve instead of :func:`one_product_menu`, by location."""
     menu_fetches: int = 0
+    cancel_outcomes: list[CancelResult | PosError] = field(default_factory=list)
+    """What the next cancellations answer, in order (then: cancelled)."""
+    cancels: list[tuple[str, str | None, str]] = field(default_factory=list)
+    """Every cancellation asked: (our id, POS id, reason)."""
+    received: dict[str, Order] = field(default_factory=dict)
+    """The orders the POS took, as it was sent them."""
 
     @hookimpl
     def pos_settings_model(self) -> type[BaseModel]:
@@ -82,7 +89,9 @@ class ScriptedPos:
         menu = self.menus.get(location) or one_product_menu(location)
         return menu.model_copy(deep=True)
 
-    def _create(self, order_id: str) -> str:
+    def _create(self, order_id: str, order: Order | None = None) -> str:
+        if order is not None:
+            self.received.setdefault(order_id, order)
         pos_id = self.orders.setdefault(order_id, f"POS-{len(self.orders) + 1}")
         self.statuses.setdefault(order_id, OrderStatus.ACCEPTED)
         return pos_id
@@ -99,13 +108,13 @@ class ScriptedPos:
                 await asyncio.sleep(self.submit_delay)
             outcome: Outcome = self.outcomes.pop(0) if self.outcomes else "ok"
             if isinstance(outcome, tuple):
-                self._create(order.id)
+                self._create(order.id, order)
                 raise outcome[1]
             if isinstance(outcome, PosError):
                 raise outcome
             if callable(outcome):
                 outcome()
-            return SubmitResult(pos_order_id=self._create(order.id))
+            return SubmitResult(pos_order_id=self._create(order.id, order))
         finally:
             self.in_flight -= 1
 
@@ -118,6 +127,25 @@ class ScriptedPos:
             raise self.lookup_errors.pop(0)
         pos_id = self.orders.get(order_id)
         return None if pos_id is None else FoundOrder(pos_order_id=pos_id)
+
+    @hookimpl
+    async def pos_cancel_order(
+        self,
+        ctx: ConnectionContext,
+        order_id: str,
+        pos_order_id: str | None,
+        location: str,
+        reason: str,
+    ) -> CancelResult:
+        self.cancels.append((order_id, pos_order_id, reason))
+        outcome = (
+            self.cancel_outcomes.pop(0) if self.cancel_outcomes else CancelResult(cancelled=True)
+        )
+        if isinstance(outcome, PosError):
+            raise outcome
+        if outcome.cancelled:
+            self.statuses[order_id] = OrderStatus.CANCELLED
+        return outcome
 
     @hookimpl
     async def pos_poll_status(

@@ -16,7 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from posintegrator.model.menu import Allergen, Channel, DietaryTag, Menu
+from posintegrator.model import DEFAULT_CHANNELS
+from posintegrator.model.menu import Allergen, DietaryTag, Menu
 
 Json = dict[str, Any]
 Draw = Callable[[st.SearchStrategy[Any]], Any]
@@ -70,7 +71,9 @@ instants = st.datetimes(
     max_value=datetime(2035, 12, 31),
     timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))]),
 )
-channels = st.lists(st.sampled_from(list(Channel)), unique=True, max_size=4)
+channels = st.lists(
+    st.sampled_from([*DEFAULT_CHANNELS, "ubereats", "wolt"]), unique=True, max_size=4
+)
 
 
 _INTS: dict[tuple[int, int], st.SearchStrategy[int]] = {}

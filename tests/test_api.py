@@ -120,10 +120,14 @@ async def test_orders_the_deployment_cannot_serve_are_refused(
     status, problem = await demo_host.post_order(elsewhere)
     assert status == 422
     assert problem["errors"][0]["field"] == "location"
-    unpaid = {**example_order, "id": "x-2", "payment": {"mode": "PREPAID", "amount": 1}}
+    unpaid = {**example_order, "id": "x-2", "payments": [{"mode": "PREPAID", "amount": 1}]}
     status, problem = await demo_host.post_order(unpaid)
-    assert status == 422 and "payment.amount" in problem["detail"]
-    assert problem["errors"][0]["field"] == "payment"
+    assert status == 422 and "add up to 1 but the total is 1990" in problem["detail"]
+    assert problem["errors"][0]["field"] == "payments"
+    aggregator = {**example_order, "id": "x-3", "channel": "deliveroo"}
+    status, problem = await demo_host.post_order(aggregator)
+    assert status == 422 and problem["errors"][0]["field"] == "channel"
+    assert "unknown channel 'deliveroo'" in problem["errors"][0]["reason"]
 
 
 async def test_malformed_json_is_400(demo_host: HostHarness) -> None:

@@ -73,7 +73,7 @@ def fries_order(order_id: str, menu: Menu) -> dict[str, Any]:
             {"product_id": "fries", "variant_id": "medium", "quantity": 1, "unit_price": price}
         ],
         "total": price,
-        "payment": {"mode": "PREPAID", "amount": price},
+        "payments": [{"mode": "PREPAID", "amount": price}],
     }
 
 

@@ -195,6 +195,8 @@ async def test_order_size_limits_are_422_naming_the_field(
     limits = demo_host.host.settings.orders
     too_many = copy.deepcopy(example_order)
     too_many["lines"] = example_order["lines"] * (limits.max_lines + 1)
+    too_many["total"] = example_order["total"] * (limits.max_lines + 1)  # still adds up
+    too_many["payments"] = [{"mode": "PREPAID", "amount": too_many["total"]}]
     status, body = await demo_host.post_order(too_many)
     assert status == 422 and body["errors"][0]["field"] == "lines", body
 

@@ -42,6 +42,12 @@ async def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
         assert code == 0 and orjson.loads(out)["location"] == "downtown"
         code, out = await cli("orders", "show", "nope", "--config", config)
         assert code == 1 and "no order with id 'nope'" in out
+        delivery = next(line.strip() for line in demo.lines if "delivery-order.json" in line)
+        answer = orjson.loads(await run(delivery))
+        assert answer == {"id": "demo-delivery-0001", "status": "RECEIVED"}
+        await demo.wait_for_line(r"cloud <- order demo-delivery-0001 #\d+: COMPLETED")
+        code, out = await cli("orders", "show", "demo-delivery-0001", "--config", config)
+        assert code == 0 and "16.73 EUR" in out and "GIFT_CARD" in out
     finally:
         assert await demo.stop() == 0
 
@@ -58,7 +64,9 @@ async def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
         # The printed look into the POS works as pasted.
         look = next(line.strip() for line in again.lines if "/orders; echo" in line)
         held = orjson.loads(await run(look))["orders"]
-        assert [o["reference"] for o in held] == ["demo-order-0001"], "the POS kept its orders"
+        assert [o["reference"] for o in held] == ["demo-order-0001", "demo-delivery-0001"], (
+            "the POS kept its orders"
+        )
         # Pasting the same curl again gives the same answer and no second POS order.
         post = next(line.strip() for line in again.lines if "-X POST" in line)
         assert orjson.loads(await run(post)) == {"id": "demo-order-0001", "status": "RECEIVED"}

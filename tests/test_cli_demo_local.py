@@ -89,7 +89,7 @@ async def test_local_demo_end_to_end_and_resume(tmp_path: Path) -> None:
             assert view["connected"] is True and view["locations"] == [location]
         [menu] = [c for c in demo.commands() if "/menu" in c]
         assert (await run(menu)).startswith('{"')  # the head of the downtown menu
-        [post] = [c for c in demo.commands() if "-X POST" in c]
+        [post] = [c for c in demo.commands() if "-X POST" in c and "/order.json" in c]
         answer = orjson.loads(await run(post))
         assert answer == {"id": "demo-order-0001", "status": "RECEIVED"}
         await demo.wait_for_line(r"cloud <- order demo-order-0001 #\d+: COMPLETED", 60)
@@ -101,6 +101,17 @@ async def test_local_demo_end_to_end_and_resume(tmp_path: Path) -> None:
         assert await pos_references(demo, "downtown") == ["demo-order-0001"]
         assert await pos_references(demo, "airport") == []
         assert orjson.loads(await run(post)) == answer, "the same order again: the same answer"
+        # The aggregator's delivery order reaches the venue's POS whole, through its agent; the
+        # banner offers no cancellation (the hub cannot cancel what an agent has).
+        [delivery] = [c for c in demo.commands() if "delivery-order.json" in c]
+        assert not [c for c in demo.commands() if "/cancel" in c]
+        answer = orjson.loads(await run(delivery))
+        assert answer == {"id": "demo-delivery-0001", "status": "RECEIVED"}
+        await demo.wait_for_line(r"cloud <- order demo-delivery-0001 #\d+: COMPLETED", 60)
+        held = orjson.loads(await run(pos_look(demo, "downtown")))["orders"]
+        [pos_delivery] = [o for o in held if o["reference"] == "demo-delivery-0001"]
+        # examples/delivery-order.json: 16.73 EUR in two payments.
+        assert pos_delivery["total"] == 1673 and len(pos_delivery["payments"]) == 2
         config = str(data_dir / "demo.toml")
         code, out = await cli("orders", "show", "demo-order-0001", "--config", config)
         assert code == 0 and "COMPLETED" in out
@@ -128,7 +139,10 @@ async def test_local_demo_end_to_end_and_resume(tmp_path: Path) -> None:
         agents = await printed_agents(again)
         assert sorted(agents) == ["agent-airport", "agent-downtown"], "the same two agents"
         assert all(agent["connected"] for agent in agents.values())
-        assert await pos_references(again, "downtown") == ["demo-order-0001"], "the POS kept it"
+        assert await pos_references(again, "downtown") == [
+            "demo-order-0001",
+            "demo-delivery-0001",
+        ], "the POS kept them"
         # A new order for the other venue goes through its agent.
         hub_url = (await again.wait_for_line(r"Integrator API")).split()[-3]
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
@@ -139,7 +153,7 @@ async def test_local_demo_end_to_end_and_resume(tmp_path: Path) -> None:
                 assert response.status == 202, await response.text()
         await again.wait_for_line(r"cloud <- order airport-order-1 #\d+: COMPLETED", 60)
         assert await pos_references(again, "airport") == ["airport-order-1"]
-        assert await pos_references(again, "downtown") == ["demo-order-0001"]
+        assert await pos_references(again, "downtown") == ["demo-order-0001", "demo-delivery-0001"]
     finally:
         assert await again.stop() == 0
     assert processes_mentioning(str(data_dir)) == []

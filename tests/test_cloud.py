@@ -287,3 +287,49 @@ def test_a_demo_directory_from_before_gets_a_standard_cloud_secret(tmp_path: Pat
         tmp_path, 8080, values, "http://127.0.0.1:1", "http://127.0.0.1:2/hook"
     ).read_text(encoding="utf-8")
     assert f'webhook_secrets = ["{values["cloud_webhook_secret"]}"]' in config
+
+
+def test_the_refund_and_the_refusal_bodies_are_valid_events() -> None:
+    from datetime import UTC, datetime
+
+    import jsonschema
+
+    from posintegrator.cloud.events import (
+        OrderCancelRefused,
+        OrderStatusChanged,
+        order_cancel_refused,
+        order_status_changed,
+    )
+    from posintegrator.schemas import json_schema
+
+    at = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+    cancelled = order_status_changed(
+        event_id="e2",
+        sequence=4,
+        order_id="o1",
+        location="downtown",
+        status=OrderStatus.CANCELLED,
+        previous_status=OrderStatus.ACCEPTED,
+        occurred_at=at,
+        reason="cancelled at the request of cloud:customer: changed mind",
+        pos_order_id="P1",
+        source="pos:demo",
+        refund=(1990, "EUR"),
+    )
+    assert OrderStatusChanged.model_validate(cancelled).model_dump(mode="json") == cancelled
+    assert cancelled["refund"] == {"amount": 1990, "currency": "EUR"}
+    refused = order_cancel_refused(
+        event_id="e3",
+        sequence=5,
+        order_id="o1",
+        location="downtown",
+        status=OrderStatus.IN_PREPARATION,
+        occurred_at=at,
+        reason="too late: order D-000001 is preparing",
+        requested_by="cloud:customer",
+        pos_order_id="P1",
+        source="pos:demo",
+    )
+    assert OrderCancelRefused.model_validate(refused).model_dump(mode="json") == refused
+    for body in (cancelled, refused):
+        jsonschema.validate(body, json_schema("event"))

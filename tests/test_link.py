@@ -592,3 +592,36 @@ async def test_revoking_an_agent_takes_back_the_orders_it_never_received(tmp_pat
             "taken back from revoked agent old-agent",
             "queued for agent new-agent",
         ]
+
+
+async def test_a_hub_cancels_what_it_holds_and_refuses_what_an_agent_has(tmp_path: Path) -> None:
+    """An order still waiting at the hub is cancelled there and never handed over; one handed
+    to a venue agent is the agent's to deliver: the hub says it cannot cancel it (409)."""
+    async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, _, token):
+        menu = one_product_menu("downtown")
+        await hub.connections["venue"].menusync.publish_fetched("downtown", menu)
+        status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-c1"))
+        assert status == 202
+
+        async def waiting_without_agent() -> bool:
+            _, view = await _api(hub.url, token, "GET", "/v1/orders/o-c1")
+            return bool(view["last_error"] and "no venue agent" in view["last_error"])
+
+        await eventually(waiting_without_agent, timeout=20)
+        cancel = {"requested_by": "customer", "reason": "changed my mind"}
+        status, view = await _api(hub.url, token, "POST", "/v1/orders/o-c1/cancel", cancel)
+        assert status == 200 and view["status"] == "CANCELLED"
+        await pair(hub.url, token, tmp_path / "agent", "downtown-agent", ["downtown"])
+        status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-c2"))
+        assert status == 202
+
+        async def queued() -> bool:
+            waiting = await hub.store.handovers("venue")
+            return [w.record.order.id for w in waiting] == ["o-c2"]
+
+        await eventually(queued, timeout=20)
+        status, problem = await _api(hub.url, token, "POST", "/v1/orders/o-c2/cancel", cancel)
+        assert status == 409 and problem["title"] == "The order is with a venue agent"
+        _, view = await _api(hub.url, token, "GET", "/v1/orders/o-c1")
+        assert view["status"] == "CANCELLED", "never handed over"
+        assert not [h for h in view["history"] if (h["note"] or "").startswith("queued")]

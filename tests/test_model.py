@@ -75,13 +75,37 @@ def test_times_must_carry_a_zone_and_become_utc(example_order: dict[str, Any]) -
         Order.model_validate(data)
 
 
-def test_prepaid_amount_must_match_total(example_order: dict[str, Any]) -> None:
+def test_payments_must_cover_the_total(example_order: dict[str, Any]) -> None:
     data = order_data(example_order)
-    data["payment"]["amount"] = 1000
-    with pytest.raises(ValidationError, match="must equal total"):
+    data["payments"][0]["amount"] = 1000
+    with pytest.raises(ValidationError, match="add up to 1000 but the total is 1990") as info:
         Order.model_validate(data)
-    data["payment"]["mode"] = "AT_COUNTER"
-    assert Order.model_validate(data).payment.amount == 1000
+    assert [e["loc"] for e in info.value.errors()] == [("payments",)]
+    data["payments"][0]["mode"] = "AT_COUNTER"
+    with pytest.raises(ValidationError):
+        Order.model_validate(data)
+    data["payments"].append({"mode": "AT_COUNTER", "amount": 990, "method": "CASH"})
+    assert [p.amount for p in Order.model_validate(data).payments] == [1000, 990]
+
+
+def test_a_first_release_payment_is_named(example_order: dict[str, Any]) -> None:
+    data = order_data(example_order)
+    data["payment"] = data.pop("payments")[0]
+    with pytest.raises(ValidationError, match="replaced by payments") as info:
+        Order.model_validate(data)
+    assert [e["loc"] for e in info.value.errors()] == [("payment",)]
+
+
+def test_an_order_cannot_be_changed_into_one_that_does_not_add_up(
+    example_order: dict[str, Any],
+) -> None:
+    order = Order.model_validate(example_order)
+    with pytest.raises(ValidationError, match="= 2090"):
+        order.tip = 100
+    assert order.tip == 0
+    more = order.model_copy(update={"tip": 100, "total": 2090}).model_dump()
+    more["payments"][0]["amount"] = 2090
+    assert Order.model_validate(more).total == 2090
 
 
 def test_status_event_names_an_order() -> None:

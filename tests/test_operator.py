@@ -129,14 +129,24 @@ async def test_cancel_only_when_the_pos_cannot_have_it(tmp_path: Path) -> None:
         await harness.post_order(sample_order(one_product_menu("loc"), "op-4"))
         await harness.wait_for_status("op-4", {OrderStatus.SUBMITTING})
         await asyncio.sleep(0.1)
-        status, view = await act(harness, "op-4", "cancel", operator="lee", note="customer left")
+        status, view = await act(
+            harness,
+            "op-4",
+            "cancel",
+            requested_by="operator",
+            operator="lee",
+            reason="customer left",
+        )
         assert status == 200 and view["status"] == "CANCELLED"
         assert view["status_reason"] == "customer left"
+        assert view["history"][-1]["source"] == "operator:lee"
         status, problem = await act(harness, "op-4", "retry", operator="lee")
         assert status == 409 and "CANCELLED" in problem["detail"]
     async with host_with(tmp_path / "b", blind) as harness:
         await parked(harness, "op-5")
-        status, problem = await act(harness, "op-5", "cancel", operator="lee")
+        status, problem = await act(
+            harness, "op-5", "cancel", requested_by="operator", operator="lee", reason="gone"
+        )
         assert status == 409 and problem["title"] == "The POS may have this order"
 
 
@@ -144,8 +154,14 @@ async def test_bad_requests(tmp_path: Path) -> None:
     async with host_with(tmp_path, ScriptedPos()) as harness:
         await harness.post_order(sample_order(one_product_menu("loc"), "op-6"))
         await harness.wait_for_status("op-6", {OrderStatus.ACCEPTED})
-        status, problem = await act(harness, "op-6", "cancel", operator="lee")
-        assert status == 409 and "ACCEPTED" in problem["detail"]
+        status, problem = await act(
+            harness, "op-6", "cancel", requested_by="customer", reason="changed my mind"
+        )
+        assert status == 409 and problem["title"] == "The POS cannot cancel orders"
+        assert "ACCEPTED" in problem["detail"]
+        status, problem = await act(harness, "op-6", "cancel", operator="lee", note="old body")
+        assert status == 422
+        assert {e["field"] for e in problem["errors"]} >= {"requested_by", "reason", "note"}
         status, problem = await act(harness, "nope", "retry", operator="lee")
         assert status == 404
         status, problem = await act(harness, "op-6", "found", operator="lee")

@@ -40,6 +40,8 @@ def test_schemas_validate_real_documents_and_refuse_bad_ones(
     order_schema = json_schema("order")
     jsonschema.Draft202012Validator.check_schema(order_schema)
     jsonschema.validate(example_order, order_schema)
+    delivery = orjson.loads((DOCS.parents[1] / "examples" / "delivery-order.json").read_bytes())
+    jsonschema.validate(delivery, order_schema)
     bad = {**example_order, "total": -5}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, order_schema)

@@ -453,9 +453,18 @@ def orders_show(
     if view["status_reason"]:
         click.echo(f"  reason: {view['status_reason']}")
     click.echo(f"  POS id: {view['pos_order_id'] or '-'}   attempts: {view['attempts']}")
-    click.echo(
-        f"  total: {order['total'] / 100:.2f} {order['currency']} ({order['payment']['mode']})"
+    payments = ", ".join(
+        f"{p['amount'] / 100:.2f} {p['mode']}" + (f" {p['method']}" if p.get("method") else "")
+        for p in order["payments"]
     )
+    click.echo(f"  total: {order['total'] / 100:.2f} {order['currency']} (paid: {payments})")
+    cancellation = view.get("cancellation")
+    if cancellation:
+        outcome = f": {cancellation['outcome']}" if cancellation["outcome"] else ""
+        click.echo(
+            f"  cancellation {cancellation['state']} (asked by {cancellation['requested_by']}: "
+            f"{cancellation['reason']}){outcome}"
+        )
     _print_history(view)
 
 
@@ -523,6 +532,9 @@ def _operator_command(verb: str, help_text: str, needs_pos_id: bool = False) -> 
         body: dict[str, Any] = {"operator": operator, "note": note}
         if needs_pos_id:
             body["pos_order_id"] = pos_id
+        if verb == "cancel":
+            reason = note or "cancelled by an operator"
+            body = {"requested_by": "operator", "operator": operator, "reason": reason}
         view = _fetch(api, key, f"/v1/orders/{order_id}/{verb}", "POST", body)
         if as_json:
             _print_json(view)
@@ -540,7 +552,11 @@ _operator_command(
     "found", "Record that ORDER_ID is in the POS, with its POS id.", needs_pos_id=True
 )
 _operator_command("missing", "Record that the POS lacks ORDER_ID, and send it now.")
-_operator_command("cancel", "Cancel ORDER_ID (only while the POS surely does not have it).")
+_operator_command(
+    "cancel",
+    "Cancel ORDER_ID: at once if the POS does not have it, else the POS is asked (and may "
+    "refuse if the kitchen has started).",
+)
 
 
 # --- venue agents -----------------------------------------------------------------------------

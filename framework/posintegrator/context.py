@@ -32,6 +32,10 @@ class PluginState(Protocol):
         """Store ``value`` under ``key``, durably."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Forget ``key`` (nothing happens when it is not there)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ConnectionContext:

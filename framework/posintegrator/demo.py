@@ -98,6 +98,20 @@ path = "{data_dir / "posintegrator.db"}"
 webhook_url = "{receiver_url}"
 webhook_secrets = ["{values["cloud_webhook_secret"]}"]
 
+# The chain's sales channels: its own four, and an aggregator with its own price list in the
+# demo POS (price level "ubereats").
+[[channels]]
+id = "kiosk"
+[[channels]]
+id = "web"
+[[channels]]
+id = "delivery"
+[[channels]]
+id = "dine_in"
+[[channels]]
+id = "ubereats"
+name = "Uber Eats"
+
 {connections}""",
         encoding="utf-8",
     )
@@ -131,10 +145,10 @@ def claim_data_dir(data_dir: Path, kind: str) -> None:
     marker.write_text(kind + "\n", encoding="utf-8")
 
 
-def find_example_order() -> Path | None:
-    """``examples/order.json`` from the working directory or the source checkout."""
+def find_example_order(name: str = "order.json") -> Path | None:
+    """``examples/<name>`` from the working directory or the source checkout."""
     for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = root / "examples" / "order.json"
+        candidate = root / "examples" / name
         if candidate.is_file():
             return candidate
     return None
@@ -144,8 +158,17 @@ def print_event(event: dict[str, Any]) -> None:
     """Print what the cloud receiver got."""
     if event["type"] == "order.status_changed":
         pos = f" (POS {event['pos_order_id']})" if event.get("pos_order_id") else ""
+        refund = event.get("refund")
+        money = f", refund {refund['amount'] / 100:.2f} {refund['currency']}" if refund else ""
         click.secho(
-            f"cloud <- order {event['order_id']} #{event['sequence']}: {event['status']}{pos}",
+            f"cloud <- order {event['order_id']} #{event['sequence']}: {event['status']}"
+            f"{pos}{money}",
+            fg="magenta",
+        )
+    elif event["type"] == "order.cancel_refused":
+        click.secho(
+            f"cloud <- order {event['order_id']} #{event['sequence']}: cancellation refused, "
+            f"still {event['status']} ({event['reason']})",
             fg="magenta",
         )
     else:
@@ -247,10 +270,18 @@ def pos_look(simulator: str, values: dict[str, str]) -> str:
 
 
 def print_banner(
-    title: str, rows: list[tuple[str, str]], looks: list[tuple[str, str]], api: str, token: str
+    title: str,
+    rows: list[tuple[str, str]],
+    looks: list[tuple[str, str]],
+    api: str,
+    token: str,
+    *,
+    cancellable: bool = True,
 ) -> None:
     """Print what runs (``rows``: name, value) and commands that work as pasted: ``looks``
-    (heading, command), then the menu, the example order and its follow-up at ``api``."""
+    (heading, command), then the menu, the example orders and their follow-ups at ``api`` (the
+    delivery order's cancellation only when ``cancellable``: a hub cannot cancel an order its
+    venue agent has)."""
     auth = shlex.quote(f"Authorization: Bearer {token}")
     example = find_example_order()
     click.echo()
@@ -273,5 +304,21 @@ def print_banner(
         )
         click.echo("Follow it:")
         click.echo(f"  curl -sS -H {auth} {api}/v1/orders/demo-order-0001; echo")
+    delivery = find_example_order("delivery-order.json")
+    if delivery is not None:
+        click.echo(
+            "An Uber Eats delivery (own prices, 10 % off, a fee, a tip, two payments)"
+            + ("; cancel it before the kitchen starts:" if cancellable else ":")
+        )
+        click.echo(
+            f"  curl -sS -X POST -H {auth} -H 'Content-Type: application/json' "
+            f"--data @{shlex.quote(str(delivery))} {api}/v1/orders; echo"
+        )
+    if delivery is not None and cancellable:
+        cancel = shlex.quote('{"requested_by": "customer", "reason": "changed my mind"}')
+        click.echo(
+            f"  curl -sS -X POST -H {auth} -H 'Content-Type: application/json' "
+            f"--data {cancel} {api}/v1/orders/demo-delivery-0001/cancel; echo"
+        )
     click.echo("Stop with Ctrl-C; run again with the same --data-dir to carry on.")
     click.echo()

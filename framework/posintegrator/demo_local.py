@@ -402,6 +402,7 @@ async def _start(
         + [("The venue agents, as the hub sees them:", _agents_look(hub.url, token))],
         hub.url,
         token,
+        cancellable=False,
     )
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from posintegrator.context import ConnectionContext
     from posintegrator.hooktypes import (
+        CancelResult,
         Capabilities,
         FoundOrder,
         InboundWebhook,
@@ -65,8 +66,11 @@ def pos_capabilities() -> Capabilities:
     """Declare what this plugin can do.
 
     Called at start-up. The host refuses a configuration the plugin cannot serve (status by
-    polling when the plugin cannot poll, an order type it does not support) and chooses how to
-    recover ambiguous submissions from ``order_lookup`` and ``idempotent_submit``.
+    polling when the plugin cannot poll) and, at the API, an order it cannot carry (an order
+    type, a payment mode or an optional part of the order, ``order_features``, it does not
+    list); it chooses how to recover ambiguous submissions from ``order_lookup`` and
+    ``idempotent_submit``, and whether an order the POS has can be cancelled from
+    ``order_cancel``.
 
     :returns: the plugin's :class:`~posintegrator.hooktypes.Capabilities`.
     """
@@ -139,6 +143,34 @@ def pos_find_order(
     :raises RetryableError: the POS could not answer now.
     :raises NeedsAttentionError: the POS's data cannot settle it (several of its orders fit
         ours, none carrying our reference): the order is parked for a person.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def pos_cancel_order(
+    ctx: ConnectionContext, order_id: str, pos_order_id: str | None, location: str, reason: str
+) -> Awaitable[CancelResult]:
+    """Cancel (or void) an order the POS has, if the POS still allows it.
+
+    Called by the delivery engine when a cancellation was asked for an order the POS has
+    (``POST /v1/orders/{order_id}/cancel``), on plugins whose capabilities say
+    ``order_cancel``. Answer honestly: ``CancelResult(cancelled=True)`` when the POS cancelled
+    the order (or it already was cancelled: the call must be safe to repeat, as it is retried
+    after an unknown outcome), ``CancelResult(cancelled=False, reason=...)`` when the POS
+    refuses, typically because the kitchen has started on it. The host turns the answer into a
+    CANCELLED status or an ``order.cancel_refused`` event for the cloud.
+
+    :param ctx: the connection serving ``location``.
+    :param order_id: our (the cloud's) order id, the POS's reference of the order.
+    :param pos_order_id: the POS's id of the order, when the host knows it.
+    :param location: the order's location.
+    :param reason: why the order is cancelled, for the POS's staff.
+    :returns: whether the POS cancelled the order.
+    :raises RetryableError: the POS could not be reached; the cancellation is tried again later.
+    :raises AmbiguousError: the outcome is unknown; the cancellation is tried again later.
+    :raises PermanentError: the POS refused for a reason retrying will not change (the same as
+        ``cancelled=False`` with the error's reason).
     """
     raise NotImplementedError
 

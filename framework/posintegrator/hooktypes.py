@@ -8,7 +8,15 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from posintegrator.model import Id, OrderStatus, OrderType, PaymentMode, StatusEvent, UniversalModel
+from posintegrator.model import (
+    Id,
+    Order,
+    OrderStatus,
+    OrderType,
+    PaymentMode,
+    StatusEvent,
+    UniversalModel,
+)
 from posintegrator.model.availability import AvailabilityChange
 
 
@@ -22,6 +30,55 @@ class Deployment(StrEnum):
     """The POS is in the venue; a venue agent beside it runs all three streams."""
     HYBRID = "hybrid"
     """The menu through the POS's central API at the hub; orders and statuses at the venue."""
+
+
+class OrderFeature(StrEnum):
+    """A part of an order that a POS plugin may or may not be able to carry to its POS.
+
+    A plugin lists those it carries in :attr:`Capabilities.order_features`; the host refuses an
+    order that uses any other (422, naming the field) instead of letting the plugin drop it.
+    """
+
+    LINE_DISCOUNTS = "line_discounts"
+    """``lines[i].discounts``."""
+    DISCOUNTS = "discounts"
+    """The order's own ``discounts``."""
+    CHARGES = "charges"
+    """``charges``: delivery fee, service charge, packaging and bag fees."""
+    TIP = "tip"
+    """A ``tip`` above 0."""
+    SPLIT_PAYMENTS = "split_payments"
+    """More than one entry in ``payments``."""
+    DELIVERY_DETAILS = "delivery_details"
+    """``delivery``: address, courier, the aggregator's order id and display code."""
+    TABLE = "table"
+    """``table``: the table and covers of a DINE_IN order."""
+    FISCAL_DOCUMENT = "fiscal_document"
+    """``fiscal``: the fiscal receipt the cloud issued."""
+
+
+def features_of(order: Order) -> list[tuple[OrderFeature, str]]:
+    """The features ``order`` uses, each with the field that uses it (for a refusal)."""
+    used: list[tuple[OrderFeature, str]] = []
+    for index, line in enumerate(order.lines):
+        if line.discounts:
+            used.append((OrderFeature.LINE_DISCOUNTS, f"lines[{index}].discounts"))
+            break
+    if order.discounts:
+        used.append((OrderFeature.DISCOUNTS, "discounts"))
+    if order.charges:
+        used.append((OrderFeature.CHARGES, "charges"))
+    if order.tip:
+        used.append((OrderFeature.TIP, "tip"))
+    if len(order.payments) > 1:
+        used.append((OrderFeature.SPLIT_PAYMENTS, "payments"))
+    if order.delivery is not None:
+        used.append((OrderFeature.DELIVERY_DETAILS, "delivery"))
+    if order.table is not None:
+        used.append((OrderFeature.TABLE, "table"))
+    if order.fiscal is not None:
+        used.append((OrderFeature.FISCAL_DOCUMENT, "fiscal"))
+    return used
 
 
 class Capabilities(UniversalModel):
@@ -39,6 +96,15 @@ class Capabilities(UniversalModel):
     status_polling: bool = Field(description="Implements pos_poll_status.")
     order_types: list[OrderType] = Field(default_factory=lambda: list(OrderType))
     payment_modes: list[PaymentMode] = Field(default_factory=lambda: list(PaymentMode))
+    order_features: list[OrderFeature] = Field(
+        default_factory=list,
+        description="The parts of an order it carries to the POS beyond lines, total and one "
+        "payment; an order using another is refused for its locations.",
+    )
+    order_cancel: bool = Field(
+        default=False,
+        description="Implements pos_cancel_order: can cancel an order the POS already has.",
+    )
     deployments: list[Deployment] = Field(default_factory=lambda: [Deployment.CENTRAL])
 
 
@@ -47,6 +113,18 @@ class SubmitResult(UniversalModel):
 
     pos_order_id: Id
     status: OrderStatus = OrderStatus.ACCEPTED
+
+
+class CancelResult(UniversalModel):
+    """What the POS answered to a cancellation.
+
+    :param cancelled: True when the POS cancelled (or voided) the order, or had already;
+        False when it refused, typically because the kitchen has started on it.
+    :param reason: the POS's words for a refusal (or a remark on the cancellation), for people.
+    """
+
+    cancelled: bool
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class FoundOrder(UniversalModel):

@@ -29,6 +29,7 @@ from posintegrator.errors import (
     WebhookRejected,
 )
 from posintegrator.hooktypes import (
+    CancelResult,
     Capabilities,
     FoundOrder,
     InboundWebhook,
@@ -175,6 +176,25 @@ class PosPlugin:
             ctx=ctx,
             order_id=order_id,
             location=location,
+        )
+
+    async def cancel_order(
+        self,
+        ctx: ConnectionContext,
+        order_id: str,
+        pos_order_id: str | None,
+        location: str,
+        reason: str,
+    ) -> CancelResult:
+        """See :func:`posintegrator.hookspecs.pos_cancel_order`."""
+        return await self._call(
+            "pos_cancel_order",
+            CancelResult,
+            ctx=ctx,
+            order_id=order_id,
+            pos_order_id=pos_order_id,
+            location=location,
+            reason=reason,
         )
 
     async def poll_status(
@@ -455,6 +475,7 @@ def _capability_problems(
         "pos_fetch_menu": caps.menu,
         "pos_submit_order": caps.orders,
         "pos_find_order": caps.order_lookup,
+        "pos_cancel_order": caps.order_cancel,
         "pos_poll_status": caps.status_polling,
         "pos_parse_webhook": caps.status_webhooks,
     }

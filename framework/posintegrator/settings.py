@@ -30,6 +30,7 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -42,7 +43,7 @@ from pydantic_settings import (
 )
 
 from posintegrator.cloud.signatures import secret_key
-from posintegrator.model.base import Id
+from posintegrator.model.base import DEFAULT_CHANNELS, ChannelId, Id
 
 ENV_PREFIX = "POSINTEGRATOR_"
 
@@ -234,6 +235,19 @@ def streams_here(placement: Placement, *, agent: bool) -> frozenset[str]:
     return frozenset({"menu"} if placement == "hybrid" else set())
 
 
+class ChannelSettings(_Section):
+    """A sales channel of the deployment: where orders come from (a kiosk, the web shop, an
+    aggregator). Menus name channels by ``id`` in their price lists and availability, and an
+    order names its channel by ``id``."""
+
+    id: ChannelId
+    name: str | None = Field(default=None, max_length=100, description="For people.")
+
+
+def _default_channels() -> list[ChannelSettings]:
+    return [ChannelSettings(id=channel) for channel in DEFAULT_CHANNELS]
+
+
 class ConnectionSettings(_Section):
     """One POS connection: which plugin serves which locations, and how."""
 
@@ -351,6 +365,12 @@ class HostSettings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     cloud: CloudSettings = Field(default_factory=CloudSettings)
     orders: OrderSettings = Field(default_factory=OrderSettings)
+    channels: list[ChannelSettings] = Field(
+        default_factory=_default_channels,
+        min_length=1,
+        max_length=100,
+        description="The deployment's sales channels; an order from any other is refused.",
+    )
     log: LogSettings = Field(default_factory=LogSettings)
     link: LinkSettings = Field(default_factory=LinkSettings)
     agent: AgentSettings | None = Field(
@@ -374,6 +394,21 @@ class HostSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init arguments and has the lowest precedence.
         return env_settings, NestedSecretsSettingsSource(file_secret_settings), init_settings
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct_channels(cls, channels: list[ChannelSettings]) -> list[ChannelSettings]:
+        seen: set[str] = set()
+        for channel in channels:
+            if channel.id in seen:
+                raise ValueError(f"channel {channel.id!r} is listed twice")
+            seen.add(channel.id)
+        return channels
+
+    @property
+    def channel_ids(self) -> frozenset[str]:
+        """The ids of the deployment's channels."""
+        return frozenset(channel.id for channel in self.channels)
 
     def connection(self, name: str) -> ConnectionSettings:
         """The connection called ``name``."""

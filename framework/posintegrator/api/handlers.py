@@ -17,6 +17,8 @@ from posintegrator.api.body import read_limited, read_model
 from posintegrator.api.problems import FieldError, ProblemError
 from posintegrator.api.schemas import (
     AttemptView,
+    CancellationView,
+    CancelOrder,
     ConnectionList,
     ConnectionView,
     FoundInPos,
@@ -35,19 +37,18 @@ from posintegrator.api.schemas import (
     WebhookReceived,
 )
 from posintegrator.errors import PosError, WebhookRejected
-from posintegrator.hooktypes import InboundWebhook
+from posintegrator.hooktypes import Capabilities, InboundWebhook
 from posintegrator.menus.live import LiveMenu
-from posintegrator.model import Menu, Order, OrderStatus, StatusEvent, utcnow
+from posintegrator.model import Menu, Order, OrderStatus, StatusEvent, is_final, utcnow
 from posintegrator.model.availability import AvailabilityChange
 from posintegrator.model.menu_diff import diff_menus
 from posintegrator.model.order_check import check_order_against_menu
 from posintegrator.orders.intake import (
-    OrderProblem,
     accept_order,
     check_order,
     order_content_hash,
 )
-from posintegrator.store import AcceptOutcome, OrderRecord
+from posintegrator.store import AcceptOutcome, CancelOutcome, OrderRecord
 
 if TYPE_CHECKING:
     from posintegrator.runtime.host import Host
@@ -335,15 +336,14 @@ async def post_order(request: web.Request) -> web.Response:
         )
     order = await read_body(request, Order, "Invalid order")
     jobs = host.connection_for_location(order.location)
-    try:
-        check_order(order, jobs, host.settings.orders)
-    except OrderProblem as exc:
+    problems = check_order(order, jobs, host.settings.orders, host.settings.channel_ids)
+    if problems:
         raise ProblemError(
             422,
             "Invalid order",
-            f"{exc.field}: {exc.reason}",
-            [FieldError(field=exc.field, reason=exc.reason)],
-        ) from None
+            "; ".join(f"{p.field}: {p.reason}" for p in problems[:3]),
+            [FieldError(field=p.field, reason=p.reason) for p in problems],
+        )
     assert jobs is not None
     live = await host.live_menus.get(order.location)
     if live is None:
@@ -410,7 +410,7 @@ async def get_order(request: web.Request) -> web.Response:
     return await _order_view(host, request.match_info["order_id"])
 
 
-async def _order_view(host: Host, order_id: str) -> web.Response:
+async def _order_view(host: Host, order_id: str, status: int = 200) -> web.Response:
     record = await host.store.get_order(order_id)
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
@@ -429,7 +429,11 @@ async def _order_view(host: Host, order_id: str) -> web.Response:
             updated_at=record.updated_at,
             history=[HistoryItem.model_validate(h) for h in history],
             delivery_attempts=[AttemptView.model_validate(a) for a in attempts],
-        )
+            cancellation=None
+            if record.cancellation is None
+            else CancellationView.model_validate(record.cancellation),
+        ),
+        status=status,
     )
 
 
@@ -601,23 +605,72 @@ async def order_found(request: web.Request) -> web.Response:
 
 
 async def cancel_order(request: web.Request) -> web.Response:
-    """Cancel an order the POS does not have."""
-    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
-    if record.maybe_in_pos:
+    """Cancel an order, whether or not the POS has it yet (see docs/orders.md).
+
+    200 with the order CANCELLED when it could be cancelled at once (the POS certainly did not
+    have it) or already was; 202 when the POS has (or may have) it and is being asked: the
+    answer reaches the cloud as events, CANCELLED or ``order.cancel_refused``.
+    """
+    host = request.app[HOST_KEY]
+    action = await read_body(request, CancelOrder, "Invalid cancellation")
+    order_id = request.match_info["order_id"]
+    record = await host.store.get_order(order_id)
+    if record is None:
+        raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
+    if record.status == OrderStatus.CANCELLED:
+        return await _order_view(host, order_id)
+    if is_final(record.status):
+        raise ProblemError(
+            409,
+            "Not possible in this status",
+            f"order {order_id!r} is {record.status}: there is nothing left to cancel",
+        )
+    jobs = host.connections.get(record.connection)
+    if jobs is not None:
+        _check_cancellable(record, jobs.connection.plugin.capabilities())
+    event = StatusEvent(
+        order_id=order_id,
+        status=OrderStatus.CANCELLED,
+        source=action.source,
+        reason=action.reason,
+    )
+    result = await host.store.request_cancel(order_id, event)
+    if result.transition is not None:
+        await host.intake.announce(result.transition, event)
+    if result.outcome == CancelOutcome.FINAL:
+        raise ProblemError(
+            409,
+            "Not possible in this status",
+            f"order {order_id!r} became {result.record.status} meanwhile",
+        )
+    if result.outcome == CancelOutcome.WITH_AGENT:
+        raise ProblemError(
+            409,
+            "The order is with a venue agent",
+            f"order {order_id!r} was handed to the venue agent that delivers it; a hub cannot "
+            "cancel it there yet: cancel it at the POS",
+        )
+    if result.outcome == CancelOutcome.CANCELLED:
+        return await _order_view(host, order_id)
+    if jobs is not None:
+        jobs.delivery.wake()
+    return await _order_view(host, order_id, status=202)
+
+
+def _check_cancellable(record: OrderRecord, caps: Capabilities) -> None:
+    """Refuse at once a cancellation that the POS could not carry out."""
+    in_pos = record.status not in _BEFORE_POS
+    if in_pos and not caps.order_cancel:
+        raise ProblemError(
+            409,
+            "The POS cannot cancel orders",
+            f"the POS has order {record.order.id!r} ({record.status}) and cannot cancel orders "
+            "through its API: cancel it at the POS",
+        )
+    if not in_pos and record.maybe_in_pos and not caps.order_lookup:
         raise ProblemError(
             409,
             "The POS may have this order",
             "an earlier submission's outcome is unknown: check the POS, then mark the order "
-            "found (and cancel it there) or missing (then cancel it here)",
+            "found (and cancel it again) or missing (then cancel it here)",
         )
-    await host.store.record_action(
-        record.order.id, operator=action.operator, action="cancel", note=action.note
-    )
-    event = StatusEvent(
-        order_id=record.order.id,
-        status=OrderStatus.CANCELLED,
-        source=f"operator:{action.operator}",
-        reason=action.note or "cancelled by an operator",
-    )
-    await host.intake.apply(record.connection, event)
-    return await _order_view(host, record.order.id)

@@ -14,6 +14,7 @@ from posintegrator.api.problems import Handler, Problem
 from posintegrator.api.schemas import (
     AgentList,
     AgentView,
+    CancelOrder,
     ConnectionList,
     FoundInPos,
     Health,
@@ -256,13 +257,17 @@ ROUTES: tuple[Route, ...] = (
                 OperatorAction,
                 "An operator checked that the POS lacks the order: send it now",
             ),
-            (
-                "cancel",
-                handlers.cancel_order,
-                OperatorAction,
-                "Cancel an order the POS does not have",
-            ),
         )
+    ),
+    Route(
+        "POST",
+        "/v1/orders/{order_id}/cancel",
+        handlers.cancel_order,
+        "Cancel an order: at once when the POS does not have it, else by asking the POS",
+        "orders",
+        request=CancelOrder,
+        responses={200: OrderView, 202: OrderView, 404: Problem, 409: Problem},
+        links={200: _order_links("$response.body#/order/id")},
     ),
     Route(
         "GET",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import Order, OrderStatus
@@ -64,6 +65,21 @@ class AttemptView(BaseModel):
     error: str | None
 
 
+class CancellationView(BaseModel):
+    """A cancellation asked of the order: ``requested`` (the POS is being asked), ``refused``
+    (the POS said no: ``outcome`` says why; the order goes on) or ``done`` (CANCELLED)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    state: str
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    outcome: str | None = Field(
+        description="The POS's words on a refusal, or the last error while asking it."
+    )
+
+
 class OrderView(BaseModel):
     """An order, where it stands, and how it got there."""
 
@@ -78,6 +94,7 @@ class OrderView(BaseModel):
     updated_at: datetime
     history: list[HistoryItem]
     delivery_attempts: list[AttemptView]
+    cancellation: CancellationView | None = None
 
 
 class PluginView(BaseModel):
@@ -218,3 +235,45 @@ class AgentList(BaseModel):
     """Every venue agent."""
 
     agents: list[AgentView]
+
+
+class CancelledBy(StrEnum):
+    """Who asks for an order to be cancelled."""
+
+    CUSTOMER = "customer"
+    AGGREGATOR = "aggregator"
+    PLATFORM = "platform"
+    OPERATOR = "operator"
+
+
+class CancelOrder(BaseModel):
+    """A cancellation: who asks, and why (shown to the POS's staff and recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requested_by: CancelledBy
+    reason: str = Field(min_length=1, max_length=1000)
+    operator: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        validate_default=True,
+        description="Who, when requested_by is operator (recorded in the history).",
+    )
+
+    @field_validator("operator")
+    @classmethod
+    def _operator_named(cls, operator: str | None, info: ValidationInfo) -> str | None:
+        by_operator = info.data.get("requested_by") == CancelledBy.OPERATOR
+        if by_operator and operator is None:
+            raise ValueError("name the operator who cancels")
+        if not by_operator and operator is not None:
+            raise ValueError("only an operator's cancellation names one (requested_by operator)")
+        return operator
+
+    @property
+    def source(self) -> str:
+        """Who asks, as the order's history and the cloud's events name it."""
+        if self.operator is not None:
+            return f"operator:{self.operator}"
+        return f"cloud:{self.requested_by.value}"

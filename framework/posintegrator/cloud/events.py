@@ -1,8 +1,8 @@
 """The events the host sends to the cloud, as documented in docs/cloud-webhooks.md.
 
 Each event has a unique ``event_id`` (dedupe on it) and a ``sequence`` that counts up by one per
-stream: per order for status changes, per location for menu versions. The cloud receives the
-events of one stream in sequence order.
+stream: per order for status changes and cancellation refusals, per location for menu versions.
+The cloud receives the events of one stream in sequence order.
 """
 
 from __future__ import annotations
@@ -12,8 +12,19 @@ from typing import Literal
 
 from pydantic import Field
 
-from posintegrator.model import Id, OrderStatus, UniversalModel, UtcDateTime
+from posintegrator.model import Currency, Id, MinorUnits, OrderStatus, UniversalModel, UtcDateTime
 from posintegrator.model.availability import AvailabilityChange
+
+#: Statuses after which an order will not be made: its prepaid money goes back to the customer.
+REFUND_STATUSES = frozenset({OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.FAILED})
+
+
+class Refund(UniversalModel):
+    """Money the customer paid in advance for an order that will not be made: the cloud (which
+    took it) gives it back."""
+
+    amount: MinorUnits = Field(description="The order's PREPAID payments, in minor units.")
+    currency: Currency
 
 
 class OrderStatusChanged(UniversalModel):
@@ -28,6 +39,28 @@ class OrderStatusChanged(UniversalModel):
     previous_status: OrderStatus | None
     occurred_at: UtcDateTime
     reason: str | None = None
+    pos_order_id: str | None = None
+    source: str
+    refund: Refund | None = Field(
+        default=None,
+        description="Set when the order moved to CANCELLED, REJECTED or FAILED and part of it "
+        "was prepaid: that money is to be refunded. Null otherwise.",
+    )
+
+
+class OrderCancelRefused(UniversalModel):
+    """A cancellation was asked for, and the POS refused it (the kitchen has started, or the
+    order is already handed over): the order goes on in ``status``."""
+
+    type: Literal["order.cancel_refused"] = "order.cancel_refused"
+    event_id: str
+    sequence: int = Field(ge=1, description="Counts up by one per order, with its statuses.")
+    order_id: Id
+    location: Id
+    status: OrderStatus = Field(description="Where the order stands: unchanged by the refusal.")
+    occurred_at: UtcDateTime
+    reason: str = Field(description="Why it was refused, in the POS's words when it gave some.")
+    requested_by: str = Field(description="Who asked for the cancellation.")
     pos_order_id: str | None = None
     source: str
 
@@ -77,7 +110,7 @@ class MenuPublished(UniversalModel):
     notice: MenuNotice = Field(default_factory=MenuNotice)
 
 
-CloudEvent = OrderStatusChanged | MenuPublished
+CloudEvent = OrderStatusChanged | OrderCancelRefused | MenuPublished
 
 
 def order_stream(order_id: str) -> str:
@@ -102,11 +135,14 @@ def order_status_changed(
     reason: str | None,
     pos_order_id: str | None,
     source: str,
+    refund: tuple[int, str] | None = None,
 ) -> dict[str, object]:
     """The JSON body of an :class:`OrderStatusChanged` event, built directly.
 
     Written for every status change inside the store's transaction, so it skips the model's
     validation; a test checks that it validates as :class:`OrderStatusChanged`.
+
+    :param refund: the prepaid amount and its currency, when it is to be refunded.
     """
     return {
         "type": "order.status_changed",
@@ -116,8 +152,42 @@ def order_status_changed(
         "location": location,
         "status": status.value,
         "previous_status": None if previous_status is None else previous_status.value,
-        "occurred_at": occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "occurred_at": _utc(occurred_at),
         "reason": reason,
         "pos_order_id": pos_order_id,
         "source": source,
+        "refund": None if refund is None else {"amount": refund[0], "currency": refund[1]},
     }
+
+
+def order_cancel_refused(
+    *,
+    event_id: str,
+    sequence: int,
+    order_id: str,
+    location: str,
+    status: OrderStatus,
+    occurred_at: datetime,
+    reason: str,
+    requested_by: str,
+    pos_order_id: str | None,
+    source: str,
+) -> dict[str, object]:
+    """The JSON body of an :class:`OrderCancelRefused` event (a test checks it validates)."""
+    return {
+        "type": "order.cancel_refused",
+        "event_id": event_id,
+        "sequence": sequence,
+        "order_id": order_id,
+        "location": location,
+        "status": status.value,
+        "occurred_at": _utc(occurred_at),
+        "reason": reason,
+        "requested_by": requested_by,
+        "pos_order_id": pos_order_id,
+        "source": source,
+    }
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -101,7 +101,14 @@ class CloudReceiver:
             await self._runner.cleanup()
             self._runner = None
 
-    def statuses(self, order_id: str) -> list[str]:
-        """The statuses received for one order, in sequence order."""
+    def order_events(self, order_id: str) -> list[dict[str, Any]]:
+        """Every event received for one order (status changes, cancellation refusals), in
+        sequence order."""
         mine = [e for e in self.events if e.get("order_id") == order_id]
-        return [e["status"] for e in sorted(mine, key=lambda e: int(e["sequence"]))]
+        return sorted(mine, key=lambda e: int(e["sequence"]))
+
+    def statuses(self, order_id: str) -> list[str]:
+        """The statuses one order moved through, in sequence order."""
+        return [
+            e["status"] for e in self.order_events(order_id) if e["type"] == "order.status_changed"
+        ]

@@ -105,8 +105,9 @@ class AgentHandover:
                 f"no venue agent is approved for location {order.location!r}",
             )
             return
-        await self._store.hand_over(order.id, agent.name, order_message(order, record.created_at))
-        self._links.wake(agent.name)
+        message = order_message(order, record.created_at)
+        if await self._store.hand_over(order.id, agent.name, message) is not None:
+            self._links.wake(agent.name)
 
     async def _sweep(self, now: datetime) -> None:
         """Take back and fail orders whose message has not left by their deadline."""

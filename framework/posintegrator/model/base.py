@@ -38,6 +38,17 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 #: An amount of money in integer minor units (cents) of the enclosing document's currency.
 MinorUnits = Annotated[int, Field(strict=True, ge=0)]
 
+#: A rate in parts per million: 70000 is 7 %, 88750 is 8.875 %, 1000000 is 100 %. Millionths
+#: rather than basis points, so every real tax rate and discount is a whole number.
+RatePpm = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
+
+#: The id of a sales channel, as the deployment names it in its settings (``kiosk``, ``web``,
+#: ``ubereats``): lower-case letters, digits, ``_``, ``-`` and ``.``, at most 63 characters.
+ChannelId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+
+#: The channels of a deployment that does not name its own: the four of the first release.
+DEFAULT_CHANNELS: tuple[str, ...] = ("kiosk", "web", "delivery", "dine_in")
+
 
 def utcnow() -> datetime:
     """The current instant as a timezone-aware UTC datetime."""

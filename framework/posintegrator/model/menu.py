@@ -6,7 +6,8 @@ products are referenced by id from combo slots. That keeps a large menu compact,
 and cycle checks possible, and lets a diff name exactly which entity changed.
 
 Every entity carries ``pos_id``, the POS's own identifier, so an order can be mapped back exactly.
-Prices are integer minor units of :attr:`Menu.currency`, one per price list id.
+Prices are integer minor units of :attr:`Menu.currency`, one per price list id. Channels are
+named by the deployment (its settings), not by the model: a menu names them by id.
 """
 
 from __future__ import annotations
@@ -19,22 +20,27 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
-from posintegrator.model.base import Currency, Id, MinorUnits, UniversalModel, UtcDateTime
+from posintegrator.model.base import (
+    ChannelId,
+    Currency,
+    Id,
+    MinorUnits,
+    UniversalModel,
+    UtcDateTime,
+)
 
 #: Price per price list id, in minor units of the menu's currency.
 Prices = dict[Id, MinorUnits]
+
+#: How a POS rounds a computed tax to a whole minor unit.
+TaxRounding = Literal["half_up", "half_even"]
 
 #: A language tag such as ``de`` or ``en-GB``.
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
 
 
-class Channel(StrEnum):
-    """Where an order comes from; price lists and visibility are per channel."""
-
-    KIOSK = "kiosk"
-    WEB = "web"
-    DELIVERY = "delivery"
-    DINE_IN = "dine_in"
+#: The channels an entity or a price list names (a deployment has a handful).
+ChannelList = Annotated[list[ChannelId], Field(max_length=100)]
 
 
 class Allergen(StrEnum):
@@ -150,11 +156,11 @@ class Availability(UniversalModel):
     schedule: list[TimeSlot] = Field(
         default_factory=list, description="Weekly windows when it is sold; empty means always."
     )
-    channels: list[Channel] = Field(
+    channels: ChannelList = Field(
         default_factory=list, description="Channels that show it; empty means all."
     )
 
-    def is_orderable(self, at: datetime, channel: Channel, zone: ZoneInfo) -> bool:
+    def is_orderable(self, at: datetime, channel: str, zone: ZoneInfo) -> bool:
         """Whether it can be ordered at instant ``at`` through ``channel``."""
         if not self.available and (self.unavailable_until is None or at < self.unavailable_until):
             return False
@@ -167,12 +173,19 @@ class Availability(UniversalModel):
 
 
 class PriceList(UniversalModel):
-    """A named set of prices, used by some channels (and, optionally, only some locations)."""
+    """A named set of prices, used by some channels (and, optionally, only some locations).
+
+    A list that names no channels serves every channel no other list names, so a POS with one
+    price for everything (and a deployment that adds a channel later) needs no list per channel.
+    """
 
     id: Id
     pos_id: str | None = None
     name: str
-    channels: list[Channel] = Field(default_factory=list)
+    channels: ChannelList = Field(
+        default_factory=list,
+        description="Channels that order from it; empty: every channel no other list names.",
+    )
     locations: list[Id] = Field(
         default_factory=list, description="Locations it applies to; empty means all."
     )
@@ -327,6 +340,12 @@ class Menu(UniversalModel):
     source_updated_at: UtcDateTime | None = Field(
         default=None, description="When the POS last changed this menu, if it says."
     )
+    tax_rounding: TaxRounding = Field(
+        default="half_up",
+        description="How the POS rounds each line's exclusive tax to a whole minor unit: "
+        "half_up (an exact half goes up) or half_even (to the even neighbour, as Square does). "
+        "An order's tax is checked with the same rule, so the POS's total is the order's.",
+    )
 
     @property
     def zone(self) -> ZoneInfo:
@@ -341,10 +360,15 @@ class Menu(UniversalModel):
         """The modifier group with this id, if the menu has it."""
         return next((g for g in self.modifier_groups if g.id == group_id), None)
 
-    def price_list_for(self, channel: Channel) -> PriceList | None:
-        """The price list a channel orders from at this location."""
+    def price_list_for(self, channel: str) -> PriceList | None:
+        """The price list a channel orders from at this location: the first that names the
+        channel, else the first that names none (it serves every channel no other list names)."""
+        fallback: PriceList | None = None
         for price_list in self.price_lists:
-            applies_here = not price_list.locations or self.location in price_list.locations
-            if channel in price_list.channels and applies_here:
+            if price_list.locations and self.location not in price_list.locations:
+                continue
+            if channel in price_list.channels:
                 return price_list
-        return None
+            if not price_list.channels and fallback is None:
+                fallback = price_list
+        return fallback

@@ -22,6 +22,13 @@ from posintegrator.model.menu import (
     Tax,
 )
 from posintegrator.model.order import ComboComponent, Order, OrderLine, SelectedModifier
+from posintegrator.model.order_totals import (
+    PPM,
+    apportion,
+    line_net,
+    round_half_even,
+    round_half_up,
+)
 
 
 class OrderCode(StrEnum):
@@ -38,7 +45,10 @@ class OrderCode(StrEnum):
     COMBO_COMPONENT = "combo_component"
     NO_PRICE_LIST = "no_price_list"
     PRICE_MISMATCH = "price_mismatch"
+    """A line's unit price, or the order's tax, is not what the menu says."""
     CURRENCY_MISMATCH = "currency_mismatch"
+    UNKNOWN_TAX = "unknown_tax"
+    """A taxable charge names a tax the menu does not have."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +58,6 @@ class OrderFinding:
     field: str
     code: OrderCode
     reason: str
-
-
-def round_half_up(numerator: int, denominator: int) -> int:
-    """``numerator / denominator`` rounded half up, in integers (money never touches floats)."""
-    return (2 * numerator + denominator) // (2 * denominator)
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,44 @@ def check_order_against_menu(
     """Every problem of ``order`` against ``menu`` at instant ``at`` (pickup time or now).
 
     Prices must match the channel's price list within ``price_tolerance`` minor units, per line
-    (unit price) and for the order total, which is the sum of the lines plus taxes that are not
-    included in prices.
+    (unit price) and for the order's ``tax``: the taxes the menu says are not included in
+    prices, computed as :func:`exclusive_tax` does. (That the order's amounts add up to its
+    total is the order's own rule, checked when it is validated.)
     """
     return _OrderChecker(order, index or MenuIndex.of(menu), at, price_tolerance).run()
+
+
+def exclusive_tax(
+    order: Order,
+    menu: Menu,
+    taxes: dict[str, Tax] | None = None,
+    products: dict[str, Product] | None = None,
+) -> int:
+    """The tax ``order`` adds on top of its prices, by the taxes of ``menu`` that are not
+    included in prices (``inclusive`` false); 0 when every tax is included.
+
+    Per line: the line's net (after its own discounts) less its share of the order's discounts
+    (split over the line nets by :func:`~posintegrator.model.order_totals.apportion`), times the
+    rate of its product's tax (for a combo, the combo's). Per taxable charge: its amount times
+    the rate of its ``tax_id``. Each is rounded to a whole minor unit by the menu's
+    ``tax_rounding``; the tax is their sum. Lines whose product the menu lacks add nothing.
+    """
+    taxes = taxes if taxes is not None else {t.id: t for t in menu.taxes}
+    products = products if products is not None else {p.id: p for p in menu.products}
+    round_tax = round_half_even if menu.tax_rounding == "half_even" else round_half_up
+    nets = [line_net(line) for line in order.lines]
+    shares = apportion(sum(d.amount for d in order.discounts), nets)
+    total = 0
+    for line, net, share in zip(order.lines, nets, shares, strict=True):
+        product = products.get(line.product_id)
+        tax = taxes.get(product.tax_id) if product is not None and product.tax_id else None
+        if tax is not None and not tax.inclusive:
+            total += round_tax((net - share) * tax.rate_ppm, PPM)
+    for charge in order.charges:
+        tax = taxes.get(charge.tax_id) if charge.taxable and charge.tax_id else None
+        if tax is not None and not tax.inclusive:
+            total += round_tax(charge.amount * tax.rate_ppm, PPM)
+    return total
 
 
 class _OrderChecker:
@@ -131,13 +170,12 @@ class _OrderChecker:
                 f"no price list of {self.menu.location!r} serves channel {order.channel}",
             )
             return self.findings
-        expected_total = 0
-        totals_known = True
+        priced = True
         for index, line in enumerate(order.lines):
             path = f"lines[{index}]"
             unit = self._line(path, line)
             if unit is None:
-                totals_known = False
+                priced = False
                 continue
             if abs(line.unit_price - unit) > self.tolerance:
                 self.problem(
@@ -145,22 +183,24 @@ class _OrderChecker:
                     OrderCode.PRICE_MISMATCH,
                     f"is {line.unit_price} but the {self.price_list!r} price list says {unit}",
                 )
-            line_total = unit * line.quantity
-            expected_total += line_total + self._exclusive_tax(line.product_id, line_total)
-        if totals_known and abs(order.total - expected_total) > self.tolerance:
-            self.problem(
-                "total",
-                OrderCode.PRICE_MISMATCH,
-                f"is {order.total} but the lines add up to {expected_total}",
-            )
+        for index, charge in enumerate(order.charges):
+            if charge.tax_id is not None and charge.tax_id not in self.taxes:
+                priced = False
+                self.problem(
+                    f"charges[{index}].tax_id",
+                    OrderCode.UNKNOWN_TAX,
+                    f"the menu of {self.menu.location!r} has no tax {charge.tax_id!r}",
+                )
+        if priced:
+            expected = exclusive_tax(order, self.menu, self.taxes, self.products)
+            if abs(order.tax - expected) > self.tolerance:
+                self.problem(
+                    "tax",
+                    OrderCode.PRICE_MISMATCH,
+                    f"is {order.tax} but the taxes the menu adds on top of its prices come to "
+                    f"{expected} (rounded {self.menu.tax_rounding.replace('_', ' ')} per line)",
+                )
         return self.findings
-
-    def _exclusive_tax(self, product_id: str, amount: int) -> int:
-        product = self.products[product_id]
-        tax = self.taxes.get(product.tax_id) if product.tax_id else None
-        if tax is None or tax.inclusive:
-            return 0
-        return round_half_up(amount * tax.rate_ppm, 1_000_000)
 
     def _orderable(self, path: str, what: str, availability: Availability) -> bool:
         if availability.is_orderable(self.at, self.order.channel, self.zone):

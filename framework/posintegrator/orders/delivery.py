@@ -36,8 +36,9 @@ from posintegrator.errors import (
     PosError,
     RetryableError,
 )
-from posintegrator.hooktypes import FoundOrder
-from posintegrator.model import OrderStatus, StatusEvent, utcnow
+from posintegrator.model import OrderStatus, utcnow
+from posintegrator.orders.cancellation import OrderCancellation
+from posintegrator.orders.steps import OrderSteps
 from posintegrator.runtime.backoff import Backoff
 from posintegrator.runtime.connection import CircuitOpenError, Connection
 from posintegrator.runtime.shutdown import cancel_and_wait
@@ -71,9 +72,10 @@ class OrderDelivery:
     ) -> None:
         self._store = store
         self._conn = connection
-        self._intake = intake
+        self._steps = OrderSteps(connection, intake)
         self._max_age = max_age
         self._backoff = backoff or Backoff(base=1.0, cap=300.0)
+        self._cancellation = OrderCancellation(store, connection, self._steps, self._backoff)
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
 
@@ -149,7 +151,9 @@ class OrderDelivery:
 
     async def _deliver(self, record: OrderRecord) -> None:
         try:
-            if utcnow() >= self.deadline(record):
+            if record.cancel_pending:
+                await self._cancellation.run(record)
+            elif utcnow() >= self.deadline(record):
                 await self._expire(record)
             else:
                 await self._attempt(record)
@@ -166,24 +170,26 @@ class OrderDelivery:
         order = record.order
         maybe_in_pos = record.maybe_in_pos
         caps = conn.plugin.capabilities()
-        if record.status == OrderStatus.RECEIVED:
-            await self._apply(order.id, OrderStatus.SUBMITTING, source="host")
         attempt = await self._store.begin_attempt(order.id)
+        if attempt is None:
+            return  # cancelled since it was found due (or a cancellation waits): not sent
+        if record.status == OrderStatus.RECEIVED:
+            await self._steps.apply(order.id, OrderStatus.SUBMITTING, source="host")
         metrics = conn.metrics
         if attempt == 1 and metrics is not None:
             metrics.picked_up((utcnow() - record.created_at).total_seconds())
-        source = f"pos:{conn.plugin.name}"
+        source = self._steps.source
         try:
             if maybe_in_pos:
                 if caps.order_lookup:
-                    found = await self._look_up(order.id, order.location)
+                    found = await self._steps.look_up(order.id, order.location)
                     if found is not None:
-                        await self._found(order.id, found, source)
+                        await self._steps.found(order.id, found)
                         await self._finish(order.id, "found in the POS")
                         return
                     maybe_in_pos = False
                 elif not caps.idempotent_submit:
-                    await self._apply(
+                    await self._steps.apply(
                         order.id,
                         OrderStatus.NEEDS_ATTENTION,
                         source="host",
@@ -197,11 +203,13 @@ class OrderDelivery:
                 if metrics is not None:
                     metrics.submitted(time.perf_counter() - submitting)
         except PermanentError as exc:
-            await self._apply(order.id, OrderStatus.REJECTED, source=source, reason=exc.reason)
+            await self._steps.apply(
+                order.id, OrderStatus.REJECTED, source=source, reason=exc.reason
+            )
             await self._finish(order.id, OrderStatus.REJECTED.value, exc.message)
             return
         except NeedsAttentionError as exc:
-            await self._apply(
+            await self._steps.apply(
                 order.id, OrderStatus.NEEDS_ATTENTION, source=source, reason=exc.message
             )
             await self._store.finish_attempt(
@@ -218,7 +226,9 @@ class OrderDelivery:
             retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
             await self._retry_later(record, attempt, exc.message, maybe_in_pos, retry_after)
             return
-        await self._apply(order.id, result.status, pos_order_id=result.pos_order_id, source=source)
+        await self._steps.apply(
+            order.id, result.status, pos_order_id=result.pos_order_id, source=source
+        )
         await self._finish(order.id, result.status.value)
 
     async def _finish(self, order_id: str, outcome: str, error: str | None = None) -> None:
@@ -234,7 +244,7 @@ class OrderDelivery:
         last = f" (last error: {record.last_error})" if record.last_error else ""
         if record.maybe_in_pos:
             if not self._conn.plugin.capabilities().order_lookup:
-                await self._apply(
+                await self._steps.apply(
                     order.id,
                     OrderStatus.NEEDS_ATTENTION,
                     source="host",
@@ -243,9 +253,9 @@ class OrderDelivery:
                 )
                 return
             try:
-                found = await self._look_up(order.id, order.location)
+                found = await self._steps.look_up(order.id, order.location)
             except PosError as exc:
-                await self._apply(
+                await self._steps.apply(
                     order.id,
                     OrderStatus.NEEDS_ATTENTION,
                     source="host",
@@ -254,50 +264,14 @@ class OrderDelivery:
                 )
                 return
             if found is not None:
-                await self._found(order.id, found, f"pos:{self._conn.plugin.name}")
+                await self._steps.found(order.id, found)
                 return
-        await self._apply(
+        await self._steps.apply(
             order.id,
             OrderStatus.FAILED,
             source="host",
             reason=f"could not reach the POS before its deadline {deadline}{last}",
         )
-
-    async def _look_up(self, order_id: str, location: str) -> FoundOrder | None:
-        """Ask the POS for the order; any refusal here means "cannot tell now", never "rejected"."""
-        conn = self._conn
-        try:
-            async with conn.calling():
-                return await conn.plugin.find_order(conn.ctx, order_id, location)
-        except PermanentError as exc:
-            raise AmbiguousError(f"lookup refused: {exc.message}") from exc
-
-    async def _found(self, order_id: str, found: FoundOrder, source: str) -> None:
-        await self._apply(
-            order_id,
-            found.status,
-            pos_order_id=found.pos_order_id,
-            source=f"{source}:lookup",
-            reason="found in the POS after an unknown outcome",
-        )
-
-    async def _apply(
-        self,
-        order_id: str,
-        status: OrderStatus,
-        *,
-        source: str,
-        pos_order_id: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        event = StatusEvent(
-            order_id=order_id,
-            pos_order_id=pos_order_id,
-            status=status,
-            source=source,
-            reason=reason,
-        )
-        await self._intake.apply(self._conn.name, event)
 
     async def _retry_later(
         self,

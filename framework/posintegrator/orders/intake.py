@@ -1,17 +1,21 @@
 """Taking an order from the cloud into the inbox: checks that need the deployment, the content
-hash that tells a replay from a conflict, and the order's stable idempotency key."""
+hash that tells a replay from a conflict (:func:`order_content_hash`), and the order's stable
+idempotency key."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from posintegrator.hooktypes import OrderFeature, features_of
 from posintegrator.model import Order
+from posintegrator.model.order import order_content_hash
 from posintegrator.runtime.scheduler import ConnectionJobs
 from posintegrator.settings import OrderSettings
 from posintegrator.store import AcceptResult, Store
+
+__all__ = ["OrderProblem", "accept_order", "check_order", "idempotency_key", "order_content_hash"]
 
 #: Namespace of the idempotency keys we derive from order ids (UUID v5: stable, 36 characters,
 #: short enough for POS APIs that cap key length, e.g. Square's 45).
@@ -19,11 +23,24 @@ _KEY_NAMESPACE = uuid.UUID("5f0b8f36-5c3c-4d8f-9a55-6a1f3f2b7d10")
 
 
 @dataclass(frozen=True)
-class OrderProblem(Exception):
-    """An order this deployment cannot take: which field, and why."""
+class OrderProblem:
+    """Why this deployment cannot take an order: which field, and why."""
 
     field: str
     reason: str
+
+
+#: What each optional part of an order is, for a refusal.
+_FEATURE_NAMES: dict[OrderFeature, str] = {
+    OrderFeature.LINE_DISCOUNTS: "discounts on lines",
+    OrderFeature.DISCOUNTS: "discounts on the order",
+    OrderFeature.CHARGES: "charges (delivery, service, packaging or bag fees)",
+    OrderFeature.TIP: "a tip",
+    OrderFeature.SPLIT_PAYMENTS: "more than one payment",
+    OrderFeature.DELIVERY_DETAILS: "delivery details",
+    OrderFeature.TABLE: "a table",
+    OrderFeature.FISCAL_DOCUMENT: "a fiscal document",
+}
 
 
 def idempotency_key(order_id: str) -> str:
@@ -31,45 +48,60 @@ def idempotency_key(order_id: str) -> str:
     return str(uuid.uuid5(_KEY_NAMESPACE, order_id))
 
 
-def order_content_hash(order: Order) -> str:
-    """A hash of the order's meaning: independent of key order, whitespace and defaults.
+def check_order(
+    order: Order, jobs: ConnectionJobs | None, limits: OrderSettings, channels: frozenset[str]
+) -> list[OrderProblem]:
+    """Why this deployment cannot take ``order`` as it is (empty: it can).
 
-    The model serialises its fields in a fixed order with defaults filled in, so its JSON is a
-    canonical form of the order.
+    The order must be within the deployment's size ``limits``, its channel one of the
+    deployment's ``channels``; a connection must serve its location, and that connection's POS
+    plugin must take its type and payment modes and carry every optional part it uses, rather
+    than drop one on the way to the POS.
     """
-    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
-
-
-def check_order(order: Order, jobs: ConnectionJobs | None, limits: OrderSettings) -> None:
-    """Refuse an order that is larger than this deployment's limits, or that no connection of it
-    can deliver.
-
-    :raises OrderProblem: naming the field and the reason.
-    """
-    check_size(order, limits)
+    problems = size_problems(order, limits)
+    if order.channel not in channels:
+        known = ", ".join(sorted(channels))
+        problems.append(
+            OrderProblem(
+                "channel", f"unknown channel {order.channel!r}; this deployment's are {known}"
+            )
+        )
     if jobs is None:
-        raise OrderProblem("location", f"no connection serves location {order.location!r}")
+        problems.append(
+            OrderProblem("location", f"no connection serves location {order.location!r}")
+        )
+        return problems
     caps = jobs.connection.plugin.capabilities()
+    where = f"the POS of {order.location!r}"
     if not caps.orders:
-        raise OrderProblem("location", f"the POS of {order.location!r} does not take orders")
+        problems.append(OrderProblem("location", f"{where} does not take orders"))
+        return problems
     if order.type not in caps.order_types:
-        raise OrderProblem(
-            "type", f"the POS of {order.location!r} does not take {order.type} orders"
-        )
-    if order.payment.mode not in caps.payment_modes:
-        raise OrderProblem(
-            "payment.mode",
-            f"the POS of {order.location!r} does not take {order.payment.mode} payments",
-        )
+        problems.append(OrderProblem("type", f"{where} does not take {order.type} orders"))
+    for index, payment in enumerate(order.payments):
+        if payment.mode not in caps.payment_modes:
+            problems.append(
+                OrderProblem(
+                    f"payments[{index}].mode", f"{where} does not take {payment.mode} payments"
+                )
+            )
+    for feature, field in features_of(order):
+        if feature not in caps.order_features:
+            problems.append(
+                OrderProblem(
+                    field,
+                    f"{where} cannot carry {_FEATURE_NAMES[feature]} to the POS (its plugin "
+                    f"does not declare {feature.value!r}); the order would lose them",
+                )
+            )
+    return problems
 
 
-def check_size(order: Order, limits: OrderSettings) -> None:
-    """Refuse an order with more lines, modifiers or modifier nesting than ``limits`` allow.
-
-    :raises OrderProblem: naming the first field over a limit.
-    """
+def size_problems(order: Order, limits: OrderSettings) -> list[OrderProblem]:
+    """The first field of ``order`` with more lines, modifiers or modifier nesting than
+    ``limits`` allow, if any."""
     if len(order.lines) > limits.max_lines:
-        raise OrderProblem("lines", f"{len(order.lines)} lines; at most {limits.max_lines}")
+        return [OrderProblem("lines", f"{len(order.lines)} lines; at most {limits.max_lines}")]
     for index, line in enumerate(order.lines):
         lists = [(f"lines[{index}].modifiers", line.modifiers, 1)]
         lists += [
@@ -80,19 +112,24 @@ def check_size(order: Order, limits: OrderSettings) -> None:
         while lists:
             path, modifiers, depth = lists.pop()
             if modifiers and depth > limits.max_modifier_depth:
-                raise OrderProblem(
-                    path, f"modifiers nested {depth} deep; at most {limits.max_modifier_depth}"
-                )
+                return [
+                    OrderProblem(
+                        path, f"modifiers nested {depth} deep; at most {limits.max_modifier_depth}"
+                    )
+                ]
             count += len(modifiers)
             lists.extend(
                 (f"{path}[{m}].modifiers", modifier.modifiers, depth + 1)
                 for m, modifier in enumerate(modifiers)
             )
         if count > limits.max_modifiers_per_line:
-            raise OrderProblem(
-                f"lines[{index}]",
-                f"{count} modifiers; at most {limits.max_modifiers_per_line} per line",
-            )
+            return [
+                OrderProblem(
+                    f"lines[{index}]",
+                    f"{count} modifiers; at most {limits.max_modifiers_per_line} per line",
+                )
+            ]
+    return []
 
 
 async def accept_order(

@@ -60,6 +60,9 @@ class _ConnectionState:
     async def set(self, key: str, value: str) -> None:
         await self.store.state_set(self.connection, key, value)
 
+    async def delete(self, key: str) -> None:
+        await self.store.state_delete(self.connection, key)
+
 
 def _already_stopping() -> None:
     logger.warning("already stopping gracefully; send SIGKILL to stop at once")

@@ -42,11 +42,23 @@ class StatusIntake:
                 event.pos_order_id,
             )
             return None
+        await self.announce(transition, event)
+        return transition
+
+    def event_queued(self) -> None:
+        """An event for the cloud was queued without a status change (a refused
+        cancellation): wake the outbox for it."""
+        self._on_change()
+
+    async def announce(self, transition: Transition, event: StatusEvent) -> None:
+        """Tell the outbox and the observers about a transition the store made (applied or
+        not), whether through :meth:`apply` or in a transaction of its own (a cancellation)."""
         if transition.applied:
             await self.changed(transition, event)
         else:
-            logger.debug("order {}: {} not applied: {}", order_id, event.status, transition.note)
-        return transition
+            logger.debug(
+                "order {}: {} not applied: {}", transition.order_id, event.status, transition.note
+            )
 
     async def changed(self, transition: Transition, event: StatusEvent) -> None:
         """A status change was stored (here, or by the caller together with other work): wake

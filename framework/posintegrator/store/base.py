@@ -29,6 +29,46 @@ class AcceptOutcome(StrEnum):
     """The same id was accepted before with other content."""
 
 
+class CancelState(StrEnum):
+    """Where a cancellation asked of an order stands."""
+
+    REQUESTED = "requested"
+    """Asked for; the POS is (or will be) asked to cancel the order."""
+    REFUSED = "refused"
+    """The POS refused (too late, already handed over); the order goes on."""
+    DONE = "done"
+    """The order is CANCELLED."""
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """A cancellation asked of an order, and how it went."""
+
+    state: CancelState
+    requested_by: str
+    """Who asked: ``customer``, ``aggregator``, ``platform`` or ``operator:<name>``."""
+    reason: str
+    requested_at: datetime
+    outcome: str | None
+    """Why the POS refused it, or the last error while asking the POS."""
+
+
+class CancelOutcome(StrEnum):
+    """The store's answer to a cancellation request."""
+
+    CANCELLED = "cancelled"
+    """Cancelled at once: the POS certainly did not have the order."""
+    REQUESTED = "requested"
+    """Recorded: the POS must be asked (the answer follows as cloud events)."""
+    ALREADY_REQUESTED = "already_requested"
+    """A cancellation was already waiting for the POS's answer; nothing changed."""
+    FINAL = "final"
+    """The order is in a final status: nothing changed."""
+    WITH_AGENT = "with_agent"
+    """The order was handed to a venue agent, which delivers it: the hub cannot cancel it (not
+    yet); nothing changed."""
+
+
 @dataclass(frozen=True)
 class OrderRecord:
     """An order in the inbox and where its delivery stands."""
@@ -47,6 +87,12 @@ class OrderRecord:
     maybe_in_pos: bool
     """An attempt may have reached the POS without us learning the outcome."""
     last_error: str | None
+    cancellation: Cancellation | None = None
+
+    @property
+    def cancel_pending(self) -> bool:
+        """Whether a cancellation waits for the POS's answer."""
+        return self.cancellation is not None and self.cancellation.state == CancelState.REQUESTED
 
     @classmethod
     def received(
@@ -112,6 +158,18 @@ class Transition:
     old: OrderStatus
     new: OrderStatus
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequestResult:
+    """The store's answer to a cancellation request, and the order as it is now.
+
+    :param transition: the change to CANCELLED, when the order was cancelled at once.
+    """
+
+    outcome: CancelOutcome
+    record: OrderRecord
+    transition: Transition | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +278,30 @@ class Store(LinkStore, Protocol):
         """Record an operator's action in the order's history."""
         ...
 
+    # --- cancellation ---------------------------------------------------------------------------
+
+    async def request_cancel(self, order_id: str, cancel: StatusEvent) -> CancelRequestResult:
+        """Ask for an order to be cancelled, in one transaction.
+
+        ``cancel`` is the CANCELLED event: its ``source`` says who asks (``cloud:customer``,
+        ``operator:dana``), its ``reason`` why. An order the POS certainly does not have (not
+        confirmed, no attempt that may have reached it) is CANCELLED at once by it. Otherwise
+        the request is recorded, due now, for the delivery engine to take to the POS; a request
+        already waiting is left as it is.
+
+        :raises KeyError: no such order.
+        """
+        ...
+
+    async def refuse_cancel(self, order_id: str, *, reason: str, source: str) -> None:
+        """Record that the POS refused a waiting cancellation, with the cloud's
+        ``order.cancel_refused`` event (next in the order's sequence) in the same transaction."""
+        ...
+
+    async def cancel_later(self, order_id: str, *, error: str, due_at: datetime) -> None:
+        """A cancellation could not be taken to the POS now: try again at ``due_at``."""
+        ...
+
     # --- status ---------------------------------------------------------------------------------
 
     async def apply_status(
@@ -239,24 +321,27 @@ class Store(LinkStore, Protocol):
     # --- delivery -------------------------------------------------------------------------------
 
     async def due_deliveries(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
-        """Orders of ``connection`` waiting for a submission attempt due by ``now``."""
+        """Orders of ``connection`` with work for the POS due by ``now``: a submission attempt,
+        or a cancellation to take to it; the earliest due first."""
         ...
 
     async def next_delivery_at(self, connection: str) -> datetime | None:
-        """When the next delivery attempt of ``connection`` is due, if any is waiting."""
+        """When the next submission or cancellation of ``connection`` is due, if any waits."""
         ...
 
     async def postpone(self, order_id: str, until: datetime, reason: str) -> None:
         """Leave an order waiting for delivery until ``until``, saying why (no attempt made)."""
         ...
 
-    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> int:
+    async def begin_attempt(self, order_id: str, lease_seconds: float = 60.0) -> int | None:
         """Record, durably and before the POS is called, that an attempt starts now.
 
         The order may be in the POS from now on until an outcome says otherwise, and it is not
-        due again for ``lease_seconds`` (the attempt's time budget).
+        due again for ``lease_seconds`` (the attempt's time budget). Nothing is recorded for an
+        order that is no longer to be sent (cancelled meanwhile, or a cancellation waits): the
+        attempt must not call the POS.
 
-        :returns: the attempt's number (1 for the first).
+        :returns: the attempt's number (1 for the first), or None when it must not start.
         """
         ...
 
@@ -356,4 +441,8 @@ class Store(LinkStore, Protocol):
 
     async def state_set(self, connection: str, key: str, value: str) -> None:
         """Store a value for a plugin's connection."""
+        ...
+
+    async def state_delete(self, connection: str, key: str) -> None:
+        """Forget a value a plugin stored for its connection."""
         ...

@@ -129,8 +129,12 @@ class LinkStore(Protocol):
 
     # --- handing orders to agents (hub) -------------------------------------------------------
 
-    async def hand_over(self, order_id: str, agent: str, body: bytes) -> int:
-        """Queue an order for ``agent`` and take it out of the hub's own delivery."""
+    async def hand_over(self, order_id: str, agent: str, body: bytes) -> int | None:
+        """Queue an order for ``agent`` and take it out of the hub's own delivery.
+
+        :returns: the message's number, or None when the order is no longer to be sent (it was
+            cancelled, or handed over, since it was found due).
+        """
         ...
 
     async def handovers(self, connection: str) -> list[Handover]:

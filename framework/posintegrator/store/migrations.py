@@ -1,11 +1,58 @@
-"""Versioned schema of the SQLite store. Append new steps; never edit a released one."""
+"""Versioned schema of the SQLite store. Append new steps; never edit a released one.
+
+A step is an SQL script, or a function for what SQL alone cannot do (rewriting stored order
+documents into a new format). Each step runs in its own transaction, and ``PRAGMA user_version``
+records the last step applied, so an interrupted upgrade resumes at the step that failed.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-#: (version, SQL script). ``PRAGMA user_version`` records the last step applied.
-MIGRATIONS: tuple[tuple[int, str], ...] = (
+import orjson
+from pydantic import ValidationError
+
+from posintegrator.model.legacy import upgrade_order
+from posintegrator.model.order import Order, PaymentMode, order_content_hash
+
+#: A migration step: an SQL script, or a function run inside the step's transaction.
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+def rewrite_orders(db: sqlite3.Connection) -> None:
+    """Bring every stored order document to the current format and recompute what is derived
+    from it: its content hash (so a replay of the order is still told from a conflict), the
+    amount prepaid (for refunds) and its currency.
+
+    Uses the current model, so a later release may run it again as a step of its own.
+
+    :raises RuntimeError: naming an order the current model cannot read.
+    """
+    rows = db.execute("SELECT id, body FROM orders").fetchall()
+    for order_id, body in rows:
+        document = upgrade_order(orjson.loads(body))
+        try:
+            order = Order.model_validate(document)
+        except ValidationError as exc:
+            raise RuntimeError(
+                f"order {order_id!r} stored by an earlier release cannot be brought to the "
+                f"current format: {exc}"
+            ) from None
+        prepaid = sum(p.amount for p in order.payments if p.mode == PaymentMode.PREPAID)
+        db.execute(
+            "UPDATE orders SET body = ?, content_hash = ?, prepaid = ?, currency = ? WHERE id = ?",
+            (
+                order.model_dump_json().encode(),
+                order_content_hash(order),
+                prepaid,
+                order.currency,
+                order_id,
+            ),
+        )
+
+
+MIGRATIONS: tuple[tuple[int, Step], ...] = (
     (
         1,
         """
@@ -157,6 +204,28 @@ MIGRATIONS += (
     ),
 )
 
+# The complete universal order (docs/changelog.md): what an order prepaid and in which currency
+# (for the refund its cancellation signals), a cancellation asked of it and how it went; then
+# every stored order brought to the new format.
+MIGRATIONS += (
+    (
+        5,
+        """
+        ALTER TABLE orders ADD COLUMN prepaid INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE orders ADD COLUMN currency TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_state TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_by TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_reason TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_requested_at TEXT;
+        ALTER TABLE orders ADD COLUMN cancel_due_at REAL;
+        ALTER TABLE orders ADD COLUMN cancel_outcome TEXT;
+        CREATE INDEX orders_cancel_due ON orders (connection, cancel_due_at)
+            WHERE cancel_due_at IS NOT NULL;
+        """,
+    ),
+    (6, rewrite_orders),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
@@ -177,9 +246,12 @@ def migrate(db: sqlite3.Connection) -> int:
             continue
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            if callable(script):
+                script(db)
+            else:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
             db.execute(f"PRAGMA user_version = {version}")
             db.execute("COMMIT")
         except BaseException:

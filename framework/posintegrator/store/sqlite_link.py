@@ -190,16 +190,22 @@ class LinkTables:
 
     # --- handing orders to agents ---------------------------------------------------------------
 
-    async def hand_over(self, order_id: str, agent: str, body: bytes) -> int:
+    async def hand_over(self, order_id: str, agent: str, body: bytes) -> int | None:
         return await self._run(self._hand_over, order_id, agent, body)
 
-    def _hand_over(self, order_id: str, agent: str, body: bytes) -> int:
+    def _hand_over(self, order_id: str, agent: str, body: bytes) -> int | None:
         with self._transaction() as tx:
-            seq = self._insert_message(tx, agent, "order", body, order_id)
-            tx.execute(
-                "UPDATE orders SET agent = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+            # Only an order still to be sent, and not cancelled (nor with a cancellation
+            # waiting) since it was found due: this and a cancellation are serialised here.
+            taken = tx.execute(
+                "UPDATE orders SET agent = ?, next_attempt_at = NULL, updated_at = ? "
+                "WHERE id = ? AND agent IS NULL AND status IN ('RECEIVED', 'SUBMITTING') "
+                "AND (cancel_state IS NULL OR cancel_state != 'requested') RETURNING id",
                 (agent, _iso(utcnow()), order_id),
-            )
+            ).fetchone()
+            if taken is None:
+                return None
+            seq = self._insert_message(tx, agent, "order", body, order_id)
             _note(tx, order_id, f"queued for agent {agent}", "host")
         return seq
 

@@ -7,6 +7,20 @@ session (the demo POS uses the fault injector) can use it with only the runtime 
 """
 
 from posintegrator.testing.harness import HostHarness, running_host
-from posintegrator.testing.sample_orders import one_product_menu, price_list_for, sample_order
+from posintegrator.testing.sample_orders import (
+    complete_order,
+    one_product_menu,
+    price_list_for,
+    sample_order,
+    sample_order_with,
+)
 
-__all__ = ["HostHarness", "one_product_menu", "price_list_for", "running_host", "sample_order"]
+__all__ = [
+    "HostHarness",
+    "complete_order",
+    "one_product_menu",
+    "price_list_for",
+    "running_host",
+    "sample_order",
+    "sample_order_with",
+]

@@ -15,6 +15,12 @@ A plugin opts in with one subclass in its own tests::
 Each test runs the real host (``posintegrator.testing.running_host``) with the plugin against
 its test POS, over loopback HTTP. A test that does not apply to a plugin (no lookup capability)
 is skipped with the reason.
+
+Orders using each optional part of the model (discounts, charges, a tip, several payments,
+delivery details, a table, a fiscal document) are posted too: a plugin that declares the part
+in its ``order_features`` must get the order into its POS, and the host must refuse one that
+uses a part the plugin does not declare, with a 422 naming the field, rather than let the part
+be dropped on the way.
 """
 
 from __future__ import annotations
@@ -31,15 +37,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from posintegrator.hooktypes import Capabilities
-from posintegrator.model import Menu, Order, OrderStatus, can_transition
+from posintegrator.hooktypes import Capabilities, OrderFeature, features_of
+from posintegrator.model import Menu, Order, OrderStatus, OrderType, can_transition
 from posintegrator.model.menu_check import check_menu, errors_in
 from posintegrator.orders.intake import idempotency_key
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.host import Host
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing.harness import HostHarness, running_host
-from posintegrator.testing.sample_orders import sample_order
+from posintegrator.testing.sample_orders import sample_order, sample_order_with
 
 
 @dataclass
@@ -51,12 +57,16 @@ class PosBackend:
     :param count_orders: how many orders the POS holds with our reference ``order_id``.
     :param on_host_started: called with the host's webhook URL for the connection, for POSes
         that push status by webhook and must be told where.
+    :param hold_orders: ``hold_orders(True)`` makes the test POS keep new orders where the
+        kitchen has not started them (so they can be cancelled), ``hold_orders(False)`` lets them
+        go on. Without it, a cancellation may come too late, and either honest answer passes.
     """
 
     settings: dict[str, Any]
     locations: list[str]
     count_orders: Callable[[str], Awaitable[int]]
     on_host_started: Callable[[str], Awaitable[None]] | None = None
+    hold_orders: Callable[[bool], Awaitable[None]] | None = None
 
 
 CONNECTION = "conformance"
@@ -116,6 +126,7 @@ class PluginContract:
             "pos_fetch_menu": caps.menu,
             "pos_submit_order": caps.orders,
             "pos_find_order": caps.order_lookup,
+            "pos_cancel_order": caps.order_cancel,
             "pos_poll_status": caps.status_polling,
             "pos_parse_webhook": caps.status_webhooks,
         }
@@ -228,3 +239,100 @@ class PluginContract:
             for before, after in itertools.pairwise(seen):
                 assert can_transition(before, after), f"{before} -> {after} goes backwards"
             assert OrderStatus.ACCEPTED in seen or OrderStatus.IN_PREPARATION in seen
+
+    @pytest.mark.parametrize("feature", list(OrderFeature), ids=lambda f: f.value)
+    async def test_order_parts_reach_the_pos_or_are_refused(
+        self, tmp_path: Path, pos_backend: PosBackend, feature: OrderFeature
+    ) -> None:
+        """An order using ``feature`` reaches the POS when the plugin declares it, and is
+        refused with a 422 naming the field when it does not (never silently dropped)."""
+        caps = self._capabilities()
+        if not caps.orders:
+            pytest.skip("the plugin does not take orders (capabilities.orders is false)")
+        location = pos_backend.locations[0]
+        async with self._host(tmp_path, pos_backend) as harness:
+            menu = await self._menu(harness, location)
+            order = sample_order_with(menu, f"{feature.value}-{uuid.uuid4().hex[:8]}", feature)
+            status, body = await harness.post_order(order)
+            refused_for = [field for _, field in _uses(order, feature)]
+            if OrderType(order["type"]) not in caps.order_types:
+                refused_for = ["type"]
+            elif feature in caps.order_features:
+                refused_for = []
+            if refused_for:
+                assert status == 422, body
+                named = [e["field"] for e in body["errors"]]
+                assert set(refused_for) & set(named), (refused_for, body)
+                assert await pos_backend.count_orders(order["id"]) == 0
+                return
+            assert status == 202, body
+            await harness.wait_for_status(
+                order["id"],
+                {
+                    OrderStatus.ACCEPTED,
+                    OrderStatus.IN_PREPARATION,
+                    OrderStatus.READY,
+                    OrderStatus.COMPLETED,
+                },
+                self.status_timeout,
+            )
+            assert await pos_backend.count_orders(order["id"]) == 1
+
+    async def test_cancellation_is_answered_honestly(
+        self, tmp_path: Path, pos_backend: PosBackend
+    ) -> None:
+        """A cancellation of an order the POS has ends in CANCELLED (with the refund of what
+        was prepaid) or in an ``order.cancel_refused`` event, next in the order's sequence; an
+        order the kitchen has not started must be cancelled."""
+        caps = self._capabilities()
+        if not caps.orders or not caps.order_cancel:
+            pytest.skip("the plugin cannot cancel orders (capabilities.order_cancel is false)")
+        location = pos_backend.locations[0]
+        async with self._host(tmp_path, pos_backend) as harness:
+            menu = await self._menu(harness, location)
+            if pos_backend.hold_orders is not None:
+                await pos_backend.hold_orders(True)
+            try:
+                order = sample_order(menu, f"cancel-{uuid.uuid4().hex[:8]}")
+                status, body = await harness.post_order(order)
+                assert status == 202, body
+                await harness.wait_for_status(
+                    order["id"],
+                    {OrderStatus.ACCEPTED, OrderStatus.IN_PREPARATION, OrderStatus.READY},
+                    self.status_timeout,
+                )
+                status, body = await harness.request(
+                    "POST",
+                    f"/v1/orders/{order['id']}/cancel",
+                    {"requested_by": "platform", "reason": "conformance kit"},
+                )
+                if status == 409 and pos_backend.hold_orders is None:
+                    return  # the order was completed first: nothing left to cancel
+                assert status == 202, body
+
+                def answered(_events: list[dict[str, Any]]) -> bool:
+                    mine = harness.receiver.order_events(order["id"])
+                    return bool(mine) and (
+                        mine[-1]["type"] == "order.cancel_refused"
+                        or mine[-1]["status"] == OrderStatus.CANCELLED
+                    )
+
+                await harness.wait_for_events(answered, self.status_timeout)
+            finally:
+                if pos_backend.hold_orders is not None:
+                    await pos_backend.hold_orders(False)
+            mine = harness.receiver.order_events(order["id"])
+            assert [e["sequence"] for e in mine] == list(range(1, len(mine) + 1))
+            last = mine[-1]
+            if pos_backend.hold_orders is not None:
+                assert last["type"] == "order.status_changed", "an unstarted order is cancelled"
+            if last["type"] == "order.status_changed":
+                assert last["refund"] == {"amount": order["total"], "currency": menu.currency}
+            else:
+                assert last["reason"], "a refusal says why"
+            assert await pos_backend.count_orders(order["id"]) == 1
+
+
+def _uses(order: dict[str, Any], feature: OrderFeature) -> list[tuple[OrderFeature, str]]:
+    """The fields of ``order`` that use ``feature``, as the host names them in a refusal."""
+    return [(f, field) for f, field in features_of(Order.model_validate(order)) if f == feature]

@@ -22,6 +22,7 @@ from posintegrator.plugins import PluginHost
 from posintegrator.runtime.host import Host
 from posintegrator.settings import (
     ApiSettings,
+    ChannelSettings,
     CloudSettings,
     ConnectionSettings,
     HostSettings,
@@ -110,9 +111,10 @@ def harness_settings(
     webhook_secrets: list[str],
     token: str,
     connections: list[ConnectionSettings],
+    channels: list[str] | None = None,
 ) -> HostSettings:
-    """Settings of a host on a free loopback port."""
-    return HostSettings(
+    """Settings of a host on a free loopback port (with the default channels, or ``channels``)."""
+    settings = HostSettings(
         api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr(token)),
         store=StoreSettings(path=store_path, synchronous="NORMAL"),
         cloud=CloudSettings(
@@ -120,6 +122,9 @@ def harness_settings(
         ),
         connections=connections,
     )
+    if channels is not None:
+        settings.channels = [ChannelSettings(id=channel) for channel in channels]
+    return settings
 
 
 async def sync_all_menus(host: Host) -> None:
@@ -146,6 +151,7 @@ async def running_host(
     after_start: Callable[[Host], Awaitable[None]] | None = None,
     plugins: PluginHost | None = None,
     cloud_secrets: list[str] | None = None,
+    channels: list[str] | None = None,
     api: dict[str, object] | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
@@ -154,6 +160,7 @@ async def running_host(
     :param plugins: plugins to use instead of loading them by entry point.
     :param cloud_secrets: the webhook secrets of the host and its cloud receiver (default: one
         new secret).
+    :param channels: the deployment's channel ids (default: the four default ones).
     :param api: API settings to change from the harness's (e.g. a larger wrong-token budget).
     """
     token = secrets.token_urlsafe(16)
@@ -166,6 +173,7 @@ async def running_host(
         webhook_secrets=webhook_secrets,
         token=token,
         connections=connections,
+        channels=channels,
     )
     if api:
         changed = ApiSettings.model_validate({**settings.api.model_dump(), **api})

@@ -81,6 +81,19 @@ class DemoPosClient:
         """``GET /events``: up to ``limit`` feed entries with ``seq > after``, plus ``last_seq``."""
         return await self._request("GET", "/events", params={"after": after, "limit": limit})
 
+    async def cancel_order(self, order_id: str, reason: str) -> JSONDict:
+        """``POST /orders/{id}/cancel``: cancel an order still in the kitchen's queue.
+
+        Cancelling a cancelled order answers it again, so a resend after a timeout is safe.
+
+        :raises PermanentError: code ``not_cancellable`` when the kitchen has started on it,
+            ``not_found`` for an order the POS does not have.
+        :raises AmbiguousError: on a timeout or dropped connection after the request was sent.
+        """
+        return await self._request(
+            "POST", f"/orders/{order_id}/cancel", body={"reason": reason}, ambiguous=True
+        )
+
     async def get_order(self, order_id: str) -> JSONDict:
         """``GET /orders/{id}``: one order by the POS's id (an unknown id is a PermanentError)."""
         return await self._request("GET", f"/orders/{order_id}")

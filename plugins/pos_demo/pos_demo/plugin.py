@@ -22,13 +22,15 @@ from pos_demo.translate import (
     status_from_pos,
 )
 from posintegrator.context import ConnectionContext
-from posintegrator.errors import WebhookRejected
+from posintegrator.errors import PermanentError, WebhookRejected
 from posintegrator.hookspecs import hookimpl
 from posintegrator.hooktypes import (
+    CancelResult,
     Capabilities,
     Deployment,
     FoundOrder,
     InboundWebhook,
+    OrderFeature,
     SubmitResult,
     TrackedOrder,
     WebhookResult,
@@ -57,7 +59,8 @@ def pos_settings_model() -> type[DemoPosSettings]:
 
 @hookimpl
 def pos_capabilities() -> Capabilities:
-    """DemoPOS can do everything: lookup by reference, idempotent submit, webhooks and feed."""
+    """DemoPOS can do everything: lookup by reference, idempotent submit, cancellation while an
+    order waits in the kitchen's queue, webhooks and feed; it carries every part of an order."""
     return Capabilities(
         menu=True,
         orders=True,
@@ -67,6 +70,8 @@ def pos_capabilities() -> Capabilities:
         status_polling=True,
         order_types=list(OrderType),
         payment_modes=list(PaymentMode),
+        order_features=list(OrderFeature),
+        order_cancel=True,
         deployments=[Deployment.CENTRAL, Deployment.LOCAL, Deployment.HYBRID],
     )
 
@@ -96,6 +101,28 @@ async def pos_find_order(ctx: ConnectionContext, order_id: str, location: str) -
         return None
     native = found[0]
     return FoundOrder(pos_order_id=native["id"], status=status_from_pos(native["state"]))
+
+
+@hookimpl
+async def pos_cancel_order(
+    ctx: ConnectionContext, order_id: str, pos_order_id: str | None, location: str, reason: str
+) -> CancelResult:
+    """``POST /orders/{id}/cancel``: DemoPOS cancels an order only while it waits in the kitchen's
+    queue, and answers 409 ``not_cancellable`` once the kitchen has started on it."""
+    client = _client(ctx)
+    if pos_order_id is None:
+        found = await client.find_orders(order_id)
+        if not found:
+            return CancelResult(cancelled=False, reason="DemoPOS has no order with this reference")
+        pos_order_id = str(found[0]["id"])
+    try:
+        cancelled = await client.cancel_order(pos_order_id, reason)
+    except PermanentError as exc:
+        if exc.code in ("not_cancellable", "not_found"):
+            return CancelResult(cancelled=False, reason=exc.reason)
+        raise
+    ctx.log.info("order {} (DemoPOS {}) cancelled: {}", order_id, pos_order_id, reason)
+    return CancelResult(cancelled=cancelled["state"] == "cancelled")
 
 
 @hookimpl

@@ -29,9 +29,12 @@ from posintegrator.model import (
     Allergens,
     Availability,
     Category,
+    Charge,
     ComboChoice,
     ComboSlot,
+    Delivery,
     DietaryTag,
+    Discount,
     Menu,
     ModifierGroup,
     ModifierOption,
@@ -41,6 +44,7 @@ from posintegrator.model import (
     OrderLine,
     OrderStatus,
     OrderType,
+    Payment,
     PaymentMode,
     PriceList,
     Product,
@@ -311,6 +315,9 @@ def order_to_pos(order: Order) -> JSONDict:
     """Translate a universal order into the body of DemoPOS ``POST /orders``.
 
     ``reference`` is our order id, so the order can be found again with ``?reference=``.
+    DemoPOS keeps every part of the order: discounts (of lines and of the order), charges, the
+    tip, the tax, the total and each payment (``paid`` for PREPAID, due for AT_COUNTER), the
+    delivery details, the table and the fiscal receipt; it checks that they add up.
     """
     customer = (
         None
@@ -320,24 +327,84 @@ def order_to_pos(order: Order) -> JSONDict:
     return {
         "reference": order.id,
         "location": order.location,
+        "channel": order.channel,
         "type": _ORDER_TYPES[order.type],
-        "paid": order.payment.mode == PaymentMode.PREPAID,
-        "amount": order.payment.amount,
         "currency": order.currency,
         "note": order.customer_note,
         "pickup_at": None if order.pickup_time is None else order.pickup_time.isoformat(),
         "customer": customer,
         "lines": [_line(line) for line in order.lines],
+        "discounts": [_adjustment(d) for d in order.discounts],
+        "charges": [_adjustment(c) for c in order.charges],
+        "tip": order.tip,
+        "tax": order.tax,
+        "total": order.total,
+        "payments": [_payment(p) for p in order.payments],
+        "delivery": None if order.delivery is None else _delivery(order.delivery),
+        "table": None
+        if order.table is None
+        else {"name": order.table.name, "covers": order.table.covers},
+        "fiscalised": order.fiscalised,
+        "fiscal": None if order.fiscal is None else order.fiscal.model_dump(mode="json"),
+    }
+
+
+def _adjustment(adjustment: Discount | Charge) -> JSONDict:
+    """A discount or a charge: DemoPOS takes the amount; the rest is for its receipts."""
+    native: JSONDict = {
+        "name": adjustment.name,
+        "kind": adjustment.kind.value.lower(),
+        "amount": adjustment.amount,
+    }
+    if isinstance(adjustment, Discount):
+        native["code"] = adjustment.code
+    else:
+        native["taxable"] = adjustment.taxable
+    return native
+
+
+def _payment(payment: Payment) -> JSONDict:
+    return {
+        "method": payment.method.value.lower(),
+        "amount": payment.amount,
+        "paid": payment.mode == PaymentMode.PREPAID,
+        "provider": payment.provider,
+        "reference": payment.reference,
+    }
+
+
+def _delivery(delivery: Delivery) -> JSONDict:
+    """Delivery details as DemoPOS prints them on the courier's ticket."""
+    address = delivery.address
+    return {
+        "address": None
+        if address is None
+        else {
+            "street": address.street,
+            "extra": address.extra,
+            "city": address.city,
+            "postal_code": address.postal_code,
+            "country": address.country,
+        },
+        "lat": None if delivery.coordinates is None else delivery.coordinates.latitude,
+        "lng": None if delivery.coordinates is None else delivery.coordinates.longitude,
+        "instructions": delivery.instructions,
+        "courier": None if delivery.courier is None else delivery.courier.model_dump(mode="json"),
+        "platform_order_id": delivery.aggregator_order_id,
+        "code": delivery.display_code,
+        "promised_at": None if delivery.promised_at is None else delivery.promised_at.isoformat(),
     }
 
 
 def _line(line: OrderLine) -> JSONDict:
     """One order line: a combo line when it has components, an item line otherwise."""
+    discounts = [_adjustment(d) for d in line.discounts]
     if line.components:
         return {
             "combo": line.product_id,
             "qty": line.quantity,
             "unit_price": line.unit_price,
+            "discounts": discounts,
             "components": [
                 {
                     "slot": component.slot_id,
@@ -354,6 +421,7 @@ def _line(line: OrderLine) -> JSONDict:
         "qty": line.quantity,
         "unit_price": line.unit_price,
         "mods": _mods(line.modifiers),
+        "discounts": discounts,
     }
 
 

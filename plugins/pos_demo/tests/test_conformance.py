@@ -37,6 +37,9 @@ class TestDemoPluginContract(PluginContract):
         async def on_host_started(webhook_url: str) -> None:
             simulator.set_webhook(webhook_url, WEBHOOK_SECRET)
 
+        async def hold_orders(hold: bool) -> None:
+            simulator.set_stage_seconds(3600 if hold else 0.1)
+
         yield PosBackend(
             settings={
                 "base_url": simulator.url,
@@ -46,5 +49,6 @@ class TestDemoPluginContract(PluginContract):
             locations=["downtown", "airport"],
             count_orders=count_orders,
             on_host_started=on_host_started,
+            hold_orders=hold_orders,
         )
         await simulator.close()

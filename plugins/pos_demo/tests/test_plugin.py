@@ -40,6 +40,7 @@ from posintegrator.hooktypes import (
     Deployment,
     FoundOrder,
     InboundWebhook,
+    OrderFeature,
     SubmitResult,
     TrackedOrder,
 )
@@ -184,6 +185,9 @@ class MemoryState:
     async def set(self, key: str, value: str) -> None:
         self.values[key] = value
 
+    async def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
 
 @pytest_asyncio.fixture
 async def fake_pos() -> AsyncIterator[FakePos]:
@@ -248,7 +252,7 @@ def make_order(order_id: str = "cloud-42") -> Order:
         currency="EUR",
         lines=[OrderLine(product_id="cola", variant_id="large", quantity=2, unit_price=330)],
         total=660,
-        payment=Payment(mode=PaymentMode.PREPAID, amount=660),
+        payments=[Payment(mode=PaymentMode.PREPAID, amount=660)],
     )
 
 
@@ -278,6 +282,8 @@ async def test_settings_model_and_capabilities() -> None:
         status_polling=True,
         order_types=list(OrderType),
         payment_modes=list(PaymentMode),
+        order_features=list(OrderFeature),
+        order_cancel=True,
         deployments=[Deployment.CENTRAL, Deployment.LOCAL, Deployment.HYBRID],
     )
 

@@ -33,7 +33,7 @@ EU_ALLERGENS = {
     "gluten", "crustaceans", "eggs", "fish", "peanuts", "soybeans", "milk", "nuts",
     "celery", "mustard", "sesame", "sulphites", "lupin", "molluscs",
 }  # fmt: skip
-CHANNELS = {"kiosk", "web", "dine_in", "delivery"}
+CHANNELS = {"kiosk", "web", "dine_in", "delivery", "ubereats"}
 DIETARY_TAGS = {
     "vegetarian", "vegan", "halal", "kosher", "gluten_free", "lactose_free", "spicy", "organic",
 }  # fmt: skip
@@ -49,8 +49,8 @@ def order_body(reference: str = "ref-1", **overrides: Any) -> dict[str, Any]:
         "reference": reference,
         "location": "downtown",
         "type": "takeaway",
-        "paid": True,
-        "amount": 750 + 50 + 350,
+        "total": 800 + 350,
+        "payments": [{"method": "card", "amount": 800 + 350, "paid": True}],
         "currency": "EUR",
         "note": None,
         "pickup_at": None,
@@ -73,6 +73,18 @@ def order_body(reference: str = "ref-1", **overrides: Any) -> dict[str, Any]:
         ],
     }
     body.update(overrides)
+    if "total" not in overrides and isinstance(body.get("lines"), list):
+        # What the till adds up: the lines as given (a test that breaks a line still sends
+        # amounts that add up, so the line is what the POS refuses).
+        total = sum(
+            line.get("unit_price", 0) * line.get("qty", 1)
+            for line in body["lines"]
+            if isinstance(line, dict)
+            and isinstance(line.get("unit_price"), int)
+            and isinstance(line.get("qty", 1), int)
+        )
+        body["total"] = total
+        body["payments"] = [{"method": "card", "amount": total, "paid": True}]
     return body
 
 
@@ -196,7 +208,7 @@ async def test_health_locations_and_menu_shape(
     items = {i["id"]: i for i in menu["items"]}
     groups = {g["id"]: g for g in menu["modifier_groups"]}
     assert len(items) >= 40
-    assert {pl["id"] for pl in menu["price_levels"]} == {"instore", "delivery"}
+    assert {pl["id"] for pl in menu["price_levels"]} == {"instore", "delivery", "ubereats"}
     assert {"burgers", "chicken", "sides", "drinks", "desserts", "breakfast"} <= {
         c["id"] for c in menu["categories"]
     }
@@ -242,12 +254,12 @@ async def test_health_locations_and_menu_shape(
     }
     # a product-specific option price: extra cheese is cheaper on the double cheeseburger
     extra_cheese = next(o for o in groups["burger_extras"]["options"] if o["id"] == "extra_cheese")
-    assert extra_cheese["prices"] == {"instore": 80, "delivery": 90}
+    assert extra_cheese["prices"] == {"instore": 80, "delivery": 90, "ubereats": 90}
     assert items["double_cheeseburger"]["option_prices"] == [
         {
             "group": "burger_extras",
             "option": "extra_cheese",
-            "prices": {"instore": 50, "delivery": 60},
+            "prices": {"instore": 50, "delivery": 60, "ubereats": 60},
         }
     ]
     assert "option_prices" not in items["cheeseburger"]

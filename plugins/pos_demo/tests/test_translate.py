@@ -22,12 +22,17 @@ from posintegrator.model import (
     Allergens,
     Availability,
     Category,
-    Channel,
+    Charge,
+    ChargeKind,
     ComboChoice,
     ComboComponent,
     ComboSlot,
     Customer,
+    Delivery,
     DietaryTag,
+    Discount,
+    DiscountKind,
+    FiscalDocument,
     Menu,
     ModifierGroup,
     ModifierOption,
@@ -38,6 +43,7 @@ from posintegrator.model import (
     OrderStatus,
     OrderType,
     Payment,
+    PaymentMethod,
     PaymentMode,
     PriceList,
     Product,
@@ -197,7 +203,7 @@ EXPECTED_MENU = Menu(
             ],
             availability=Availability(
                 schedule=[TimeSlot(days=[4, 5], start="17:00", end="24:00")],
-                channels=[Channel.KIOSK, Channel.WEB, Channel.DINE_IN],
+                channels=["kiosk", "web", "dine_in"],
             ),
             allergens=Allergens(contains=[Allergen.GLUTEN], may_contain=[Allergen.SULPHITES]),
             nutrition=Nutrition(energy_kcal=145),
@@ -418,11 +424,11 @@ def test_menu_takes_the_locations_timezone(menu: Menu, native_menu: dict[str, An
 
 def test_price_lists_keep_their_channels(menu: Menu) -> None:
     assert {p.id: p.channels for p in menu.price_lists} == {
-        "instore": [Channel.KIOSK, Channel.WEB, Channel.DINE_IN],
-        "delivery": [Channel.DELIVERY],
+        "instore": ["kiosk", "web", "dine_in"],
+        "delivery": ["delivery"],
     }
-    assert menu.price_list_for(Channel.WEB) == menu.price_lists[0]
-    assert menu.price_list_for(Channel.DELIVERY) == menu.price_lists[1]
+    assert menu.price_list_for("web") == menu.price_lists[0]
+    assert menu.price_list_for("delivery") == menu.price_lists[1]
 
 
 def test_names_and_descriptions_merge_into_translations(menu: Menu) -> None:
@@ -530,12 +536,12 @@ def test_hours_and_channels_become_availability(menu: Menu) -> None:
     beer = menu.product("craft_beer")
     assert beer is not None
     assert beer.availability.schedule == [TimeSlot(days=[4, 5], start="17:00", end="24:00")]
-    assert beer.availability.channels == [Channel.KIOSK, Channel.WEB, Channel.DINE_IN]
+    assert beer.availability.channels == ["kiosk", "web", "dine_in"]
     # Friday 2024-05-03 18:00 UTC is 20:00 in Berlin; Thursday evening is outside the hours.
     friday = datetime(2024, 5, 3, 18, 0, tzinfo=UTC)
-    assert beer.availability.is_orderable(friday, Channel.WEB, menu.zone)
-    assert not beer.availability.is_orderable(friday, Channel.DELIVERY, menu.zone)
-    assert not beer.availability.is_orderable(friday - timedelta(days=1), Channel.WEB, menu.zone)
+    assert beer.availability.is_orderable(friday, "web", menu.zone)
+    assert not beer.availability.is_orderable(friday, "delivery", menu.zone)
+    assert not beer.availability.is_orderable(friday - timedelta(days=1), "web", menu.zone)
     burger = menu.product("classic_burger")
     assert burger is not None
     assert (burger.availability.schedule, burger.availability.channels) == ([], [])
@@ -583,7 +589,7 @@ def _order(*lines: OrderLine, **overrides: Any) -> Order:
         "currency": "EUR",
         "lines": list(lines),
         "total": total,
-        "payment": Payment(mode=PaymentMode.PREPAID, amount=total),
+        "payments": [Payment(mode=PaymentMode.PREPAID, amount=total)],
     }
     fields.update(overrides)
     return Order(**fields)
@@ -602,14 +608,34 @@ def test_order_header_and_plain_line() -> None:
     assert order_to_pos(order) == {
         "reference": "cloud-42",
         "location": "downtown",
+        "channel": "web",
         "type": "takeaway",
-        "paid": True,
-        "amount": 660,
         "currency": "EUR",
         "note": "no ice",
         "pickup_at": "2024-05-01T12:15:00+00:00",
         "customer": {"name": "Ada", "phone": "+49 30 1234"},
-        "lines": [{"item": "cola", "size": "large", "qty": 2, "unit_price": 330, "mods": []}],
+        "lines": [
+            {
+                "item": "cola",
+                "size": "large",
+                "qty": 2,
+                "unit_price": 330,
+                "mods": [],
+                "discounts": [],
+            }
+        ],
+        "discounts": [],
+        "charges": [],
+        "tip": 0,
+        "tax": 0,
+        "total": 660,
+        "payments": [
+            {"method": "other", "amount": 660, "paid": True, "provider": None, "reference": None}
+        ],
+        "delivery": None,
+        "table": None,
+        "fiscalised": False,
+        "fiscal": None,
     }
 
 
@@ -627,10 +653,52 @@ def test_order_types(order_type: OrderType, native: str) -> None:
 
 def test_pay_at_counter_is_unpaid_with_amount_due() -> None:
     body = order_to_pos(
-        _order(PLAIN_LINE, payment=Payment(mode=PaymentMode.AT_COUNTER, amount=500))
+        _order(
+            PLAIN_LINE,
+            payments=[
+                Payment(mode=PaymentMode.PREPAID, amount=160, method=PaymentMethod.GIFT_CARD),
+                Payment(mode=PaymentMode.AT_COUNTER, amount=500, method=PaymentMethod.CASH),
+            ],
+        )
     )
-    assert (body["paid"], body["amount"]) == (False, 500)
+    assert [(p["method"], p["amount"], p["paid"]) for p in body["payments"]] == [
+        ("gift_card", 160, True),
+        ("cash", 500, False),
+    ]
     assert (body["note"], body["pickup_at"], body["customer"]) == (None, None, None)
+
+
+def test_discounts_charges_tip_delivery_and_fiscal_receipt_travel() -> None:
+    line = PLAIN_LINE.model_copy(
+        update={"discounts": [Discount(kind=DiscountKind.STAFF, name="Staff", amount=60)]}
+    )
+    order = _order(
+        line,
+        channel="ubereats",
+        type=OrderType.DELIVERY,
+        discounts=[Discount(kind=DiscountKind.PROMOTION, name="Promo", amount=100, code="P1")],
+        charges=[Charge(kind=ChargeKind.DELIVERY_FEE, name="Delivery", amount=250)],
+        tip=50,
+        total=660 - 60 - 100 + 250 + 50,
+        payments=[Payment(mode=PaymentMode.PREPAID, amount=800, method=PaymentMethod.AGGREGATOR)],
+        delivery=Delivery(display_code="K7", aggregator_order_id="UE-1"),
+        fiscalised=True,
+        fiscal=FiscalDocument(receipt_number="R-1", device_id="TSE-9"),
+    )
+    body = order_to_pos(order)
+    assert body["channel"] == "ubereats"
+    assert body["lines"][0]["discounts"] == [
+        {"name": "Staff", "kind": "staff", "amount": 60, "code": None}
+    ]
+    assert body["discounts"] == [
+        {"name": "Promo", "kind": "promotion", "amount": 100, "code": "P1"}
+    ]
+    assert body["charges"] == [
+        {"name": "Delivery", "kind": "delivery_fee", "amount": 250, "taxable": False}
+    ]
+    assert (body["tip"], body["tax"], body["total"]) == (50, 0, 800)
+    assert body["delivery"]["code"] == "K7" and body["delivery"]["platform_order_id"] == "UE-1"
+    assert body["fiscal"]["receipt_number"] == "R-1" and body["fiscalised"] is True
 
 
 def test_line_with_nested_modifiers() -> None:
@@ -663,6 +731,7 @@ def test_line_with_nested_modifiers() -> None:
                 },
                 {"option": "house_sauce", "qty": 1, "mods": []},
             ],
+            "discounts": [],
         }
     ]
 
@@ -688,6 +757,7 @@ def test_combo_line() -> None:
             "combo": "classic_menu",
             "qty": 3,
             "unit_price": 1040,
+            "discounts": [],
             "components": [
                 {
                     "slot": "main",
@@ -809,7 +879,7 @@ def test_item_back_is_available_and_keeps_hours_and_channels() -> None:
         availability=Availability(
             available=True,
             schedule=[TimeSlot(days=[0, 1], start="06:00", end="11:00")],
-            channels=[Channel.KIOSK, Channel.WEB],
+            channels=["kiosk", "web"],
         ),
     )
 

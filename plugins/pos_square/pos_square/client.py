@@ -10,7 +10,7 @@ leaves this module as one of the framework's errors, read from Square's ``errors
   HTTP date);
 * HTTP 5xx, connection refused -> :class:`RetryableError`;
 * a timeout or a dropped connection -> :class:`AmbiguousError` for the writes (CreateOrder,
-  CreatePayment: Square may have acted), :class:`RetryableError` for reads;
+  UpdateOrder, CreatePayment: Square may have acted), :class:`RetryableError` for reads;
 * ``IDEMPOTENCY_KEY_REUSED`` on CreateOrder -> :class:`AmbiguousError`: the key was used before
   (with another body), so the order may exist: the host looks it up instead of resending;
 * any other 4xx -> :class:`PermanentError` with a readable reason from ``detail`` (+ ``field``)
@@ -101,6 +101,15 @@ class SquareClient:
         document = await self._request(
             "POST", "/v2/orders", body=body, write=True, reused_key_ambiguous=True
         )
+        return dict(document["order"])
+
+    async def update_order(self, order_id: str, body: JSONDict) -> JSONDict:
+        """``PUT /v2/orders/{order_id}``: change an order (its state, its fulfillments).
+
+        :returns: the updated ``Order``.
+        :raises AmbiguousError: on a timeout or dropped connection (Square may have updated it).
+        """
+        document = await self._request("PUT", f"/v2/orders/{order_id}", body=body, write=True)
         return dict(document["order"])
 
     async def create_payment(self, body: JSONDict) -> JSONDict:

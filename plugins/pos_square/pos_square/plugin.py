@@ -1,9 +1,10 @@
 """The Square hook implementations (entry point ``square``).
 
 Thin: each hook builds a :class:`~pos_square.client.SquareClient` for the connection, makes its
-Square calls and hands the documents to :mod:`pos_square.translate` and
-:mod:`pos_square.webhooks`. The module keeps no state of its own; the webhook dedup memory lives
-in ``ctx.state``.
+Square calls and hands the documents to :mod:`pos_square.translate` (menus, statuses),
+:mod:`pos_square.orders` (orders, payments, cancellations) and :mod:`pos_square.webhooks`. The
+module keeps no state of its own; the webhook dedup memory and the payments an order still has
+to record live in ``ctx.state``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from typing import Any
 import orjson
 
 from pos_square.client import SquareClient
+from pos_square.orders import (
+    ORDER_SOURCE_NAME,
+    cancel_request,
+    missing_payment,
+    order_to_square,
+    payments_for,
+)
 from pos_square.settings import SquareSettings
 from pos_square.translate import (
     MENU_OBJECT_TYPES,
-    ORDER_SOURCE_NAME,
     menu_from_catalog,
-    missing_payment,
-    order_to_square,
-    payment_for,
+    pickup_state,
     rfc3339,
     status_event_from_order,
     status_of_order,
@@ -42,10 +47,12 @@ from posintegrator.errors import (
 )
 from posintegrator.hookspecs import hookimpl
 from posintegrator.hooktypes import (
+    CancelResult,
     Capabilities,
     Deployment,
     FoundOrder,
     InboundWebhook,
+    OrderFeature,
     SubmitResult,
     TrackedOrder,
     WebhookResult,
@@ -58,6 +65,9 @@ SEEN_EVENTS_MAX = 500
 #: ``ctx.state`` key: JSON object Square order id -> highest order ``version`` seen by webhook.
 ORDER_VERSIONS_KEY = "square_order_versions"
 ORDER_VERSIONS_MAX = 2000
+#: ``ctx.state`` key prefix: the CreatePayment bodies (without the Square order id) an order
+#: still has to record, kept from before CreateOrder until every payment is recorded.
+PENDING_PAYMENTS_KEY = "square_pending_payments:"
 #: How far back a lookup searches for one of our orders (by ``created_at``).
 LOOKUP_WINDOW = timedelta(days=2)
 SEARCH_PAGE_SIZE = 500
@@ -79,7 +89,9 @@ def pos_settings_model() -> type[SquareSettings]:
 
 @hookimpl
 def pos_capabilities() -> Capabilities:
-    """Menu, PICKUP orders (idempotent, with lookup by reference), status by webhook and polling."""
+    """Menu; PICKUP and DELIVERY orders (idempotent, with lookup by reference) with discounts,
+    service charges, tips and several payments; cancellation; status by webhook and polling.
+    Square has no tables and keeps no fiscal receipt: orders with those are refused."""
     return Capabilities(
         menu=True,
         orders=True,
@@ -87,8 +99,17 @@ def pos_capabilities() -> Capabilities:
         idempotent_submit=True,
         status_webhooks=True,
         status_polling=True,
-        order_types=[OrderType.TAKE_AWAY],
+        order_types=[OrderType.TAKE_AWAY, OrderType.DELIVERY],
         payment_modes=list(PaymentMode),
+        order_features=[
+            OrderFeature.LINE_DISCOUNTS,
+            OrderFeature.DISCOUNTS,
+            OrderFeature.CHARGES,
+            OrderFeature.TIP,
+            OrderFeature.SPLIT_PAYMENTS,
+            OrderFeature.DELIVERY_DETAILS,
+        ],
+        order_cancel=True,
         deployments=[Deployment.CENTRAL],
     )
 
@@ -144,45 +165,70 @@ async def _variations_of_single_variant_items(client: SquareClient, order: Order
 async def pos_submit_order(
     ctx: ConnectionContext, order: Order, idempotency_key: str
 ) -> SubmitResult:
-    """CreateOrder with the host's key; for a PREPAID order, then CreatePayment (EXTERNAL).
+    """CreateOrder with the host's key, then a CreatePayment (EXTERNAL) per PREPAID payment.
 
-    A failure between the two is retried as a whole: the same idempotency key makes Square
-    answer CreateOrder with the order it already created, and the payment's key is derived from
-    ours, so neither is made twice. That is also why an unknown payment outcome is reported as
-    retryable rather than ambiguous: a lookup would find the order and skip the payment.
+    The payments are kept in ``ctx.state`` before CreateOrder, so a lookup after a submission
+    cut short between the calls records the same ones. A failure between the calls is retried
+    as a whole: the same idempotency key makes Square answer CreateOrder with the order it
+    already created, and each payment's key is derived from ours, so nothing is made twice.
+    That is also why an unknown payment outcome is reported as retryable rather than ambiguous:
+    a lookup would find the order and record the payments only from the state.
+
+    An order Square totals differently from the cloud is cancelled in Square and refused: the
+    kitchen must not make an order whose till total is not what the customer paid.
     """
     settings = _settings(ctx)
     client = _client(ctx)
     square_location = settings.square_location(order.location)
     variations = await _variations_of_single_variant_items(client, order)
     try:
-        body = order_to_square(order, square_location, idempotency_key, variations=variations)
+        body = order_to_square(
+            order,
+            square_location,
+            idempotency_key,
+            variations=variations,
+            delivery_prep=f"PT{settings.delivery_prep_minutes}M",
+        )
     except ValueError as exc:
         raise PermanentError(str(exc), reason=str(exc), code="unsupported_order") from exc
+    payments = (
+        payments_for(order, "", idempotency_key, square_location_id=square_location)
+        if settings.record_prepaid_as_external_payment
+        else []
+    )
+    if payments:
+        await ctx.state.set(PENDING_PAYMENTS_KEY + order.id, orjson.dumps(payments).decode())
     created = await client.create_order(body)
     square_order_id = str(created["id"])
     ctx.log.info("order {} is Square order {}", order.id, square_order_id)
-    payment = payment_for(
-        order, square_order_id, idempotency_key, square_location_id=square_location
-    )
-    if payment is not None and settings.record_prepaid_as_external_payment:
-        total = (created.get("total_money") or {}).get("amount")
-        if total is not None and total != order.payment.amount:
-            ctx.log.warning(
-                "order {}: Square totals {} but {} was prepaid",
-                order.id,
-                total,
-                order.payment.amount,
-            )
-        await _record_payment(client, payment, order.id, square_order_id)
+    expected = order.total - order.tip  # Square adds tips with the payments that carry them
+    total = (created.get("total_money") or {}).get("amount")
+    if total is not None and total != expected and not created.get("tenders"):
+        reason = (
+            f"Square totals the order at {total}, the order says {expected} before its tip: "
+            "it was cancelled in Square"
+        )
+        await client.update_order(square_order_id, cancel_request(created, reason[:100]))
+        raise PermanentError(reason, reason=reason, code="total_mismatch")
+    await _record_payments(ctx, client, order.id, square_order_id)
     return SubmitResult(
         pos_order_id=square_order_id, status=status_of_order(created) or OrderStatus.ACCEPTED
     )
 
 
-async def _record_payment(
-    client: SquareClient, payment: dict[str, Any], order_id: str, square_order_id: str
+async def _record_payments(
+    ctx: ConnectionContext, client: SquareClient, order_id: str, square_order_id: str
 ) -> None:
+    """Record the payments ``ctx.state`` keeps for the order, then forget them."""
+    key = PENDING_PAYMENTS_KEY + order_id
+    payments = await _load_json(ctx, key, [])
+    for payment in payments:
+        await _record_payment(client, {**payment, "order_id": square_order_id}, order_id)
+    if payments:
+        await ctx.state.delete(key)
+
+
+async def _record_payment(client: SquareClient, payment: dict[str, Any], order_id: str) -> None:
     try:
         await client.create_payment(payment)
     except AmbiguousError as exc:
@@ -190,7 +236,7 @@ async def _record_payment(
             f"{exc.message} (payment of order {order_id}; resending is safe: same keys)"
         ) from exc
     except PermanentError as exc:
-        reason = f"Square order {square_order_id} was created but its payment was refused: "
+        reason = f"Square order {payment['order_id']} was created but its payment was refused: "
         raise PermanentError(exc.message, reason=reason + exc.reason, code=exc.code) from exc
 
 
@@ -199,8 +245,8 @@ async def pos_find_order(ctx: ConnectionContext, order_id: str, location: str) -
     """SearchOrders of the location (our source, created in the last two days, newest first),
     page by page, for the order whose ``reference_id`` is ours.
 
-    Square cannot filter by reference. A found PREPAID order still lacking its payment (the
-    submission stopped between the two calls) gets it now, with the same payment key.
+    Square cannot filter by reference. A found order whose submission stopped before its
+    payments were recorded gets them now, the same requests with the same keys.
     """
     settings = _settings(ctx)
     client = _client(ctx)
@@ -223,9 +269,10 @@ async def pos_find_order(ctx: ConnectionContext, order_id: str, location: str) -
             (o for o in page.get("orders") or [] if o.get("reference_id") == order_id), None
         )
         if match is not None:
+            await _record_payments(ctx, client, order_id, str(match["id"]))
             payment = missing_payment(match)
             if payment is not None and settings.record_prepaid_as_external_payment:
-                await _record_payment(client, payment, order_id, str(match["id"]))
+                await _record_payment(client, payment, order_id)
             return FoundOrder(
                 pos_order_id=str(match["id"]),
                 status=status_of_order(match) or OrderStatus.ACCEPTED,
@@ -233,6 +280,37 @@ async def pos_find_order(ctx: ConnectionContext, order_id: str, location: str) -
         cursor = page.get("cursor") or None
         if cursor is None:
             return None
+
+
+@hookimpl
+async def pos_cancel_order(
+    ctx: ConnectionContext, order_id: str, pos_order_id: str | None, location: str, reason: str
+) -> CancelResult:
+    """UpdateOrder: the order's state ``CANCELED`` and its fulfillment ``CANCELED`` with the
+    reason. Square refuses to cancel an order that is completed; so does this hook, for an order
+    handed over (its fulfillment ``COMPLETED``)."""
+    client = _client(ctx)
+    if pos_order_id is None:
+        found = await pos_find_order(ctx, order_id, location)
+        if found is None:
+            return CancelResult(cancelled=False, reason="Square has no order with this reference")
+        pos_order_id = found.pos_order_id
+    documents = await client.batch_retrieve_orders([pos_order_id])
+    if not documents:
+        return CancelResult(cancelled=False, reason=f"Square has no order {pos_order_id}")
+    square_order = documents[0]
+    if square_order.get("state") == "CANCELED":
+        return CancelResult(cancelled=True)
+    if square_order.get("state") == "COMPLETED" or pickup_state(square_order) == "COMPLETED":
+        return CancelResult(cancelled=False, reason="too late: the order was handed over")
+    try:
+        updated = await client.update_order(pos_order_id, cancel_request(square_order, reason))
+    except PermanentError as exc:
+        if exc.code in ("CONFLICT", "VERSION_MISMATCH"):
+            raise RetryableError(f"{exc.message} (changed meanwhile: asking again)") from exc
+        return CancelResult(cancelled=False, reason=exc.reason)
+    ctx.log.info("order {} (Square {}) cancelled: {}", order_id, pos_order_id, reason)
+    return CancelResult(cancelled=updated.get("state") == "CANCELED")
 
 
 @hookimpl

@@ -8,6 +8,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveFloat,
+    PositiveInt,
     SecretStr,
     model_validator,
 )
@@ -43,8 +44,10 @@ class SquareSettings(BaseModel):
     request_timeout_seconds: PositiveFloat = 10.0
     """Total time allowed for one request to Square, connection included."""
     record_prepaid_as_external_payment: bool = True
-    """Record PREPAID orders as paid in Square (an ``EXTERNAL`` payment), so the kitchen does not
-    charge the customer again. Needs the ``PAYMENTS_WRITE`` permission."""
+    """Record PREPAID payments in Square (each an ``EXTERNAL`` payment, with its share of the
+    tip), so the kitchen does not charge the customer again. Needs ``PAYMENTS_WRITE``."""
+    delivery_prep_minutes: PositiveInt = 20
+    """How long Square is told an ASAP delivery takes to prepare (Square requires a time)."""
 
     @model_validator(mode="after")
     def _next_needs_current(self) -> SquareSettings:

@@ -35,10 +35,13 @@ def pickup_state(order: dict[str, Any]) -> str:
     return str(order["fulfillments"][0]["state"])
 
 
-async def kitchen(double: RunningDouble, period: float = 0.1) -> None:
-    """Moves every order through the pickup states, as staff on Square's apps would."""
+async def kitchen(double: RunningDouble, period: float = 0.1, held: set[str] | None = None) -> None:
+    """Moves every order through the pickup states, as staff on Square's apps would; while
+    ``held`` holds ``"all"``, new work waits (orders stay where they are)."""
     while True:
         await asyncio.sleep(period)
+        if held and "all" in held:
+            continue
         for order_id, order in list(double.state.orders.items()):
             state = pickup_state(order)
             if state in NEXT_STATE:
@@ -67,7 +70,14 @@ class TestSquareContract(PluginContract):
     @pytest.fixture
     async def pos_backend(self, tmp_path: Path) -> AsyncIterator[PosBackend]:
         double = await start_double(signature_key=SIGNATURE_KEY)
-        cooking = asyncio.create_task(kitchen(double))
+        held: set[str] = set()
+        cooking = asyncio.create_task(kitchen(double, held=held))
+
+        async def hold_orders(hold: bool) -> None:
+            if hold:
+                held.add("all")
+            else:
+                held.discard("all")
 
         async def count_orders(order_id: str) -> int:
             return len(square_orders(double, order_id))
@@ -80,6 +90,7 @@ class TestSquareContract(PluginContract):
             locations=list(double.location_ids),
             count_orders=count_orders,
             on_host_started=on_host_started,
+            hold_orders=hold_orders,
         )
         cooking.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -10,13 +10,16 @@ from typing import Any
 
 import pytest
 
+from pos_square.orders import (
+    cancel_request,
+    missing_payment,
+    order_to_square,
+    payment_idempotency_key,
+    payments_for,
+)
 from pos_square.translate import (
     PRICE_LIST_ID,
     menu_from_catalog,
-    missing_payment,
-    order_to_square,
-    payment_for,
-    payment_idempotency_key,
     percentage_to_ppm,
     present_at,
     selection_limits,
@@ -25,16 +28,24 @@ from pos_square.translate import (
     status_of_order,
 )
 from posintegrator.model import (
+    Address,
     Allergen,
+    Charge,
+    ChargeKind,
     ComboComponent,
+    Courier,
     Customer,
+    Delivery,
     DietaryTag,
+    Discount,
+    DiscountKind,
     Menu,
     Order,
     OrderLine,
     OrderStatus,
     OrderType,
     Payment,
+    PaymentMethod,
     PaymentMode,
     SelectedModifier,
 )
@@ -101,7 +112,7 @@ def make_order(**overrides: Any) -> Order:
             OrderLine(product_id="ITEM_BAGEL", variant_id="VAR_BAGEL", quantity=1, unit_price=300),
         ],
         "total": 1350,
-        "payment": Payment(mode=PaymentMode.PREPAID, amount=1350, reference="pi_123"),
+        "payments": [Payment(mode=PaymentMode.PREPAID, amount=1350, reference="pi_123")],
         "customer": Customer(name="Ada Lovelace", phone="+1 (415) 555-0100"),
         "customer_note": "Ring the bell",
     }
@@ -117,7 +128,9 @@ def test_menu_is_valid_and_located() -> None:
     assert errors_in(check_menu(menu)) == []
     assert (menu.location, menu.currency, menu.timezone) == ("downtown", "USD", "America/New_York")
     assert [p.id for p in menu.price_lists] == [PRICE_LIST_ID]
-    assert len(menu.price_lists[0].channels) == 4
+    assert menu.price_lists[0].channels == [], "one price list for every channel"
+    assert menu.price_list_for("ubereats") == menu.price_lists[0]
+    assert menu.tax_rounding == "half_even", "Square rounds half to even"
     assert menu.source_updated_at == datetime(2025, 8, 2, 9, 30, tzinfo=UTC)
 
 
@@ -352,7 +365,8 @@ def test_order_to_square_request() -> None:
     assert details["schedule_type"] == "ASAP"
     assert "pickup_at" not in details
     assert details["note"] == "Ring the bell"
-    assert body["metadata"]["posintegrator_prepaid_amount"] == "1350"
+    assert body["metadata"] == {"posintegrator_order_id": "ord-1001", "posintegrator_key": KEY}
+    assert "discounts" not in body and "service_charges" not in body
 
 
 def test_scheduled_pickup_time_is_rfc3339() -> None:
@@ -367,7 +381,7 @@ def test_line_without_variant_uses_the_known_single_variation() -> None:
     order = make_order(
         lines=[OrderLine(product_id="ITEM_BAGEL", quantity=1, unit_price=300)],
         total=300,
-        payment=Payment(mode=PaymentMode.AT_COUNTER, amount=300),
+        payments=[Payment(mode=PaymentMode.AT_COUNTER, amount=300)],
     )
     body = order_to_square(order, "L1", KEY, variations={"ITEM_BAGEL": "VAR_BAGEL"})["order"]
     assert body["line_items"][0]["catalog_object_id"] == "VAR_BAGEL"
@@ -385,20 +399,21 @@ def test_combos_other_types_and_long_references_are_refused() -> None:
     with pytest.raises(ValueError, match="no combos"):
         order_to_square(
             make_order(
-                lines=[combo], total=900, payment=Payment(mode=PaymentMode.AT_COUNTER, amount=900)
+                lines=[combo],
+                total=900,
+                payments=[Payment(mode=PaymentMode.AT_COUNTER, amount=900)],
             ),
             "L1",
             KEY,
         )
     with pytest.raises(ValueError, match="not supported"):
-        order_to_square(make_order(type=OrderType.DELIVERY), "L1", KEY)
+        order_to_square(make_order(type=OrderType.DINE_IN), "L1", KEY)
     with pytest.raises(ValueError, match="40-character"):
         order_to_square(make_order(id="x" * 41), "L1", KEY)
 
 
-def test_payment_for_prepaid_only() -> None:
-    payment = payment_for(make_order(), "SQ_ORDER_1", KEY, square_location_id="L1DOWNTOWN")
-    assert payment is not None
+def test_each_prepaid_payment_is_an_external_payment() -> None:
+    (payment,) = payments_for(make_order(), "SQ_ORDER_1", KEY, square_location_id="L1DOWNTOWN")
     assert payment["source_id"] == "EXTERNAL"
     assert payment["external_details"] == {
         "type": "OTHER",
@@ -406,33 +421,202 @@ def test_payment_for_prepaid_only() -> None:
         "source_id": "pi_123",
     }
     assert payment["amount_money"] == {"amount": 1350, "currency": "USD"}
+    assert "tip_money" not in payment
     assert payment["order_id"] == "SQ_ORDER_1"
     assert payment["location_id"] == "L1DOWNTOWN"
     assert payment["idempotency_key"] == f"{KEY}-pay"
-    assert payment["idempotency_key"] != KEY
-    counter = make_order(payment=Payment(mode=PaymentMode.AT_COUNTER, amount=1350))
-    assert payment_for(counter, "SQ_ORDER_1", KEY) is None
+    counter = make_order(payments=[Payment(mode=PaymentMode.AT_COUNTER, amount=1350)])
+    assert payments_for(counter, "SQ_ORDER_1", KEY) == []
+
+
+def test_split_payments_carry_the_tip_first_ones_first() -> None:
+    order = make_order(
+        tip=200,
+        total=1550,
+        payments=[
+            Payment(mode=PaymentMode.PREPAID, amount=150, method=PaymentMethod.GIFT_CARD),
+            Payment(
+                mode=PaymentMode.PREPAID,
+                amount=1000,
+                method=PaymentMethod.CARD,
+                provider="stripe",
+                reference="pi_9",
+            ),
+            Payment(mode=PaymentMode.AT_COUNTER, amount=400, method=PaymentMethod.CASH),
+        ],
+    )
+    gift, card = payments_for(order, "SQ_ORDER_1", KEY)
+    assert (gift["amount_money"]["amount"], gift["tip_money"]["amount"]) == (0, 150)
+    assert (card["amount_money"]["amount"], card["tip_money"]["amount"]) == (950, 50)
+    assert gift["external_details"]["type"] == "OTHER_GIFT_CARD"
+    assert card["external_details"] == {"type": "CARD", "source": "stripe", "source_id": "pi_9"}
+    assert [gift["idempotency_key"], card["idempotency_key"]] == [f"{KEY}-pay", f"{KEY}-pay2"]
 
 
 def test_payment_key_fits_squares_limit() -> None:
-    assert len(payment_idempotency_key("k" * 44)) <= 45
-    assert payment_idempotency_key("k" * 44) == payment_idempotency_key("k" * 44)
+    for index in (0, 1, 9):
+        key = payment_idempotency_key("k" * 44, index)
+        assert len(key) <= 45 and key == payment_idempotency_key("k" * 44, index)
     assert payment_idempotency_key("a" * 44) != payment_idempotency_key("b" * 44)
+    assert payment_idempotency_key("a" * 44, 0) != payment_idempotency_key("a" * 44, 1)
 
 
-def test_missing_payment_is_the_same_request_as_at_submission() -> None:
-    created = order_to_square(make_order(), "L1DOWNTOWN", KEY)["order"]
+def test_missing_payment_of_a_first_release_order() -> None:
     square_order = {
-        **created,
         "id": "SQ_ORDER_1",
+        "location_id": "L1DOWNTOWN",
+        "reference_id": "ord-1001",
+        "metadata": {
+            "posintegrator_order_id": "ord-1001",
+            "posintegrator_key": KEY,
+            "posintegrator_prepaid_amount": "1350",
+        },
         "total_money": {"amount": 1350, "currency": "USD"},
     }
     recovered = missing_payment(square_order)
-    expected = payment_for(make_order(), "SQ_ORDER_1", KEY, square_location_id="L1DOWNTOWN")
-    assert recovered is not None and expected is not None
-    assert recovered["idempotency_key"] == expected["idempotency_key"]
-    assert recovered["amount_money"] == expected["amount_money"]
+    assert recovered is not None
+    assert recovered["idempotency_key"] == f"{KEY}-pay"
+    assert recovered["amount_money"] == {"amount": 1350, "currency": "USD"}
     assert missing_payment({**square_order, "tenders": [{"id": "T1"}]}) is None
+    assert missing_payment({**square_order, "metadata": {"posintegrator_key": KEY}}) is None
+
+
+def test_discounts_are_fixed_amounts_on_lines_split_as_the_host_splits_them() -> None:
+    latte = (
+        make_order()
+        .lines[0]
+        .model_copy(
+            update={"discounts": [Discount(kind=DiscountKind.STAFF, name="Staff", amount=105)]}
+        )
+    )
+    order = make_order(
+        lines=[latte, make_order().lines[1]],
+        discounts=[
+            Discount(kind=DiscountKind.PROMOTION, name="Promo", amount=100, code="X"),
+            Discount(kind=DiscountKind.LOYALTY, name="Reward", amount=50),
+        ],
+        total=1350 - 105 - 150,
+        payments=[Payment(mode=PaymentMode.PREPAID, amount=1095)],
+    )
+    body = order_to_square(order, "L1", KEY)["order"]
+    amounts = {d["uid"]: d["amount_money"]["amount"] for d in body["discounts"]}
+    # line nets 945 and 300 share the 150 of order discounts as 114 and 36 (largest remainder),
+    # each share split 2:1 between the promo and the reward
+    assert amounts == {
+        "line-1-discount-1": 105,
+        "discount-1-line-1": 76,
+        "discount-2-line-1": 38,
+        "discount-1-line-2": 24,
+        "discount-2-line-2": 12,
+    }
+    assert {d["type"] for d in body["discounts"]} == {"FIXED_AMOUNT"}
+    assert {d["scope"] for d in body["discounts"]} == {"LINE_ITEM"}
+    first, second = body["line_items"]
+    assert [a["discount_uid"] for a in first["applied_discounts"]] == [
+        "line-1-discount-1",
+        "discount-1-line-1",
+        "discount-2-line-1",
+    ]
+    assert [a["discount_uid"] for a in second["applied_discounts"]] == [
+        "discount-1-line-2",
+        "discount-2-line-2",
+    ]
+
+
+def test_charges_are_service_charges_and_taxable_ones_name_their_taxes() -> None:
+    order = make_order(
+        charges=[
+            Charge(
+                kind=ChargeKind.DELIVERY_FEE,
+                name="Delivery",
+                amount=299,
+                taxable=True,
+                tax_id="TAX_A+TAX_B",
+            ),
+            Charge(kind=ChargeKind.BAG_FEE, name="Bag", amount=10),
+        ],
+        total=1350 + 309,
+        payments=[Payment(mode=PaymentMode.PREPAID, amount=1659)],
+    )
+    body = order_to_square(order, "L1", KEY)["order"]
+    delivery, bag = body["service_charges"]
+    assert delivery == {
+        "uid": "charge-1",
+        "name": "Delivery",
+        "amount_money": {"amount": 299, "currency": "USD"},
+        "calculation_phase": "SUBTOTAL_PHASE",
+        "taxable": True,
+        "applied_taxes": [{"tax_uid": "tax-TAX_A"}, {"tax_uid": "tax-TAX_B"}],
+    }
+    assert bag["taxable"] is False and "applied_taxes" not in bag
+    assert body["taxes"] == [
+        {"uid": "tax-TAX_A", "catalog_object_id": "TAX_A", "scope": "LINE_ITEM"},
+        {"uid": "tax-TAX_B", "catalog_object_id": "TAX_B", "scope": "LINE_ITEM"},
+    ]
+
+
+def test_delivery_orders_get_a_delivery_fulfillment() -> None:
+    promised = datetime(2025, 8, 20, 18, 30, tzinfo=UTC)
+    order = make_order(
+        type=OrderType.DELIVERY,
+        delivery=Delivery(
+            address=Address(
+                street="1 Main St",
+                extra="Apt 2",
+                city="New York",
+                postal_code="10001",
+                region="NY",
+                country="US",
+            ),
+            instructions="Leave at the door",
+            courier=Courier(name="Sam", phone="+1 212 555 0101", provider="Uber Eats"),
+            aggregator_order_id="UE-" + "9" * 60,
+            display_code="K7",
+            promised_at=promised,
+        ),
+    )
+    (fulfillment,) = order_to_square(order, "L1", KEY)["order"]["fulfillments"]
+    assert fulfillment["type"] == "DELIVERY"
+    details = fulfillment["delivery_details"]
+    assert details["recipient"]["address"] == {
+        "address_line_1": "1 Main St",
+        "address_line_2": "Apt 2",
+        "locality": "New York",
+        "postal_code": "10001",
+        "administrative_district_level_1": "NY",
+        "country": "US",
+    }
+    assert (details["schedule_type"], details["deliver_at"]) == (
+        "SCHEDULED",
+        "2025-08-20T18:30:00.000Z",
+    )
+    assert details["note"] == "Courier code K7 | Ring the bell"
+    assert details["dropoff_notes"] == "Leave at the door"
+    assert len(details["external_delivery_id"]) == 50
+    assert details["courier_provider_name"] == "Uber Eats"
+    assert details["courier_support_phone_number"] == "+12125550101"
+    assert details["managed_delivery"] is True
+    asap = make_order(type=OrderType.DELIVERY)
+    details = order_to_square(asap, "L1", KEY, delivery_prep="PT35M")["order"]["fulfillments"][0][
+        "delivery_details"
+    ]
+    assert (details["schedule_type"], details["prep_time_duration"]) == ("ASAP", "PT35M")
+
+
+def test_cancel_request_cancels_the_order_and_its_open_fulfillment() -> None:
+    square_order = {
+        "id": "SQ1",
+        "location_id": "L1",
+        "version": 4,
+        "fulfillments": [{"uid": "delivery", "type": "DELIVERY", "state": "RESERVED"}],
+    }
+    request = cancel_request(square_order, "customer changed their mind " * 10)
+    assert request["idempotency_key"] == "SQ1-cancel-v4"
+    assert request["order"]["state"] == "CANCELED"
+    assert request["order"]["version"] == 4
+    (fulfillment,) = request["order"]["fulfillments"]
+    assert fulfillment["state"] == "CANCELED"
+    assert len(fulfillment["delivery_details"]["cancel_reason"]) == 100
 
 
 # --- status -----------------------------------------------------------------------------------

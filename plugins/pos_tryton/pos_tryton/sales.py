@@ -121,8 +121,8 @@ async def submit(ctx: ConnectionContext, order: Order) -> SubmitResult:
         lines=line_key((line.product, line.quantity) for line in lines),
         total=sale_total(lines, point.digits),
         prepaid=(
-            from_minor(order.payment.amount, point.digits)
-            if order.payment.mode == PaymentMode.PREPAID
+            from_minor(prepaid, point.digits)
+            if (prepaid := sum(p.amount for p in order.payments if p.mode == PaymentMode.PREPAID))
             else None
         ),
         note=note_message(marker(order.id), order, point.digits),

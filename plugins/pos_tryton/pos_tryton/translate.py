@@ -24,7 +24,6 @@ from typing import Any
 
 from posintegrator.model import (
     Category,
-    Channel,
     Menu,
     Order,
     OrderStatus,
@@ -346,7 +345,7 @@ def menu_from_tryton(
         location=location,
         currency=point.currency,
         timezone=point.timezone,
-        price_lists=[PriceList(id=PRICE_LIST_ID, name=point.name, channels=list(Channel))],
+        price_lists=[PriceList(id=PRICE_LIST_ID, name=point.name)],
         taxes=sorted(menu_taxes.values(), key=lambda t: t.id),
         categories=menu_categories,
         products=menu_products,
@@ -449,13 +448,14 @@ def sale_total(lines: Sequence[SaleLine], digits: int) -> Decimal:
 def note_message(marker: str, order: Order, digits: int) -> str:
     """The note put on an order's sale: our reference first, then what the cashier needs."""
     text = [marker]
-    text.append(f"{_TYPE_LABELS[order.type]} order from the {order.channel.value} channel")
-    amount = f"{from_minor(order.payment.amount, digits)} {order.currency}"
-    if order.payment.mode == PaymentMode.PREPAID:
-        reference = f" (reference {order.payment.reference})" if order.payment.reference else ""
-        text.append(f"Prepaid {amount}{reference}")
-    else:
-        text.append(f"To pay at the counter: {amount}")
+    text.append(f"{_TYPE_LABELS[order.type]} order from the {order.channel} channel")
+    for payment in order.payments:
+        amount = f"{from_minor(payment.amount, digits)} {order.currency}"
+        if payment.mode == PaymentMode.PREPAID:
+            reference = f" (reference {payment.reference})" if payment.reference else ""
+            text.append(f"Prepaid {amount}{reference}")
+        else:
+            text.append(f"To pay at the counter: {amount}")
     if order.pickup_time is not None:
         text.append(f"Wanted at {order.pickup_time.isoformat(timespec='minutes')}")
     if order.customer is not None:

@@ -61,7 +61,7 @@ async def at_counter(harness: HostHarness, order_id: str) -> int:
     """Post an order paid at the counter; its sale id once Tryton has it."""
     menu = await harness.wait_for_menu(LOCATION)
     order = sample_order(menu, order_id)
-    order["payment"]["mode"] = "AT_COUNTER"
+    order["payments"][0]["mode"] = "AT_COUNTER"
     status, body = await harness.post_order(order)
     assert status == 202, body
     view = await harness.wait_for_status(order_id, {OrderStatus.ACCEPTED}, TIMEOUT)

@@ -53,7 +53,7 @@ def order_of(menu: Menu, order_id: str, items: dict[str, int], *, prepaid: bool)
             "currency": "EUR",
             "lines": lines,
             "total": total,
-            "payment": {"mode": "PREPAID" if prepaid else "AT_COUNTER", "amount": total},
+            "payments": [{"mode": "PREPAID" if prepaid else "AT_COUNTER", "amount": total}],
             "customer": {"name": "Ada"},
         }
     )

@@ -154,7 +154,7 @@ def order(**overrides: Any) -> Order:
             },
         ],
         "total": 3150,
-        "payment": {"mode": "PREPAID", "amount": 3150, "reference": "pay_123"},
+        "payments": [{"mode": "PREPAID", "amount": 3150, "reference": "pay_123"}],
         "customer": {"name": "Ada", "phone": "+49 30 1234"},
         "customer_note": "ring twice",
     }
@@ -174,8 +174,8 @@ def test_an_order_becomes_sale_lines_at_its_own_prices_totalling_the_order() -> 
 def test_a_line_without_variant_takes_the_products_only_variant() -> None:
     espresso = next(p for p in PRODUCTS.values() if p["template."]["name"] == "Espresso")
     line = {"product_id": f"product-{espresso['template']}", "quantity": 3, "unit_price": 240}
-    paid = {"mode": "PREPAID", "amount": 720}
-    (sale_line,) = sale_lines(order(lines=[line], total=720, payment=paid), POINT, PRODUCTS, TAXES)
+    paid = [{"mode": "PREPAID", "amount": 720}]
+    (sale_line,) = sale_lines(order(lines=[line], total=720, payments=paid), POINT, PRODUCTS, TAXES)
     assert sale_line == SaleLine(
         int(espresso["id"]), 3, espresso["list_price_used"], espresso["gross_price_used"]
     )
@@ -209,7 +209,7 @@ def test_the_note_tells_the_cashier_what_the_order_is() -> None:
         "Note: ring twice",
         "Line 1: well done",
     ]
-    at_counter = order(payment={"mode": "AT_COUNTER", "amount": 3150})
+    at_counter = order(payments=[{"mode": "AT_COUNTER", "amount": 3150}])
     assert "To pay at the counter: 31.50 EUR" in note_message("m", at_counter, 2)
 
 

@@ -135,10 +135,18 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 async def cancel_order(request: web.Request) -> web.Response:
-    """Cancel an order that is not ready yet."""
+    """Cancel an order still in the kitchen's queue; the body may give a ``reason``."""
     core = request.app[CORE_KEY]
     order_id = request.match_info["order_id"]
-    order = core.book.cancel(order_id)
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if reason is not None and not isinstance(reason, str):
+        raise ApiError(422, "invalid_reason", "reason must be a string")
+    order = core.book.cancel(order_id, reason)
     core.kitchen.stop(order_id)
     return json_response(order)
 

@@ -22,7 +22,9 @@ KITCHEN_FLOW: dict[str, str] = {
     "ready": "picked_up",
 }
 """Next kitchen stage of every unfinished state."""
-CANCELLABLE = frozenset({"accepted", "preparing"})
+CANCELLABLE = frozenset({"accepted"})
+"""An order can be cancelled only while it waits in the kitchen's queue: once the kitchen is
+preparing it, it is too late."""
 FINAL_STATES = frozenset({"picked_up", "cancelled"})
 
 EventListener = Callable[[JSONDict], None]
@@ -108,18 +110,22 @@ class OrderBook:
         self._announce(event)
         return copy.deepcopy(order)
 
-    def cancel(self, order_id: str) -> JSONDict:
-        """Cancel an order that the kitchen has not finished; 404/409 otherwise."""
+    def cancel(self, order_id: str, reason: str | None = None) -> JSONDict:
+        """Cancel an order still waiting in the kitchen's queue (again: the same answer);
+        404 for an unknown order, 409 ``not_cancellable`` once the kitchen has started it."""
         order = self.storage.state.orders.get(order_id)
         if order is None:
             raise ApiError(404, "not_found", f"order {order_id!r} does not exist")
+        if order["state"] == "cancelled":
+            return copy.deepcopy(order)
         if order["state"] not in CANCELLABLE:
             raise ApiError(
                 409,
                 "not_cancellable",
-                f"order {order_id!r} is {order['state']} and can no longer be cancelled",
+                f"too late: order {order_id!r} is {order['state']}",
                 state=order["state"],
             )
+        order["cancel_reason"] = reason
         return self.transition(order_id, "cancelled", None)
 
     def events_after(self, after: int, limit: int) -> tuple[list[JSONDict], int, bool]:

@@ -7,6 +7,7 @@ pass ``port=0`` and still learn the actual URL.
 from __future__ import annotations
 
 import socket
+import time
 from datetime import datetime
 from types import TracebackType
 
@@ -62,6 +63,24 @@ class RunningSimulator:
         return self.core.availability.set(
             location, item=item, option=option, available=available, until=until, reason=reason
         )
+
+    def start_preparing(self, order_id: str) -> JSONDict:
+        """Staff action: the kitchen starts on an order waiting in its queue now (it moves to
+        ``preparing``, and from then on the order can no longer be cancelled)."""
+        current = self.core.book.get(order_id)
+        if current is None or current["state"] != "accepted":
+            raise ValueError(f"order {order_id!r} is not waiting in the kitchen's queue")
+        order = self.core.book.transition(order_id, "preparing", time.time())
+        self.core.kitchen.stop(order_id)
+        self.core.kitchen.start(order_id)
+        return order
+
+    def set_stage_seconds(self, seconds: float) -> None:
+        """Make the kitchen faster or slower, for the orders in it too (their timers restart)."""
+        self.core.config.stage_seconds = seconds
+        for order_id in self.core.book.unfinished():
+            self.core.kitchen.stop(order_id)
+        self.core.kitchen.resume_all()
 
     async def wait_webhooks_idle(self, wait_seconds: float = 10.0) -> None:
         """Wait until all queued webhooks were delivered or given up."""

@@ -4,6 +4,10 @@ A real POS rejects what it cannot cook: unknown ids or malformed fields are a 42
 ``invalid_order`` naming the offending field, while valid-but-unavailable products are a 409
 ``sold_out`` (86'd, outside serving hours) so integrators can tell the two apart.
 The result is a normalised copy of the order (defaults filled in, menu names attached).
+
+Money is checked like a till would: the POS adds the lines (less their discounts), takes off the
+order's discounts, adds its charges, the tip and the tax, and refuses an order whose ``total``
+is not that sum, or whose payments do not add up to it.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class _Validator:
             "unit_price": unit_price,
             "mods": mods,
             "components": [],
+            "discounts": _adjustments(raw.get("discounts"), f"{path}.discounts"),
         }
 
     def combo_line(self, raw: JSONDict, path: str, qty: int, unit_price: int) -> JSONDict:
@@ -129,6 +134,7 @@ class _Validator:
             "unit_price": unit_price,
             "mods": [],
             "components": components,
+            "discounts": _adjustments(raw.get("discounts"), f"{path}.discounts"),
         }
 
     def item_ref(self, item_id: Any, path: str) -> JSONDict:
@@ -202,10 +208,6 @@ def validate_order(body: Any, catalog: MenuCatalog, now: datetime) -> JSONDict:
     order_type = body.get("type")
     if order_type not in ORDER_TYPES:
         raise invalid_order(f"type must be one of {sorted(ORDER_TYPES)}")
-    paid = body.get("paid")
-    if not isinstance(paid, bool):
-        raise invalid_order("paid must be a boolean")
-    amount = _int(body.get("amount"), "amount", minimum=0)
     currency = body.get("currency")
     if currency != location.currency:
         raise invalid_order(f"currency must be {location.currency!r} for {location.id!r}")
@@ -224,17 +226,130 @@ def validate_order(body: Any, catalog: MenuCatalog, now: datetime) -> JSONDict:
     lines = [validator.line(line, f"lines[{i}]") for i, line in enumerate(lines_raw)]
     if validator.unavailable is not None:
         raise validator.unavailable
+    money = _money(body, lines)
     return {
         "reference": reference,
         "location": location.id,
+        "channel": _opt_str(body.get("channel"), "channel"),
         "type": order_type,
-        "paid": paid,
-        "amount": amount,
         "currency": currency,
         "note": note,
         "pickup_at": pickup_at,
         "customer": customer,
         "lines": lines,
+        **money,
+        "delivery": _object(body.get("delivery"), "delivery"),
+        "table": _table(body.get("table")),
+        "fiscalised": bool(body.get("fiscalised", False)),
+        "fiscal": _object(body.get("fiscal"), "fiscal"),
+    }
+
+
+def _money(body: JSONDict, lines: list[JSONDict]) -> JSONDict:
+    """The order's discounts, charges, tip, tax, total and payments, checked to add up."""
+    discounts = _adjustments(body.get("discounts"), "discounts")
+    charges = _adjustments(body.get("charges"), "charges")
+    tip = _int(body.get("tip", 0), "tip", minimum=0)
+    tax = _int(body.get("tax", 0), "tax", minimum=0)
+    total = _int(body.get("total"), "total", minimum=0)
+    items = sum(
+        line["unit_price"] * line["qty"] - sum(d["amount"] for d in line["discounts"])
+        for line in lines
+    )
+    expected = (
+        items - sum(d["amount"] for d in discounts) + sum(c["amount"] for c in charges) + tip + tax
+    )
+    if total != expected:
+        raise invalid_order(
+            f"total is {total} but the order adds up to {expected} (items {items}, discounts, "
+            f"charges, tip {tip}, tax {tax})"
+        )
+    payments = _payments(body.get("payments"))
+    paid = sum(p["amount"] for p in payments if p["paid"])
+    due = sum(p["amount"] for p in payments if not p["paid"])
+    if paid + due != total:
+        raise invalid_order(f"payments add up to {paid + due}, not the total {total}")
+    return {
+        "discounts": discounts,
+        "charges": charges,
+        "tip": tip,
+        "tax": tax,
+        "total": total,
+        "payments": payments,
+        "paid_amount": paid,
+        "due_amount": due,
+    }
+
+
+def _adjustments(raw: Any, path: str) -> list[JSONDict]:
+    """Discounts or charges: each a ``name``, an ``amount`` in cents, a ``kind`` and maybe a
+    ``code`` (promo code) and ``taxable``."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise invalid_order(f"{path} must be a list")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            raise invalid_order(f"{where} must be an object")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid_order(f"{where}.name must be a non-empty string")
+        out.append(
+            {
+                "name": name,
+                "kind": _opt_str(item.get("kind"), f"{where}.kind"),
+                "code": _opt_str(item.get("code"), f"{where}.code"),
+                "amount": _int(item.get("amount"), f"{where}.amount", minimum=0),
+                "taxable": bool(item.get("taxable", False)),
+            }
+        )
+    return out
+
+
+def _payments(raw: Any) -> list[JSONDict]:
+    """Payments: each a ``method``, an ``amount``, whether it is ``paid`` already (or due at
+    handover), and the provider's ``reference``."""
+    if not isinstance(raw, list) or not raw:
+        raise invalid_order("payments must be a non-empty list")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"payments[{i}]"
+        if not isinstance(item, dict):
+            raise invalid_order(f"{where} must be an object")
+        paid = item.get("paid")
+        if not isinstance(paid, bool):
+            raise invalid_order(f"{where}.paid must be a boolean")
+        out.append(
+            {
+                "method": _opt_str(item.get("method"), f"{where}.method") or "other",
+                "amount": _int(item.get("amount"), f"{where}.amount", minimum=0),
+                "paid": paid,
+                "provider": _opt_str(item.get("provider"), f"{where}.provider"),
+                "reference": _opt_str(item.get("reference"), f"{where}.reference"),
+            }
+        )
+    return out
+
+
+def _object(value: Any, path: str) -> JSONDict | None:
+    """An optional object the POS keeps as it is (delivery details, fiscal data)."""
+    if value is not None and not isinstance(value, dict):
+        raise invalid_order(f"{path} must be an object or null")
+    return value
+
+
+def _table(value: Any) -> JSONDict | None:
+    """The optional table of an eat-in order: its ``name`` and how many ``covers``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise invalid_order("table must be an object with a name")
+    covers = value.get("covers")
+    return {
+        "name": value["name"],
+        "covers": None if covers is None else _int(covers, "table.covers", minimum=1),
     }
 
 

@@ -9,13 +9,14 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
 from .catalog import UPDATED_AT, GeneratedCatalog, present_at
 from .errors import SquareError
+from .pricing import check_discounts, check_service_charges, price_order
 
 DEFAULT_LIST_TYPES = frozenset(
     {
@@ -85,10 +86,6 @@ def decode_cursor(cursor: str, field: str = "cursor") -> dict[str, Any]:
 
 def _money(amount: int, currency: str) -> dict[str, Any]:
     return {"amount": amount, "currency": currency}
-
-
-def _round(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 class MerchantState:
@@ -384,7 +381,7 @@ class MerchantState:
             )
         location_id = src["location_id"]
         self.require_location(location_id, "order.location_id")
-        for unsupported in ("discounts", "service_charges", "returns"):
+        for unsupported in ("returns", "rewards"):
             if src.get(unsupported):
                 raise SquareError(
                     400,
@@ -428,6 +425,8 @@ class MerchantState:
         for index, line in enumerate(src["line_items"]):
             order["line_items"].append(self._line_item(line, location_id, index))
         self._taxes(order, src)
+        check_discounts(order, src)
+        check_service_charges(order, src)
         fulfillments = src.get("fulfillments") or []
         if len(fulfillments) > 1:
             raise SquareError(
@@ -438,7 +437,7 @@ class MerchantState:
             )
         if fulfillments:
             order["fulfillments"] = [self._fulfillment(fulfillments[0], stamp)]
-        self._totals(order)
+        price_order(order, self.currency)
         self.orders[order_id] = order
         self.order_log.append(order_id)
         self.emit("order.created", self._order_event("order_created", order))
@@ -469,7 +468,7 @@ class MerchantState:
             "quantity": line["quantity"],
             "item_type": "ITEM",
         }
-        for key in ("note", "metadata", "quantity_unit", "applied_taxes"):
+        for key in ("note", "metadata", "quantity_unit", "applied_taxes", "applied_discounts"):
             if key in line:
                 out[key] = copy.deepcopy(line[key])
         object_id = line.get("catalog_object_id")
@@ -690,16 +689,17 @@ class MerchantState:
                 )
             taxes.append(out)
         if (src.get("pricing_options") or {}).get("auto_apply_taxes"):
-            seen = {t.get("catalog_object_id") for t in taxes}
+            # A catalog tax the request already lists is applied as that tax, not added twice.
+            seen = {t["catalog_object_id"]: t["uid"] for t in taxes if t.get("catalog_object_id")}
             for line in order["line_items"]:
                 ident = line.get("catalog_object_id")
                 if not ident:
                     continue
                 for tax_id in self.parent[ident]["item_data"].get("tax_ids") or ():
                     tax_obj = self.by_id[tax_id]
-                    uid = f"auto-{tax_id}"
+                    uid = seen.get(tax_id, f"auto-{tax_id}")
                     if tax_id not in seen:
-                        seen.add(tax_id)
+                        seen[tax_id] = uid
                         data = tax_obj["tax_data"]
                         taxes.append(
                             {
@@ -718,110 +718,48 @@ class MerchantState:
             order["taxes"] = taxes
 
     def _fulfillment(self, src: dict[str, Any], stamp: str) -> dict[str, Any]:
-        if src.get("type", "PICKUP") != "PICKUP":
+        kind = src.get("type", "PICKUP")
+        if kind not in ("PICKUP", "DELIVERY"):
             raise SquareError(
                 400,
                 "BAD_REQUEST",
-                "The Square double implements PICKUP only.",
+                "The Square double implements PICKUP and DELIVERY fulfillments.",
                 field="order.fulfillments[0].type",
             )
-        details = copy.deepcopy(src.get("pickup_details") or {})
+        field = "pickup_details" if kind == "PICKUP" else "delivery_details"
+        where = f"order.fulfillments[0].{field}"
+        details = copy.deepcopy(src.get(field) or {})
         recipient = details.get("recipient") or {}
         if not recipient.get("display_name") and not recipient.get("customer_id"):
             raise SquareError(
                 400,
                 "MISSING_REQUIRED_PARAMETER",
-                "A pickup needs a recipient `display_name` or `customer_id`.",
-                field="order.fulfillments[0].pickup_details.recipient",
+                f"A {kind.lower()} needs a recipient `display_name` or `customer_id`.",
+                field=f"{where}.recipient",
             )
-        if details.get("schedule_type", "SCHEDULED") == "SCHEDULED" and not details.get(
-            "pickup_at"
-        ):
+        schedule = details.get("schedule_type", "SCHEDULED")
+        time_field = "pickup_at" if kind == "PICKUP" else "deliver_at"
+        if schedule == "SCHEDULED" and not details.get(time_field):
             raise SquareError(
                 400,
                 "MISSING_REQUIRED_PARAMETER",
-                "A SCHEDULED pickup needs `pickup_at`.",
-                field="order.fulfillments[0].pickup_details.pickup_at",
+                f"A SCHEDULED {kind.lower()} needs `{time_field}`.",
+                field=f"{where}.{time_field}",
+            )
+        if kind == "DELIVERY" and schedule == "ASAP" and not details.get("prep_time_duration"):
+            raise SquareError(
+                400,
+                "MISSING_REQUIRED_PARAMETER",
+                "An ASAP delivery needs `prep_time_duration`.",
+                field=f"{where}.prep_time_duration",
             )
         details["placed_at"] = stamp
         return {
             "uid": src.get("uid") or uuid.uuid4().hex[:22],
-            "type": "PICKUP",
+            "type": kind,
             "state": src.get("state", "PROPOSED"),
-            "pickup_details": details,
+            field: details,
         }
-
-    def _totals(self, order: dict[str, Any]) -> None:
-        currency = self.currency
-        taxes = {t["uid"]: t for t in order.get("taxes") or ()}
-        order_scope = [t for t in taxes.values() if t.get("scope") == "ORDER"]
-        total = total_tax = 0
-        for line in order["line_items"]:
-            qty = Decimal(line["quantity"])
-            base = line["base_price_money"]["amount"]
-            mods = 0
-            for mod in line.get("modifiers") or ():
-                mod_total = mod["base_price_money"]["amount"] * int(mod["quantity"])
-                mod["total_price_money"] = _money(mod_total, currency)
-                mods += mod_total
-            gross = _round((base + mods) * qty)
-            applied = [
-                taxes[a["tax_uid"]]
-                for a in line.get("applied_taxes") or ()
-                if a["tax_uid"] in taxes
-            ]
-            applied += [t for t in order_scope if t not in applied]
-            line_tax = 0
-            additive = 0
-            applied_out = []
-            for tax in applied:
-                pct = Decimal(tax["percentage"])
-                if tax["type"] == "INCLUSIVE":
-                    amount = _round(gross - gross / (1 + pct / 100))
-                else:
-                    amount = _round(gross * pct / 100)
-                    additive += amount
-                line_tax += amount
-                applied_out.append(
-                    {
-                        "uid": f"{line['uid']}-{tax['uid']}",
-                        "tax_uid": tax["uid"],
-                        "applied_money": _money(amount, currency),
-                    }
-                )
-            if applied_out:
-                line["applied_taxes"] = applied_out
-            line["variation_total_price_money"] = _money(_round(base * qty), currency)
-            line["gross_sales_money"] = _money(gross, currency)
-            line["total_tax_money"] = _money(line_tax, currency)
-            line["total_discount_money"] = _money(0, currency)
-            line["total_money"] = _money(gross + additive, currency)
-            total += gross + additive
-            total_tax += line_tax
-        for tax in taxes.values():
-            tax["applied_money"] = _money(
-                sum(
-                    a["applied_money"]["amount"]
-                    for line in order["line_items"]
-                    for a in line.get("applied_taxes") or ()
-                    if a["tax_uid"] == tax["uid"]
-                ),
-                currency,
-            )
-        paid = sum(t["amount_money"]["amount"] for t in order.get("tenders") or ())
-        order["total_money"] = _money(total, currency)
-        order["total_tax_money"] = _money(total_tax, currency)
-        order["total_discount_money"] = _money(0, currency)
-        order["total_tip_money"] = _money(0, currency)
-        order["total_service_charge_money"] = _money(0, currency)
-        order["net_amounts"] = {
-            "total_money": _money(total, currency),
-            "tax_money": _money(total_tax, currency),
-            "discount_money": _money(0, currency),
-            "tip_money": _money(0, currency),
-            "service_charge_money": _money(0, currency),
-        }
-        order["net_amount_due_money"] = _money(max(total - paid, 0), currency)
 
     @staticmethod
     def _order_event(kind: str, order: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -896,6 +834,7 @@ class MerchantState:
                     f"No fulfillment with uid `{patch.get('uid')}`.",
                     field=f"order.fulfillments[{k}].uid",
                 )
+            details_field = "pickup_details" if current["type"] == "PICKUP" else "delivery_details"
             new_state = patch.get("state")
             if new_state and new_state != current["state"]:
                 self._check_transition(current["state"], new_state, k)
@@ -907,16 +846,25 @@ class MerchantState:
                     }
                 )
                 current["state"] = new_state
-                stamp_field = {
-                    "RESERVED": "accepted_at",
-                    "PREPARED": "ready_at",
-                    "COMPLETED": "picked_up_at",
-                    "CANCELED": "canceled_at",
-                }
+                stamp_field = (
+                    {
+                        "RESERVED": "accepted_at",
+                        "PREPARED": "ready_at",
+                        "COMPLETED": "picked_up_at",
+                        "CANCELED": "canceled_at",
+                    }
+                    if current["type"] == "PICKUP"
+                    else {
+                        "RESERVED": "in_progress_at",
+                        "PREPARED": "ready_at",
+                        "COMPLETED": "completed_at",
+                        "CANCELED": "canceled_at",
+                    }
+                )
                 if new_state in stamp_field:
-                    current.setdefault("pickup_details", {})[stamp_field[new_state]] = stamp
-            for detail, value in (patch.get("pickup_details") or {}).items():
-                current.setdefault("pickup_details", {})[detail] = copy.deepcopy(value)
+                    current.setdefault(details_field, {})[stamp_field[new_state]] = stamp
+            for detail, value in (patch.get(details_field) or {}).items():
+                current.setdefault(details_field, {})[detail] = copy.deepcopy(value)
         for key in ("reference_id", "ticket_name", "metadata"):
             if key in sparse:
                 order[key] = copy.deepcopy(sparse[key])
@@ -1204,14 +1152,15 @@ class MerchantState:
                 "location_id": location_id,
                 "transaction_id": order["id"],
                 "created_at": stamp,
-                "amount_money": copy.deepcopy(amount),
+                # A tender's amount includes its tip (a payment's amount_money does not).
+                "amount_money": _money(total, amount["currency"]),
                 "type": "CASH" if source == "CASH" else "OTHER",
                 "payment_id": payment_id,
             }
             if tip:
                 tender["tip_money"] = _money(tip, amount["currency"])
             order.setdefault("tenders", []).append(tender)
-            self._totals(order)
+            price_order(order, self.currency)
             order["version"] += 1
             order["updated_at"] = stamp
             self.emit("order.updated", self._order_event("order_updated", order))
