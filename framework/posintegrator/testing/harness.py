@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from pydantic import SecretStr
 
 from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.cloud.signatures import generate_secret
@@ -21,11 +20,8 @@ from posintegrator.model import Menu, OrderStatus
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.host import Host
 from posintegrator.settings import (
-    ApiSettings,
-    CloudSettings,
     ConnectionSettings,
     HostSettings,
-    StoreSettings,
 )
 
 
@@ -110,16 +106,22 @@ def harness_settings(
     webhook_secrets: list[str],
     token: str,
     connections: list[ConnectionSettings],
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> HostSettings:
-    """Settings of a host on a free loopback port."""
-    return HostSettings(
-        api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr(token)),
-        store=StoreSettings(path=store_path, synchronous="NORMAL"),
-        cloud=CloudSettings(
-            webhook_url=webhook_url, webhook_secrets=[SecretStr(s) for s in webhook_secrets]
-        ),
-        connections=connections,
-    )
+    """Settings of a host on a free loopback port.
+
+    :param overrides: settings by section, merged into these, e.g.
+        ``{"retention": {"interval_seconds": 1}, "cloud": {"stuck_after_seconds": 5}}``.
+    """
+    values: dict[str, Any] = {
+        "api": {"host": "127.0.0.1", "port": 0, "token": token},
+        "store": {"path": store_path, "synchronous": "NORMAL"},
+        "cloud": {"webhook_url": webhook_url, "webhook_secrets": webhook_secrets},
+        "connections": connections,
+    }
+    for section, fields in (overrides or {}).items():
+        values[section] = {**values.get(section, {}), **fields}
+    return HostSettings(**values)
 
 
 async def sync_all_menus(host: Host) -> None:
@@ -146,6 +148,7 @@ async def running_host(
     after_start: Callable[[Host], Awaitable[None]] | None = None,
     plugins: PluginHost | None = None,
     cloud_secrets: list[str] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
 
@@ -153,6 +156,8 @@ async def running_host(
     :param plugins: plugins to use instead of loading them by entry point.
     :param cloud_secrets: the webhook secrets of the host and its cloud receiver (default: one
         new secret).
+    :param settings: settings by section, merged into the harness's (see
+        :func:`harness_settings`).
     """
     token = secrets.token_urlsafe(16)
     webhook_secrets = cloud_secrets or [generate_secret()]
@@ -165,6 +170,7 @@ async def running_host(
             webhook_secrets=webhook_secrets,
             token=token,
             connections=connections,
+            overrides=settings,
         ),
         plugins=plugins,
     )
