@@ -96,7 +96,7 @@ async def test_batches_are_small_and_the_pruner_works_until_done(
     first = await store.prune_orders(later, limit=10)
     assert first["orders"] == 10 and first["status_history"] == 20
 
-    settings = RetentionSettings(batch_rows=10, pause_seconds=0)
+    settings = RetentionSettings(batch_size=10, pause_seconds=0)
     pruner = Pruner(store, settings, pairing_grace_seconds=600)
     done = await pruner.prune(now=later + timedelta(days=settings.finished_orders_days))
     assert done["orders"] == 15, "the rest, in two more batches of at most 10"
@@ -175,12 +175,12 @@ class FinishingPos(ScriptedPos):
 
 ROUNDS = 5
 ORDERS_PER_ROUND = 400
-#: Retention for the load test: one second, pruned every 0.2 s in batches of 200.
+#: Retention for the load test: one second, pruned every 0.2 s in batches of 200 orders.
 SHORT_RETENTION = {
     "finished_orders_days": 1 / 86400,
     "delivered_events_days": 1 / 86400,
     "interval_seconds": 0.2,
-    "batch_rows": 200,
+    "batch_size": 200,
     "pause_seconds": 0.01,
 }
 

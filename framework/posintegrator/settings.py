@@ -219,11 +219,13 @@ class RetentionSettings(_Section):
     interval_seconds: PositiveFloat = Field(
         default=300.0, description="How often the pruning runs (each run works until done)."
     )
-    batch_rows: int = Field(
-        default=500,
+    batch_size: int = Field(
+        default=100,
         ge=1,
         le=10_000,
-        description="Rows (orders, events, menu versions) deleted per transaction.",
+        description="Orders (each with its history, attempts and events), events or pairing "
+        "requests deleted per transaction; menu versions, which hold a whole menu each, go one "
+        "per transaction.",
     )
     pause_seconds: NonNegativeFloat = Field(
         default=0.05,

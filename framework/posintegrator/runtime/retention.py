@@ -2,8 +2,15 @@
 
 Every ``retention.interval_seconds`` it works through each kind of row (finished orders,
 delivered events, old menu versions, operator actions on streams, expired pairings) until none
-is left to delete, one batch of ``retention.batch_rows`` per transaction with a pause of
+is left to delete, one batch of ``retention.batch_size`` per transaction with a pause of
 ``retention.pause_seconds`` between batches, so the store's writer serves orders in between.
+
+Measured on the shared 2-core development machine (``synchronous=FULL``, 5,000 finished orders
+deleted while orders are accepted one after the other; two runs each): the median acceptance
+latency stays at 12 ms whatever the batch; its p99, 17 to 28 ms without pruning, becomes 60 to
+80 ms with batches of 25 or 50 orders, 83 to 120 ms with 100 (some 900 rows; the 5,000 go in
+about 6 s) and 147 to 242 ms with 500. A menu version holds a whole menu: deleting ten of
+300 kB took 174 ms, so they go one per transaction.
 What may be deleted, and what never is, is in :mod:`posintegrator.store.retention`.
 """
 
@@ -20,6 +27,9 @@ from posintegrator.model import utcnow
 from posintegrator.settings import RetentionSettings
 from posintegrator.store import Store
 from posintegrator.store.retention import Pruned
+
+#: Menu versions deleted per transaction (each is a whole menu, often hundreds of kB).
+MENU_VERSIONS_PER_BATCH = 1
 
 
 def _days(days: float) -> timedelta:
@@ -53,7 +63,7 @@ class Pruner:
     async def prune(self, now: datetime | None = None) -> Counter[str]:
         """Delete everything past its retention at ``now``; the rows deleted, by table."""
         now = now or utcnow()
-        settings, store, limit = self._settings, self._store, self._settings.batch_rows
+        settings, store, limit = self._settings, self._store, self._settings.batch_size
         orders_before = now - _days(settings.finished_orders_days)
         events_before = now - _days(settings.delivered_events_days)
         menus_before = now - _days(settings.menu_versions_days)
@@ -61,17 +71,18 @@ class Pruner:
         steps: list[tuple[str, Callable[[], Awaitable[Pruned]]]] = [
             ("orders", lambda: store.prune_orders(orders_before, limit)),
             ("outbox", lambda: store.prune_events(events_before, limit)),
-            ("menus", lambda: store.prune_menus(menus_before, kept, limit)),
+            ("menus", lambda: store.prune_menus(menus_before, kept, MENU_VERSIONS_PER_BATCH)),
             ("stream_actions", lambda: store.prune_stream_actions(orders_before, limit)),
             ("pairings", lambda: store.prune_pairings(now - self._pairing_grace, limit)),
         ]
         total: Counter[str] = Counter()
         for table, batch in steps:
+            full = MENU_VERSIONS_PER_BATCH if table == "menus" else limit
             while True:
                 deleted = Counter({name: rows for name, rows in (await batch()).items() if rows})
                 total.update(deleted)
                 self.pruned.update(deleted)
-                if deleted[table] < limit:
+                if deleted[table] < full:
                     break
                 await asyncio.sleep(settings.pause_seconds)
         self.runs += 1
