@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fakepos import ScriptedPos
-from helpers import eventually
+from helpers import eventually, metric
 
 from posintegrator.model import Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.orders.intake import idempotency_key, order_content_hash
@@ -237,5 +237,9 @@ async def test_under_steady_load_rows_and_file_size_level_off(tmp_path: Path) ->
             "every order's four events (and the menu's) reached the cloud before being pruned"
         )
         assert harness.host.pruner.pruned["orders"] == ROUNDS * ORDERS_PER_ROUND
+        deleted = await metric(
+            harness, "posintegrator_retention_deleted_rows_total", table="orders"
+        )
+        assert deleted == ROUNDS * ORDERS_PER_ROUND
     print(f"file size after each round: {sizes}; its WAL: {wal_sizes}")
     assert max(sizes[2:]) <= 1.25 * max(sizes[:2]), sizes

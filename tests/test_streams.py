@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from click.testing import CliRunner
 from fakepos import ScriptedPos
-from helpers import eventually
+from helpers import eventually, metric
 from pydantic import SecretStr
 
 from posintegrator.cli import main
@@ -196,6 +196,7 @@ async def test_a_stuck_stream_is_alerted_once_and_counted(tmp_path: Path) -> Non
         assert (connection, kind) == ("fake", "stream_stuck")
         assert "order:o-1 (event 2" in message and "HTTP 422" in message
         assert watch.health is not None and watch.health.stuck_streams == 1
+        assert await metric(harness, "posintegrator_streams_stuck") == 1
         seen: list[OutboxHealth | None] = [watch.health]
 
         async def checked_three_more_times() -> bool:
@@ -219,6 +220,7 @@ async def test_a_stuck_stream_is_alerted_once_and_counted(tmp_path: Path) -> Non
             return watch.health is not None and watch.health.stuck_streams == 0
 
         await eventually(unstuck)
+        assert await metric(harness, "posintegrator_streams_stuck") == 0
 
 
 #: The issue's scenario, scaled down: the cloud down this long while orders flow.
@@ -256,8 +258,8 @@ async def test_after_an_outage_every_stream_resumes_with_the_first_success(
 
         await eventually(all_delivered, timeout=60)
         took = time.monotonic() - back
+        assert await metric(harness, "posintegrator_cloud_recoveries_total") == 1
     print(f"streams would have waited up to {longest_wait:.1f}s; all arrived in {took:.1f}s")
-    assert harness.host.notifier.recoveries >= 1
     assert took < 10.0, "within seconds of the cloud answering again"
     assert longest_wait > took + 2.0, "not each on its own backoff timer"
     for number in range(OUTAGE_ORDERS):
