@@ -121,3 +121,17 @@ async def eventually(check: Any, timeout: float = 10.0) -> None:
     while not await check():
         assert time.monotonic() < deadline, f"condition not met within {timeout}s"
         await asyncio.sleep(0.05)
+
+
+async def metric(harness: Any, name: str, **labels: str) -> float | None:
+    """One sample of the harness host's ``GET /metrics`` (None when it is not there)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with harness.client.get(harness.url + "/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None

@@ -27,7 +27,7 @@ SEED = 20261130
 #: Examples per operation in the fuzzing phase, and the budget of the stateful phase (its
 #: scenarios grow quickly with it: 10 gives some 60 to 100 scenarios of up to 10 calls).
 EXAMPLES = 30
-STATEFUL_EXAMPLES = 8
+STATEFUL_EXAMPLES = 10
 KNOWN_ORDERS = 3
 
 #: Checks left out, each with the reason:
@@ -55,7 +55,7 @@ async def fuzzed_host(tmp_path: Path, simulator: RunningSimulator) -> AsyncItera
         tmp_path,
         [demo_connection(simulator)],
         after_start=connect,
-        api={"auth_failures_per_minute": WRONG_TOKEN_BUDGET},
+        settings={"api": {"auth_failures_per_minute": WRONG_TOKEN_BUDGET}},
     ) as harness:
         yield harness
 
@@ -92,6 +92,26 @@ values = ["demo"]
 """,
         encoding="utf-8",
     )
+
+
+@pytest.fixture
+async def fuzzed_host(tmp_path: Path, simulator: RunningSimulator) -> AsyncIterator[HostHarness]:
+    """The demo host, with room for the fuzzer's requests with a wrong token: it sends one per
+    operation to check that each is refused with 401, and past 30 a minute from one address the
+    host answers 429 instead (tests/test_bad_input.py checks that limit)."""
+
+    async def connect(host: Host) -> None:
+        simulator.set_webhook(
+            host.connections["demo"].connection.ctx.webhook_url, POS_WEBHOOK_SECRET
+        )
+
+    async with running_host(
+        tmp_path / "host",
+        [demo_connection(simulator)],
+        after_start=connect,
+        settings={"api": {"auth_failures_per_minute": 100_000}},
+    ) as harness:
+        yield harness
 
 
 async def test_fuzzed_api_gives_no_server_error_and_matches_its_document(

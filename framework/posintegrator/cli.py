@@ -14,7 +14,13 @@ import orjson
 from pydantic import ValidationError
 
 from posintegrator import __version__
-from posintegrator.apiclient import ApiError, call_json
+from posintegrator.cli_common import api_options as _api_options
+from posintegrator.cli_common import api_target as _api_target
+from posintegrator.cli_common import fail as _fail
+from posintegrator.cli_common import fetch as _fetch
+from posintegrator.cli_common import print_json as _print_json
+from posintegrator.cli_common import settings_or_fail as _settings_or_fail
+from posintegrator.cli_ops import store_group, streams_group
 from posintegrator.cloud.signatures import (
     DEFAULT_SECRET_BYTES,
     MAX_SECRET_BYTES,
@@ -35,17 +41,6 @@ from posintegrator.settings import (
     merge_connection_secrets,
     read_settings_file,
 )
-
-
-def _print_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
-
-
-def _fail(message: str, hint: str | None = None) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    if hint:
-        click.echo(hint, err=True)
-    sys.exit(1)
 
 
 @click.group()
@@ -211,17 +206,6 @@ def serve(config: Path, secrets_dir: Path | None) -> None:
     _run_host(config, secrets_dir, agent=False)
 
 
-def _settings_or_fail(config: Path, secrets_dir: Path | None) -> HostSettings:
-    try:
-        return load_settings(config, secrets_dir=secrets_dir)
-    except SettingsError as exc:
-        _fail(
-            "the settings cannot be used:\n" + "\n".join(f"  {p}" for p in exc.problems),
-            f"check them with: posintegrator config check {config}",
-        )
-        raise  # unreachable: _fail exits
-
-
 def _run_host(config: Path, secrets_dir: Path | None, *, agent: bool) -> None:
     from posintegrator.runtime.host import Host
 
@@ -292,43 +276,6 @@ def demo(port: int, data_dir: Path | None, stage_seconds: float, local: bool) ->
 
 
 # --- reading from a running host --------------------------------------------------------------
-
-
-def _api_target(config: Path | None, url: str | None, token: str | None) -> tuple[str, str | None]:
-    if config is not None:
-        try:
-            settings = load_settings(config)
-        except SettingsError as exc:
-            _fail(str(exc))
-        api = settings.api
-        url = url or f"http://{api.host}:{api.port}"
-        if token is None and api.token is not None:
-            token = api.token.get_secret_value()
-    return url or "http://127.0.0.1:8080", token or os.environ.get("POSINTEGRATOR_API_TOKEN")
-
-
-def _api_options(func: Any) -> Any:
-    func = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
-    func = click.option("--token", default=None, help="API token (default: from --config or env).")(
-        func
-    )
-    func = click.option("--url", default=None, help="API URL (default: from --config).")(func)
-    func = click.option(
-        "--config",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="Settings file of the host (for its URL and token).",
-    )(func)
-    return func
-
-
-def _fetch(url: str, token: str | None, path: str, method: str = "GET", body: Any = None) -> Any:
-    try:
-        return asyncio.run(call_json(method, url, token, path, body))
-    except ApiError as exc:
-        _fail(exc.detail, "check the id or location, and the token" if exc.status < 500 else None)
-    except aiohttp.ClientError as exc:
-        _fail(f"cannot reach the API at {url}: {exc}", "is the host running? (posintegrator serve)")
 
 
 @main.group("menu")
@@ -705,6 +652,9 @@ def agents_revoke(
         return
     click.secho(f"Agent {view['name']} revoked", fg="yellow")
 
+
+main.add_command(store_group)
+main.add_command(streams_group)
 
 if __name__ == "__main__":
     main()

@@ -258,9 +258,11 @@ def posintegrator_connection_alert(
 
     Called on every plugin that implements it, once when the problem starts: ``auth_failed``
     when the POS refuses the connection's credentials, ``circuit_open`` when calls to the POS
-    are paused after repeated failures. Errors are logged and otherwise ignored.
+    are paused after repeated failures, ``stream_stuck`` when events to the cloud about the
+    connection's orders or menus have waited longer than ``cloud.stuck_after_seconds``. Errors
+    are logged and otherwise ignored.
 
     :param connection: the connection's name.
-    :param kind: ``auth_failed`` or ``circuit_open``.
+    :param kind: ``auth_failed``, ``circuit_open`` or ``stream_stuck``.
     :param message: what happened and what to do, for a person.
     """

@@ -164,6 +164,11 @@ class CloudSettings(_Section):
         )
     )
     timeout_seconds: PositiveFloat = 10.0
+    stuck_after_seconds: PositiveFloat = Field(
+        default=900.0,
+        description="A stream whose oldest waiting event is older than this is stuck: the "
+        "connection alert hook hears it (kind stream_stuck) and it counts in the metrics.",
+    )
 
     @model_validator(mode="after")
     def _signing_secrets(self) -> CloudSettings:
@@ -184,6 +189,49 @@ class CloudSettings(_Section):
                     {"first": values.index(value), "second": index},
                 )
         return self
+
+
+class RetentionSettings(_Section):
+    """How long finished work is kept before it is deleted (docs/deployer-guide.md#retention).
+
+    Nothing unfinished or undelivered is ever deleted, whatever its age. Ages are in days and
+    may be fractions.
+    """
+
+    finished_orders_days: PositiveFloat = Field(
+        default=30.0,
+        description="Orders in a final status (COMPLETED, REJECTED, FAILED, CANCELLED), with their "
+        "history, attempts and events, are deleted this long after their last change, once the "
+        "cloud has all their events. A replay of a deleted order's id is taken as a new order.",
+    )
+    delivered_events_days: PositiveFloat = Field(
+        default=7.0,
+        description="Events the cloud acknowledged (or an operator skipped) are deleted this "
+        "long after; records of operator actions on streams after finished_orders_days.",
+    )
+    menu_versions_days: PositiveFloat = Field(
+        default=7.0,
+        description="Menu versions older than this are deleted, except the latest "
+        "menu_versions_kept of each location; GET menu?since= an older one answers 404.",
+    )
+    menu_versions_kept: PositiveInt = Field(
+        default=10, description="The newest menu versions of each location kept whatever their age."
+    )
+    interval_seconds: PositiveFloat = Field(
+        default=300.0, description="How often the pruning runs (each run works until done)."
+    )
+    batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Orders (each with its history, attempts and events), events or pairing "
+        "requests deleted per transaction; menu versions, which hold a whole menu each, go one "
+        "per transaction.",
+    )
+    pause_seconds: NonNegativeFloat = Field(
+        default=0.05,
+        description="Pause between two batches, so orders are written in between without delay.",
+    )
 
 
 class OrderSettings(_Section):
@@ -373,6 +421,7 @@ class HostSettings(BaseSettings):
     )
     log: LogSettings = Field(default_factory=LogSettings)
     link: LinkSettings = Field(default_factory=LinkSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     agent: AgentSettings | None = Field(
         default=None,
         description="Present only in a venue agent's settings: where its hub is.",

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from posintegrator.api import agents, handlers
+from posintegrator.api import agents, handlers, streams
 from posintegrator.api.problems import Handler, Problem
 from posintegrator.api.schemas import (
     AgentList,
@@ -25,6 +25,9 @@ from posintegrator.api.schemas import (
     OrderView,
     PluginList,
     Readiness,
+    SkipEvent,
+    StreamActionResult,
+    StreamList,
     WebhookReceived,
 )
 from posintegrator.link.pairing import (
@@ -280,6 +283,45 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/v1/streams",
+        streams.list_streams,
+        "Streams of events to the cloud whose head event failed, the longest waiting first",
+        "operations",
+        responses={200: StreamList, 400: Problem},
+        params=(
+            Param(
+                "limit",
+                "Most streams in the answer.",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": streams.MAX_STREAMS,
+                    "default": streams.DEFAULT_STREAMS,
+                },
+            ),
+        ),
+    ),
+    Route(
+        "POST",
+        "/v1/streams/{stream}/retry",
+        streams.retry_stream,
+        "Try a stream's head event now instead of at its next retry time",
+        "operations",
+        request=OperatorAction,
+        responses={200: StreamActionResult, 404: Problem},
+    ),
+    Route(
+        "POST",
+        "/v1/streams/{stream}/skip",
+        streams.skip_stream_head,
+        "Skip a stream's head event: it is never delivered; the events behind it follow",
+        "operations",
+        request=SkipEvent,
+        responses={200: StreamActionResult, 404: Problem, 409: Problem},
+        headers={409: ("Retry-After",)},
+    ),
+    Route(
+        "GET",
         "/v1/agents",
         agents.list_agents,
         "Venue agents: their locations and how their links are doing",
@@ -359,6 +401,7 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
     "order_id": {"type": "string", "minLength": 1, "maxLength": 200},
     "connection": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
     "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+    "stream": {"type": "string", "pattern": "^(order|menu):.+$", "maxLength": 220},
 }
 
 #: The routes a venue agent serves: its POS's webhooks and liveness (its cloud is the hub).

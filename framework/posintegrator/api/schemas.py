@@ -277,3 +277,48 @@ class CancelOrder(BaseModel):
         if self.operator is not None:
             return f"operator:{self.operator}"
         return f"cloud:{self.requested_by.value}"
+
+
+class StreamView(BaseModel):
+    """A stream of events to the cloud, and the head event the rest of it waits for."""
+
+    stream: str = Field(description="order:<order id> or menu:<location>.")
+    connection: str | None = Field(description="The connection of its order or location.")
+    event_id: str = Field(description="The head event: the stream's oldest undelivered one.")
+    sequence: int = Field(description="The head event's sequence number in its stream.")
+    created_at: datetime = Field(description="When the head event was made.")
+    age_seconds: float = Field(description="How long the stream has waited for its head.")
+    attempts: int = Field(description="Failed deliveries of the head event.")
+    last_error: str | None = Field(
+        description="The last failure: the cloud's answer (HTTP status and the start of its "
+        "body), or why there was none."
+    )
+    next_attempt_at: datetime = Field(description="When the head event is tried next.")
+    waiting: int = Field(description="Undelivered events of the stream, the head included.")
+    stuck: bool = Field(description="Waiting longer than cloud.stuck_after_seconds.")
+
+
+class StreamList(BaseModel):
+    """Streams whose head event failed, the longest waiting first."""
+
+    streams: list[StreamView]
+    stuck_after_seconds: float = Field(description="cloud.stuck_after_seconds of this host.")
+
+
+class SkipEvent(OperatorAction):
+    """An operator skips a stream's head event: it is never delivered."""
+
+    event_id: str = Field(
+        min_length=1,
+        max_length=100,
+        description="The head event to skip, as listed (409 if the head is another one by then).",
+    )
+
+
+class StreamActionResult(BaseModel):
+    """What an operator's action on a stream did."""
+
+    stream: str
+    action: str = Field(description="retry or skip.")
+    event_id: str = Field(description="The event acted on.")
+    head: StreamView | None = Field(description="The stream's head now; null when none waits.")

@@ -123,6 +123,13 @@ def menu_stream(location: str) -> str:
     return f"menu:{location}"
 
 
+def stream_subject(stream: str) -> tuple[str, str]:
+    """What an outbox stream is about: its kind (``order`` or ``menu``) and the order's id or
+    the location."""
+    kind, _, subject = stream.partition(":")
+    return kind, subject
+
+
 def order_status_changed(
     *,
     event_id: str,

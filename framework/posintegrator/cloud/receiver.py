@@ -37,12 +37,15 @@ class CloudReceiver:
         passes when any of its signatures matches any of them.
     :param on_event: called with each new event (the demo prints it).
     :param fail_with: answer every request with this status instead (to simulate a cloud outage).
+    :param refuse: called with each correctly signed event; the (status, body) it returns is
+        answered instead of accepting the event (a cloud that refuses one event for itself).
     :param tolerance_seconds: how far a delivery's timestamp may be from now (replay window).
     """
 
     secrets: list[str] = field(repr=False)
     on_event: Callable[[dict[str, Any]], None] | None = None
     fail_with: int | None = None
+    refuse: Callable[[dict[str, Any]], tuple[int, str] | None] | None = None
     tolerance_seconds: float = TOLERANCE_SECONDS
     events: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
@@ -74,6 +77,8 @@ class CloudReceiver:
         if event_id != event.get("event_id"):
             self.rejections.append("webhook-id does not match the body's event_id")
             return web.Response(status=400, text="webhook-id does not match the body's event_id")
+        if self.refuse is not None and (answer := self.refuse(event)) is not None:
+            return web.Response(status=answer[0], text=answer[1])
         self.deliveries.append(Delivery(dict(request.headers), body))
         if event_id in self._seen:
             self.duplicates += 1

@@ -24,6 +24,7 @@ from aiolimiter import AsyncLimiter
 from loguru import logger
 
 from posintegrator.cloud.notifier import CloudNotifier
+from posintegrator.cloud.watch import StuckStreams
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import StartupError
 from posintegrator.link.agent import AgentLink
@@ -38,6 +39,7 @@ from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.health import ConnectionHealth
 from posintegrator.runtime.metrics import HostMetrics
 from posintegrator.runtime.notify import notify_ready, notify_stopping
+from posintegrator.runtime.retention import Pruner
 from posintegrator.runtime.scheduler import ConnectionJobs, Delivery, Scheduler
 from posintegrator.settings import HostSettings, streams_here
 from posintegrator.statuses.intake import StatusIntake
@@ -111,6 +113,12 @@ class Host:
         self._http: aiohttp.ClientSession | None = None
         self._scheduler: Scheduler | None = None
         self._notifier: CloudNotifier | None = None
+        #: The retention job (its counters are for metrics).
+        self.pruner = Pruner(
+            self.store, settings.retention, pairing_grace_seconds=settings.link.pairing_seconds
+        )
+        #: The stuck-stream watch, at a hub or central host sending to a cloud; None otherwise.
+        self.stream_watch: StuckStreams | None = None
         #: At a hub, its venue agents' links; None in an agent.
         self.links: LinkHub | None = None
         #: In a venue agent, its link to the hub; None at a hub.
@@ -180,6 +188,7 @@ class Host:
             json_serialize=_json_dumps, timeout=aiohttp.ClientTimeout(total=30)
         )
         upstream: tuple[str, Callable[[], Awaitable[None]]]
+        upkeep: list[tuple[str, Callable[[], Awaitable[None]]]] = [("retention", self.pruner.run)]
         if self.settings.agent is not None and key is not None:
             self.agent_link = AgentLink(self, self.settings.agent, self.settings.link, key)
             upstream = ("hub-link", self.agent_link.run)
@@ -193,6 +202,9 @@ class Host:
             )
             self.links = LinkHub(self)
             upstream = ("cloud", self._notifier.run)
+            if self.settings.cloud.webhook_url is not None:
+                self.stream_watch = StuckStreams(self.store, self.settings.cloud, self._alert)
+                upkeep.append(("stuck-streams", self.stream_watch.run))
         self._intake = StatusIntake(self.store, self.plugins, self._wake_upstream)
         # The API binds first, so the webhook URLs handed to plugins carry the real port.
         app = build_app(self)
@@ -214,7 +226,7 @@ class Host:
         self.port = int(self._runner.addresses[0][1])
         for conn_settings in self.settings.connections:
             self.connections[conn_settings.name] = self._connection_jobs(conn_settings.name)
-        self._scheduler = Scheduler(list(self.connections.values()), upstream)
+        self._scheduler = Scheduler(list(self.connections.values()), upstream, upkeep)
         self._scheduler.start()
         self.accepting = True
         role = "venue agent" if self.is_agent else "posintegrator"

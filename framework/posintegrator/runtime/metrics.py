@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from posintegrator.model import utcnow
@@ -150,6 +151,34 @@ def _gauge(name: str, text: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"{PREFIX}_{name}", text, labels=labels)
 
 
+async def _upkeep(host: Host) -> list[Metric]:
+    """Stuck streams, what retention deleted, and the cloud's recoveries from outages."""
+    threshold = timedelta(seconds=host.settings.cloud.stuck_after_seconds)
+    health = await host.store.outbox_health(utcnow() - threshold)
+    stuck = _gauge(
+        "streams_stuck",
+        "Streams of events whose oldest waiting event is older than cloud.stuck_after_seconds.",
+        [],
+    )
+    stuck.add_metric([], health.stuck_streams)
+    deleted = CounterMetricFamily(
+        f"{PREFIX}_retention_deleted_rows",
+        "Rows retention deleted, by table.",
+        labels=["table"],
+    )
+    for table, rows in sorted(host.pruner.pruned.items()):
+        deleted.add_metric([table], rows)
+    found: list[Metric] = [stuck, deleted]
+    if not host.is_agent:
+        recoveries = CounterMetricFamily(
+            f"{PREFIX}_cloud_recoveries",
+            "Times the cloud answered again after an outage and every waiting stream resumed.",
+        )
+        recoveries.add_metric([], host.notifier.recoveries)
+        found.append(recoveries)
+    return found
+
+
 async def _gauges(host: Host) -> list[Metric]:
     """Everything the store and the runtime know right now, as gauges."""
     store = host.store
@@ -208,6 +237,7 @@ async def _gauges(host: Host) -> list[Metric]:
         synced,
         bugs,
         timeouts,
+        *await _upkeep(host),
     ]
     if host.links is not None:
         connected = _gauge("agent_connected", "1 while a venue agent's link is up.", ["agent"])

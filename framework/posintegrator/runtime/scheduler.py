@@ -1,5 +1,6 @@
 """The asyncio jobs of one host: per connection, menu sync, order delivery and status polling;
-for the whole host, the cloud outbox. Each job is one task; stopping cancels them."""
+for the whole host, the cloud outbox and upkeep (retention, the stuck-stream watch). Each job is
+one task; stopping cancels them."""
 
 from __future__ import annotations
 
@@ -160,16 +161,19 @@ class Scheduler:
         self,
         connections: list[ConnectionJobs],
         upstream: tuple[str, Callable[[], Awaitable[None]]],
+        upkeep: list[tuple[str, Callable[[], Awaitable[None]]]] | None = None,
     ) -> None:
         """:param upstream: the named job that sends the store's events on: to the cloud, or
-        from a venue agent to its hub."""
+        from a venue agent to its hub.
+        :param upkeep: named jobs that look after the host itself (pruning, watching)."""
         self.connections = {jobs.connection.name: jobs for jobs in connections}
         self.upstream = upstream
+        self.upkeep = upkeep or []
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         """Start every job."""
-        named: list[tuple[str, Callable[[], Awaitable[None]]]] = [self.upstream]
+        named: list[tuple[str, Callable[[], Awaitable[None]]]] = [self.upstream, *self.upkeep]
         for jobs in self.connections.values():
             named.extend(jobs.jobs())
         for name, job in named:

@@ -17,6 +17,8 @@ from posintegrator.cloud.events import MenuNotice
 from posintegrator.hooktypes import TrackedOrder
 from posintegrator.model import Order, OrderStatus, StatusEvent
 from posintegrator.store.link import LinkStore
+from posintegrator.store.retention import RetentionStore
+from posintegrator.store.streams import StreamsStore
 
 
 class AcceptOutcome(StrEnum):
@@ -204,7 +206,7 @@ class MenuSnapshot:
     published_at: datetime
 
 
-class Store(LinkStore, Protocol):
+class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
     """Durable state of the host. All methods are safe to call from the event loop."""
 
     async def open(self) -> None:

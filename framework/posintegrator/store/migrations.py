@@ -226,6 +226,33 @@ MIGRATIONS += (
     (6, rewrite_orders),
 )
 
+# Running it in production (docs/deployer-guide.md): retention prunes delivered events by the
+# time they were delivered (an index, so a batch does not scan the whole outbox); an operator
+# may skip the head event of a stuck stream (``skipped_at``: the event left the queue without
+# being delivered; ``delivered_at`` is set too, as for every event that left it), and every
+# operator action on a stream is kept with who did it and why.
+MIGRATIONS += (
+    (
+        7,
+        """
+        CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL;
+        ALTER TABLE outbox ADD COLUMN skipped_at TEXT;
+
+        CREATE TABLE stream_actions (
+            at        TEXT NOT NULL,
+            stream    TEXT NOT NULL,
+            event_id  TEXT NOT NULL,
+            sequence  INTEGER NOT NULL,
+            action    TEXT NOT NULL,
+            operator  TEXT NOT NULL,
+            note      TEXT
+        );
+        CREATE INDEX stream_actions_stream ON stream_actions (stream, at);
+        CREATE INDEX stream_actions_at ON stream_actions (at);
+        """,
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -57,6 +57,8 @@ from posintegrator.store.base import (
 )
 from posintegrator.store.migrations import migrate
 from posintegrator.store.sqlite_link import LinkTables
+from posintegrator.store.sqlite_retention import RetentionTables
+from posintegrator.store.sqlite_streams import StreamTables
 from posintegrator.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -236,7 +238,7 @@ def _from_iso(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SQLiteStore(LinkTables):
+class SQLiteStore(LinkTables, RetentionTables, StreamTables):
     """:class:`~posintegrator.store.base.Store` on a SQLite file.
 
     :param path: the database file; its folder is created if needed.
@@ -1008,7 +1010,9 @@ class SQLiteStore(LinkTables):
     def _outbox_delivered(self, event_id: str) -> None:
         with self._transaction() as tx:
             tx.execute(
-                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE event_id = ?",
+                # Skipped by an operator while its delivery was under way: it arrived after all.
+                "UPDATE outbox SET delivered_at = ?, skipped_at = NULL, attempts = attempts + 1 "
+                "WHERE event_id = ?",
                 (_iso(utcnow()), event_id),
             )
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from pydantic import SecretStr
 
 from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.cloud.signatures import generate_secret
@@ -21,12 +20,8 @@ from posintegrator.model import Menu, OrderStatus
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.host import Host
 from posintegrator.settings import (
-    ApiSettings,
-    ChannelSettings,
-    CloudSettings,
     ConnectionSettings,
     HostSettings,
-    StoreSettings,
 )
 
 
@@ -111,20 +106,26 @@ def harness_settings(
     webhook_secrets: list[str],
     token: str,
     connections: list[ConnectionSettings],
+    overrides: dict[str, dict[str, Any]] | None = None,
     channels: list[str] | None = None,
 ) -> HostSettings:
-    """Settings of a host on a free loopback port (with the default channels, or ``channels``)."""
-    settings = HostSettings(
-        api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr(token)),
-        store=StoreSettings(path=store_path, synchronous="NORMAL"),
-        cloud=CloudSettings(
-            webhook_url=webhook_url, webhook_secrets=[SecretStr(s) for s in webhook_secrets]
-        ),
-        connections=connections,
-    )
+    """Settings of a host on a free loopback port.
+
+    :param channels: the deployment's channel ids (default: the four default ones).
+    :param overrides: settings by section, merged into these, e.g.
+        ``{"retention": {"interval_seconds": 1}, "cloud": {"stuck_after_seconds": 5}}``.
+    """
+    values: dict[str, Any] = {
+        "api": {"host": "127.0.0.1", "port": 0, "token": token},
+        "store": {"path": store_path, "synchronous": "NORMAL"},
+        "cloud": {"webhook_url": webhook_url, "webhook_secrets": webhook_secrets},
+        "connections": connections,
+    }
     if channels is not None:
-        settings.channels = [ChannelSettings(id=channel) for channel in channels]
-    return settings
+        values["channels"] = [{"id": channel} for channel in channels]
+    for section, fields in (overrides or {}).items():
+        values[section] = {**values.get(section, {}), **fields}
+    return HostSettings(**values)
 
 
 async def sync_all_menus(host: Host) -> None:
@@ -152,7 +153,7 @@ async def running_host(
     plugins: PluginHost | None = None,
     cloud_secrets: list[str] | None = None,
     channels: list[str] | None = None,
-    api: dict[str, object] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
 
@@ -161,24 +162,25 @@ async def running_host(
     :param cloud_secrets: the webhook secrets of the host and its cloud receiver (default: one
         new secret).
     :param channels: the deployment's channel ids (default: the four default ones).
-    :param api: API settings to change from the harness's (e.g. a larger wrong-token budget).
+    :param settings: settings by section, merged into the harness's (see
+        :func:`harness_settings`).
     """
     token = secrets.token_urlsafe(16)
     webhook_secrets = cloud_secrets or [generate_secret()]
     receiver = CloudReceiver(webhook_secrets)
     await receiver.start()
-    settings = harness_settings(
-        store_path=data_dir / "host.db",
-        webhook_url=receiver.url,
-        webhook_secrets=webhook_secrets,
-        token=token,
-        connections=connections,
-        channels=channels,
+    host = Host(
+        harness_settings(
+            store_path=data_dir / "host.db",
+            webhook_url=receiver.url,
+            webhook_secrets=webhook_secrets,
+            token=token,
+            connections=connections,
+            overrides=settings,
+            channels=channels,
+        ),
+        plugins=plugins,
     )
-    if api:
-        changed = ApiSettings.model_validate({**settings.api.model_dump(), **api})
-        settings = settings.model_copy(update={"api": changed})
-    host = Host(settings, plugins=plugins)
     client = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
     try:
         await host.start()
