@@ -1,0 +1,111 @@
+"""The link on the wire, its other end spoken by hand over real connections on loopback: what a
+session sends and when."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from posintegrator.link.protocol import Ack, Message, Ping, decode, encode
+from posintegrator.link.session import LinkSession
+from posintegrator.store import SQLiteStore
+from posintegrator.store.link import LinkMessage
+
+
+class QuietEnd:
+    """A link end that stores nothing and says nothing of itself."""
+
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+
+    async def handle(self, messages: list[Message]) -> None:
+        return None
+
+    async def outgoing(self, message: LinkMessage) -> bytes:
+        return message.body
+
+    def acknowledged(self, order_ids: list[str]) -> None:
+        return None
+
+    async def state(self) -> dict[str, Any]:
+        return {}
+
+    def peer_state(self, state: dict[str, Any]) -> None:
+        return None
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(tmp_path / "hub.db", synchronous="NORMAL")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@asynccontextmanager
+async def _link_to(store: SQLiteStore, peer: str, window: int) -> AsyncIterator[str]:
+    """A server running a session with ``peer`` on each WebSocket connection; its URL."""
+
+    async def serve(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        session = LinkSession(
+            ws,
+            QuietEnd(peer),
+            store,
+            peer_received=0,
+            received_through=0,
+            window=window,
+            heartbeat=30.0,
+        )
+        await session.run()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/link", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/link"
+    finally:
+        await runner.cleanup()
+
+
+async def _next_message(ws: aiohttp.ClientWebSocketResponse) -> int:
+    """The number of the next message frame (heartbeats skipped)."""
+    while True:
+        raw = await ws.receive(timeout=30)
+        assert raw.type == aiohttp.WSMsgType.BINARY, raw
+        frame = decode(raw.data)
+        if isinstance(frame, Message):
+            return frame.seq
+        assert isinstance(frame, Ping), frame
+
+
+async def test_the_window_counts_messages_not_numbers(store: SQLiteStore) -> None:
+    """A hub numbers the messages of all its agents in one sequence, so one agent's numbers
+    have gaps; at most ``window`` of its messages are unacknowledged, whatever their numbers."""
+    for index in range(6):
+        for peer in ("agent-a", "agent-b"):
+            body = orjson.dumps({"n": index})
+            await store.link_enqueue(peer, "order", body, f"{peer}-{index}")
+    async with (
+        _link_to(store, "agent-a", window=3) as url,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url) as ws,
+    ):
+        first = [await _next_message(ws) for _ in range(3)]
+        assert first == [1, 3, 5], "agent-a's messages, as many as the window allows"
+        await ws.send_bytes(encode(Ack(seq=1)))
+        # One of three acknowledged: room for one more.
+        assert await _next_message(ws) == 7
+        await ws.send_bytes(encode(Ack(seq=7)))  # everything through 7
+        assert [await _next_message(ws) for _ in range(2)] == [9, 11]
