@@ -1,8 +1,9 @@
 """The link on the wire, its other end spoken by hand over real connections on loopback: what a
-session sends and when."""
+session sends and when, and what a hub does with an agent that vanishes mid-handshake."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,9 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from helpers import eventually
+from linkharness import hub_and_receiver
+from loguru import logger
 
 from posintegrator.link.protocol import Ack, Message, Ping, decode, encode
 from posintegrator.link.session import LinkSession
@@ -109,3 +113,34 @@ async def test_the_window_counts_messages_not_numbers(store: SQLiteStore) -> Non
         assert await _next_message(ws) == 7
         await ws.send_bytes(encode(Ack(seq=7)))  # everything through 7
         assert [await _next_message(ws) for _ in range(2)] == [9, 11]
+
+
+async def test_an_agent_gone_during_the_handshake_is_no_error(tmp_path: Path) -> None:
+    """Venue networks drop connections at any moment, the handshake included: the hub notes it
+    and goes on, without an error and its traceback in the log."""
+    records: list[Any] = []
+    sink = logger.add(records.append, level="WARNING")
+    try:
+        async with hub_and_receiver(tmp_path, {"venue": "downtown"}) as (hub, _, _token):
+            upgrade = (
+                b"GET /v1/link HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            # Gone after the hub's hello, and gone before it could even say hello.
+            for wait_for_hello in (True, False):
+                reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+                writer.write(upgrade)
+                if wait_for_hello:
+                    assert b"101" in await reader.readuntil(b"\r\n\r\n")
+                    assert b"hello" in await reader.read(4096)
+                writer.transport.abort()
+
+            async def both_noted() -> bool:
+                return sum("during the handshake" in str(r) for r in records) == 2
+
+            await eventually(both_noted, timeout=20)
+    finally:
+        logger.remove(sink)
+    errors = [str(r) for r in records if r.record["level"].no >= 40]
+    assert not errors, errors
