@@ -1,5 +1,6 @@
 """The link on the wire, its other end spoken by hand over real connections on loopback: what a
-session sends and when, and what a hub does with an agent that vanishes mid-handshake."""
+session sends and when, what a hub does with an agent that vanishes mid-handshake, and in what
+order it takes an agent's menus."""
 
 from __future__ import annotations
 
@@ -13,12 +14,22 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from helpers import eventually
-from linkharness import hub_and_receiver
+from helpers import POS_API_KEY, eventually
+from linkharness import hub_and_receiver, hub_settings, pair
 from loguru import logger
 
+import pos_demo.plugin as demo_plugin
+from pos_demo.simulator import RunningSimulator
+from pos_demo.translate import menu_from_pos
+from posintegrator.cloud.receiver import CloudReceiver
+from posintegrator.cloud.signatures import generate_secret
+from posintegrator.hookspecs import hookimpl
+from posintegrator.link.hub import HubEnd
 from posintegrator.link.protocol import Ack, Message, Ping, decode, encode
 from posintegrator.link.session import LinkSession
+from posintegrator.model import Menu
+from posintegrator.plugins import PluginHost
+from posintegrator.runtime.host import Host
 from posintegrator.store import SQLiteStore
 from posintegrator.store.link import LinkMessage
 
@@ -144,3 +155,69 @@ async def test_an_agent_gone_during_the_handshake_is_no_error(tmp_path: Path) ->
         logger.remove(sink)
     errors = [str(r) for r in records if r.record["level"].no >= 40]
     assert not errors, errors
+
+
+class SlowFirstTransform:
+    """A menu transform (an extension plugin) that takes its time over the first menu it sees,
+    as one asking a pricing service might."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    @hookimpl
+    async def posintegrator_transform_menu(
+        self, menu: Menu, location: str, connection: str
+    ) -> None:
+        self.seen += 1
+        if self.seen == 1:
+            await asyncio.sleep(0.5)
+
+
+async def test_menus_of_one_location_are_published_in_the_order_sent(
+    tmp_path: Path, simulator: RunningSimulator
+) -> None:
+    """An agent offline for a while sends the menu versions it made meanwhile in one burst: the
+    hub publishes them in that order, so the newest is the one left live."""
+    secret = generate_secret()
+    cloud = CloudReceiver([secret])
+    await cloud.start()
+    settings = hub_settings(tmp_path / "hub", cloud, secret, "token", {"venue": "downtown"})
+    plugins = PluginHost.from_objects({"demo": demo_plugin, "slow": SlowFirstTransform()})
+    hub = Host(settings, plugins=plugins)
+    await hub.start()
+    try:
+        await pair(hub.url, "token", tmp_path / "agent", "venue-agent", ["downtown"])
+        agent = await hub.store.agent("venue-agent")
+        assert agent is not None and hub.links is not None
+        async with (
+            aiohttp.ClientSession(headers={"X-Api-Key": POS_API_KEY}) as http,
+            http.get(f"{simulator.url}/menu", params={"location": "downtown"}) as response,
+        ):
+            older = menu_from_pos(await response.json(), "downtown")
+        first = older.products[0]
+        renamed = first.model_copy(update={"name": first.name + " (new recipe)"})
+        newer = older.model_copy(update={"products": [renamed, *older.products[1:]]})
+        # One batch, as the hub's end of the link takes what arrived together.
+        await HubEnd(hub.links, agent).handle([_menu_notice(older, 1), _menu_notice(newer, 2)])
+        live = await hub.live_menus.get("downtown")
+        assert live is not None and live.snapshot.version == 2
+        assert live.menu.products[0].name == renamed.name, "the newer menu is live"
+    finally:
+        await hub.stop(grace_seconds=1.0)
+        await cloud.stop()
+
+
+def _menu_notice(menu: Menu, seq: int) -> Message:
+    """An agent's ``menu.published`` message, with its menu."""
+    body = {
+        "type": "menu.published",
+        "event_id": f"agent-menu-{seq}",
+        "sequence": seq,
+        "location": menu.location,
+        "version": seq,
+        "content_hash": f"hash-{seq}",
+        "published_at": "2026-11-30T12:00:00Z",
+        "menu_url": f"/v1/locations/{menu.location}/menu",
+        "menu": menu.model_dump(mode="json"),
+    }
+    return Message(seq=seq, kind="event", body=body)

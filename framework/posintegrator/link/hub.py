@@ -76,12 +76,12 @@ class HubEnd:
 
     async def handle(self, messages: list[Message]) -> None:
         # Status changes of different orders are independent: stored side by side (one disk
-        # flush for the batch); those of one order stay in the order they came.
-        by_order: dict[str, list[Message]] = {}
+        # flush for the batch); those of one order stay in the order they came, and so do the
+        # menus of one location (else an older version could be published last, and stay live).
+        by_subject: dict[str, list[Message]] = {}
         for message in messages:
-            key = str(message.body.get("order_id") or f"seq:{message.seq}")
-            by_order.setdefault(key, []).append(message)
-        await asyncio.gather(*(self._in_order(group) for group in by_order.values()))
+            by_subject.setdefault(_subject(message), []).append(message)
+        await asyncio.gather(*(self._in_order(group) for group in by_subject.values()))
 
     async def _in_order(self, group: list[Message]) -> None:
         for message in group:
@@ -324,6 +324,15 @@ class LinkHub:
                 reason=refusal.reason[:2000],
             ),
         )
+
+
+def _subject(message: Message) -> str:
+    """What a message is about: its order, or the location of its menu."""
+    if order_id := message.body.get("order_id"):
+        return f"order:{order_id}"
+    if message.body.get("type") == "menu.published":
+        return f"menu:{message.body.get('location')}"
+    return f"seq:{message.seq}"
 
 
 async def _refuse(ws: web.WebSocketResponse, reason: str, request: web.Request) -> None:
