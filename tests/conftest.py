@@ -19,9 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--chaos-orders N`` (and ``--chaos-kills K``) make the chaos test longer."""
+    """``--chaos-orders N`` (and ``--chaos-kills K``) make the chaos test longer;
+    ``--chaos-seed S`` gives the venue agents' chaos test other random moments."""
     parser.addoption("--chaos-orders", type=int, default=300, help="orders the chaos test posts")
     parser.addoption("--chaos-kills", type=int, default=4, help="times it kills the host")
+    parser.addoption(
+        "--chaos-seed", type=int, default=20261210, help="seed of test_link_chaos's faults"
+    )
 
 
 @pytest.fixture

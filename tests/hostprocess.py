@@ -1,4 +1,5 @@
-"""``posintegrator serve`` as a real subprocess, for tests that kill and restart the host.
+"""``posintegrator serve`` (or ``posintegrator agent``) as a real subprocess, for tests that kill
+and restart the host.
 
 The host listens on a port the OS picks (``api.port = 0``) and says which, as systemd would hear
 it, through ``NOTIFY_SOCKET``: no test ever guesses a free port. Each start may get another
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ class ServeProcess:
 
     :param on_started: called with the host's URL after each start, before it is used (e.g. to
         point a POS's webhooks at it).
-    :param wait_for_menu: whether a start waits until the downtown menu is published (ready
-        for orders).
+    :param command: the subcommand: ``serve``, or ``agent`` for a venue agent.
+    :param menu_locations: a start is complete once the host serves the menus of these
+        locations (orders are checked against them); none: once it reported its URL. A test may
+        change it between starts (a hub has no menu before its agents sent theirs).
     """
 
     def __init__(
@@ -48,14 +51,16 @@ class ServeProcess:
         token: str,
         on_started: Callable[[str], Awaitable[None] | None] | None = None,
         *,
-        wait_for_menu: bool = True,
+        command: str = "serve",
+        menu_locations: Sequence[str] = ("downtown",),
     ) -> None:
         self.config = config
         self.token = token
         self.url = ""
         self.log = log
         self.on_started = on_started
-        self.wait_for_menu = wait_for_menu
+        self.command = command
+        self.menu_locations = tuple(menu_locations)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -68,7 +73,7 @@ class ServeProcess:
                     sys.executable,
                     "-m",
                     "posintegrator.cli",
-                    "serve",
+                    self.command,
                     "--config",
                     str(self.config),
                     stdout=log,
@@ -84,12 +89,12 @@ class ServeProcess:
             started = self.on_started(self.url)
             if started is not None:
                 await started
-        if self.wait_for_menu:
-            await self._wait_for_menu()
+        for location in self.menu_locations:
+            await self._wait_for_menu(location)
 
     async def _wait_for_url(self, notify: socket.socket) -> str:
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc is not None and self.proc.returncode is None, self.log.read_text()
             try:
@@ -101,15 +106,15 @@ class ServeProcess:
                 return url
         raise AssertionError(f"host did not report it was ready:\n{self.log.read_text()}")
 
-    async def _wait_for_menu(self) -> None:
-        deadline = time.monotonic() + 30
+    async def _wait_for_menu(self, location: str) -> None:
+        deadline = time.monotonic() + 60
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 assert self.proc is not None and self.proc.returncode is None, self.log.read_text()
                 # Ready for orders once the menu they are checked against is live.
                 try:
                     async with session.get(
-                        self.url + "/v1/locations/downtown/menu",
+                        f"{self.url}/v1/locations/{location}/menu",
                         headers={"Authorization": f"Bearer {self.token}"},
                     ) as response:
                         if response.status == 200:
@@ -117,7 +122,7 @@ class ServeProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.05)
-        raise AssertionError(f"host has no menu:\n{self.log.read_text()}")
+        raise AssertionError(f"host has no menu of {location}:\n{self.log.read_text()}")
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         async with (

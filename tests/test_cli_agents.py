@@ -78,7 +78,7 @@ async def _cli(*args: str) -> tuple[int, str]:
 async def test_pair_approve_list_and_revoke_from_the_command_line(tmp_path: Path) -> None:
     hub_file = tmp_path / "hub.toml"
     _hub_config(hub_file, tmp_path / "hub" / "hub.db")
-    hub = ServeProcess(hub_file, tmp_path / "hub.log", TOKEN, wait_for_menu=False)
+    hub = ServeProcess(hub_file, tmp_path / "hub.log", TOKEN, menu_locations=())
     await hub.start()
     try:
         agent_file = tmp_path / "agent.toml"

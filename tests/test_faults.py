@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -121,5 +122,40 @@ async def test_proxy_refuses_accepts_and_cuts(pos: tuple[Pos, str]) -> None:
         with pytest.raises(aiohttp.ClientError):
             await post(proxy.url)
         assert server.committed == 3, "the cut request still reached the POS"
+    finally:
+        await proxy.close()
+
+
+async def test_proxy_follows_a_new_upstream(pos: tuple[Pos, str]) -> None:
+    first, _url = pos
+    second = Pos()
+    await second.start()
+    proxy = FaultProxy("127.0.0.1", first.port)
+    await proxy.accept()
+    try:
+        assert await post(proxy.url) == 201
+        proxy.upstream = ("127.0.0.1", second.port)  # the server restarted on another port
+        assert await post(proxy.url) == 201
+        assert (first.committed, second.committed) == (1, 1)
+    finally:
+        await proxy.close()
+        assert second.runner is not None
+        await second.runner.cleanup()
+
+
+async def test_a_stalled_proxy_holds_data_without_closing(pos: tuple[Pos, str]) -> None:
+    server, _url = pos
+    proxy = FaultProxy("127.0.0.1", server.port)
+    await proxy.accept()
+    try:
+        async with aiohttp.ClientSession() as session:
+            proxy.stall()
+            request = asyncio.create_task(session.post(proxy.url + "/orders", json={}))
+            done, _ = await asyncio.wait([request], timeout=0.5)
+            assert not done and server.committed == 0, "nothing passes while stalled"
+            proxy.resume()
+            async with await request as response:
+                assert response.status == 201, "the held request went through, late"
+            assert server.committed == 1
     finally:
         await proxy.close()

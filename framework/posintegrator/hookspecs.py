@@ -188,7 +188,8 @@ def pos_poll_status(
 
     Called periodically for connections whose status arrives by polling. Return events for any
     order whose status may have changed; the host's state machine drops repeats and stale ones,
-    so returning the current status again is harmless.
+    so returning the current status again is harmless. What the call writes to ``ctx.state`` (a
+    feed's cursor) is stored once the host has stored the events it returned.
 
     :param ctx: the connection.
     :param orders: the orders of this connection that are accepted but not final.

@@ -9,6 +9,7 @@ about an order that is not its own, is refused and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -75,12 +76,12 @@ class HubEnd:
 
     async def handle(self, messages: list[Message]) -> None:
         # Status changes of different orders are independent: stored side by side (one disk
-        # flush for the batch); those of one order stay in the order they came.
-        by_order: dict[str, list[Message]] = {}
+        # flush for the batch); those of one order stay in the order they came, and so do the
+        # menus of one location (else an older version could be published last, and stay live).
+        by_subject: dict[str, list[Message]] = {}
         for message in messages:
-            key = str(message.body.get("order_id") or f"seq:{message.seq}")
-            by_order.setdefault(key, []).append(message)
-        await asyncio.gather(*(self._in_order(group) for group in by_order.values()))
+            by_subject.setdefault(_subject(message), []).append(message)
+        await asyncio.gather(*(self._in_order(group) for group in by_subject.values()))
 
     async def _in_order(self, group: list[Message]) -> None:
         for message in group:
@@ -166,30 +167,32 @@ class LinkHub:
         """``GET /v1/link``: one agent's link, from handshake to close."""
         link_settings = self._host.settings.link
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES)
-        await ws.prepare(request)
         nonce = new_nonce()
-        await ws.send_bytes(encode(Hello(protocols=PROTOCOLS, version=__version__, nonce=nonce)))
         try:
+            await ws.prepare(request)
+            await ws.send_bytes(
+                encode(Hello(protocols=PROTOCOLS, version=__version__, nonce=nonce))
+            )
             auth = await receive_frame(ws, HANDSHAKE_SECONDS)
             if not isinstance(auth, Auth):
                 raise ProtocolError("the first frame of an agent must be 'auth'")
             agent, protocol = await self._authenticate(auth, nonce)
+            peer = await self._host.store.link_peer(agent.name)
+            welcome = Welcome(
+                protocol=protocol,
+                agent=agent.name,
+                locations=list(agent.locations),
+                received=peer.received_through,
+                heartbeat_seconds=link_settings.heartbeat_seconds,
+                window=link_settings.window,
+            )
+            await ws.send_bytes(encode(welcome))
         except (LinkClosed, ProtocolError) as exc:
             await _refuse(ws, str(exc), request)
             return ws
-        peer = await self._host.store.link_peer(agent.name)
-        await ws.send_bytes(
-            encode(
-                Welcome(
-                    protocol=protocol,
-                    agent=agent.name,
-                    locations=list(agent.locations),
-                    received=peer.received_through,
-                    heartbeat_seconds=link_settings.heartbeat_seconds,
-                    window=link_settings.window,
-                )
-            )
-        )
+        except ConnectionError as exc:  # the agent went away: a flaky network, not a fault here
+            logger.warning("link from {} lost during the handshake: {}", request.remote, exc)
+            return ws
         end = HubEnd(self, agent)
         session = LinkSession(
             ws,
@@ -323,10 +326,20 @@ class LinkHub:
         )
 
 
+def _subject(message: Message) -> str:
+    """What a message is about: its order, or the location of its menu."""
+    if order_id := message.body.get("order_id"):
+        return f"order:{order_id}"
+    if message.body.get("type") == "menu.published":
+        return f"menu:{message.body.get('location')}"
+    return f"seq:{message.seq}"
+
+
 async def _refuse(ws: web.WebSocketResponse, reason: str, request: web.Request) -> None:
     logger.warning("link from {} refused: {}", request.remote, reason)
-    await ws.send_bytes(encode(Refused(reason=reason)))
-    await ws.close(code=4001, message=b"refused")
+    with contextlib.suppress(ConnectionError):  # the agent may be gone already
+        await ws.send_bytes(encode(Refused(reason=reason)))
+        await ws.close(code=4001, message=b"refused")
 
 
 def order_message(record_order: Any, received_at: datetime) -> bytes:

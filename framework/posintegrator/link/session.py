@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -118,6 +119,9 @@ class LinkSession:
         self._store = store
         self._acked = peer_received
         self._sent = peer_received
+        # The numbers sent and not yet acknowledged. Not ``_sent - _acked``: a hub numbers the
+        # messages to all its agents in one sequence, so those to one agent have gaps.
+        self._in_flight: deque[int] = deque()
         self._received = received_through
         self._window = window
         self._heartbeat = heartbeat
@@ -133,7 +137,7 @@ class LinkSession:
     @property
     def unacknowledged(self) -> int:
         """Messages sent and not yet acknowledged."""
-        return self._sent - self._acked
+        return len(self._in_flight)
 
     async def run(self) -> str:
         """Run until the link closes; returns why it closed."""
@@ -217,6 +221,8 @@ class LinkSession:
         if seq <= self._acked:
             return
         self._acked = min(seq, self._sent)
+        while self._in_flight and self._in_flight[0] <= self._acked:
+            self._in_flight.popleft()
         handed = await self._store.link_acknowledged(self._end.peer, self._acked)
         if handed:
             self._end.acknowledged(handed)
@@ -233,6 +239,7 @@ class LinkSession:
                 body = await self._end.outgoing(message)
                 await self._frame(encode_message(message.seq, message.kind, body))
                 self._sent = message.seq
+                self._in_flight.append(message.seq)
                 self.stats.sent += 1
             if not messages or self.unacknowledged >= self._window:
                 await self._wake.wait()

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Protocol
 
 from loguru import logger
 
+from posintegrator.context import PluginState
 from posintegrator.errors import AuthError, PosError
 from posintegrator.menus.sync import MenuRejected, MenuSync
 from posintegrator.runtime.connection import Connection
@@ -22,6 +24,28 @@ from posintegrator.store import Store
 #: The first menu sync of a connection starts after a random delay up to this many seconds (or
 #: its sync period, if shorter), so many connections do not all hit their POS at start-up.
 FIRST_SYNC_SPREAD_SECONDS = 5.0
+
+
+class _HeldBackState:
+    """A connection's plugin state whose writes are held back until :meth:`write`; reads see
+    them."""
+
+    def __init__(self, state: PluginState) -> None:
+        self._state = state
+        self._writes: dict[str, str] = {}
+
+    async def get(self, key: str) -> str | None:
+        if key in self._writes:
+            return self._writes[key]
+        return await self._state.get(key)
+
+    async def set(self, key: str, value: str) -> None:
+        self._writes[key] = value
+
+    async def write(self) -> None:
+        """Store the held-back writes."""
+        for key, value in self._writes.items():
+            await self._state.set(key, value)
 
 
 class Delivery(Protocol):
@@ -125,20 +149,27 @@ class ConnectionJobs:
             )
 
     async def poll_loop(self) -> None:
-        """Ask the POS for status changes of orders in flight, every ``status_poll_seconds``."""
+        """Ask the POS for status changes of orders in flight, every ``status_poll_seconds``.
+
+        What a poll writes to its plugin state (a feed's cursor) is kept back until the events
+        it returned are stored: a process dying in between reads them again next time, rather
+        than skipping them for good.
+        """
         conn = self.connection
         while True:
             await asyncio.sleep(conn.settings.status_poll_seconds)
             tracked = await self._store.orders_in_flight(conn.name)
             if not tracked:
                 continue
+            state = _HeldBackState(conn.ctx.state)
             try:
                 async with conn.calling():
-                    events = await conn.plugin.poll_status(conn.ctx, tracked)
+                    events = await conn.plugin.poll_status(replace(conn.ctx, state=state), tracked)
             except PosError:
                 continue  # recorded in the connection's health; polled again next period
             for event in events:
                 await self._intake.apply(conn.name, event)
+            await state.write()
 
     def jobs(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         """This connection's jobs, named for logs."""

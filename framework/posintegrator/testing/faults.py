@@ -122,21 +122,29 @@ class FaultInjector:
 
 
 class FaultProxy:
-    """A TCP proxy in front of a test POS that can refuse connections or cut them.
+    """A TCP proxy in front of a test server (a POS, a hub) that can refuse connections or cut
+    them.
 
-    Point the plugin at :attr:`url`; :meth:`refuse` stops listening (connections are refused,
+    Point the client at :attr:`url`; :meth:`refuse` stops listening (connections are refused,
     as when the POS machine is off), :meth:`accept` listens again on the same port, and
     ``drop_after_request`` cuts a connection as soon as the client has sent a request, before
-    the answer arrives.
+    the answer arrives. :meth:`stall` makes the network silent without closing anything (what
+    a partition or a router that forgot the connection does: only a heartbeat notices), until
+    :meth:`resume`. :attr:`upstream` can be changed at any time (the server restarted on
+    another port): connections made from then on go there.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self._upstream = (upstream_host, upstream_port)
+        #: Where connections are forwarded (host, port); a new value applies to the connections
+        #: made from then on.
+        self.upstream = (upstream_host, upstream_port)
         self._server: asyncio.Server | None = None
         self._port = 0
         self.drop_after_request = False
         self.counts: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -161,6 +169,15 @@ class FaultProxy:
         for task in list(self._tasks):
             task.cancel()
 
+    def stall(self) -> None:
+        """Pass no more data either way, and close nothing: connections stay open, silent."""
+        self.counts["stall"] += 1
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Pass data again; what was sent during the stall arrives now."""
+        self._flowing.set()
+
     async def close(self) -> None:
         """Stop everything."""
         await self.refuse()
@@ -170,7 +187,7 @@ class FaultProxy:
         assert task is not None
         self._tasks.add(task)
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
             writer.close()
             self._tasks.discard(task)
@@ -191,11 +208,13 @@ class FaultProxy:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, to_upstream: bool
     ) -> None:
         while data := await reader.read(65536):
+            await self._flowing.wait()
             if not to_upstream and self.drop_after_request:
                 # The POS has handled the request and answered: the answer is lost.
                 self.counts["drop_after_request"] += 1
                 raise ConnectionResetError("injected: connection cut before the answer")
             writer.write(data)
             await writer.drain()
+        await self._flowing.wait()  # the end of the stream is news too
         with contextlib.suppress(OSError):
             writer.write_eof()
