@@ -92,11 +92,14 @@ class ConnectionJobs:
             due[location] = clock() + random.uniform(0, window)
         while True:
             wait = max(0.0, min(due.values()) - clock())
-            self._menu_wake.clear()
             if await wait_for_wakeup(self._menu_wake, wait):
                 # A POS often sends a burst of change notices for one edit: wait a moment so
                 # the burst costs one sync, not one each.
                 await asyncio.sleep(self.connection.settings.menu_resync_debounce_seconds)
+                # Cleared only as the requests are taken: a notice arriving from here on (even
+                # during the syncs below, whose fetch may have missed its change) wakes the
+                # next round instead of being dropped until the next period.
+                self._menu_wake.clear()
                 for location in self._menu_requests:
                     due[location] = clock()
                 self._menu_requests.clear()
