@@ -145,11 +145,13 @@ async def test_sigterm_stops_gracefully_within_10_seconds(
     tmp_path: Path, slow_pos: RunningSimulator
 ) -> None:
     menu = await demo_menu(slow_pos)
+    # The POS takes 3 s to answer once it has the order: a window that SIGTERM lands in.
+    slow_pos.config.submit_delay_seconds = 3.0
     async with deployment(tmp_path, slow_pos) as (serve, _receiver):
         await serve.start()
         status, _ = await serve.call("POST", "/v1/orders", sample_order(menu, "term-1"))
         assert status == 202
-        await asyncio.sleep(0.2)  # the submission is in flight
+        await eventually(lambda: _holds_some(slow_pos), timeout=20)  # the submission is in flight
         assert serve.proc is not None
         started = time.monotonic()
         serve.proc.send_signal(signal.SIGTERM)
@@ -162,5 +164,11 @@ async def test_sigterm_stops_gracefully_within_10_seconds(
         # The in-flight submission was allowed to finish: the order is in the POS once.
         assert len(await pos_orders(slow_pos, "term-1")) == 1
         await serve.start()
-        await wait_until_final(serve, ["term-1"], timeout=20)
+        await wait_until_final(serve, ["term-1"], timeout=30)
         assert len(await pos_orders(slow_pos, "term-1")) == 1
+        # It finished before the host stopped: one attempt, answered, and nothing to look up
+        # after the restart.
+        _, view = await serve.call("GET", "/v1/orders/term-1")
+        [attempt] = view["delivery_attempts"]
+        assert attempt["outcome"] not in ("interrupted", "unknown") and attempt["error"] is None
+        assert not any(h["source"].endswith(":lookup") for h in view["history"])
