@@ -93,13 +93,14 @@ async def wait_until_final(
 
 @pytest.fixture
 async def slow_pos(tmp_path: Path) -> AsyncIterator[RunningSimulator]:
-    """A POS that commits an order, then takes 0.8 s to answer (the crash window)."""
+    """A POS that commits an order, then takes 2 s to answer: the window a kill or a SIGTERM
+    lands in, long enough that a slow machine cannot miss it."""
     sim = await start_simulator(
         SimulatorConfig(
             data_dir=tmp_path / "pos",
             api_key=POS_API_KEY,
             stage_seconds=0.1,
-            submit_delay_seconds=0.8,
+            submit_delay_seconds=2.0,
         )
     )
     yield sim
@@ -125,7 +126,7 @@ async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
         assert 0 < in_pos_at_kill < len(order_ids), "the kill must land mid-delivery"
 
         await serve.start()
-        await wait_until_final(serve, order_ids, timeout=30)
+        await wait_until_final(serve, order_ids, timeout=60)
         for order_id in order_ids:
             assert len(await pos_orders(slow_pos, order_id)) == 1, order_id
         found_by_lookup = interrupted = 0
@@ -133,8 +134,10 @@ async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
             _, view = await serve.call("GET", f"/v1/orders/{order_id}")
             found_by_lookup += any(h["source"].endswith(":lookup") for h in view["history"])
             interrupted += any(a["outcome"] == "interrupted" for a in view["delivery_attempts"])
-        assert found_by_lookup == in_pos_at_kill
-        assert interrupted >= in_pos_at_kill, "the cut attempts are on record"
+        # What the POS held at the kill was found by lookup, never sent again; a request the
+        # POS had received but not yet handled when it was counted may add to it. Every order
+        # found was one whose attempt the kill cut, and those are on record.
+        assert in_pos_at_kill <= found_by_lookup <= interrupted
         # The cloud heard every order's whole story, in sequence.
         for order_id in order_ids:
             assert receiver.statuses(order_id)[0] == "RECEIVED"
@@ -145,8 +148,6 @@ async def test_sigterm_stops_gracefully_within_10_seconds(
     tmp_path: Path, slow_pos: RunningSimulator
 ) -> None:
     menu = await demo_menu(slow_pos)
-    # The POS takes 3 s to answer once it has the order: a window that SIGTERM lands in.
-    slow_pos.config.submit_delay_seconds = 3.0
     async with deployment(tmp_path, slow_pos) as (serve, _receiver):
         await serve.start()
         status, _ = await serve.call("POST", "/v1/orders", sample_order(menu, "term-1"))
@@ -164,7 +165,7 @@ async def test_sigterm_stops_gracefully_within_10_seconds(
         # The in-flight submission was allowed to finish: the order is in the POS once.
         assert len(await pos_orders(slow_pos, "term-1")) == 1
         await serve.start()
-        await wait_until_final(serve, ["term-1"], timeout=30)
+        await wait_until_final(serve, ["term-1"], timeout=60)
         assert len(await pos_orders(slow_pos, "term-1")) == 1
         # It finished before the host stopped: one attempt, answered, and nothing to look up
         # after the restart.
