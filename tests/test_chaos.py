@@ -122,6 +122,9 @@ class Driver:
                 await self.post(order)
 
 
+# About a minute on a quiet machine, five on one busy with other work: more than the default
+# guard against hangs.
+@pytest.mark.timeout(900)
 async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     orders_wanted: int = request.config.getoption("--chaos-orders")
     kills_wanted: int = request.config.getoption("--chaos-kills")

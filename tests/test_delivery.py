@@ -122,7 +122,9 @@ async def test_no_lookup_and_no_idempotency_parks_as_needs_attention(tmp_path: P
         assert await harness.host.store.next_delivery_at("fake") is None
         await asyncio.sleep(1.5)  # longer than the first retry would wait
         assert len(fake.submissions) == 1, "never resend blindly"
-        assert harness.receiver.statuses("o-4")[-1] == "NEEDS_ATTENTION"
+        await harness.wait_for_events(
+            lambda _: harness.receiver.statuses("o-4")[-1:] == ["NEEDS_ATTENTION"]
+        )
 
 
 async def test_no_lookup_but_idempotent_pos_gets_the_same_key_again(tmp_path: Path) -> None:

@@ -96,7 +96,9 @@ async def test_list_and_mark_found(tmp_path: Path) -> None:
         assert [h["note"] for h in action] == ["action: found in the POS", None]
         assert action[0]["reason"] == "seen on the kitchen screen"
         assert len(fake.submissions) == 1, "never sent twice"
-        assert harness.receiver.statuses("op-1")[-1] in ("NEEDS_ATTENTION", "ACCEPTED")
+        await harness.wait_for_events(
+            lambda _: harness.receiver.statuses("op-1")[-1:] == ["ACCEPTED"]
+        )
 
 
 async def test_mark_missing_sends_it_again(tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ class FaultProxy:
         self._tasks.add(task)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
+        except (OSError, asyncio.CancelledError):  # the upstream is down, or refuse() cut it
             writer.close()
             self._tasks.discard(task)
             return

@@ -278,7 +278,7 @@ async def test_settings_model_and_capabilities() -> None:
         status_polling=True,
         order_types=list(OrderType),
         payment_modes=list(PaymentMode),
-        deployments=[Deployment.CENTRAL, Deployment.LOCAL],
+        deployments=[Deployment.CENTRAL, Deployment.LOCAL, Deployment.HYBRID],
     )
 
 
