@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from fakepos import ScriptedPos, commit_then
 from helpers import eventually, fake_host_plugins
 
+from posintegrator.context import ConnectionContext
 from posintegrator.errors import (
     AmbiguousError,
     AuthError,
@@ -20,8 +22,9 @@ from posintegrator.errors import (
     PermanentError,
     RetryableError,
 )
-from posintegrator.hooktypes import Capabilities
-from posintegrator.model import OrderStatus
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import Capabilities, TrackedOrder
+from posintegrator.model import OrderStatus, StatusEvent
 from posintegrator.orders.intake import idempotency_key
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
@@ -253,6 +256,55 @@ async def test_polled_status_moves_forward_and_stale_is_ignored(
     assert "IN_PREPARATION" not in host.receiver.statuses("o-10")
 
 
+@dataclass(eq=False)
+class FeedPos(ScriptedPos):
+    """Polls like a POS with a feed of changes: it stores how far it has read, and notes what
+    the host had stored, and what the poll had written, when a polled READY was applied."""
+
+    at_ready: list[tuple[str | None, str | None]] = field(default_factory=list)
+    written: str | None = None
+    store: Any = None
+
+    @hookimpl
+    async def pos_poll_status(
+        self, ctx: ConnectionContext, orders: list[TrackedOrder]
+    ) -> list[StatusEvent]:
+        events = await super().pos_poll_status(ctx, orders)
+        if events:
+            read = int(await ctx.state.get("cursor") or 0) + len(events)
+            await ctx.state.set("cursor", str(read))
+            assert await ctx.state.get("cursor") == str(read), "the plugin reads what it wrote"
+            self.written = str(read)
+        return events
+
+    @hookimpl
+    async def posintegrator_order_status_changed(
+        self, order_id: str, old: OrderStatus, new: OrderStatus, event: StatusEvent
+    ) -> None:
+        if event.source == "pos:fake" and new == OrderStatus.READY:
+            stored = await self.store.state_get("fake", "cursor")
+            self.at_ready.append((stored, self.written))
+
+
+async def test_what_a_poll_stores_is_saved_after_its_changes_are_applied(tmp_path: Path) -> None:
+    """A host killed between the two would otherwise skip the changes after its restart."""
+    fake = FeedPos()
+    async with start(tmp_path, fake) as harness:
+        fake.store = harness.host.store
+        await harness.post_order(order("o-14"))
+        await harness.wait_for_status("o-14", {OrderStatus.ACCEPTED})
+        fake.statuses["o-14"] = OrderStatus.READY
+        await harness.wait_for_status("o-14", {OrderStatus.READY})
+
+        [(stored, written)] = fake.at_ready
+        assert stored != written, "what the poll read was not saved before READY was applied"
+
+        async def saved() -> bool:
+            return await harness.host.store.state_get("fake", "cursor") == written
+
+        await eventually(saved)
+
+
 async def test_a_refused_lookup_never_rejects_the_order(
     host: HostHarness, fake: ScriptedPos
 ) -> None:
@@ -271,7 +323,7 @@ async def test_a_lookup_that_cannot_settle_parks_the_order_for_a_person(
     fake.outcomes = [AmbiguousError("timeout")]
     fake.lookup_errors = [NeedsAttentionError("2 POS orders fit order o-12, none marked")]
     await host.post_order(order("o-12"))
-    view = await host.wait_for_status("o-12", {OrderStatus.NEEDS_ATTENTION}, timeout=8)
+    view = await host.wait_for_status("o-12", {OrderStatus.NEEDS_ATTENTION}, timeout=30)
     assert view["status_reason"] == "2 POS orders fit order o-12, none marked"
     assert fake.lookups == ["o-12"] and len(fake.submissions) == 1, "no blind resend"
     outcomes = [a["outcome"] for a in view["delivery_attempts"]]

@@ -4,12 +4,14 @@ for the whole host, the cloud outbox. Each job is one task; stopping cancels the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from loguru import logger
 
+from posintegrator.context import PluginState
 from posintegrator.errors import AuthError, PosError
 from posintegrator.menus.sync import MenuRejected, MenuSync
 from posintegrator.runtime.connection import Connection
@@ -39,6 +41,30 @@ class Delivery(Protocol):
     async def drain(self, grace_seconds: float) -> int:
         """Let attempts under way finish (up to ``grace_seconds``); how many were cut short."""
         ...
+
+
+class StateSavedLater:
+    """A plugin's state whose writes are kept until :meth:`save`; reads see them meanwhile."""
+
+    def __init__(self, state: PluginState) -> None:
+        self._state = state
+        self._writes: dict[str, str] = {}
+
+    async def get(self, key: str) -> str | None:
+        """The value written meanwhile, or else the stored one."""
+        if key in self._writes:
+            return self._writes[key]
+        return await self._state.get(key)
+
+    async def set(self, key: str, value: str) -> None:
+        """Keep ``value`` for :meth:`save`."""
+        self._writes[key] = value
+
+    async def save(self) -> None:
+        """Store what was written, durably."""
+        for key, value in self._writes.items():
+            await self._state.set(key, value)
+        self._writes.clear()
 
 
 class ConnectionJobs:
@@ -127,20 +153,29 @@ class ConnectionJobs:
             )
 
     async def poll_loop(self) -> None:
-        """Ask the POS for status changes of orders in flight, every ``status_poll_seconds``."""
+        """Ask the POS for status changes of orders in flight, every ``status_poll_seconds``.
+
+        What the plugin stores during a poll (e.g. how far it has read a feed of changes) is
+        saved only once the events it returned are applied: a host killed in between reads them
+        again after its restart instead of losing them.
+        """
         conn = self.connection
         while True:
             await asyncio.sleep(conn.settings.status_poll_seconds)
             tracked = await self._store.orders_in_flight(conn.name)
             if not tracked:
                 continue
+            state = StateSavedLater(conn.ctx.state)
             try:
                 async with conn.calling():
-                    events = await conn.plugin.poll_status(conn.ctx, tracked)
+                    events = await conn.plugin.poll_status(
+                        dataclasses.replace(conn.ctx, state=state), tracked
+                    )
             except PosError:
                 continue  # recorded in the connection's health; polled again next period
             for event in events:
                 await self._intake.apply(conn.name, event)
+            await state.save()
 
     def jobs(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         """This connection's jobs, named for logs."""
