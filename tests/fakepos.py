@@ -4,6 +4,7 @@ test, and the plugin records what it was asked, so delivery rules can be checked
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,9 @@ from posintegrator.model import (
 from posintegrator.testing import one_product_menu
 
 #: What a scripted submission does: "ok" creates the order; "commit-then-<error>" creates it and
-#: then raises the error (the POS has it but we do not know); an error raises without creating.
+#: then raises the error (the POS has it but we do not know); an error raises without creating; a
+#: callable is called first (if it returns an awaitable, e.g. ``event.wait``, the submission waits
+#: for it: a test holds a submission in flight that way), then the order is created.
 Outcome = str | PosError | Callable[[], Any]
 
 
@@ -74,6 +77,9 @@ class ScriptedPos:
     """Every cancellation asked: (our id, POS id, reason)."""
     received: dict[str, Order] = field(default_factory=dict)
     """The orders the POS took, as it was sent them."""
+    menu_gate: asyncio.Event | None = None
+    """When set, every menu fetch takes the menu, then waits for this event before it answers (a
+    test holds a menu sync in progress that way, as a slow POS would)."""
 
     @hookimpl
     def pos_settings_model(self) -> type[BaseModel]:
@@ -86,8 +92,10 @@ class ScriptedPos:
     @hookimpl
     async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
         self.menu_fetches += 1
-        menu = self.menus.get(location) or one_product_menu(location)
-        return menu.model_copy(deep=True)
+        menu = (self.menus.get(location) or one_product_menu(location)).model_copy(deep=True)
+        if self.menu_gate is not None:
+            await self.menu_gate.wait()
+        return menu
 
     def _create(self, order_id: str, order: Order | None = None) -> str:
         if order is not None:
@@ -113,7 +121,9 @@ class ScriptedPos:
             if isinstance(outcome, PosError):
                 raise outcome
             if callable(outcome):
-                outcome()
+                waited = outcome()
+                if inspect.isawaitable(waited):
+                    await waited
             return SubmitResult(pos_order_id=self._create(order.id, order))
         finally:
             self.in_flight -= 1

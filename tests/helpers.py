@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,6 +14,7 @@ from pos_demo.simulator import RunningSimulator
 from posintegrator.cloud.receiver import Delivery
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
+from posintegrator.testing import HostHarness, running_host
 
 POS_API_KEY = "test-pos-key"
 POS_WEBHOOK_SECRET = "test-pos-webhook-secret"
@@ -58,16 +62,6 @@ async def pos_orders(simulator: RunningSimulator, reference: str | None = None) 
 def fake_host_plugins(fake: object) -> PluginHost:
     """A plugin host with the scripted fake POS registered as plugin ``fake``."""
     return PluginHost.from_objects({"fake": fake})
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on loopback."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_host_config(
@@ -135,3 +129,26 @@ async def metric(harness: Any, name: str, **labels: str) -> float | None:
             if sample.name == name and sample.labels == labels:
                 return float(sample.value)
     return None
+
+
+#: A menu sync period no test outlives (about 30 years).
+NO_PERIODIC_SYNC = 1e9
+
+
+@asynccontextmanager
+async def restarted_host(
+    data_dir: Path, connections: list[ConnectionSettings], **options: Any
+) -> AsyncIterator[HostHarness]:
+    """A host started a second time on the same store, for tests that count menu fetches.
+
+    On a first start the scheduler syncs each menu within ``FIRST_SYNC_SPREAD_SECONDS`` (when
+    exactly is random, and later on a slow machine); a restarted host spreads its first syncs
+    over the whole ``menu_sync_seconds``. So with connections whose period is
+    :data:`NO_PERIODIC_SYNC`, the scheduler syncs no menu while the test runs: every fetch the
+    test sees is one it caused, whatever the machine's speed. ``options`` go to
+    :func:`running_host`, for both starts.
+    """
+    async with running_host(data_dir, connections, **options):
+        pass  # the first run publishes every menu
+    async with running_host(data_dir, connections, **options) as harness:
+        yield harness

@@ -37,29 +37,6 @@ KNOWN_ORDERS = 3
 EXCLUDED_CHECKS = "positive_data_acceptance"
 
 
-#: The fuzzer sends far more wrong-token requests a minute than a client would; the budget that
-#: answers 429 beyond them is tested in test_protection.py, so here it is out of the way.
-WRONG_TOKEN_BUDGET = 1_000_000
-
-
-@pytest.fixture
-async def fuzzed_host(tmp_path: Path, simulator: RunningSimulator) -> AsyncIterator[HostHarness]:
-    """The demo host of conftest.py, with a wrong-token budget the fuzzer cannot use up."""
-
-    async def connect(host: Host) -> None:
-        simulator.set_webhook(
-            host.connections["demo"].connection.ctx.webhook_url, POS_WEBHOOK_SECRET
-        )
-
-    async with running_host(
-        tmp_path,
-        [demo_connection(simulator)],
-        after_start=connect,
-        settings={"api": {"auth_failures_per_minute": WRONG_TOKEN_BUDGET}},
-    ) as harness:
-        yield harness
-
-
 def _config(path: Path, known_orders: list[str]) -> None:
     ids = ", ".join(orjson.dumps(order_id).decode() for order_id in known_orders)
     path.write_text(
@@ -114,6 +91,8 @@ async def fuzzed_host(tmp_path: Path, simulator: RunningSimulator) -> AsyncItera
         yield harness
 
 
+# Some four minutes of requests on a busy machine: more than the default guard against hangs.
+@pytest.mark.timeout(900)
 async def test_fuzzed_api_gives_no_server_error_and_matches_its_document(
     fuzzed_host: HostHarness, tmp_path: Path
 ) -> None:
@@ -143,6 +122,10 @@ async def test_fuzzed_api_gives_no_server_error_and_matches_its_document(
         EXCLUDED_CHECKS,
         "--phases",
         "examples,coverage,fuzzing,stateful",
+        # Hypothesis times the generation of examples: on a busy machine that is slow
+        # and the run would fail for it, though nothing is wrong with the API.
+        "--suppress-health-check",
+        "too_slow",
         "--no-color",
         cwd=tmp_path,
         env={

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+
+import pytest
+from helpers import NO_PERIODIC_SYNC, POS_WEBHOOK_SECRET, demo_connection, restarted_host
 
 from pos_demo.simulator import RunningSimulator
 from posintegrator.model import Menu
-from posintegrator.runtime.scheduler import FIRST_SYNC_SPREAD_SECONDS
+from posintegrator.runtime.host import Host
 from posintegrator.testing import HostHarness
 
 
@@ -32,21 +37,19 @@ async def wait_for_version(
             await asyncio.sleep(0.05)
 
 
-async def settle(simulator: RunningSimulator, location: str) -> int:
-    """Wait for the scheduler's own first menu sync; returns the POS's menu fetch count then.
+@pytest.fixture
+async def quiet_host(tmp_path: Path, simulator: RunningSimulator) -> AsyncIterator[HostHarness]:
+    """A host with the demo plugin whose scheduler fetches no menu by itself during the test
+    (see :func:`restarted_host`): any fetch the test sees would be one the 86 caused."""
 
-    The harness syncs every menu once before the test, and the scheduler syncs again within
-    ``FIRST_SYNC_SPREAD_SECONDS`` of the start (in either order). Waiting for that second,
-    regular fetch (and a moment for the host to finish with it) keeps it from being mistaken
-    for one caused by the 86, or from racing the fast path.
-    """
-    async with asyncio.timeout(FIRST_SYNC_SPREAD_SECONDS + 5):
-        while True:
-            if simulator.core.menu_requests[location] >= 2:
-                break
-            await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)
-    return simulator.core.menu_requests[location]
+    async def connect(host: Host) -> None:
+        simulator.set_webhook(
+            host.connections["demo"].connection.ctx.webhook_url, POS_WEBHOOK_SECRET
+        )
+
+    connection = demo_connection(simulator, menu_sync_seconds=NO_PERIODIC_SYNC)
+    async with restarted_host(tmp_path, [connection], after_start=connect) as harness:
+        yield harness
 
 
 def published(harness: HostHarness, location: str, version: int) -> list[dict[str, Any]]:
@@ -78,22 +81,22 @@ def fries_order(order_id: str, menu: Menu) -> dict[str, Any]:
 
 
 async def test_86_travels_the_fast_path(
-    demo_host: HostHarness, simulator: RunningSimulator
+    quiet_host: HostHarness, simulator: RunningSimulator
 ) -> None:
-    fetches = await settle(simulator, "downtown")
-    _, report = await demo_host.request("GET", "/v1/locations/downtown/menu/report")
-    version, menu = await menu_with_version(demo_host, "downtown")
+    fetches = simulator.core.menu_requests["downtown"]
+    _, report = await quiet_host.request("GET", "/v1/locations/downtown/menu/report")
+    version, menu = await menu_with_version(quiet_host, "downtown")
     assert version == 1
     assert next(p for p in menu.products if p.id == "fries").availability.available
 
     simulator.set_availability("downtown", item="fries", available=False, reason="fryer broken")
-    menu = await wait_for_version(demo_host, "downtown", 2)
+    menu = await wait_for_version(quiet_host, "downtown", 2)
     fries = next(p for p in menu.products if p.id == "fries")
     assert not fries.availability.available
     assert fries.availability.reason == "fryer broken"
 
-    await demo_host.wait_for_events(lambda _: bool(published(demo_host, "downtown", 2)))
-    [event] = published(demo_host, "downtown", 2)
+    await quiet_host.wait_for_events(lambda _: bool(published(quiet_host, "downtown", 2)))
+    [event] = published(quiet_host, "downtown", 2)
     notice = event["notice"]
     assert notice["previous_version"] == 1
     assert [
@@ -108,21 +111,21 @@ async def test_86_travels_the_fast_path(
 
     # The fast path did not fetch the POS's menu: no GET /menu, no new sync report.
     assert simulator.core.menu_requests["downtown"] == fetches
-    _, report_after = await demo_host.request("GET", "/v1/locations/downtown/menu/report")
+    _, report_after = await quiet_host.request("GET", "/v1/locations/downtown/menu/report")
     assert report_after["checked_at"] == report["checked_at"]
 
-    status, problem = await demo_host.post_order(fries_order("fries-86", menu))
+    status, problem = await quiet_host.post_order(fries_order("fries-86", menu))
     assert status == 422, problem
     assert [(e["field"], e["code"]) for e in problem["errors"]] == [("lines[0]", "unavailable")]
 
     simulator.set_availability("downtown", item="fries", available=True)
-    menu = await wait_for_version(demo_host, "downtown", 3)
+    menu = await wait_for_version(quiet_host, "downtown", 3)
     assert next(p for p in menu.products if p.id == "fries").availability.available
-    await demo_host.wait_for_events(lambda _: bool(published(demo_host, "downtown", 3)))
-    [event] = published(demo_host, "downtown", 3)
+    await quiet_host.wait_for_events(lambda _: bool(published(quiet_host, "downtown", 3)))
+    [event] = published(quiet_host, "downtown", 3)
     assert event["notice"]["previous_version"] == 2
     assert [c["availability"]["available"] for c in event["notice"]["availability"]] == [True]
     assert simulator.core.menu_requests["downtown"] == fetches
 
-    status, accepted = await demo_host.post_order(fries_order("fries-back", menu))
+    status, accepted = await quiet_host.post_order(fries_order("fries-back", menu))
     assert status == 202, accepted

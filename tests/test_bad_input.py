@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,13 @@ async def test_request_budget_per_client_is_429(tmp_path: Path) -> None:
                 async with session.get(host.url + "/v1/plugins") as response:
                     return response.status, response.headers.get("Retry-After")
 
-            answers = await asyncio.gather(*(call() for _ in range(12)))
+            # Five requests just before a whole second of the clock, seven more just after it:
+            # a limiter counting per window of the clock would let one of the seven through.
+            await asyncio.sleep((0.8 - time.time()) % 1)
+            second = int(time.time()) + 1
+            answers = await asyncio.gather(*(call() for _ in range(5)))
+            await asyncio.sleep(max(0.0, second + 0.02 - time.time()))
+            answers += await asyncio.gather(*(call() for _ in range(7)))
         statuses = sorted(status for status, _ in answers)
         assert statuses.count(200) == 5 and statuses.count(429) == 7
         assert all(int(wait or 0) >= 1 for status, wait in answers if status == 429)

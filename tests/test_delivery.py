@@ -6,13 +6,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakepos import ScriptedPos, commit_then
-from helpers import fake_host_plugins
+from helpers import eventually, fake_host_plugins
 
+from posintegrator.context import ConnectionContext
 from posintegrator.errors import (
     AmbiguousError,
     AuthError,
@@ -20,8 +22,9 @@ from posintegrator.errors import (
     PermanentError,
     RetryableError,
 )
-from posintegrator.hooktypes import Capabilities
-from posintegrator.model import OrderStatus
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import Capabilities, TrackedOrder
+from posintegrator.model import OrderStatus, StatusEvent
 from posintegrator.orders.intake import idempotency_key
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
@@ -65,11 +68,14 @@ async def host(tmp_path: Path, fake: ScriptedPos) -> AsyncIterator[HostHarness]:
 
 
 async def test_new_order_is_delivered_at_once(host: HostHarness, fake: ScriptedPos) -> None:
-    # Nothing is due and no timer runs: only the API's wake-up can start the delivery.
+    # Nothing is due and no timer runs: the delivery loop waits without a timeout, so only the
+    # API's wake-up can start the delivery (without it the order would never be delivered).
+    # The pause lets the loop reach that wait; on a slow machine it may not have, and the test
+    # is then merely less strict, never wrong.
     await asyncio.sleep(0.2)
     status, _ = await host.post_order(order("o-1"))
     assert status == 202
-    view = await host.wait_for_status("o-1", ACCEPTED_OR_LATER, timeout=2.0)
+    view = await host.wait_for_status("o-1", ACCEPTED_OR_LATER, timeout=20)
     assert view["pos_order_id"] == "POS-1"
     assert fake.submissions == [("o-1", idempotency_key("o-1"))]
 
@@ -115,9 +121,13 @@ async def test_no_lookup_and_no_idempotency_parks_as_needs_attention(tmp_path: P
         await harness.post_order(order("o-4"))
         view = await harness.wait_for_status("o-4", {OrderStatus.NEEDS_ATTENTION})
         assert "check the POS" in view["status_reason"]
+        # Nothing is scheduled for it any more: no attempt will ever come by itself.
+        assert await harness.host.store.next_delivery_at("fake") is None
         await asyncio.sleep(1.5)  # longer than the first retry would wait
         assert len(fake.submissions) == 1, "never resend blindly"
-        assert harness.receiver.statuses("o-4")[-1] == "NEEDS_ATTENTION"
+        await harness.wait_for_events(
+            lambda _: harness.receiver.statuses("o-4")[-1:] == ["NEEDS_ATTENTION"]
+        )
 
 
 async def test_no_lookup_but_idempotent_pos_gets_the_same_key_again(tmp_path: Path) -> None:
@@ -144,7 +154,7 @@ async def test_retry_after_is_honoured(tmp_path: Path) -> None:
     async with start(tmp_path, fake) as harness:
         started = time.monotonic()
         await harness.post_order(order("o-6"))
-        await harness.wait_for_status("o-6", ACCEPTED_OR_LATER, timeout=5)
+        await harness.wait_for_status("o-6", ACCEPTED_OR_LATER, timeout=30)
         assert time.monotonic() - started >= 1.2
         assert len(fake.submissions) == 2
         assert fake.lookups == [], "a refused attempt did not reach the POS: no lookup needed"
@@ -165,14 +175,24 @@ async def test_permanent_refusal_rejects_with_the_reason(
 async def test_auth_failure_shows_in_connection_health(
     host: HostHarness, fake: ScriptedPos
 ) -> None:
-    fake.outcomes = [AuthError("401 invalid token")]
-    fake.submit_delay = 0.05
+    retry_may_answer = asyncio.Event()
+    # The retry is held in flight until the test has seen the health: it cannot turn it back
+    # to "ok" before the test looks, however slow the machine.
+    fake.outcomes = [AuthError("401 invalid token"), retry_may_answer.wait]
     await host.post_order(order("o-8"))
-    await asyncio.sleep(0.3)  # the first attempt has failed; the retry waits about a second
-    _, body = await host.request("GET", "/v1/connections")
-    assert body["connections"][0]["health"] == "auth_failed"
-    assert body["connections"][0]["last_error"] == "401 invalid token"
-    await host.wait_for_status("o-8", ACCEPTED_OR_LATER, timeout=5)
+
+    async def health() -> dict[str, Any]:
+        _, body = await host.request("GET", "/v1/connections")
+        connection: dict[str, Any] = body["connections"][0]
+        return connection
+
+    async def auth_failed() -> bool:
+        return (await health())["health"] == "auth_failed"
+
+    await eventually(auth_failed, timeout=20)
+    assert (await health())["last_error"] == "401 invalid token"
+    retry_may_answer.set()
+    await host.wait_for_status("o-8", ACCEPTED_OR_LATER, timeout=30)
     assert len(fake.submissions) == 2
     _, body = await host.request("GET", "/v1/connections")
     assert body["connections"][0]["health"] == "ok"
@@ -189,12 +209,24 @@ async def test_plugin_bug_during_submit_counts_as_unknown_outcome(
 
 
 async def test_concurrency_limit_per_connection(tmp_path: Path) -> None:
-    fake = ScriptedPos(submit_delay=0.2)
+    answer = asyncio.Event()
+    ids = [f"c-{i}" for i in range(6)]
+    # Every submission is held in flight until the test lets them answer.
+    fake = ScriptedPos(outcomes=[answer.wait] * len(ids))
     async with start(tmp_path, fake, max_concurrency=2) as harness:
-        ids = [f"c-{i}" for i in range(6)]
         await asyncio.gather(*(harness.post_order(order(i)) for i in ids))
+
+        async def two_in_flight() -> bool:
+            return fake.in_flight >= 2
+
+        await eventually(two_in_flight, timeout=20)
+        # All six are due and the loop was woken for each: without the limit it would have
+        # started more by now.
+        await asyncio.sleep(0.5)
+        assert fake.in_flight == 2
+        answer.set()
         for order_id in ids:
-            await harness.wait_for_status(order_id, ACCEPTED_OR_LATER)
+            await harness.wait_for_status(order_id, ACCEPTED_OR_LATER, timeout=20)
         assert fake.max_in_flight == 2
         assert sorted(fake.orders) == sorted(ids)
 
@@ -207,7 +239,12 @@ async def test_polled_status_moves_forward_and_stale_is_ignored(
     fake.statuses["o-10"] = OrderStatus.READY
     await host.wait_for_status("o-10", {OrderStatus.READY})
     fake.statuses["o-10"] = OrderStatus.IN_PREPARATION  # the POS goes back: stale
-    await asyncio.sleep(0.5)
+
+    async def stale_seen() -> bool:
+        history = (await host.order("o-10"))["history"]
+        return any(h["status"] == "IN_PREPARATION" and not h["applied"] for h in history)
+
+    await eventually(stale_seen, timeout=20)  # polled (every 0.1 s) and recorded, not applied
     view = await host.order("o-10")
     assert view["status"] == "READY"
     stale = [h for h in view["history"] if h["status"] == "IN_PREPARATION"]
@@ -219,13 +256,62 @@ async def test_polled_status_moves_forward_and_stale_is_ignored(
     assert "IN_PREPARATION" not in host.receiver.statuses("o-10")
 
 
+@dataclass(eq=False)
+class FeedPos(ScriptedPos):
+    """Polls like a POS with a feed of changes: it stores how far it has read, and notes what
+    the host had stored, and what the poll had written, when a polled READY was applied."""
+
+    at_ready: list[tuple[str | None, str | None]] = field(default_factory=list)
+    written: str | None = None
+    store: Any = None
+
+    @hookimpl
+    async def pos_poll_status(
+        self, ctx: ConnectionContext, orders: list[TrackedOrder]
+    ) -> list[StatusEvent]:
+        events = await super().pos_poll_status(ctx, orders)
+        if events:
+            read = int(await ctx.state.get("cursor") or 0) + len(events)
+            await ctx.state.set("cursor", str(read))
+            assert await ctx.state.get("cursor") == str(read), "the plugin reads what it wrote"
+            self.written = str(read)
+        return events
+
+    @hookimpl
+    async def posintegrator_order_status_changed(
+        self, order_id: str, old: OrderStatus, new: OrderStatus, event: StatusEvent
+    ) -> None:
+        if event.source == "pos:fake" and new == OrderStatus.READY:
+            stored = await self.store.state_get("fake", "cursor")
+            self.at_ready.append((stored, self.written))
+
+
+async def test_what_a_poll_stores_is_saved_after_its_changes_are_applied(tmp_path: Path) -> None:
+    """A host killed between the two would otherwise skip the changes after its restart."""
+    fake = FeedPos()
+    async with start(tmp_path, fake) as harness:
+        fake.store = harness.host.store
+        await harness.post_order(order("o-14"))
+        await harness.wait_for_status("o-14", {OrderStatus.ACCEPTED})
+        fake.statuses["o-14"] = OrderStatus.READY
+        await harness.wait_for_status("o-14", {OrderStatus.READY})
+
+        [(stored, written)] = fake.at_ready
+        assert stored != written, "what the poll read was not saved before READY was applied"
+
+        async def saved() -> bool:
+            return await harness.host.store.state_get("fake", "cursor") == written
+
+        await eventually(saved)
+
+
 async def test_a_refused_lookup_never_rejects_the_order(
     host: HostHarness, fake: ScriptedPos
 ) -> None:
     fake.outcomes = [commit_then(AmbiguousError("timeout"))]
     fake.lookup_errors = [PermanentError("400 bad query")]
     await host.post_order(order("o-11"))
-    view = await host.wait_for_status("o-11", ACCEPTED_OR_LATER, timeout=8)
+    view = await host.wait_for_status("o-11", ACCEPTED_OR_LATER, timeout=30)
     assert fake.lookups == ["o-11", "o-11"], "looked up again after the refused lookup"
     assert len(fake.submissions) == 1, "the POS had it: never sent twice"
     assert "REJECTED" not in [h["status"] for h in view["history"]]
@@ -237,7 +323,7 @@ async def test_a_lookup_that_cannot_settle_parks_the_order_for_a_person(
     fake.outcomes = [AmbiguousError("timeout")]
     fake.lookup_errors = [NeedsAttentionError("2 POS orders fit order o-12, none marked")]
     await host.post_order(order("o-12"))
-    view = await host.wait_for_status("o-12", {OrderStatus.NEEDS_ATTENTION}, timeout=8)
+    view = await host.wait_for_status("o-12", {OrderStatus.NEEDS_ATTENTION}, timeout=30)
     assert view["status_reason"] == "2 POS orders fit order o-12, none marked"
     assert fake.lookups == ["o-12"] and len(fake.submissions) == 1, "no blind resend"
     outcomes = [a["outcome"] for a in view["delivery_attempts"]]

@@ -19,7 +19,7 @@ from posintegrator.hooktypes import InboundWebhook, SubmitResult, TrackedOrder, 
 from posintegrator.model import Menu, Order, OrderStatus, StatusEvent
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
-from posintegrator.testing import one_product_menu, running_host, sample_order
+from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
 
 class BrokenPos(ScriptedPos):
@@ -96,7 +96,7 @@ async def test_a_broken_plugin_does_not_stop_the_other_connection(tmp_path: Path
     async with running_host(tmp_path, connections, plugins=plugins) as harness:
         status, body = await harness.post_order(sample_order(one_product_menu("b1"), "bad-1"))
         assert status == 202, body
-        await eventually(lambda: _true(bad.calls >= 1), timeout=20)
+        await eventually(lambda: _first_attempt(harness, "bad-1", done=False), timeout=20)
         # While the broken connection keeps failing, the good one delivers and tracks orders.
         for index in range(3):
             order = sample_order(one_product_menu("g1"), f"good-{index}")
@@ -116,6 +116,7 @@ async def test_a_broken_plugin_does_not_stop_the_other_connection(tmp_path: Path
         status, body = await harness.request("POST", "/pos/bad/webhook", raw=b"{}")
         assert status == 503, body
         # The broken order is retried, never lost, and never shown as delivered.
+        await eventually(lambda: _first_attempt(harness, "bad-1", done=True), timeout=20)
         view = await harness.order("bad-1")
         assert view["status"] == OrderStatus.SUBMITTING
         attempt = view["delivery_attempts"][0]
@@ -129,5 +130,7 @@ async def test_a_broken_plugin_does_not_stop_the_other_connection(tmp_path: Path
         assert harness.host.plugins.pos("good").bug_count == 0
 
 
-async def _true(value: bool) -> bool:
-    return value
+async def _first_attempt(harness: HostHarness, order_id: str, *, done: bool) -> bool:
+    """Whether the order's first delivery attempt has begun (``done``: and ended)."""
+    attempts = (await harness.order(order_id))["delivery_attempts"]
+    return bool(attempts) and (not done or attempts[0]["outcome"] != "in_flight")

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from fakepos import ScriptedPos
+from helpers import NO_PERIODIC_SYNC, restarted_host
 
 from pos_demo.simulator.menu import MenuCatalog
 from pos_demo.translate import menu_from_pos
@@ -219,13 +220,19 @@ async def test_rejected_menu_keeps_the_last_good_one_and_the_report_says_why(
 ) -> None:
     fake = ScriptedPos()
     connection = ConnectionSettings(
-        name="fake", plugin="fake", locations=["loc"], status_source="polling"
+        name="fake",
+        plugin="fake",
+        locations=["loc"],
+        status_source="polling",
+        menu_sync_seconds=NO_PERIODIC_SYNC,
     )
-    async with running_host(
+    # The scheduler syncs nothing by itself meanwhile: the reports are those of the test's syncs.
+    async with restarted_host(
         tmp_path, [connection], plugins=PluginHost.from_objects({"fake": fake})
     ) as harness:
         status, report = await harness.request("GET", "/v1/locations/loc/menu/report")
-        assert status == 200 and report["outcome"] == "published" and report["errors"] == 0
+        assert status == 200 and report["outcome"] == "unchanged" and report["errors"] == 0
+        assert report["live_version"] == 1
         broken = one_product_menu("loc")
         broken.products[0].variants[0].prices = {}
         fake.menus["loc"] = broken

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakepos import ScriptedPos
+from helpers import NO_PERIODIC_SYNC, eventually, restarted_host
 
+from posintegrator.context import ConnectionContext
 from posintegrator.hookspecs import hookimpl
 from posintegrator.menus.sync import MenuRejected
 from posintegrator.model import Menu, OrderStatus, StatusEvent
 from posintegrator.plugins import PluginHost
+from posintegrator.runtime.scheduler import ConnectionJobs
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
@@ -62,8 +67,11 @@ def fake() -> ScriptedPos:
 
 @pytest.fixture
 async def host(tmp_path: Path, fake: ScriptedPos) -> AsyncIterator[HostHarness]:
-    async with running_host(
-        tmp_path, [connection()], plugins=PluginHost.from_objects({"fake": fake})
+    """A host whose scheduler syncs no menu during the test: only the test's syncs run."""
+    async with restarted_host(
+        tmp_path,
+        [connection(menu_sync_seconds=NO_PERIODIC_SYNC)],
+        plugins=PluginHost.from_objects({"fake": fake}),
     ) as harness:
         yield harness
 
@@ -80,14 +88,14 @@ async def test_publishes_only_when_the_menu_changes(host: HostHarness, fake: Scr
     assert second is not None and second.version == 2
     menu = await host.wait_for_menu("loc")
     assert menu.products[0].variants[0].prices == {"default": 550}
+    # (Version 1 was published by the host's first run, whose cloud may or may not have heard
+    # of it before that run stopped; this run's cloud hears of version 2 once.)
     events = await host.wait_for_events(
-        lambda evs: [e.get("version") for e in evs if e["type"] == "menu.published"] == [1, 2]
+        lambda evs: 2 in [e.get("version") for e in evs if e["type"] == "menu.published"]
     )
-    assert [e["content_hash"] for e in events if e["type"] == "menu.published"] == [
-        first.snapshot.content_hash,
-        second.content_hash,
-    ]
-    [notice] = [e["notice"] for e in events if e.get("version") == 2]
+    [published] = [e for e in events if e["type"] == "menu.published" and e["version"] == 2]
+    assert published["content_hash"] == second.content_hash != first.snapshot.content_hash
+    notice = published["notice"]
     assert notice["previous_version"] == 1
     assert notice["changes"] == {"added": 0, "removed": 0, "changed": 1}
 
@@ -146,39 +154,100 @@ async def test_broadcast_hooks_transform_menus_and_observe_status(tmp_path: Path
 
 async def test_menu_change_notices_are_debounced_into_one_sync(tmp_path: Path) -> None:
     fake = ScriptedPos()
-    async with running_host(
-        tmp_path,
-        [connection(menu_resync_debounce_seconds=0.3)],
-        plugins=PluginHost.from_objects({"fake": fake}),
+    settings = [
+        connection(menu_sync_seconds=NO_PERIODIC_SYNC, menu_resync_debounce_seconds=2.0),
+    ]
+    async with restarted_host(
+        tmp_path, settings, plugins=PluginHost.from_objects({"fake": fake})
     ) as harness:
         jobs = harness.host.connections["fake"]
-        await asyncio.sleep(5.5)  # past the scheduler's own first sync
-        before = fake.menu_fetches
+        before = fake.menu_fetches  # the scheduler syncs nothing by itself during this test
+        # Five notices over about 0.1 s, well inside the 2 s debounce window.
         for _ in range(5):
             jobs.request_menu_sync(["loc"])
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.8)
+
+        async def synced() -> bool:
+            return fake.menu_fetches > before
+
+        await eventually(synced, timeout=20)
+        # Without the debounce, each notice would have started its own sync at once.
+        await asyncio.sleep(1.0)
         assert fake.menu_fetches == before + 1, "five notices in a burst, one sync"
 
 
-async def test_after_a_restart_first_syncs_spread_over_the_period(tmp_path: Path) -> None:
-    from posintegrator.runtime.scheduler import FIRST_SYNC_SPREAD_SECONDS, ConnectionJobs
-
+async def test_a_change_notice_during_a_sync_leads_to_another_sync(tmp_path: Path) -> None:
+    """A notice that arrives while a sync is fetching may be about a change that fetch missed:
+    it must bring another sync, not wait for the next period."""
     fake = ScriptedPos()
-    settings = [connection(locations=[f"loc-{i}" for i in range(40)])]
-    async with running_host(
+    settings = [
+        connection(menu_sync_seconds=NO_PERIODIC_SYNC, menu_resync_debounce_seconds=0.05),
+    ]
+    async with restarted_host(
+        tmp_path, settings, plugins=PluginHost.from_objects({"fake": fake})
+    ) as harness:
+        jobs = harness.host.connections["fake"]
+        before = fake.menu_fetches
+        fake.menu_gate = asyncio.Event()
+        jobs.request_menu_sync(["loc"])
+
+        async def fetching() -> bool:
+            return fake.menu_fetches == before + 1
+
+        await eventually(fetching)  # the sync has taken the menu; its answer is held
+        changed = one_product_menu("loc")
+        changed.products[0].name = "Burger Deluxe"
+        fake.menus["loc"] = changed
+        jobs.request_menu_sync(["loc"])
+        fake.menu_gate.set()
+        await harness.wait_for_events(
+            lambda evs: 2 in [e.get("version") for e in evs if e["type"] == "menu.published"],
+            timeout=20,
+        )
+        assert (await harness.wait_for_menu("loc")).products[0].name == "Burger Deluxe"
+        assert fake.menu_fetches == before + 2
+
+
+@dataclass(eq=False)
+class ClockedPos(ScriptedPos):
+    """The scripted POS, noting when (event loop time) it last served each location's menu."""
+
+    fetched_at: dict[str, float] = field(default_factory=dict)
+
+    @hookimpl
+    async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
+        self.fetched_at[location] = asyncio.get_running_loop().time()
+        return await super().pos_fetch_menu(ctx, location)
+
+
+async def test_after_a_restart_first_syncs_spread_over_the_period(tmp_path: Path) -> None:
+    fake = ClockedPos()
+    locations = [f"loc-{i}" for i in range(40)]
+    settings = [connection(locations=locations, menu_sync_seconds=NO_PERIODIC_SYNC)]
+    async with restarted_host(
         tmp_path, settings, plugins=PluginHost.from_objects({"fake": fake})
     ) as harness:
         jobs: ConnectionJobs = harness.host.connections["fake"]
-        await asyncio.sleep(FIRST_SYNC_SPREAD_SECONDS + 0.5)  # the host's own first syncs
-        # Every location has its menu now: a restart's loop spreads its first syncs over the
-        # whole period (2 s here) instead of firing them all at once.
-        jobs.connection.settings.menu_sync_seconds = 2.0
-        fake.menu_fetches = 0
+        # Every location has its menu: a restart's loop spreads its first syncs over the whole
+        # period instead of firing them all at once. The host's own loop syncs nothing now;
+        # a second one, with a 6 s period, plays the restart.
+        period = 6.0
+        jobs.connection.settings.menu_sync_seconds = period
+        fake.fetched_at.clear()
+        started = asyncio.get_running_loop().time()
         loop_task = asyncio.create_task(jobs.menu_loop())
-        await asyncio.sleep(0.5)
-        early = fake.menu_fetches
-        await asyncio.sleep(1.8)
-        loop_task.cancel()
-        assert 0 < early < 25, f"{early} of 40 first syncs in the first quarter of the period"
-        assert fake.menu_fetches >= 35
+
+        async def all_synced() -> bool:
+            return len(fake.fetched_at) == len(locations)
+
+        try:
+            await eventually(all_synced, timeout=period + 30)
+        finally:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        # A sync never runs before it is due, so a slow machine can only make these later.
+        offsets = sorted(at - started for at in fake.fetched_at.values())
+        early = sum(1 for offset in offsets if offset < period / 4)
+        assert early < 25, f"{early} of 40 first syncs in the first quarter of the period"
+        assert offsets[-1] >= period / 2, f"all 40 first syncs within {offsets[-1]:.2f} s"

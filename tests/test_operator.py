@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from fakepos import ScriptedPos, commit_then
+from helpers import eventually
 
 from posintegrator.errors import AmbiguousError, RetryableError
 from posintegrator.hooktypes import Capabilities
@@ -95,7 +96,9 @@ async def test_list_and_mark_found(tmp_path: Path) -> None:
         assert [h["note"] for h in action] == ["action: found in the POS", None]
         assert action[0]["reason"] == "seen on the kitchen screen"
         assert len(fake.submissions) == 1, "never sent twice"
-        assert harness.receiver.statuses("op-1")[-1] in ("NEEDS_ATTENTION", "ACCEPTED")
+        await harness.wait_for_events(
+            lambda _: harness.receiver.statuses("op-1")[-1:] == ["ACCEPTED"]
+        )
 
 
 async def test_mark_missing_sends_it_again(tmp_path: Path) -> None:
@@ -114,21 +117,26 @@ async def test_retry_of_a_parked_order_stays_safe(tmp_path: Path) -> None:
     fake = ScriptedPos(capabilities=BLIND, outcomes=[commit_then(AmbiguousError("timeout"))])
     async with host_with(tmp_path, fake) as harness:
         await parked(harness, "op-3")
-        status, _ = await act(harness, "op-3", "retry", operator="sam")
-        assert status == 200
-        await asyncio.sleep(0.3)
-        view = await harness.wait_for_status("op-3", {OrderStatus.NEEDS_ATTENTION})
+        status, view = await act(harness, "op-3", "retry", operator="sam")
+        assert status == 200 and view["status"] == "SUBMITTING", "requeued"
+        view = await harness.wait_for_status("op-3", {OrderStatus.NEEDS_ATTENTION}, timeout=20)
         assert len(fake.submissions) == 1, "still unknown: parked again, not resent blindly"
         assert [h["source"] for h in view["history"]].count("operator:sam") >= 1
 
 
 async def test_cancel_only_when_the_pos_cannot_have_it(tmp_path: Path) -> None:
-    fake = ScriptedPos(outcomes=[RetryableError("503")] * 20)
+    # Refused without reaching the POS; the retry is due in an hour, so no attempt is under way
+    # (which would make the POS possibly have it) when the operator cancels.
+    fake = ScriptedPos(outcomes=[RetryableError("503", retry_after=3600)])
     blind = ScriptedPos(capabilities=BLIND, outcomes=[commit_then(AmbiguousError("timeout"))])
     async with host_with(tmp_path, fake) as harness:
         await harness.post_order(sample_order(one_product_menu("loc"), "op-4"))
-        await harness.wait_for_status("op-4", {OrderStatus.SUBMITTING})
-        await asyncio.sleep(0.1)
+
+        async def first_attempt_refused() -> bool:
+            attempts = (await harness.order("op-4"))["delivery_attempts"]
+            return [a["outcome"] for a in attempts] == ["retry"]
+
+        await eventually(first_attempt_refused, timeout=20)
         status, view = await act(
             harness,
             "op-4",

@@ -93,13 +93,14 @@ async def wait_until_final(
 
 @pytest.fixture
 async def slow_pos(tmp_path: Path) -> AsyncIterator[RunningSimulator]:
-    """A POS that commits an order, then takes 0.8 s to answer (the crash window)."""
+    """A POS that commits an order, then takes 2 s to answer: the window a kill or a SIGTERM
+    lands in, long enough that a slow machine cannot miss it."""
     sim = await start_simulator(
         SimulatorConfig(
             data_dir=tmp_path / "pos",
             api_key=POS_API_KEY,
             stage_seconds=0.1,
-            submit_delay_seconds=0.8,
+            submit_delay_seconds=2.0,
         )
     )
     yield sim
@@ -111,6 +112,9 @@ async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
 ) -> None:
     menu = await demo_menu(slow_pos)
     order_ids = [f"crash-{i}" for i in range(8)]
+    # Until the kill the POS answers no submission (10 s after taking it): the kill lands
+    # before the first answers however late the test sees the first orders arrive.
+    slow_pos.config.submit_delay_seconds = 10.0
     # Status by polling only, so an order whose submission was cut short can only be confirmed
     # by looking it up (a POS webhook could otherwise confirm it first).
     async with deployment(tmp_path, slow_pos, status_source="polling") as (serve, receiver):
@@ -123,9 +127,10 @@ async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
         await serve.kill()
         in_pos_at_kill = len(await pos_orders(slow_pos))
         assert 0 < in_pos_at_kill < len(order_ids), "the kill must land mid-delivery"
+        slow_pos.config.submit_delay_seconds = 0.0
 
         await serve.start()
-        await wait_until_final(serve, order_ids, timeout=30)
+        await wait_until_final(serve, order_ids, timeout=60)
         for order_id in order_ids:
             assert len(await pos_orders(slow_pos, order_id)) == 1, order_id
         found_by_lookup = interrupted = 0
@@ -133,12 +138,19 @@ async def test_kill_9_after_202_loses_nothing_and_duplicates_nothing(
             _, view = await serve.call("GET", f"/v1/orders/{order_id}")
             found_by_lookup += any(h["source"].endswith(":lookup") for h in view["history"])
             interrupted += any(a["outcome"] == "interrupted" for a in view["delivery_attempts"])
-        assert found_by_lookup == in_pos_at_kill
-        assert interrupted >= in_pos_at_kill, "the cut attempts are on record"
-        # The cloud heard every order's whole story, in sequence.
+        # What the POS held at the kill was found by lookup, never sent again; a request the
+        # POS had received but not yet handled when it was counted may add to it. Every order
+        # found was one whose attempt the kill cut, and those are on record.
+        assert in_pos_at_kill <= found_by_lookup <= interrupted
+
+        # The cloud hears every order's whole story, in sequence (the last events may still be
+        # on their way when the host shows the orders completed).
+        async def cloud_heard_all() -> bool:
+            return all(receiver.statuses(o)[-1:] == ["COMPLETED"] for o in order_ids)
+
+        await eventually(cloud_heard_all, timeout=30)
         for order_id in order_ids:
             assert receiver.statuses(order_id)[0] == "RECEIVED"
-            assert receiver.statuses(order_id)[-1] == "COMPLETED"
 
 
 async def test_sigterm_stops_gracefully_within_10_seconds(
@@ -149,7 +161,7 @@ async def test_sigterm_stops_gracefully_within_10_seconds(
         await serve.start()
         status, _ = await serve.call("POST", "/v1/orders", sample_order(menu, "term-1"))
         assert status == 202
-        await asyncio.sleep(0.2)  # the submission is in flight
+        await eventually(lambda: _holds_some(slow_pos), timeout=20)  # the submission is in flight
         assert serve.proc is not None
         started = time.monotonic()
         serve.proc.send_signal(signal.SIGTERM)
@@ -162,5 +174,11 @@ async def test_sigterm_stops_gracefully_within_10_seconds(
         # The in-flight submission was allowed to finish: the order is in the POS once.
         assert len(await pos_orders(slow_pos, "term-1")) == 1
         await serve.start()
-        await wait_until_final(serve, ["term-1"], timeout=20)
+        await wait_until_final(serve, ["term-1"], timeout=60)
         assert len(await pos_orders(slow_pos, "term-1")) == 1
+        # It finished before the host stopped: one attempt, answered, and nothing to look up
+        # after the restart.
+        _, view = await serve.call("GET", "/v1/orders/term-1")
+        [attempt] = view["delivery_attempts"]
+        assert attempt["outcome"] not in ("interrupted", "unknown") and attempt["error"] is None
+        assert not any(h["source"].endswith(":lookup") for h in view["history"])

@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 
 from posintegrator.api.problems import Handler, ProblemError
 from posintegrator.settings import ApiSettings
@@ -31,11 +31,16 @@ PUBLIC_PREFIXES = ("/healthz", "/readyz", "/pos/", "/v1/link")
 
 
 class _Budget:
-    """One budget of requests per client address."""
+    """One budget of requests per client address.
+
+    Counted over a moving window (the time of each request in the last window is kept), so
+    the budget holds exactly over any span: a window counter would let a burst that straddles
+    the boundary of two windows through with one request more.
+    """
 
     def __init__(self, item: RateLimitItem, storage: MemoryStorage) -> None:
         self._item = item
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._limiter = MovingWindowRateLimiter(storage)
 
     def spend(self, client: str) -> bool:
         """Count one request of ``client``; False when its budget is spent."""

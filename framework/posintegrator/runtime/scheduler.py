@@ -26,28 +26,6 @@ from posintegrator.store import Store
 FIRST_SYNC_SPREAD_SECONDS = 5.0
 
 
-class _HeldBackState:
-    """A connection's plugin state whose writes are held back until :meth:`write`; reads see
-    them."""
-
-    def __init__(self, state: PluginState) -> None:
-        self._state = state
-        self._writes: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        if key in self._writes:
-            return self._writes[key]
-        return await self._state.get(key)
-
-    async def set(self, key: str, value: str) -> None:
-        self._writes[key] = value
-
-    async def write(self) -> None:
-        """Store the held-back writes."""
-        for key, value in self._writes.items():
-            await self._state.set(key, value)
-
-
 class Delivery(Protocol):
     """What delivers a connection's orders: to its POS, or (at a hub) to its venue agent."""
 
@@ -64,6 +42,37 @@ class Delivery(Protocol):
     async def drain(self, grace_seconds: float) -> int:
         """Let attempts under way finish (up to ``grace_seconds``); how many were cut short."""
         ...
+
+
+class StateSavedLater:
+    """A plugin's state whose writes are kept until :meth:`save`; reads see them meanwhile."""
+
+    def __init__(self, state: PluginState) -> None:
+        self._state = state
+        self._writes: dict[str, str | None] = {}  # None: deleted
+
+    async def get(self, key: str) -> str | None:
+        """The value written meanwhile, or else the stored one."""
+        if key in self._writes:
+            return self._writes[key]
+        return await self._state.get(key)
+
+    async def set(self, key: str, value: str) -> None:
+        """Keep ``value`` for :meth:`save`."""
+        self._writes[key] = value
+
+    async def delete(self, key: str) -> None:
+        """Keep the deletion for :meth:`save`."""
+        self._writes[key] = None
+
+    async def save(self) -> None:
+        """Store what was written, durably."""
+        for key, value in self._writes.items():
+            if value is None:
+                await self._state.delete(key)
+            else:
+                await self._state.set(key, value)
+        self._writes.clear()
 
 
 class ConnectionJobs:
@@ -117,11 +126,14 @@ class ConnectionJobs:
             due[location] = clock() + random.uniform(0, window)
         while True:
             wait = max(0.0, min(due.values()) - clock())
-            self._menu_wake.clear()
             if await wait_for_wakeup(self._menu_wake, wait):
                 # A POS often sends a burst of change notices for one edit: wait a moment so
                 # the burst costs one sync, not one each.
                 await asyncio.sleep(self.connection.settings.menu_resync_debounce_seconds)
+                # Cleared only as the requests are taken: a notice arriving from here on (even
+                # during the syncs below, whose fetch may have missed its change) wakes the
+                # next round instead of being dropped until the next period.
+                self._menu_wake.clear()
                 for location in self._menu_requests:
                     due[location] = clock()
                 self._menu_requests.clear()
@@ -161,7 +173,7 @@ class ConnectionJobs:
             tracked = await self._store.orders_in_flight(conn.name)
             if not tracked:
                 continue
-            state = _HeldBackState(conn.ctx.state)
+            state = StateSavedLater(conn.ctx.state)
             try:
                 async with conn.calling():
                     events = await conn.plugin.poll_status(replace(conn.ctx, state=state), tracked)
@@ -169,7 +181,7 @@ class ConnectionJobs:
                 continue  # recorded in the connection's health; polled again next period
             for event in events:
                 await self._intake.apply(conn.name, event)
-            await state.write()
+            await state.save()
 
     def jobs(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
         """This connection's jobs, named for logs."""

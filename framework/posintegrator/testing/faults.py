@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -132,6 +133,10 @@ class FaultProxy:
     a partition or a router that forgot the connection does: only a heartbeat notices), until
     :meth:`resume`. :attr:`upstream` can be changed at any time (the server restarted on
     another port): connections made from then on go there.
+
+    The port stays the proxy's while it refuses: a second socket, bound to it but never
+    listening, holds it (``SO_REUSEPORT`` lets the listening socket share it), so no other
+    process can take it in between and :meth:`accept` cannot fail or listen elsewhere.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
@@ -139,6 +144,7 @@ class FaultProxy:
         #: made from then on.
         self.upstream = (upstream_host, upstream_port)
         self._server: asyncio.Server | None = None
+        self._port_holder: socket.socket | None = None
         self._port = 0
         self.drop_after_request = False
         self.counts: Counter[str] = Counter()
@@ -155,8 +161,15 @@ class FaultProxy:
         """Listen (again) for connections."""
         if self._server is not None:
             return
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self._port)
-        self._port = self._server.sockets[0].getsockname()[1]
+        if self._port_holder is None:
+            holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            holder.bind(("127.0.0.1", 0))
+            self._port_holder = holder
+            self._port = holder.getsockname()[1]
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self._port, reuse_port=True
+        )
 
     async def refuse(self) -> None:
         """Stop listening and cut the connections in progress."""
@@ -179,8 +192,11 @@ class FaultProxy:
         self._flowing.set()
 
     async def close(self) -> None:
-        """Stop everything."""
+        """Stop everything and give the port back."""
         await self.refuse()
+        if self._port_holder is not None:
+            self._port_holder.close()
+            self._port_holder = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -188,7 +204,7 @@ class FaultProxy:
         self._tasks.add(task)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
+        except (OSError, asyncio.CancelledError):  # the upstream is down, or refuse() cut it
             writer.close()
             self._tasks.discard(task)
             return

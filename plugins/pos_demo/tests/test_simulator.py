@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import os
+import re
 import socket
 import sys
 import uuid
@@ -112,8 +113,8 @@ async def get_json(
 async def wait_for_state(
     http: aiohttp.ClientSession, sim: RunningSimulator, order_id: str, state: str
 ) -> dict[str, Any]:
-    """Poll an order until it reaches ``state`` (fails after 5 s)."""
-    async with asyncio.timeout(5):
+    """Poll an order until it reaches ``state`` (fails after 20 s)."""
+    async with asyncio.timeout(20):
         while True:
             status, order = await get_json(http, f"{sim.url}/orders/{order_id}")
             assert status == 200
@@ -491,11 +492,15 @@ async def test_kitchen_moves_orders_through_stages(
     async with http.post(f"{sim.url}/orders/{second['id']}/cancel") as resp:
         assert resp.status == 200
         assert orjson.loads(await resp.read())["state"] == "cancelled"
-    await asyncio.sleep(0.5)
+    # A third order, placed after the second, is the clock: once its first stage is over, the
+    # second's would have been too, had the cancel not stopped its timer.
+    _, third = await post_order(http, sim, order_body("ref-c"))
+    await wait_for_state(http, sim, third["id"], "preparing")
     _, after = await get_json(http, f"{sim.url}/orders/{second['id']}")
     assert after["state"] == "cancelled"
     _, feed = await get_json(http, f"{sim.url}/events?after=4")
-    assert [e["state"] for e in feed["events"]] == ["accepted", "cancelled"]
+    second_events = [e["state"] for e in feed["events"] if e["order_id"] == second["id"]]
+    assert second_events == ["accepted", "cancelled"]
 
 
 # --------------------------------------------------------------------------- webhooks
@@ -804,25 +809,38 @@ async def test_availability_request_errors(
 # --------------------------------------------------------------------------- CLI
 
 
-async def test_cli_serves_health(tmp_path: Path, simulator_http: aiohttp.ClientSession) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGIN_ROOT), *sys.path])}
+async def start_simulator_cli(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``python -m pos_demo.simulator --port 0 ...`` in a subprocess, and the URL it serves.
+
+    The OS picks the port and the simulator prints it once it listens: no port is guessed, and
+    no request is sent before the simulator is ready.
+    """
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pos_demo.simulator",
-        "--port", str(port), "--data-dir", str(tmp_path / "cli-data"),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "pos_demo.simulator", "--port", "0", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+    assert proc.stdout is not None
     try:
-        async with asyncio.timeout(10):
-            while True:
-                try:
-                    status, body = await get_json(simulator_http, f"http://127.0.0.1:{port}/health")
-                    break
-                except aiohttp.ClientConnectionError:
-                    assert proc.returncode is None, "simulator process exited early"
-                    await asyncio.sleep(0.05)
+        async with asyncio.timeout(30):
+            while line := (await proc.stdout.readline()).decode():
+                found = re.search(r"listening on (http://\S+)", line)
+                if found:
+                    return proc, found.group(1)
+        raise AssertionError(f"the simulator exited ({await proc.wait()}) before it listened")
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+
+
+async def test_cli_serves_health(tmp_path: Path, simulator_http: aiohttp.ClientSession) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGIN_ROOT), *sys.path])}
+    proc, url = await start_simulator_cli("--data-dir", str(tmp_path / "cli-data"), env=env)
+    try:
+        status, body = await get_json(simulator_http, f"{url}/health")
         assert (status, body) == (200, {"status": "ok"})
     finally:
         proc.terminate()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -12,7 +10,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from test_simulator import order_body
+from test_simulator import order_body, start_simulator_cli
 
 from pos_demo.simulator import RunningSimulator
 from posintegrator.testing.faults import FaultPlan
@@ -89,10 +87,11 @@ async def test_webhooks_duplicated_and_reordered(
         fault_seed=7,
     )
     assert await post_order(sim, "k3", "r3") == 201
-    for _ in range(100):
-        if len({e["seq"] for e in seen}) == 4:
-            break
-        await asyncio.sleep(0.05)
+    async with asyncio.timeout(20):  # every state delivered at least once
+        while True:
+            if len({e["seq"] for e in seen}) == 4:
+                break
+            await asyncio.sleep(0.05)
     await sim.wait_webhooks_idle()
     seqs = [e["seq"] for e in seen]
     assert sorted(set(seqs)) == [1, 2, 3, 4], "every state arrives"
@@ -101,24 +100,9 @@ async def test_webhooks_duplicated_and_reordered(
 
 
 async def test_cli_takes_fault_switches(tmp_path: Any) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pos_demo.simulator", "--port", str(port),
-        "--data-dir", str(tmp_path), "--fail-5xx", "1",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, url = await start_simulator_cli("--data-dir", str(tmp_path), "--fail-5xx", "1")
     try:
-        url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"{url}/health") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
             async with http.post(
                 f"{url}/orders", json=order_body("r4"), headers={"Idempotency-Key": "k4"}
             ) as response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
@@ -22,7 +23,6 @@ import pytest
 from squaredouble import SIGNATURE_HEADER, SUBSCRIPTION_ID, RunningDouble, sign, start_double
 
 from posintegrator.model import OrderStatus
-from posintegrator.runtime.scheduler import FIRST_SYNC_SPREAD_SECONDS
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, running_host, sample_order
 from posintegrator.testing.contract import PluginContract, PosBackend
@@ -57,7 +57,9 @@ def settings_for(double: RunningDouble) -> dict[str, Any]:
         "base_url": double.url,
         "access_token": double.token,
         "webhook_signature_key": SIGNATURE_KEY,
-        "request_timeout_seconds": 1.0,
+        # Generous: the double checks every request and answer against Square's spec, which
+        # takes a while on a busy machine; no test here waits for a timeout.
+        "request_timeout_seconds": 10.0,
     }
 
 
@@ -99,6 +101,25 @@ class TestSquareContract(PluginContract):
         await double.close()
 
 
+def _square_connection(
+    double: RunningDouble, plugin_settings: dict[str, Any] | None, **connection: Any
+) -> ConnectionSettings:
+    return ConnectionSettings(
+        **{
+            "name": "square",
+            "plugin": "square",
+            "locations": list(double.location_ids),
+            "settings": {**settings_for(double), **(plugin_settings or {})},
+            "menu_sync_seconds": 3600,
+            **connection,
+        }
+    )
+
+
+async def _point_webhooks(double: RunningDouble, host: Any) -> None:
+    double.double.webhooks.notification_url = host.connections["square"].connection.ctx.webhook_url
+
+
 @contextlib.asynccontextmanager
 async def square_host(
     tmp_path: Path,
@@ -106,21 +127,24 @@ async def square_host(
     plugin_settings: dict[str, Any] | None = None,
     **connection: Any,
 ) -> AsyncIterator[HostHarness]:
-    settings = ConnectionSettings(
-        name="square",
-        plugin="square",
-        locations=list(double.location_ids),
-        settings={**settings_for(double), **(plugin_settings or {})},
-        menu_sync_seconds=3600,
-        **connection,
-    )
+    settings = _square_connection(double, plugin_settings, **connection)
+    connect = functools.partial(_point_webhooks, double)
+    async with running_host(tmp_path, [settings], after_start=connect) as harness:
+        yield harness
 
-    async def point_webhooks(host: Any) -> None:
-        double.double.webhooks.notification_url = host.connections[
-            "square"
-        ].connection.ctx.webhook_url
 
-    async with running_host(tmp_path, [settings], after_start=point_webhooks) as harness:
+@contextlib.asynccontextmanager
+async def restarted_square_host(
+    tmp_path: Path, double: RunningDouble, **connection: Any
+) -> AsyncIterator[HostHarness]:
+    """A host started a second time on the same store, whose scheduler syncs no menu by itself
+    while the test runs: a restart spreads its first syncs over the whole (here very long) sync
+    period, where a first start syncs within seconds, at a moment a slow machine shifts."""
+    settings = _square_connection(double, None, menu_sync_seconds=1e9, **connection)
+    connect = functools.partial(_point_webhooks, double)
+    async with running_host(tmp_path, [settings], after_start=connect):
+        pass  # publishes every menu
+    async with running_host(tmp_path, [settings], after_start=connect) as harness:
         yield harness
 
 
@@ -201,23 +225,33 @@ async def test_one_order_posted_three_times_through_faults_is_one_square_order(
                 {"commit_then_drop": 1.0, "paths": ["/v2/orders"], "methods": ["POST"]}
             )
             assert (await harness.post_order(order))[0] == 202
-            await asyncio.sleep(0.5)
-            # 2nd: Square rate-limits, then errors, while the order is posted again.
+            await struck(double, "commit_then_drop")
+            # 2nd: Square errors (then rate-limits: the next two requests) while the order is
+            # posted again.
             double.double.faults.plan.update({"commit_then_drop": 0.0, "fail_5xx": 1.0})
             double.double.rate_limit(2, retry_after=1)
             assert (await harness.post_order(order))[0] == 202
-            await asyncio.sleep(0.5)
+            await struck(double, "fail_5xx")
             double.double.faults.plan.update({"fail_5xx": 0.0})
             assert (await harness.post_order(order))[0] == 202
             view = await harness.wait_for_status(
-                order["id"], {OrderStatus.ACCEPTED, OrderStatus.IN_PREPARATION}, timeout=20
+                order["id"], {OrderStatus.ACCEPTED, OrderStatus.IN_PREPARATION}, timeout=60
             )
             [square_order] = square_orders(double, order["id"])
             assert view["pos_order_id"] == square_order["id"]
-            assert double.double.faults.counts["commit_then_drop"] >= 1
+            assert [status for *_, status in double.double.requests].count(429) == 2
             double.assert_clean()
     finally:
         await double.close()
+
+
+async def struck(double: RunningDouble, fault: str) -> None:
+    """Wait until the double's fault injection has struck with ``fault`` (a host attempt)."""
+    async with asyncio.timeout(30):
+        while True:
+            if double.double.faults.counts[fault] >= 1:
+                return
+            await asyncio.sleep(0.05)
 
 
 async def test_forged_webhooks_get_401_and_change_nothing(tmp_path: Path) -> None:
@@ -388,13 +422,14 @@ def fulfillment_event(
 async def test_catalog_change_webhook_triggers_a_resync(tmp_path: Path) -> None:
     double = await start_double(signature_key=SIGNATURE_KEY)
     try:
-        async with square_host(tmp_path, double, menu_resync_debounce_seconds=0.2) as harness:
+        async with restarted_square_host(
+            tmp_path, double, menu_resync_debounce_seconds=0.2
+        ) as harness:
             location = double.location_ids[0]
             menu = await harness.wait_for_menu(location)
             variant = next(v for p in menu.products for v in p.variants if v.availability.available)
             assert variant.pos_id is not None
-            # Past the scheduler's own first sync, so only the webhook can cause the next one.
-            await asyncio.sleep(FIRST_SYNC_SPREAD_SECONDS + 1.0)
+            # The scheduler syncs no menu by itself now: only the webhook can cause a sync.
             double.double.set_sold_out(variant.pos_id, location)  # sends catalog.version.updated
 
             async def sold_out() -> bool:
@@ -405,11 +440,11 @@ async def test_catalog_change_webhook_triggers_a_resync(tmp_path: Path) -> None:
                     for v in p.variants
                 )
 
-            for _ in range(30):  # 3 s, far below the hourly periodic sync
-                if await sold_out():
-                    break
-                await asyncio.sleep(0.1)
-            assert await sold_out(), "the webhook led to a menu resync that shows the 86"
+            async with asyncio.timeout(30):
+                while True:
+                    if await sold_out():  # the webhook led to a menu resync that shows the 86
+                        break
+                    await asyncio.sleep(0.1)
             double.assert_clean()
     finally:
         await double.close()
