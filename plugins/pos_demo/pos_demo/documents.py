@@ -296,7 +296,17 @@ def _reason(error: Any) -> str:
     reason = str(cause) if error["type"] == "value_error" and cause else str(error["msg"])
     if len(reason) > REASON_MAX:
         reason = reason[:REASON_MAX] + "..."
-    value = error.get("input")
-    if isinstance(value, str | int | float) and len(shown := repr(value)) <= QUOTED_VALUE_MAX:
+    shown = short_repr(error.get("input"))
+    if shown is not None:
         reason += f" (got {shown})"
     return reason
+
+
+def short_repr(value: Any) -> str | None:
+    """``repr(value)`` of a scalar when it is short enough to quote in a message, else None
+    (a huge integer is not even turned into text: that alone may take long or fail)."""
+    if isinstance(value, int) and not -(10**QUOTED_VALUE_MAX) < value < 10**QUOTED_VALUE_MAX:
+        return None
+    if not isinstance(value, str | int | float) or len(shown := repr(value)) > QUOTED_VALUE_MAX:
+        return None
+    return shown

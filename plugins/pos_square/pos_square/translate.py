@@ -47,12 +47,24 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import ValidationError
+
+from pos_square.documents import (
+    MAX_INT,
+    QUOTED_VALUE_MAX,
+    SquareOrder,
+    parse_time,
+    read,
+    reason,
+    short_repr,
+)
+from posintegrator.errors import PermanentError
 from posintegrator.model import (
     Allergen,
     Allergens,
@@ -76,6 +88,7 @@ from posintegrator.model import (
     Tax,
     Variant,
 )
+from posintegrator.settings import error_path
 
 JSONDict = dict[str, Any]
 
@@ -100,6 +113,11 @@ PICKUP_NOTE_MAX = 500
 TICKET_NAME_MAX = 30
 #: Per-option cap when a list allows quantities without a total limit.
 UNLIMITED_MODIFIER_QUANTITY = 99
+#: The longest catalog object id read: longer than any Square id, and short enough for the
+#: suffixes a modifier group's id may get (``@<min>-<max>~q~d<hash>``) under the model's 200.
+ID_MAX = 128
+#: A tax rate of 100 %, in parts per million.
+PPM_MAX = 1_000_000
 
 _FULFILLMENT_STATES: dict[str, OrderStatus] = {
     "PROPOSED": OrderStatus.ACCEPTED,
@@ -143,14 +161,130 @@ _DIETARY: dict[str, DietaryTag] = {
 
 
 def present_at(obj: JSONDict, square_location_id: str) -> bool:
-    """Whether a catalog object exists (not deleted) and is present at the Square location."""
+    """Whether a catalog object exists (not deleted) and is present at the Square location.
+
+    :raises ValueError: for location id lists that are not lists.
+    """
     if obj.get("is_deleted"):
         return False
-    if square_location_id in (obj.get("absent_at_location_ids") or []):
+    absent = obj.get("absent_at_location_ids")
+    if absent and square_location_id in _list(obj, "absent_at_location_ids", obj):
         return False
     if obj.get("present_at_all_locations") is False:
-        return square_location_id in (obj.get("present_at_location_ids") or [])
+        return square_location_id in _list(obj, "present_at_location_ids", obj)
     return True
+
+
+# --- reading catalog objects -----------------------------------------------------------------
+# Square's catalog is read as decoded JSON, without a schema pass (pydantic over every object
+# would double the cost of a large menu sync). Where a value of the wrong type would break the
+# translation itself (a container read, a dictionary key, a sort key, a time or a number to
+# parse) the readers below check it as it is read; a value that goes straight into a universal
+# model field is left to the model, whose refusal is reported for the catalog object being
+# translated (:func:`_invalid`). Either way the error names the object and the field.
+
+
+class CatalogError(ValueError):
+    """A catalog object the translation cannot read; the message names it, the field and why."""
+
+
+def _describe(owner: JSONDict) -> str:
+    """The catalog object ``owner`` by type and id (``catalog`` for the list of objects)."""
+    if not isinstance(owner.get("id"), str):
+        return "catalog"
+    kind = owner.get("type")
+    shown = kind if isinstance(kind, str) and len(kind) <= QUOTED_VALUE_MAX else "object"
+    return f"{shown} {_quote(owner['id'])}"
+
+
+def _quote(value: Any) -> str:
+    """``value`` as a message quotes it: a string or a number shortened, else its type."""
+    if isinstance(value, str):
+        shown = repr(value[: QUOTED_VALUE_MAX + 1])
+        return shown if len(value) <= QUOTED_VALUE_MAX else f"{shown[:-2]}...'"
+    return short_repr(value) or type(value).__name__
+
+
+def _refuse(owner: JSONDict, field: str, expected: str, value: Any) -> CatalogError:
+    return CatalogError(f"{_describe(owner)}: {field}: expected {expected}, got {_quote(value)}")
+
+
+# The readers test ``type(value) is ...`` first: decoded JSON holds exactly these types, and
+# a large catalog is read through them a few hundred thousand times.
+
+
+def _object(container: JSONDict, key: str, owner: JSONDict) -> JSONDict:
+    """``container[key]``, an object (``{}`` when absent or null)."""
+    value = container.get(key)
+    if type(value) is dict:
+        return value
+    if value is None:
+        return {}
+    raise _refuse(owner, key, "an object", value)
+
+
+def _list(container: JSONDict, key: str, owner: JSONDict) -> list[Any]:
+    """``container[key]``, a list (``[]`` when absent or null)."""
+    value = container.get(key)
+    if type(value) is list:
+        return value
+    if value is None:
+        return []
+    raise _refuse(owner, key, "a list", value)
+
+
+def _objects(container: JSONDict, key: str, owner: JSONDict) -> list[JSONDict]:
+    """``container[key]``, a list of objects (``[]`` when absent or null)."""
+    values = container.get(key)
+    if values is None:
+        return []
+    if type(values) is not list:
+        raise _refuse(owner, key, "a list", values)
+    for index, value in enumerate(values):
+        if type(value) is not dict:
+            raise _refuse(owner, f"{key}[{index}]", "an object", value)
+    return values
+
+
+def _ids(container: JSONDict, key: str, owner: JSONDict) -> list[str]:
+    """``container[key]``, a list of ids (``[]`` when absent or null)."""
+    values = _list(container, key, owner)
+    for index, value in enumerate(values):
+        if type(value) is not str:
+            raise _refuse(owner, f"{key}[{index}]", "an id", value)
+    return values
+
+
+def _text(container: JSONDict, key: str, owner: JSONDict) -> str | None:
+    """``container[key]``, a string or None."""
+    value = container.get(key)
+    if value is None or type(value) is str:
+        return value
+    raise _refuse(owner, key, "a string", value)
+
+
+def _int(container: JSONDict, key: str, owner: JSONDict, minimum: int = -MAX_INT - 1) -> int | None:
+    """``container[key]``, a whole number from ``minimum`` to :data:`MAX_INT`, or None."""
+    value = container.get(key)
+    if value is None or (type(value) is int and minimum <= value <= MAX_INT):
+        return value
+    expected = "a whole number" if minimum < 0 else "a whole number of at least 0"
+    raise _refuse(owner, key, expected, value)
+
+
+def _invalid(owner: JSONDict, exc: ValidationError) -> CatalogError:
+    """The error for catalog object ``owner``, whose universal counterpart refused a value
+    (the field is the model's: ``name``, ``variants[0].prices.square``)."""
+    error = exc.errors(include_url=False)[0]
+    return CatalogError(f"{_describe(owner)}: {error_path(tuple(error['loc']))}: {reason(error)}")
+
+
+def _hashable(container: JSONDict, key: str, owner: JSONDict) -> Hashable:
+    """``container[key]`` when it is a scalar (a dictionary key), else refused."""
+    value = container.get(key)
+    if type(value) is list or type(value) is dict:
+        raise _refuse(owner, key, "a single value", value)
+    return value
 
 
 #: A modifier list as a group: the list, its modifiers present at the location, its own rule.
@@ -160,25 +294,56 @@ _ListShape = tuple[JSONDict, list[JSONDict], "_GroupRule"]
 class _Catalog:
     """The catalog objects indexed by id and type, nested children flattened in."""
 
-    def __init__(self, objects: Iterable[JSONDict]) -> None:
+    def __init__(self, objects: Iterable[Any]) -> None:
         self.by_id: dict[str, JSONDict] = {}
         self.by_type: dict[str, list[JSONDict]] = {}
         self._children: dict[tuple[str, str], dict[Any, list[JSONDict]]] = {}
-        for obj in objects:
-            self._add(obj)
+        for index, obj in enumerate(objects):
+            self._add(obj, index)
 
-    def _add(self, obj: JSONDict) -> None:
-        object_id = obj["id"]
+    def _add(self, top: Any, top_index: int) -> None:
+        """Index the top-level object ``top`` and the objects nested in it, without recursion
+        (how deep objects nest is Square's to choose)."""
+        nested: list[tuple[list[Any], JSONDict]] = []
+        self._index(top, {}, top_index, nested)
+        while nested:
+            children, parent = nested.pop()
+            for index, child in enumerate(children):
+                self._index(child, parent, index, nested)
+
+    def _index(
+        self, obj: Any, parent: JSONDict, index: int, nested: list[tuple[list[Any], JSONDict]]
+    ) -> None:
+        """Index one object; queue its nested objects on ``nested``.
+
+        :param parent: the object ``obj`` is nested in (``{}`` for none) and ``index`` its
+            place there: they name a malformed object in the error.
+        """
+        object_id = obj.get("id") if type(obj) is dict else None
+        if type(object_id) is not str:
+            raise _refuse(parent, _place(parent, index), "a catalog object with an id", obj)
         if object_id in self.by_id:
             return
+        kind = obj.get("type")
+        if type(kind) is not str or not object_id.strip() or len(object_id) > ID_MAX:
+            if type(kind) is not str:
+                raise _refuse(obj, "type", "a catalog object type", kind)
+            raise _refuse(obj, "id", f"an id of 1 to {ID_MAX} characters", object_id)
         self.by_id[object_id] = obj
-        kind = obj["type"]
         self.by_type.setdefault(kind, []).append(obj)
-        nesting = _NESTED.get(kind)
-        if nesting is not None:
-            data_field, children_field = nesting
-            for child in (obj.get(data_field) or {}).get(children_field) or ():
-                self._add(child)
+        data_field = _DATA_FIELDS.get(kind)
+        if data_field is None:
+            return
+        data = obj.get(data_field)
+        if type(data) is not dict:
+            if data is not None:
+                raise _refuse(obj, data_field, "an object", data)
+            return
+        children_field = _NESTED.get(kind)
+        if children_field is not None and (children := data.get(children_field)):
+            if type(children) is not list:
+                raise _refuse(obj, children_field, "a list", children)
+            nested.append((children, obj))
 
     def of_type(self, kind: str) -> list[JSONDict]:
         return self.by_type.get(kind, [])
@@ -194,7 +359,10 @@ class _Catalog:
         if index is None:
             index = {}
             for obj in self.of_type(kind):
-                index.setdefault(_data(obj).get(parent_field), []).append(obj)
+                parent = _data(obj).get(parent_field)
+                if parent is not None and type(parent) is not str:
+                    raise _refuse(obj, parent_field, "an id", parent)
+                index.setdefault(parent, []).append(obj)
             for siblings in index.values():
                 if len(siblings) > 1:
                     siblings.sort(key=_by_ordinal)
@@ -202,17 +370,25 @@ class _Catalog:
         return index.get(parent_id, [])
 
 
-#: Where objects of a type carry others inline (an item its variations, ...).
-_NESTED = {
-    "ITEM": ("item_data", "variations"),
-    "MODIFIER_LIST": ("modifier_list_data", "modifiers"),
-    "ITEM_OPTION": ("item_option_data", "values"),
-}
+#: Where objects of a type carry others inline (an item its variations, ...), in their data.
+_NESTED = {"ITEM": "variations", "MODIFIER_LIST": "modifiers", "ITEM_OPTION": "values"}
+
+
+def _place(parent: JSONDict, index: int) -> str:
+    """Where the ``index``-th object nested in ``parent`` is (in the list of objects for
+    ``{}``)."""
+    if not parent:
+        return f"objects[{index}]"
+    kind = parent["type"]
+    return f"{_DATA_FIELDS[kind]}.{_NESTED[kind]}[{index}]"
 
 
 def _by_ordinal(obj: JSONDict) -> tuple[int, str]:
     """Sort key of sibling objects: Square's ``ordinal``, then the id."""
-    return (_data(obj).get("ordinal") or 0, obj["id"])
+    ordinal = _data(obj).get("ordinal") or 0
+    if type(ordinal) is not int:
+        raise _refuse(obj, "ordinal", "a whole number", ordinal)
+    return (ordinal, obj["id"])
 
 
 _DATA_FIELDS = {
@@ -229,13 +405,46 @@ _DATA_FIELDS = {
 
 
 def _data(obj: JSONDict) -> JSONDict:
-    """The type-specific ``*_data`` of a catalog object (empty for types we do not read)."""
+    """The type-specific ``*_data`` of a catalog object (empty for types we do not read);
+    checked to be an object when the catalog was indexed."""
     field = _DATA_FIELDS.get(obj["type"])
     return (obj.get(field) or {}) if field else {}
 
 
+def catalog_page(page: Any) -> tuple[list[Any], str | None]:
+    """The ``objects`` and the ``cursor`` (None on the last page) of a ListCatalog answer.
+
+    :raises PermanentError: for objects that are not a list or a cursor that is not a string.
+    """
+    if not isinstance(page, dict):
+        raise PermanentError("unreadable Square ListCatalog page: expected a JSON object")
+    objects, cursor = page.get("objects") or [], page.get("cursor") or None
+    if not isinstance(objects, list):
+        raise PermanentError("unreadable Square ListCatalog page: objects: expected a list")
+    if cursor is not None and not isinstance(cursor, str):
+        raise PermanentError("unreadable Square ListCatalog page: cursor: expected a string")
+    return objects, cursor
+
+
+def currency_and_timezone(location: Any) -> tuple[str, str]:
+    """The ``currency`` and ``timezone`` (UTC when it has none) of a Square ``Location``.
+
+    :raises PermanentError: for a location without a currency, or with one or a time zone
+        that is not a string.
+    """
+    if not isinstance(location, dict):
+        raise PermanentError("unreadable Square location: expected a JSON object")
+    currency, timezone = location.get("currency"), location.get("timezone") or "UTC"
+    where = f"unreadable Square location {_quote(location.get('id'))}"
+    if not isinstance(currency, str):
+        raise PermanentError(f"{where}: currency: expected a currency code")
+    if not isinstance(timezone, str):
+        raise PermanentError(f"{where}: timezone: expected a time zone name")
+    return currency, timezone
+
+
 def menu_from_catalog(
-    objects: list[JSONDict],
+    objects: list[Any],
     location: str,
     square_location_id: str,
     currency: str,
@@ -249,9 +458,22 @@ def menu_from_catalog(
     :param square_location_id: the Square location it is.
     :param currency: the location's currency (``Location.currency``).
     :param timezone: the location's IANA time zone (``Location.timezone``).
+    :raises PermanentError: for a catalog the translation cannot read (an object or a field
+        of the wrong type, a tax rate that is not a percentage), naming the catalog object,
+        the field and the reason; or for a location whose currency or time zone the menu
+        cannot take. Square answered, so retrying will not help until the catalog is fixed;
+        the last published menu stays live meanwhile.
     """
-    with _collector_paused():
-        return _menu(objects, location, square_location_id, currency, timezone)
+    what = f"unreadable Square catalog for location {location!r}"
+    try:
+        with _collector_paused():
+            return _menu(objects, location, square_location_id, currency, timezone)
+    except CatalogError as exc:
+        raise PermanentError(f"{what}: {exc}") from None
+    except ValidationError as exc:  # a value the checks above let through: still named
+        error = exc.errors(include_url=False)[0]
+        problem = f"{error_path(tuple(error['loc'])) or exc.title}: {reason(error)}"
+        raise PermanentError(f"{what}: the menu it makes is invalid: {problem}") from None
 
 
 @contextmanager
@@ -283,7 +505,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _menu(
-    objects: list[JSONDict], location: str, square_location_id: str, currency: str, timezone: str
+    objects: list[Any], location: str, square_location_id: str, currency: str, timezone: str
 ) -> Menu:
     catalog = _Catalog(objects)
     builder = _MenuBuilder(catalog, square_location_id)
@@ -308,14 +530,16 @@ class _MenuBuilder:
     def __init__(self, catalog: _Catalog, square_location_id: str) -> None:
         self.catalog = catalog
         self.loc = square_location_id
-        self.images: dict[str, str | None] = {
-            o["id"]: _data(o).get("url")
-            for o in catalog.of_type("IMAGE")
-            if not o.get("is_deleted")
-        }
+        self.images: dict[str, str | None] = {}
+        for image in catalog.of_type("IMAGE"):
+            if not image.get("is_deleted"):
+                self.images[image["id"]] = _text(_data(image), "url", image)
         self.taxes: dict[str, Tax] = {}
         for obj in catalog.of_type("TAX"):
-            tax = self._tax(obj)
+            try:
+                tax = self._tax(obj)
+            except ValidationError as exc:
+                raise _invalid(obj, exc) from None
             if tax is not None:
                 self.taxes[tax.id] = tax
         self.groups: dict[str, ModifierGroup] = {}
@@ -325,16 +549,17 @@ class _MenuBuilder:
     def _present(self, obj: JSONDict | None) -> bool:
         return obj is not None and present_at(obj, self.loc)
 
-    def _override(self, data: JSONDict) -> JSONDict:
+    def _override(self, data: JSONDict, owner: JSONDict) -> JSONDict:
         """The ``location_overrides`` entry of this location (``{}`` when there is none)."""
-        overrides: list[JSONDict] = data.get("location_overrides") or []
-        for override in overrides:
+        if not data.get("location_overrides"):
+            return {}
+        for override in _objects(data, "location_overrides", owner):
             if override.get("location_id") == self.loc:
                 return override
         return {}
 
-    def _image(self, image_ids: list[str] | None) -> str | None:
-        for image_id in image_ids or []:
+    def _image(self, image_ids: list[str]) -> str | None:
+        for image_id in image_ids:
             url = self.images.get(image_id)
             if url:
                 return url
@@ -349,30 +574,39 @@ class _MenuBuilder:
         percentage = data.get("percentage")
         if percentage is None:
             return None
+        try:
+            rate_ppm = percentage_to_ppm(percentage)
+        except ValueError as exc:
+            raise CatalogError(f"{_describe(obj)}: percentage: {exc}") from None
         return Tax(
             id=obj["id"],
             pos_id=obj["id"],
             name=data.get("name") or obj["id"],
-            rate_ppm=percentage_to_ppm(percentage),
+            rate_ppm=rate_ppm,
             inclusive=data.get("inclusion_type") == "INCLUSIVE",
         )
 
-    def _item_tax(self, item: JSONDict) -> str | None:
+    def _item_tax(self, obj: JSONDict, item: JSONDict) -> str | None:
         if item.get("is_taxable") is False:
             return None
-        taxes = [self.taxes[t] for t in item.get("tax_ids") or [] if t in self.taxes]
+        taxes = [self.taxes[t] for t in _ids(item, "tax_ids", obj) if t in self.taxes]
         if not taxes:
             return None
         if len(taxes) == 1:
             return taxes[0].id
         taxes.sort(key=lambda t: t.id)
         combined_id = "+".join(t.id for t in taxes)
+        if len(combined_id) > ID_MAX:  # many taxes: an id of their ids, short enough
+            combined_id = "+" + hashlib.sha256(combined_id.encode()).hexdigest()[:32]
         if combined_id not in self.taxes:
+            rate_ppm = sum(t.rate_ppm for t in taxes)
+            if rate_ppm > PPM_MAX:
+                raise CatalogError(f"{_describe(obj)}: tax_ids: its taxes add up to over 100 %")
             self.taxes[combined_id] = Tax(
                 id=combined_id,
                 pos_id=",".join(t.id for t in taxes),
                 name=" + ".join(t.name for t in taxes),
-                rate_ppm=sum(t.rate_ppm for t in taxes),
+                rate_ppm=rate_ppm,
                 inclusive=all(t.inclusive for t in taxes),
             )
         return combined_id
@@ -383,20 +617,24 @@ class _MenuBuilder:
         present = [o for o in self.catalog.of_type("CATEGORY") if self._present(o)]
         ids = {o["id"] for o in present}
         result = []
-        for obj in sorted(present, key=lambda o: ((_data(o).get("name") or "").lower(), o["id"])):
+        named = [(_text(_data(o), "name", o) or "", o) for o in present]
+        for name, obj in sorted(named, key=lambda pair: (pair[0].lower(), pair[1]["id"])):
             data = _data(obj)
-            parent = data.get("parent_category") or {}
-            parent_id = parent.get("id") if parent.get("id") in ids else None
-            result.append(
-                Category(
+            parent = _object(data, "parent_category", obj)
+            parent_id = _hashable(parent, "id", obj)
+            parent_id = parent_id if parent_id in ids else None
+            try:
+                category = Category(
                     id=obj["id"],
                     pos_id=obj["id"],
-                    name=data.get("name") or obj["id"],
+                    name=name or obj["id"],
                     parent_id=parent_id,
                     sort=(parent.get("ordinal") or 0) if parent_id else 0,
-                    image_url=self._image(data.get("image_ids")),
+                    image_url=self._image(_ids(data, "image_ids", obj)),
                 )
-            )
+            except ValidationError as exc:
+                raise _invalid(obj, exc) from None
+            result.append(category)
         return result
 
     # --- products -------------------------------------------------------------------------
@@ -404,7 +642,10 @@ class _MenuBuilder:
     def products(self, category_rank: Mapping[str, int]) -> list[Product]:
         ranked: list[tuple[tuple[int, int, str, str], Product]] = []
         for obj in self.catalog.of_type("ITEM"):
-            product, sort_key = self._product(obj, category_rank)
+            try:
+                product, sort_key = self._product(obj, category_rank)
+            except ValidationError as exc:
+                raise _invalid(obj, exc) from None
             if product is not None:
                 ranked.append((sort_key, product))
         ranked.sort(key=lambda pair: pair[0])
@@ -414,7 +655,7 @@ class _MenuBuilder:
         self, obj: JSONDict, category_rank: Mapping[str, int]
     ) -> tuple[Product | None, tuple[int, int, str, str]]:
         item: JSONDict = obj.get("item_data") or {}  # an ITEM
-        name = item.get("name") or obj["id"]
+        name = _text(item, "name", obj) or obj["id"]
         no_rank = (len(category_rank), 0, "", obj["id"])
         if not self._present(obj) or item.get("is_archived"):
             return None, no_rank
@@ -427,18 +668,20 @@ class _MenuBuilder:
             return None, no_rank
         no_rank = (len(category_rank), 0, name.lower(), obj["id"])
         memberships = [
-            (c["id"], c.get("ordinal") or 0)
-            for c in item.get("categories") or []
-            if c.get("id") in category_rank
+            (c["id"], _int(c, "ordinal", obj) or 0)
+            for c in _objects(item, "categories", obj)
+            if _hashable(c, "id", obj) in category_rank
         ]
-        if not memberships and item.get("category_id") in category_rank:
+        if not memberships and _hashable(item, "category_id", obj) in category_rank:
             memberships = [(item["category_id"], 0)]
         sort_key = no_rank
         if memberships:
             first, ordinal = min(memberships, key=lambda m: (category_rank[m[0]], m[1]))
             sort_key = (category_rank[first], ordinal, name.lower(), obj["id"])
-        food = item.get("food_and_beverage_details") or {}
+        food = _object(item, "food_and_beverage_details", obj)
         calories = food.get("calorie_count")
+        ingredients = _objects(food, "ingredients", obj) if food else []
+        preferences = _objects(food, "dietary_preferences", obj) if food else []
         product = Product(
             id=obj["id"],
             pos_id=obj["id"],
@@ -446,22 +689,22 @@ class _MenuBuilder:
             description=item.get("description_plaintext") or item.get("description") or None,
             category_ids=[category for category, _ in memberships],
             variants=variants,
-            modifier_group_ids=self._item_groups(obj["id"], item),
-            tax_id=self._item_tax(item),
-            image_url=self._image(item.get("image_ids")),
+            modifier_group_ids=self._item_groups(obj, item),
+            tax_id=self._item_tax(obj, item),
+            image_url=self._image(_ids(item, "image_ids", obj)),
             allergens=Allergens(
                 contains=[
-                    _INGREDIENTS[i["standard_name"]]
-                    for i in food.get("ingredients") or []
-                    if i.get("standard_name") in _INGREDIENTS
+                    _INGREDIENTS[standard]
+                    for i in ingredients
+                    if (standard := _hashable(i, "standard_name", obj)) in _INGREDIENTS
                 ]
             ),
             tags=[
-                _DIETARY[p["standard_name"]]
-                for p in food.get("dietary_preferences") or []
-                if p.get("standard_name") in _DIETARY
+                _DIETARY[standard]
+                for p in preferences
+                if (standard := _hashable(p, "standard_name", obj)) in _DIETARY
             ],
-            nutrition=None if calories is None else Nutrition(energy_kcal=int(calories)),
+            nutrition=None if calories is None else Nutrition(energy_kcal=calories),
         )
         return product, sort_key
 
@@ -474,69 +717,88 @@ class _MenuBuilder:
         data: JSONDict = obj.get("item_variation_data") or {}  # an ITEM_VARIATION
         if not self._present(obj) or data.get("sellable") is False:
             return None
-        override = self._override(data)
+        override = self._override(data, obj)
         pricing = override.get("pricing_type") or data.get("pricing_type") or "FIXED_PRICING"
-        money = override.get("price_money") or data.get("price_money")
-        if pricing == "VARIABLE_PRICING" or money is None or money.get("amount") is None:
+        money = override.get("price_money") or data.get("price_money") or {}
+        if type(money) is not dict:
+            raise _refuse(obj, "price_money", "an object", money)
+        amount = money.get("amount")
+        if pricing == "VARIABLE_PRICING" or amount is None:
             return None
-        return Variant(
-            id=obj["id"],
-            pos_id=obj["id"],
-            name=self._variant_name(data) or data.get("name") or item_name,
-            prices={PRICE_LIST_ID: int(money["amount"])},
-            availability=_sold_out(override),
-        )
+        try:
+            return Variant(
+                id=obj["id"],
+                pos_id=obj["id"],
+                name=self._variant_name(obj, data) or data.get("name") or item_name,
+                prices={PRICE_LIST_ID: amount},
+                availability=_sold_out(override, obj),
+            )
+        except ValidationError as exc:
+            raise _invalid(obj, exc) from None
 
-    def _variant_name(self, data: JSONDict) -> str | None:
+    def _variant_name(self, obj: JSONDict, data: JSONDict) -> str | None:
+        if not data.get("item_option_values"):
+            return None
         names = []
-        for value in data.get("item_option_values") or []:
-            found = self.catalog.by_id.get(value.get("item_option_value_id") or "")
-            if found is not None and _data(found).get("name"):
-                names.append(_data(found)["name"])
+        for value in _objects(data, "item_option_values", obj):
+            found = self.catalog.by_id.get(_text(value, "item_option_value_id", obj) or "")
+            if found is not None and (name := _text(_data(found), "name", found)):
+                names.append(name)
         return ", ".join(names) or None
 
     # --- modifier groups ------------------------------------------------------------------
 
-    def _item_groups(self, item_id: str, item: JSONDict) -> list[str]:
-        infos = item.get("modifier_list_info") or []
+    def _item_groups(self, obj: JSONDict, item: JSONDict) -> list[str]:
+        infos = _objects(item, "modifier_list_info", obj)
         if len(infos) > 1:
-            infos = sorted(infos, key=lambda i: i.get("ordinal") or 0)
+            infos = sorted(infos, key=lambda i: _int(i, "ordinal", obj) or 0)
         group_ids: list[str] = []
         for info in infos:
             if info.get("enabled") is False:
                 continue
-            group_id = self._group(info)
+            group_id = self._group(obj, info)
             if group_id is not None and group_id not in group_ids:
                 group_ids.append(group_id)
         return group_ids
 
-    def _group(self, info: JSONDict) -> str | None:
-        """The id of the universal group for the list ``info`` names, as ``info`` applies it,
-        made on first use; None for a list that is not here, is text, or has no modifiers here.
+    def _group(self, obj: JSONDict, info: JSONDict) -> str | None:
+        """The id of the universal group for the list ``info`` (of item ``obj``) names, as
+        ``info`` applies it, made on first use; None for a list that is not here, is text, or
+        has no modifiers here.
 
         Many items share a list, mostly on the same terms: the answer is remembered per list
         and per the parts of ``info`` that shape the group.
         """
-        list_id = info["modifier_list_id"]
-        key = (list_id, _info_key(info))
-        if key in self._group_of:
-            return self._group_of[key]
+        list_id = _text(info, "modifier_list_id", obj)
+        if list_id is None:
+            missing = "modifier_list_info: an entry has no modifier_list_id"
+            raise CatalogError(f"{_describe(obj)}: {missing}")
+        try:
+            key = (list_id, _info_key(info))
+            if key in self._group_of:
+                return self._group_of[key]
+        except (TypeError, AttributeError):  # a list where a value belongs, or worse
+            raise _check_info(info, obj) from None
         shape = self._list_shape(list_id)
         group_id = None
         if shape is not None:
             mlist, modifiers, base = shape
             data = _data(mlist)
-            rule = _GroupRule.of(data, info, modifiers)
-            group_id = str(list_id) + rule.suffix_against(base)
+            rule = _GroupRule.of(data, info, modifiers, obj)
+            group_id = list_id + rule.suffix_against(base)
             if group_id not in self.groups:
-                self.groups[group_id] = ModifierGroup(
-                    id=group_id,
-                    pos_id=list_id,
-                    name=data.get("name") or list_id,
-                    min=rule.min,
-                    max=rule.max,
-                    options=[self._option(m, rule) for m in modifiers],
-                )
+                options = [self._option(m, rule) for m in modifiers]
+                try:
+                    self.groups[group_id] = ModifierGroup(
+                        id=group_id,
+                        pos_id=list_id,
+                        name=data.get("name") or list_id,
+                        min=rule.min,
+                        max=rule.max,
+                        options=options,
+                    )
+                except ValidationError as exc:
+                    raise _invalid(mlist, exc) from None
         self._group_of[key] = group_id
         return group_id
 
@@ -561,23 +823,27 @@ class _MenuBuilder:
         ]
         if not modifiers:
             return None
-        return mlist, modifiers, _GroupRule.of(data, {}, modifiers)
+        return mlist, modifiers, _GroupRule.of(data, {}, modifiers, mlist)
 
     def _option(self, obj: JSONDict, rule: _GroupRule) -> ModifierOption:
         data: JSONDict = obj.get("modifier_data") or {}  # a MODIFIER
-        override = self._override(data)
-        money = override.get("price_money") or data.get("price_money") or {}
+        override = self._override(data, obj)
+        money = _object(override, "price_money", obj) or _object(data, "price_money", obj)
         max_quantity = (rule.max or UNLIMITED_MODIFIER_QUANTITY) if rule.allow_quantities else 1
-        return ModifierOption(
-            id=obj["id"],
-            pos_id=obj["id"],
-            name=data.get("name") or obj["id"],
-            prices={PRICE_LIST_ID: int(money.get("amount") or 0)},
-            max_quantity=max_quantity,
-            default=obj["id"] in rule.defaults,
-            availability=_sold_out(override),
-            image_url=self._image([data["image_id"]] if data.get("image_id") else None),
-        )
+        image_id = _text(data, "image_id", obj)
+        try:
+            return ModifierOption(
+                id=obj["id"],
+                pos_id=obj["id"],
+                name=data.get("name") or obj["id"],
+                prices={PRICE_LIST_ID: money.get("amount") or 0},
+                max_quantity=max_quantity,
+                default=obj["id"] in rule.defaults,
+                availability=_sold_out(override, obj),
+                image_url=self._image([image_id] if image_id else []),
+            )
+        except ValidationError as exc:
+            raise _invalid(obj, exc) from None
 
 
 class _GroupRule:
@@ -592,12 +858,18 @@ class _GroupRule:
         self.defaults = defaults
 
     @classmethod
-    def of(cls, data: JSONDict, info: JSONDict, modifiers: list[JSONDict]) -> _GroupRule:
-        """The rule of list ``data`` as item ``info`` applies it (``{}``: the list as it is)."""
+    def of(
+        cls, data: JSONDict, info: JSONDict, modifiers: list[JSONDict], owner: JSONDict
+    ) -> _GroupRule:
+        """The rule of list ``data`` as item ``info`` applies it (``{}``: the list as it is);
+        ``owner`` is the catalog object ``info`` belongs to."""
         min_, max_ = selection_limits(data, info)
         toggle = info.get("allow_quantities")
         allow = toggle == "YES" if toggle in ("YES", "NO") else bool(data.get("allow_quantities"))
-        overrides = {o["modifier_id"]: o for o in info.get("modifier_overrides") or []}
+        overrides = {
+            _hashable(o, "modifier_id", owner): o
+            for o in _objects(info, "modifier_overrides", owner)
+        }
         defaults = frozenset(
             m["id"] for m in modifiers if _on_by_default(_data(m), overrides.get(m["id"]))
         )
@@ -616,7 +888,9 @@ class _GroupRule:
         return suffix
 
 
-def selection_limits(list_data: JSONDict, info: JSONDict) -> tuple[int, int | None]:
+def selection_limits(
+    list_data: JSONDict, info: JSONDict, owner: JSONDict | None = None
+) -> tuple[int, int | None]:
     """``(min, max)`` selections of a modifier list on an item; max None means no limit.
 
     Square's rules (``CatalogItemModifierListInfo`` / ``CatalogModifierList``): ``-1`` on the item
@@ -624,9 +898,13 @@ def selection_limits(list_data: JSONDict, info: JSONDict) -> tuple[int, int | No
     that side. On the list, ``-1`` (or absent) min means none required, ``0`` or ``-1`` max means
     no limit, anything below ``-1`` is invalid and treated the same way. A list that sets neither
     falls back to its deprecated ``selection_type``: ``SINGLE`` allows at most one.
+
+    :param owner: the catalog object being read, to name it in an error.
+    :raises CatalogError: for a limit that is not a whole number.
     """
-    list_min = list_data.get("min_selected_modifiers")
-    list_max = list_data.get("max_selected_modifiers")
+    owner = owner or {}
+    list_min = _int(list_data, "min_selected_modifiers", owner)
+    list_max = _int(list_data, "max_selected_modifiers", owner)
     unset = (None, -1)
     if list_min in unset and list_max in unset:
         own: tuple[int, int | None] = (
@@ -635,17 +913,21 @@ def selection_limits(list_data: JSONDict, info: JSONDict) -> tuple[int, int | No
         )
     else:
         own = (max(list_min or 0, 0), list_max if (list_max or 0) > 0 else None)
-    item_min = info.get("min_selected_modifiers")
-    item_max = info.get("max_selected_modifiers")
-    min_ = own[0] if item_min in unset else max(item_min, 0)
-    max_ = own[1] if item_max in unset else (item_max if item_max > 0 else None)
+    item_min = _int(info, "min_selected_modifiers", owner)
+    item_max = _int(info, "max_selected_modifiers", owner)
+    min_ = own[0] if item_min is None or item_min == -1 else max(item_min, 0)
+    max_ = own[1] if item_max is None or item_max == -1 else (item_max if item_max > 0 else None)
     if max_ is not None and min_ > max_:
         min_ = max_
     return min_, max_
 
 
 def _info_key(info: JSONDict) -> Hashable:
-    """What of an item's ``modifier_list_info`` shapes its group (see :class:`_GroupRule`)."""
+    """What of an item's ``modifier_list_info`` shapes its group (see :class:`_GroupRule`).
+
+    Read without checks, for speed: a value of the wrong type makes the key unhashable (or
+    fails the reading), and :func:`_check_info` then says which.
+    """
     overrides = info.get("modifier_overrides")
     return (
         info.get("min_selected_modifiers"),
@@ -660,6 +942,18 @@ def _info_key(info: JSONDict) -> Hashable:
     )
 
 
+def _check_info(info: JSONDict, owner: JSONDict) -> CatalogError:
+    """The error for a ``modifier_list_info`` of item ``owner`` that :func:`_info_key` could
+    not make a key of."""
+    _int(info, "min_selected_modifiers", owner)
+    _int(info, "max_selected_modifiers", owner)
+    _hashable(info, "allow_quantities", owner)
+    for override in _objects(info, "modifier_overrides", owner):
+        for field in ("modifier_id", "on_by_default_override", "on_by_default"):
+            _hashable(override, field, owner)
+    return CatalogError(f"{_describe(owner)}: modifier_list_info: an entry cannot be read")
+
+
 def _on_by_default(modifier: JSONDict, override: JSONDict | None) -> bool:
     if override is not None:
         toggle = override.get("on_by_default_override")
@@ -670,50 +964,58 @@ def _on_by_default(modifier: JSONDict, override: JSONDict | None) -> bool:
     return bool(modifier.get("on_by_default"))
 
 
-def _sold_out(override: JSONDict) -> Availability:
+def _sold_out(override: JSONDict, owner: JSONDict) -> Availability:
     """Availability from a location override: 86'd while ``sold_out``, maybe until a time."""
     if not override.get("sold_out"):
         return Availability()
     return Availability(
         available=False,
-        unavailable_until=parse_time(override.get("sold_out_valid_until")),
+        unavailable_until=_time(override, "sold_out_valid_until", owner),
         reason="sold out",
     )
+
+
+def _time(container: JSONDict, key: str, owner: JSONDict) -> datetime | None:
+    """``container[key]``, a Square timestamp, as a UTC instant (None when absent)."""
+    text = _text(container, key, owner)
+    try:
+        moment = parse_time(text)
+        return None if moment is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _refuse(owner, key, "an RFC 3339 timestamp", text) from None
 
 
 def percentage_to_ppm(percentage: str) -> int:
     """A Square tax ``percentage`` ("8.875") in parts per million (88750), exactly.
 
-    :raises ValueError: for a value that is not a decimal number.
+    :raises ValueError: for a value that is not a decimal number from 0 to 100.
     """
     try:
         value = Decimal(str(percentage).strip())
     except InvalidOperation:
-        raise ValueError(f"tax percentage {percentage!r} is not a number") from None
+        value = Decimal("NaN")
+    if not (value.is_finite() and 0 <= value <= 100):
+        raise ValueError(f"tax percentage {_quote(percentage)} is not a number from 0 to 100")
     return int((value * 10_000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An RFC 3339 timestamp of Square (``...Z`` or with an offset); None stays None."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _latest(objects: Iterable[JSONDict]) -> datetime | None:
+def _latest(objects: Collection[JSONDict]) -> datetime | None:
     """The latest ``updated_at`` of ``objects``.
 
     Square writes them all as UTC with a ``Z`` and fixed-width fields; such strings sort as the
     times they name, so only the greatest is parsed. Any other mix is parsed in full.
     """
-    stamps: list[str] = [stamp for o in objects if (stamp := o.get("updated_at"))]
+    stamps = [stamp for o in objects if (stamp := o.get("updated_at"))]
     if not stamps:
         return None
-    width = len(stamps[0])
-    if all(len(stamp) == width and stamp.endswith("Z") for stamp in stamps):
-        return parse_time(max(stamps))
-    return max(t for stamp in stamps if (t := parse_time(stamp)) is not None)
+    width = len(stamps[0]) if type(stamps[0]) is str else -1
+    if all(type(stamp) is str and len(stamp) == width and stamp.endswith("Z") for stamp in stamps):
+        latest = max(stamps)
+        try:
+            return parse_time(latest)
+        except ValueError:
+            pass  # read it again below, to name the object it is in
+    return max(t for o in objects if (t := _time(o, "updated_at", o)) is not None)
 
 
 def rfc3339(value: datetime) -> str:
@@ -958,17 +1260,40 @@ def status_of_order(square_order: JSONDict) -> OrderStatus | None:
     return status_from_order_state(square_order.get("state"), pickup_state(square_order))
 
 
-def status_event_from_order(square_order: JSONDict) -> StatusEvent | None:
+def status_of_order_document(document: Any) -> OrderStatus | None:
+    """The universal status of an ``Order`` document Square sent (None for a draft).
+
+    :raises PermanentError: for a document that is not a readable order, or whose pickup
+        fulfillment is in a state this plugin does not know, naming the field.
+    """
+    return _status_of(read(SquareOrder, document, "order"))
+
+
+def status_event_from_order(document: Any) -> StatusEvent | None:
     """A status event for a Square ``Order`` document (from BatchRetrieveOrders); None for a
-    draft. ``pos_event_id`` is the order id and version, so the host can drop repeats."""
-    status = status_of_order(square_order)
+    draft. ``pos_event_id`` is the order id and version, so the host can drop repeats.
+
+    :raises PermanentError: as :func:`status_of_order_document`.
+    """
+    order = read(SquareOrder, document, "order")
+    status = _status_of(order)
     if status is None:
         return None
     return StatusEvent(
-        order_id=square_order.get("reference_id") or None,
-        pos_order_id=square_order["id"],
+        order_id=order.reference_id,
+        pos_order_id=order.id,
         status=status,
-        occurred_at=parse_time(square_order.get("updated_at")) or datetime.now(UTC),
+        occurred_at=order.updated_at or datetime.now(UTC),
         source=EVENT_SOURCE,
-        pos_event_id=f"{square_order['id']}:v{square_order.get('version', 0)}",
+        pos_event_id=f"{order.id}:v{order.version}",
     )
+
+
+def _status_of(order: SquareOrder) -> OrderStatus | None:
+    pickup = order.pickup()
+    try:
+        return status_from_order_state(order.state, None if pickup is None else pickup[1].state)
+    except ValueError as exc:
+        index = 0 if pickup is None else pickup[0]
+        message = f"unreadable Square order {order.id!r}: fulfillments[{index}].state: {exc}"
+        raise PermanentError(message) from None
