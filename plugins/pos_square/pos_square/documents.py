@@ -6,7 +6,7 @@ PermanentError` naming the place and the reason in Square's terms (``data.object
 version: Input should be a valid integer``), instead of as a ``KeyError`` later on. Fields the
 plugin does not read are ignored. Catalog objects are not read this way: a catalog has tens of
 thousands of them and validating each through pydantic would double the cost of a menu sync
-(see :mod:`pos_square.translate`, which checks what it reads as it reads it).
+(see :mod:`pos_square.catalog`, which checks what it reads as it reads it).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The Square hook implementations (entry point ``square``).
 
 Thin: each hook builds a :class:`~pos_square.client.SquareClient` for the connection, makes its
-Square calls and hands the documents to :mod:`pos_square.translate` and
-:mod:`pos_square.webhooks`. The module keeps no state of its own; the webhook dedup memory lives
+Square calls and hands the documents to :mod:`pos_square.catalog`, :mod:`pos_square.translate`
+and :mod:`pos_square.webhooks`. The module keeps no state of its own; the webhook dedup memory lives
 in ``ctx.state``.
 """
 
@@ -13,14 +13,16 @@ from typing import Any
 
 import orjson
 
-from pos_square.client import SquareClient
-from pos_square.settings import SquareSettings
-from pos_square.translate import (
+from pos_square.catalog import (
     MENU_OBJECT_TYPES,
-    ORDER_SOURCE_NAME,
     catalog_page,
     currency_and_timezone,
     menu_from_catalog,
+)
+from pos_square.client import SquareClient
+from pos_square.settings import SquareSettings
+from pos_square.translate import (
+    ORDER_SOURCE_NAME,
     missing_payment,
     order_to_square,
     payment_for,

@@ -31,13 +31,9 @@ from spec import SquareSpec
 from squaredouble import RunningDouble, start_double
 
 from pos_square import plugin
+from pos_square.catalog import catalog_page, currency_and_timezone, menu_from_catalog
 from pos_square.settings import SquareSettings
-from pos_square.translate import (
-    catalog_page,
-    currency_and_timezone,
-    menu_from_catalog,
-    status_event_from_order,
-)
+from pos_square.translate import status_event_from_order
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import PermanentError, PosError, WebhookRejected
 from posintegrator.hooktypes import InboundWebhook, TrackedOrder, WebhookResult

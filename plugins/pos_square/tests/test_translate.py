@@ -10,18 +10,20 @@ from typing import Any
 
 import pytest
 
-from pos_square.translate import (
+from pos_square.catalog import (
     PRICE_LIST_ID,
     catalog_page,
     currency_and_timezone,
     menu_from_catalog,
+    percentage_to_ppm,
+    present_at,
+    selection_limits,
+)
+from pos_square.translate import (
     missing_payment,
     order_to_square,
     payment_for,
     payment_idempotency_key,
-    percentage_to_ppm,
-    present_at,
-    selection_limits,
     status_event_from_order,
     status_from_fulfillment,
     status_of_order,
