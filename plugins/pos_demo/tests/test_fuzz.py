@@ -139,7 +139,7 @@ async def test_signed_random_json_is_read_or_rejected_as_content(document: Any) 
     await parse_signed(encode(document))
 
 
-@fuzz_settings(400)
+@fuzz_settings(300)
 @given(st.sampled_from(WEBHOOKS).flatmap(mutated))
 async def test_signed_mutated_webhooks_are_read_or_rejected_as_content(document: Any) -> None:
     result = await parse_signed(encode(document))
@@ -165,7 +165,7 @@ def _forgeries(body: bytes) -> st.SearchStrategy[dict[str, str]]:
     )
 
 
-@fuzz_settings(200)
+@fuzz_settings(120)
 @given(
     st.one_of(
         st.binary(max_size=256), st.sampled_from(WEBHOOKS).flatmap(mutated).map(encode)
@@ -231,7 +231,7 @@ def translate_menu(document: Any) -> Menu | PermanentError:
     return menu
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(st.sampled_from(MENUS).flatmap(mutated))
 def test_mutated_menus_translate_or_fail_clearly(document: Any) -> None:
     translate_menu(document)
