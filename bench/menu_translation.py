@@ -10,7 +10,7 @@ objects left out. Every page is serialised to JSON bytes once, before any timing
 
 Timed, per sample (the subject): ``orjson.loads`` of every page and collecting its ``objects``
 (what ``pos_fetch_menu`` does after each HTTP response), then
-``pos_square.translate.menu_from_catalog`` for the first (main) location, then the host's
+``pos_square.catalog.menu_from_catalog`` for the first (main) location, then the host's
 ``posintegrator.model.menu_check.check_menu`` on the result (which must find no errors). Not
 timed: HTTP, the RetrieveLocation call, storing or publishing the menu.
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "pos
 
 import orjson
 from common import Measure, clock, table, write_results
-from pos_square.translate import MENU_OBJECT_TYPES, menu_from_catalog
+from pos_square.catalog import MENU_OBJECT_TYPES, menu_from_catalog
 from squaredouble.catalog import generate_catalog
 from squaredouble.state import MerchantState
 

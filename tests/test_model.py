@@ -11,8 +11,10 @@ from pydantic import ValidationError
 
 from posintegrator.model import (
     FINAL_STATUSES,
+    Menu,
     Order,
     OrderStatus,
+    PriceList,
     StatusEvent,
     can_retry_delivery,
     can_transition,
@@ -112,3 +114,19 @@ def test_status_event_names_an_order() -> None:
     with pytest.raises(ValidationError, match="order_id or pos_order_id"):
         StatusEvent(status=S.READY)
     assert StatusEvent(pos_order_id="P1", status=S.READY).occurred_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("zone", ["Europe", "x" * 300, "", "Europe/Nowhere", "../etc/passwd"])
+def test_a_timezone_that_is_not_a_zone_is_a_validation_error(zone: str) -> None:
+    # "Europe" names a folder of the zone database and a long name is too long for a file
+    # name: both made ZoneInfo raise OSError, which escaped validation as a crash.
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Menu(location="x", currency="EUR", timezone=zone, price_lists=[PriceList(id="p", name="P")])
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00"])
+def test_a_time_beyond_the_calendar_in_utc_is_a_validation_error(moment: str) -> None:
+    # Converting these to UTC overflows the calendar: astimezone raised OverflowError, which
+    # escaped validation as a crash.
+    with pytest.raises(ValidationError, match="outside the range of dates this host handles"):
+        StatusEvent(pos_order_id="P1", status=S.READY, occurred_at=moment)

@@ -317,7 +317,7 @@ class Product(UniversalModel):
 def _known_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a 300-char name
         message = f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)"
         raise ValueError(message) from None
     return value

@@ -16,6 +16,7 @@ from pos_demo.client import DemoPosClient
 from pos_demo.settings import DemoPosSettings
 from pos_demo.translate import (
     availability_change_from_pos,
+    feed_page_from_pos,
     menu_from_pos,
     order_to_pos,
     status_event_from_pos,
@@ -131,22 +132,22 @@ async def pos_poll_status(ctx: ConnectionContext, orders: list[TrackedOrder]) ->
 
     The POS's ``last_seq`` becomes the new cursor and is saved after every page, so the next
     poll continues where this one stopped (and a POS whose feed was reset is followed back).
+    A feed entry that cannot be read is logged and passed over, so it cannot hold up the
+    entries after it.
     """
     client = _client(ctx)
     tracked = {order.order_id for order in orders}
     cursor = int(await ctx.state.get(EVENTS_CURSOR_KEY) or 0)
     events: list[StatusEvent] = []
     while True:
-        page = await client.events(after=cursor, limit=EVENTS_PAGE_SIZE)
-        entries = page["events"]
-        events.extend(
-            status_event_from_pos(entry) for entry in entries if entry["reference"] in tracked
-        )
-        last_seq = int(page["last_seq"])
-        if last_seq != cursor:
-            cursor = last_seq
+        page = feed_page_from_pos(await client.events(after=cursor, limit=EVENTS_PAGE_SIZE))
+        for problem in page.unreadable:
+            ctx.log.warning("skipping a DemoPOS feed entry after seq {}: {}", cursor, problem)
+        events.extend(event for event in page.events if event.order_id in tracked)
+        if page.last_seq != cursor:
+            cursor = page.last_seq
             await ctx.state.set(EVENTS_CURSOR_KEY, str(cursor))
-        if not entries or not page.get("has_more", False):
+        if not (page.events or page.unreadable) or not page.has_more:
             return events
 
 
@@ -172,21 +173,31 @@ async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> 
         raise WebhookRejected(f"wrong {SIGNATURE_HEADER}")
     try:
         document = orjson.loads(request.body)
-        kind = document.get("type", "order")
+    except orjson.JSONDecodeError as exc:
+        raise WebhookRejected(f"unreadable DemoPOS webhook: not JSON ({exc})", status=400) from None
+    if not isinstance(document, dict):
+        raise WebhookRejected("unreadable DemoPOS webhook: not a JSON object", status=400)
+    kind = document.get("type", "order")
+    try:
         if kind == "availability":
             return WebhookResult(availability=[availability_change_from_pos(document)])
         if kind == "order":
             return WebhookResult(events=[status_event_from_pos(document)])
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:  # incl. JSON and pydantic
-        raise WebhookRejected(f"unreadable DemoPOS webhook: {exc}", status=400) from exc
-    ctx.log.warning("ignoring DemoPOS webhook of unknown type {!r}", kind)
+    except PermanentError as exc:
+        raise WebhookRejected(exc.message, status=400) from exc
+    ctx.log.warning("ignoring DemoPOS webhook of unknown type {!r:.80}", kind)
     return WebhookResult()
 
 
 def _signed_with(key: bytes, body: bytes, given: str) -> bool:
-    """Whether ``given`` is DemoPOS's signature of ``body`` with ``key`` (constant time)."""
+    """Whether ``given`` is DemoPOS's signature of ``body`` with ``key`` (constant time).
+
+    A header that is not UTF-8 (aiohttp hands it over with surrogate escapes) is compared as
+    the bytes it was: a wrong signature, not a crash.
+    """
     digest = hmac.new(key, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(given.encode(), f"{_SIGNATURE_PREFIX}{digest}".encode())
+    given_bytes = given.encode(errors="surrogateescape")
+    return hmac.compare_digest(given_bytes, f"{_SIGNATURE_PREFIX}{digest}".encode())
 
 
 def _header(request: InboundWebhook, name: str) -> str | None:

@@ -4,12 +4,16 @@ No I/O here: every function takes a decoded JSON document (or a universal model 
 returns the other side, so the whole mapping is testable against recorded fixtures. Money stays
 in integer cents on both sides.
 
+Every document is first read into its model in :mod:`pos_demo.documents`; one that cannot be
+read fails with a :class:`~posintegrator.errors.PermanentError` naming the place in the document
+and the reason, never with a ``KeyError`` from the middle of the translation.
+
 How the DemoPOS menu fields land in the universal menu:
 
 * ``names``/``descriptions`` (language -> text) become ``translations`` (language -> ``Text``);
 * ``allergens`` (``contains``/``may_contain``, the same snake_case codes) become ``Allergens``;
-  an allergen code outside the EU list fails the translation (a ``ValueError``): a safety
-  declaration is never silently dropped;
+  an allergen code outside the EU list fails the translation: a safety declaration is never
+  silently dropped;
 * ``tags`` become ``DietaryTag`` values; tags the model does not know (DemoPOS marketing tags
   such as ``new``) are dropped rather than failing the whole menu;
 * ``kcal`` becomes ``Nutrition(energy_kcal=...)`` per serving;
@@ -21,11 +25,35 @@ How the DemoPOS menu fields land in the universal menu:
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from pos_demo.documents import (
+    COMBO_VARIANT_SUFFIX,
+    STATES,
+    AvailabilityEvent,
+    Combo,
+    EventsPage,
+    Item,
+    Labelled,
+    MenuCategory,
+    MenuDocument,
+    Named,
+    Option,
+    OptionGroup,
+    OptionPriceOverride,
+    OrderEvent,
+    PriceLevel,
+    Sellable,
+    Slot,
+    TaxRate,
+    read,
+    unreadable,
+)
+from posintegrator.errors import PermanentError
 from posintegrator.model import (
-    Allergen,
     Allergens,
     Availability,
     Category,
@@ -52,7 +80,6 @@ from posintegrator.model import (
     StatusEvent,
     Tax,
     Text,
-    TimeSlot,
     Variant,
 )
 from posintegrator.model.availability import AvailabilityChange
@@ -62,22 +89,10 @@ JSONDict = dict[str, Any]
 #: ``source`` of every status event this plugin produces.
 EVENT_SOURCE = "pos:demo"
 
-#: Suffix of the single variant a combo gets (DemoPOS combos have one price, no sizes).
-COMBO_VARIANT_SUFFIX = ":std"
-
 _ORDER_TYPES: dict[OrderType, str] = {
     OrderType.TAKE_AWAY: "takeaway",
     OrderType.DINE_IN: "eat_in",
     OrderType.DELIVERY: "delivery",
-}
-
-_STATES: dict[str, OrderStatus] = {
-    "accepted": OrderStatus.ACCEPTED,
-    "preparing": OrderStatus.IN_PREPARATION,
-    "ready": OrderStatus.READY,
-    "picked_up": OrderStatus.COMPLETED,
-    "cancelled": OrderStatus.CANCELLED,
-    "rejected": OrderStatus.REJECTED,
 }
 
 
@@ -87,146 +102,128 @@ _STATES: dict[str, OrderStatus] = {
 
 
 def menu_from_pos(native: JSONDict, location: str) -> Menu:
-    """Translate a DemoPOS ``GET /menu`` document into the universal menu of ``location``."""
-    return Menu(
-        location=location,
-        currency=native["currency"],
-        timezone=native.get("timezone") or "UTC",
-        price_lists=[_price_list(level) for level in native["price_levels"]],
-        taxes=[_tax(tax) for tax in native.get("taxes", [])],
-        categories=[_category(category) for category in native.get("categories", [])],
-        products=[_product(item) for item in native.get("items", [])]
-        + [_combo(combo) for combo in native.get("combos", [])],
-        modifier_groups=[_modifier_group(group) for group in native.get("modifier_groups", [])],
-        source_updated_at=_instant(native.get("updated_at")),
-    )
+    """Translate a DemoPOS ``GET /menu`` document into the universal menu of ``location``.
+
+    :raises PermanentError: for a document that is not a readable DemoPOS menu (a missing or
+        mistyped field, an allergen code outside the EU list, a serving window that ends before
+        it starts...), naming the place in the document and the reason. The POS answered, so
+        retrying will not help until the menu is fixed in the POS; the last published menu
+        stays live meanwhile.
+    """
+    what = f"menu of {location!r}"
+    document = read(MenuDocument, native, what)
+    try:
+        return Menu(
+            location=location,
+            currency=document.currency,
+            timezone=document.timezone or "UTC",
+            price_lists=[_price_list(level) for level in document.price_levels],
+            taxes=[_tax(tax) for tax in document.taxes],
+            categories=[_category(category) for category in document.categories],
+            products=[_product(item) for item in document.items]
+            + [_combo(combo) for combo in document.combos],
+            modifier_groups=[_modifier_group(group) for group in document.modifier_groups],
+            source_updated_at=document.updated_at,
+        )
+    except ValidationError as exc:  # what only the whole menu can tell (its time zone)
+        raise PermanentError(unreadable(what, exc)) from None
 
 
-def _instant(value: str | None) -> datetime | None:
-    """Parse an ISO-8601 timestamp of the POS; None stays None."""
-    return None if value is None else datetime.fromisoformat(value)
+def _price_list(level: PriceLevel) -> PriceList:
+    return PriceList(id=level.id, pos_id=level.id, name=level.name, channels=level.channels)
 
 
-def _prices(native: JSONDict) -> dict[str, int]:
-    """Copy a per-price-level price map (already integer cents, keyed by price-level id)."""
-    return {str(level): int(cents) for level, cents in native.items()}
-
-
-def _price_list(level: JSONDict) -> PriceList:
-    return PriceList(
-        id=level["id"], pos_id=level["id"], name=level["name"], channels=level.get("channels", [])
-    )
-
-
-def _tax(tax: JSONDict) -> Tax:
+def _tax(tax: TaxRate) -> Tax:
     return Tax(
-        id=tax["id"],
-        pos_id=tax["id"],
-        name=tax["name"],
-        rate_ppm=tax["rate_bp"] * 100,
-        inclusive=tax.get("inclusive", True),
+        id=tax.id,
+        pos_id=tax.id,
+        name=tax.name,
+        rate_ppm=tax.rate_bp * 100,
+        inclusive=tax.inclusive,
     )
 
 
-def _category(category: JSONDict) -> Category:
+def _category(category: MenuCategory) -> Category:
     return Category(
-        id=category["id"],
-        pos_id=category["id"],
-        name=category["name"],
+        id=category.id,
+        pos_id=category.id,
+        name=category.name,
         translations=_translations(category),
-        parent_id=category.get("parent"),
-        sort=category.get("sort", 0),
-        image_url=category.get("image"),
+        parent_id=category.parent,
+        sort=category.sort,
+        image_url=category.image,
         availability=_availability(category),
     )
 
 
-def _translations(entity: JSONDict) -> dict[str, Text]:
+def _translations(entity: Named) -> dict[str, Text]:
     """Merge the per-language ``names`` and ``descriptions`` of an entity into translations."""
-    names: JSONDict = entity.get("names") or {}
-    descriptions: JSONDict = entity.get("descriptions") or {}
+    names = entity.names or {}
+    descriptions = entity.descriptions or {}
     return {
         language: Text(name=names.get(language), description=descriptions.get(language))
         for language in sorted(names.keys() | descriptions.keys())
     }
 
 
-def _allergens(entity: JSONDict) -> Allergens:
-    """Declared allergens; DemoPOS uses the same snake_case codes as :class:`Allergen`.
-
-    :raises ValueError: for a code outside the EU list, rather than dropping a declaration.
-    """
-    allergens: JSONDict = entity.get("allergens") or {}
-    return Allergens(
-        contains=[Allergen(code) for code in allergens.get("contains", [])],
-        may_contain=[Allergen(code) for code in allergens.get("may_contain", [])],
-    )
+def _allergens(entity: Labelled) -> Allergens:
+    """Declared allergens; DemoPOS uses the same snake_case codes as :class:`Allergen`."""
+    declared = entity.allergens
+    if declared is None:
+        return Allergens()
+    return Allergens(contains=declared.contains, may_contain=declared.may_contain)
 
 
 _KNOWN_TAGS = frozenset(tag.value for tag in DietaryTag)
 
 
-def _tags(entity: JSONDict) -> list[DietaryTag]:
+def _tags(entity: Labelled) -> list[DietaryTag]:
     """Dietary tags; tags the universal model does not know (e.g. ``new``) are dropped."""
-    return [DietaryTag(tag) for tag in entity.get("tags") or [] if tag in _KNOWN_TAGS]
+    return [DietaryTag(tag) for tag in entity.tags or [] if tag in _KNOWN_TAGS]
 
 
-def _nutrition(entity: JSONDict) -> Nutrition | None:
+def _nutrition(entity: Labelled) -> Nutrition | None:
     """Energy per serving from ``kcal``; None when the POS gives none."""
-    kcal = entity.get("kcal")
-    return None if kcal is None else Nutrition(energy_kcal=int(kcal))
+    return None if entity.kcal is None else Nutrition(energy_kcal=entity.kcal)
 
 
-def _schedule(hours: list[JSONDict] | None) -> list[TimeSlot]:
-    """Serving hours (``days`` 0 = Monday, ``from``/``to`` HH:MM local) as time slots."""
-    return [
-        TimeSlot(days=list(window["days"]), start=window["from"], end=window["to"])
-        for window in hours or []
-    ]
-
-
-def _availability(entity: JSONDict) -> Availability:
+def _availability(entity: Sellable) -> Availability:
     """Availability of an item, option, combo or category (``available`` defaults to true)."""
     return Availability(
-        available=entity.get("available", True),
-        unavailable_until=_instant(entity.get("unavailable_until")),
-        reason=entity.get("unavailable_reason"),
-        schedule=_schedule(entity.get("hours")),
-        channels=list(entity.get("channels") or []),
+        available=entity.available,
+        unavailable_until=entity.unavailable_until,
+        reason=entity.unavailable_reason,
+        schedule=[window.slot() for window in entity.hours or []],
+        channels=entity.channels or [],
     )
 
 
-def _option_price(override: JSONDict) -> OptionPrice:
-    return OptionPrice(
-        group_id=override["group"],
-        option_id=override["option"],
-        prices=_prices(override["prices"]),
-    )
+def _option_price(override: OptionPriceOverride) -> OptionPrice:
+    return OptionPrice(group_id=override.group, option_id=override.option, prices=override.prices)
 
 
-def _product(item: JSONDict) -> Product:
-    category = item.get("category")
+def _product(item: Item) -> Product:
     return Product(
-        id=item["id"],
-        pos_id=item["id"],
-        name=item["name"],
-        description=item.get("description"),
+        id=item.id,
+        pos_id=item.id,
+        name=item.name,
+        description=item.description,
         translations=_translations(item),
-        category_ids=[category] if category else [],
+        category_ids=[item.category] if item.category else [],
         variants=[
             Variant(
-                id=size["id"],
-                pos_id=size["id"],
-                name=size["name"],
+                id=size.id,
+                pos_id=size.id,
+                name=size.name,
                 translations=_translations(size),
-                prices=_prices(size["prices"]),
+                prices=size.prices,
             )
-            for size in item["sizes"]
+            for size in item.sizes
         ],
-        modifier_group_ids=list(item.get("modifier_groups", [])),
-        option_prices=[_option_price(override) for override in item.get("option_prices", [])],
-        tax_id=item.get("tax"),
-        image_url=item.get("image"),
+        modifier_group_ids=item.modifier_groups,
+        option_prices=[_option_price(override) for override in item.option_prices],
+        tax_id=item.tax,
+        image_url=item.image,
         availability=_availability(item),
         allergens=_allergens(item),
         tags=_tags(item),
@@ -234,75 +231,66 @@ def _product(item: JSONDict) -> Product:
     )
 
 
-def _combo(combo: JSONDict) -> Product:
-    category = combo.get("category")
+def _combo(combo: Combo) -> Product:
     return Product(
-        id=combo["id"],
-        pos_id=combo["id"],
-        name=combo["name"],
-        description=combo.get("description"),
+        id=combo.id,
+        pos_id=combo.id,
+        name=combo.name,
+        description=combo.description,
         translations=_translations(combo),
-        category_ids=[category] if category else [],
+        category_ids=[combo.category] if combo.category else [],
         variants=[
-            Variant(
-                id=f"{combo['id']}{COMBO_VARIANT_SUFFIX}",
-                name="Standard",
-                prices=_prices(combo["prices"]),
-            )
+            Variant(id=f"{combo.id}{COMBO_VARIANT_SUFFIX}", name="Standard", prices=combo.prices)
         ],
-        slots=[_slot(slot) for slot in combo["slots"]],
-        image_url=combo.get("image"),
+        slots=[_slot(slot) for slot in combo.slots],
+        image_url=combo.image,
         availability=_availability(combo),
     )
 
 
-def _slot(slot: JSONDict) -> ComboSlot:
+def _slot(slot: Slot) -> ComboSlot:
     return ComboSlot(
-        id=slot["id"],
-        pos_id=slot["id"],
-        name=slot["name"],
+        id=slot.id,
+        pos_id=slot.id,
+        name=slot.name,
         translations=_translations(slot),
-        min=slot["min"],
-        max=slot["max"],
+        min=slot.min,
+        max=slot.max,
         choices=[
-            ComboChoice(
-                product_id=choice["item"],
-                variant_id=choice.get("size"),
-                upcharge=_prices(choice.get("upcharge", {})),
-            )
-            for choice in slot["choices"]
+            ComboChoice(product_id=choice.item, variant_id=choice.size, upcharge=choice.upcharge)
+            for choice in slot.choices
         ],
     )
 
 
-def _modifier_group(group: JSONDict) -> ModifierGroup:
+def _modifier_group(group: OptionGroup) -> ModifierGroup:
     return ModifierGroup(
-        id=group["id"],
-        pos_id=group["id"],
-        name=group["name"],
+        id=group.id,
+        pos_id=group.id,
+        name=group.name,
         translations=_translations(group),
-        min=group.get("min", 0),
-        max=group.get("max"),
-        free_quantity=group.get("free", 0),
-        options=[_option(option) for option in group["options"]],
+        min=group.min,
+        max=group.max,
+        free_quantity=group.free,
+        options=[_option(option) for option in group.options],
     )
 
 
-def _option(option: JSONDict) -> ModifierOption:
+def _option(option: Option) -> ModifierOption:
     return ModifierOption(
-        id=option["id"],
-        pos_id=option["id"],
-        name=option["name"],
+        id=option.id,
+        pos_id=option.id,
+        name=option.name,
         translations=_translations(option),
-        prices=_prices(option.get("prices", {})),
-        max_quantity=option.get("max_qty", 1),
-        default=option.get("default", False),
-        modifier_group_ids=list(option.get("modifier_groups", [])),
+        prices=option.prices,
+        max_quantity=option.max_qty,
+        default=option.default,
+        modifier_group_ids=option.modifier_groups,
         availability=_availability(option),
         allergens=_allergens(option),
         tags=_tags(option),
         nutrition=_nutrition(option),
-        image_url=option.get("image"),
+        image_url=option.image,
     )
 
 
@@ -444,21 +432,63 @@ def status_from_pos(state: str) -> OrderStatus:
         than guessing a status that might move the order the wrong way.
     """
     try:
-        return _STATES[state]
+        return STATES[state]
     except KeyError:
         raise ValueError(f"unknown DemoPOS order state {state!r}") from None
 
 
-def status_event_from_pos(event: JSONDict) -> StatusEvent:
-    """Translate one DemoPOS events-feed entry (or webhook body) into a status event."""
+def status_event_from_pos(entry: Any) -> StatusEvent:
+    """Translate one DemoPOS events-feed entry (or order webhook body) into a status event.
+
+    :raises PermanentError: for an entry that is not readable (a missing field, an unknown
+        state), naming the field and the reason.
+    """
+    event = read(OrderEvent, entry, "order event")
     return StatusEvent(
-        order_id=event["reference"],
-        pos_order_id=event["order_id"],
-        status=status_from_pos(event["state"]),
-        occurred_at=datetime.fromisoformat(event["at"]),
-        pos_event_id=str(event["seq"]),
+        order_id=event.reference,
+        pos_order_id=event.order_id,
+        status=STATES[event.state],
+        occurred_at=event.at,
+        pos_event_id=str(event.seq),
         source=EVENT_SOURCE,
     )
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """One ``GET /events`` page, read.
+
+    :param events: its readable entries, as status events, in feed order.
+    :param unreadable: why each of its other entries could not be read.
+    :param last_seq: the cursor to ask from next time.
+    :param has_more: whether the feed has entries after this page.
+    """
+
+    events: list[StatusEvent]
+    unreadable: list[str]
+    last_seq: int
+    has_more: bool
+
+
+def feed_page_from_pos(native: Any) -> FeedPage:
+    """Read one ``GET /events`` page.
+
+    An entry that cannot be read is reported in ``unreadable`` rather than failing the page: a
+    single bad entry (a state from a newer DemoPOS) must not stop every later status from
+    arriving, as it would if the cursor could never pass it.
+
+    :raises PermanentError: for a page that is not readable itself (no ``events`` list, no
+        ``last_seq``): without a cursor the feed cannot be followed.
+    """
+    page = read(EventsPage, native, "events page")
+    events: list[StatusEvent] = []
+    unreadable: list[str] = []
+    for index, entry in enumerate(page.events):
+        try:
+            events.append(status_event_from_pos(entry))
+        except PermanentError as exc:
+            unreadable.append(f"events[{index}]: {exc.message}")
+    return FeedPage(events, unreadable, page.last_seq, page.has_more)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +496,7 @@ def status_event_from_pos(event: JSONDict) -> StatusEvent:
 # ---------------------------------------------------------------------------------------------
 
 
-def availability_change_from_pos(event: JSONDict) -> AvailabilityChange:
+def availability_change_from_pos(native: Any) -> AvailabilityChange:
     """Translate a DemoPOS ``availability`` webhook (86 or back) into an availability change.
 
     ``item`` names a product (an item or a combo, same ids as in the menu); ``option`` names a
@@ -474,30 +504,24 @@ def availability_change_from_pos(event: JSONDict) -> AvailabilityChange:
     build it (``hours`` and ``channels`` ride along in the webhook), so the fast path and the
     next full sync agree.
 
-    :raises KeyError: for a body missing a required field.
-    :raises ValueError: for a body naming neither or both, or with unreadable values.
+    :raises PermanentError: for a body missing a required field, naming neither or both of
+        ``item`` and ``option``, or with unreadable values.
     """
-    if not isinstance(event["available"], bool):
-        raise ValueError("available must be a boolean")
-    availability = _availability(
-        {
-            "available": event["available"],
-            "unavailable_until": event.get("until"),
-            "unavailable_reason": event.get("reason"),
-            "hours": event.get("hours"),
-            "channels": event.get("channels"),
-        }
+    event = read(AvailabilityEvent, native, "availability webhook")
+    availability = Availability(
+        available=event.available,
+        unavailable_until=event.until,
+        reason=event.reason,
+        schedule=[window.slot() for window in event.hours or []],
+        channels=event.channels or [],
     )
-    item, option = event.get("item"), event.get("option")
-    if item is not None and option is None:
+    if event.item is not None:
         return AvailabilityChange(
-            location=event["location"], product_id=item, availability=availability
+            location=event.location, product_id=event.item, availability=availability
         )
-    if option is not None and item is None:
-        return AvailabilityChange(
-            location=event["location"],
-            group_id=event["group"],
-            option_id=option,
-            availability=availability,
-        )
-    raise ValueError("an availability webhook names exactly one of 'item' or 'option'")
+    return AvailabilityChange(
+        location=event.location,
+        group_id=event.group,
+        option_id=event.option,
+        availability=availability,
+    )

@@ -488,6 +488,34 @@ async def test_poll_starts_from_stored_cursor_and_pages(
     assert state.values == {"events_cursor": "5"}
 
 
+async def test_poll_passes_over_an_unreadable_entry(
+    http: aiohttp.ClientSession, fake_pos: FakePos
+) -> None:
+    # An entry in a state the plugin does not know used to fail every poll (a ValueError, so a
+    # plugin bug to the host), and the cursor never moved past it.
+    state = MemoryState()
+    ctx = make_ctx(http, fake_pos.url, state=state)
+    fake_pos.add_event("cloud-1", "accepted")
+    fake_pos.add_event("cloud-1", "on_hold")
+    fake_pos.add_event("cloud-1", "ready")
+
+    events = await plugin.pos_poll_status(ctx=ctx, orders=_tracked("cloud-1"))
+
+    assert _summary(events) == [
+        ("cloud-1", OrderStatus.ACCEPTED, "1"),
+        ("cloud-1", OrderStatus.READY, "3"),
+    ]
+    assert state.values == {"events_cursor": "3"}
+
+
+async def test_poll_of_an_unreadable_page_is_a_permanent_error(
+    http: aiohttp.ClientSession, fake_pos: FakePos
+) -> None:
+    fake_pos.overrides["GET", "/events"] = (200, {"events": []}, {})
+    with pytest.raises(PermanentError, match="events page: last_seq: Field required"):
+        await plugin.pos_poll_status(ctx=make_ctx(http, fake_pos.url), orders=_tracked("c"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Webhooks
 # ---------------------------------------------------------------------------------------------
@@ -552,6 +580,17 @@ async def test_webhook_bad_signature_is_rejected(
 ) -> None:
     with pytest.raises(WebhookRejected) as caught:
         await plugin.pos_parse_webhook(ctx=ctx, request=_webhook(body, headers))
+    assert caught.value.status == 401
+
+
+async def test_webhook_signature_that_is_not_utf8_is_rejected(ctx: ConnectionContext) -> None:
+    # aiohttp hands over header bytes that are not UTF-8 as lone surrogates; encoding them for
+    # the comparison raised UnicodeEncodeError, a plugin bug to the host (503, retried).
+    signature = b"sha256=\xff\xfe".decode("utf-8", "surrogateescape")
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(
+            ctx=ctx, request=_webhook(WEBHOOK_BODY, {"X-DemoPOS-Signature": signature})
+        )
     assert caught.value.status == 401
 
 
@@ -664,6 +703,31 @@ async def test_unreadable_availability_webhook_is_400(ctx: ConnectionContext) ->
             ctx=ctx, request=_webhook(body, {"X-DemoPOS-Signature": _sign(body)})
         )
     assert caught.value.status == 400
+
+
+async def test_webhook_rejection_does_not_repeat_a_huge_value(ctx: ConnectionContext) -> None:
+    # The 400 answer and its log line used to carry the whole 5 MB value.
+    body = orjson.dumps({**orjson.loads(WEBHOOK_BODY), "reference": "x" * 5_000_000})
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(
+            ctx=ctx, request=_webhook(body, {"X-DemoPOS-Signature": _sign(body)})
+        )
+    assert caught.value.status == 400
+    assert caught.value.message == (
+        "unreadable DemoPOS order event: reference: String should have at most 200 characters"
+    )
+
+
+async def test_webhook_at_the_edge_of_the_calendar_is_400(ctx: ConnectionContext) -> None:
+    # Converting the time to UTC raised OverflowError, which escaped the plugin as a bug: the
+    # host answered 503 and DemoPOS retried the webhook until it gave up.
+    body = orjson.dumps({**orjson.loads(WEBHOOK_BODY), "at": "0001-01-01T00:00:00+01:00"})
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(
+            ctx=ctx, request=_webhook(body, {"X-DemoPOS-Signature": _sign(body)})
+        )
+    assert caught.value.status == 400
+    assert "at: outside the range of dates this host handles" in caught.value.message
 
 
 async def test_unknown_webhook_type_is_ignored(ctx: ConnectionContext) -> None:

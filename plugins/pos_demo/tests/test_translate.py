@@ -12,11 +12,13 @@ import pytest
 
 from pos_demo.translate import (
     availability_change_from_pos,
+    feed_page_from_pos,
     menu_from_pos,
     order_to_pos,
     status_event_from_pos,
     status_from_pos,
 )
+from posintegrator.errors import PermanentError
 from posintegrator.model import (
     Allergen,
     Allergens,
@@ -483,7 +485,7 @@ def test_allergens_map_to_the_eu_list(menu: Menu) -> None:
 
 def test_an_unknown_allergen_fails_rather_than_vanishing(native_menu: dict[str, Any]) -> None:
     native_menu["items"][0]["allergens"]["contains"].append("pollen")
-    with pytest.raises(ValueError, match="pollen"):
+    with pytest.raises(PermanentError, match=r"items\[0\]\.allergens\.contains\[2\]: .*'pollen'"):
         menu_from_pos(native_menu, "downtown")
 
 
@@ -573,6 +575,83 @@ def test_option_prices_become_product_option_prices(menu: Menu) -> None:
 
 def test_menu_uses_given_location(native_menu: dict[str, Any]) -> None:
     assert menu_from_pos(native_menu, "airport").location == "airport"
+
+
+# Menus DemoPOS sends that cannot be read (each once found by tests/test_fuzz.py): a
+# PermanentError naming the place in the document and the reason, never a crash of the plugin.
+
+
+def _unreadable_menu(native_menu: dict[str, Any]) -> str:
+    with pytest.raises(PermanentError) as caught:
+        menu_from_pos(native_menu, "downtown")
+    assert caught.value.message.startswith("unreadable DemoPOS menu of 'downtown': ")
+    return caught.value.message
+
+
+def test_a_missing_field_is_named(native_menu: dict[str, Any]) -> None:
+    del native_menu["currency"]  # was a KeyError
+    del native_menu["items"][1]["sizes"][0]["prices"]
+    message = _unreadable_menu(native_menu)
+    assert "currency: Field required" in message
+    assert "items[1].sizes[0].prices: Field required" in message
+
+
+def test_a_field_of_the_wrong_type_is_named(native_menu: dict[str, Any]) -> None:
+    native_menu["items"][0]["names"] = ["Klassik Burger"]  # was an AttributeError (.keys)
+    native_menu["modifier_groups"][0]["options"][0]["allergens"] = "milk"  # (.get)
+    message = _unreadable_menu(native_menu)
+    assert "items[0].names: Input should be a valid dictionary" in message
+    assert "modifier_groups[0].options[0].allergens: Input should be a valid dictionary" in message
+
+
+@pytest.mark.parametrize("price", [3.99, "330", True], ids=["fraction", "text", "boolean"])
+def test_a_price_that_is_not_integer_cents_is_refused(
+    native_menu: dict[str, Any], price: Any
+) -> None:
+    # int() used to accept all three: 3.99 became 3 cents, silently.
+    native_menu["items"][1]["sizes"][0]["prices"]["instore"] = price
+    message = _unreadable_menu(native_menu)
+    assert "items[1].sizes[0].prices.instore: Input should be a valid integer" in message
+
+
+def test_a_serving_window_ending_before_it_starts_is_named(native_menu: dict[str, Any]) -> None:
+    # The universal TimeSlot refused it with a ValidationError that left the plugin unnamed.
+    native_menu["categories"][3]["hours"][0].update({"from": "15:00", "to": "11:00"})
+    message = _unreadable_menu(native_menu)
+    assert "categories[3].hours[0]: end 11:00 must be after start 15:00" in message
+
+
+def test_a_time_zone_that_is_not_a_zone_is_named(native_menu: dict[str, Any]) -> None:
+    native_menu["timezone"] = "Europe"  # made ZoneInfo raise IsADirectoryError
+    assert "timezone: unknown time zone 'Europe'" in _unreadable_menu(native_menu)
+
+
+def test_a_number_beyond_64_bits_is_refused(native_menu: dict[str, Any]) -> None:
+    # The menu translated, then the host failed to hash it (orjson: "Integer exceeds 64-bit
+    # range"); from the wire such a number arrives as a float like 1e30, which int() took.
+    native_menu["categories"][0]["sort"] = 1e30
+    native_menu["items"][0]["kcal"] = 2**64
+    message = _unreadable_menu(native_menu)
+    assert "categories[0].sort: " in message
+    assert "(got 1e+30)" in message
+    assert "items[0].kcal: Input should be less than or equal to" in message
+
+
+def test_a_combo_id_too_long_for_its_variant_id_is_named(native_menu: dict[str, Any]) -> None:
+    # The combo's variant id (<id>:std) went over the model's 200 characters.
+    native_menu["combos"][0]["id"] = "c" * 198
+    message = _unreadable_menu(native_menu)
+    assert "combos[0].id: String should have at most 196 characters" in message
+
+
+def test_a_huge_value_is_not_repeated_in_the_message(native_menu: dict[str, Any]) -> None:
+    native_menu["items"][0]["kcal"] = "9" * 100_000  # int() raised: "Exceeds the limit (4300
+    assert len(_unreadable_menu(native_menu)) < 500  # digits) for integer string conversion"
+
+
+def test_an_empty_category_reference_means_none(native_menu: dict[str, Any]) -> None:
+    native_menu["items"][0]["category"] = ""
+    assert menu_from_pos(native_menu, "downtown").products[0].category_ids == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -817,6 +896,64 @@ def test_status_event_from_feed_entry() -> None:
     )
 
 
+def _feed_entry(**fields: Any) -> dict[str, Any]:
+    return {
+        "seq": 5,
+        "order_id": "D-000002",
+        "reference": "cloud-43",
+        "location": "downtown",
+        "state": "ready",
+        "at": "2024-05-01T12:03:04Z",
+        **fields,
+    }
+
+
+def test_feed_page_reports_unreadable_entries_and_keeps_the_others() -> None:
+    # An unknown state (a newer DemoPOS) used to fail the whole poll, every time: the cursor
+    # could never pass the entry, so no status of any order arrived again.
+    page = feed_page_from_pos(
+        {
+            "events": [
+                _feed_entry(seq=5, state="on_hold"),
+                _feed_entry(seq=6),
+                _feed_entry(seq=7, reference=None),
+            ],
+            "last_seq": 7,
+            "has_more": False,
+        }
+    )
+    assert [event.pos_event_id for event in page.events] == ["6"]
+    assert page.unreadable == [
+        "events[0]: unreadable DemoPOS order event: state: unknown DemoPOS order state "
+        "'on_hold' (got 'on_hold')",
+        "events[2]: unreadable DemoPOS order event: reference: Input should be a valid string",
+    ]
+    assert (page.last_seq, page.has_more) == (7, False)
+
+
+@pytest.mark.parametrize(
+    ("page", "problem"),
+    [
+        pytest.param({"events": []}, "last_seq: Field required", id="no-cursor"),
+        pytest.param(
+            {"events": {}, "last_seq": 1}, "events: Input should be a valid list", id="events"
+        ),
+        pytest.param([], "the document: Input should be a valid dictionary", id="not-object"),
+    ],
+)
+def test_unreadable_feed_page_is_a_permanent_error(page: Any, problem: str) -> None:
+    with pytest.raises(PermanentError) as caught:
+        feed_page_from_pos(page)
+    assert caught.value.message.startswith("unreadable DemoPOS events page: ")
+    assert problem in caught.value.message
+
+
+def test_feed_entry_at_the_edge_of_the_calendar_is_unreadable() -> None:
+    # datetime.astimezone raised OverflowError here, which nothing caught.
+    with pytest.raises(PermanentError, match="at: outside the range of dates this host handles"):
+        status_event_from_pos(_feed_entry(at="0001-01-01T00:00:00+01:00"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Availability webhooks
 # ---------------------------------------------------------------------------------------------
@@ -900,19 +1037,33 @@ def test_fast_path_matches_a_full_sync(native_menu: dict[str, Any], menu: Menu) 
 
 
 @pytest.mark.parametrize(
-    "fields",
+    ("fields", "problem"),
     [
-        pytest.param({}, id="neither"),
-        pytest.param({"item": "fries", "option": "sauce_bbq", "group": "g"}, id="both"),
-        pytest.param({"available": "no", "item": "fries"}, id="available"),
-        pytest.param({"until": "tomorrow", "item": "fries"}, id="until"),
+        pytest.param({}, "names exactly one of 'item' or 'option'", id="neither"),
+        pytest.param(
+            {"item": "fries", "option": "sauce_bbq", "group": "g"},
+            "names exactly one of 'item' or 'option'",
+            id="both",
+        ),
+        pytest.param(
+            {"available": "no", "item": "fries"},
+            "available: Input should be a valid boolean (got 'no')",
+            id="available",
+        ),
+        pytest.param(
+            {"until": "tomorrow", "item": "fries"},
+            "until: Input should be a valid datetime",
+            id="until",
+        ),
     ],
 )
-def test_unreadable_availability_event_is_an_error(fields: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+def test_unreadable_availability_event_is_an_error(fields: dict[str, Any], problem: str) -> None:
+    with pytest.raises(PermanentError) as caught:
         availability_change_from_pos(_availability_event(**fields))
+    assert caught.value.message.startswith("unreadable DemoPOS availability webhook: ")
+    assert problem in caught.value.message
 
 
 def test_option_without_group_is_an_error() -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(PermanentError, match="an option's availability names its 'group'"):
         availability_change_from_pos(_availability_event(option="sauce_bbq"))

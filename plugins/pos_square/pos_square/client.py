@@ -85,7 +85,10 @@ class SquareClient:
     async def retrieve_location(self, location_id: str) -> JSONDict:
         """``GET /v2/locations/{id}``: one location (currency, time zone)."""
         document = await self._request("GET", f"/v2/locations/{location_id}")
-        return dict(document["location"])
+        location = document.get("location")
+        if not isinstance(location, dict):
+            raise PermanentError(f"Square GET /v2/locations/{location_id}: no location object")
+        return location
 
     async def list_locations(self) -> list[JSONDict]:
         """``GET /v2/locations``: all the seller's locations."""
@@ -133,7 +136,10 @@ class SquareClient:
             if location_id is not None:
                 body["location_id"] = location_id
             document = await self._request("POST", "/v2/orders/batch-retrieve", body=body)
-            orders.extend(document.get("orders") or [])
+            found = document.get("orders") or []
+            if not isinstance(found, list):
+                raise PermanentError("Square POST /v2/orders/batch-retrieve: orders is not a list")
+            orders.extend(found)
         return orders
 
     async def _request(

@@ -1,10 +1,10 @@
 """The Square hook implementations (entry point ``square``).
 
 Thin: each hook builds a :class:`~pos_square.client.SquareClient` for the connection, makes its
-Square calls and hands the documents to :mod:`pos_square.translate` (menus, statuses),
-:mod:`pos_square.orders` (orders, payments, cancellations) and :mod:`pos_square.webhooks`. The
-module keeps no state of its own; the webhook dedup memory and the payments an order still has
-to record live in ``ctx.state``.
+Square calls and hands the documents to :mod:`pos_square.catalog` (menus),
+:mod:`pos_square.translate` (statuses), :mod:`pos_square.orders` (orders, payments,
+cancellations) and :mod:`pos_square.webhooks`. The module keeps no state of its own; the webhook
+dedup memory and the payments an order still has to record live in ``ctx.state``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ from typing import Any
 
 import orjson
 
+from pos_square.catalog import (
+    MENU_OBJECT_TYPES,
+    catalog_page,
+    currency_and_timezone,
+    menu_from_catalog,
+)
 from pos_square.client import SquareClient
 from pos_square.orders import (
     ORDER_SOURCE_NAME,
@@ -24,18 +30,16 @@ from pos_square.orders import (
 )
 from pos_square.settings import SquareSettings
 from pos_square.translate import (
-    MENU_OBJECT_TYPES,
-    menu_from_catalog,
     pickup_state,
     rfc3339,
     status_event_from_order,
     status_of_order,
+    status_of_order_document,
 )
 from pos_square.webhooks import (
     CATALOG_EVENT,
     SIGNATURE_HEADER,
-    load,
-    order_notice,
+    read_notification,
     verify_signature,
 )
 from posintegrator.context import ConnectionContext
@@ -123,26 +127,19 @@ async def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Menu:
     """
     client = _client(ctx)
     square_location = _settings(ctx).square_location(location)
-    found = await client.retrieve_location(square_location)
-    objects: list[dict[str, Any]] = []
+    currency, timezone = currency_and_timezone(await client.retrieve_location(square_location))
+    objects: list[Any] = []
     cursor: str | None = None
     seen: set[str] = set()
     while True:
-        page = await client.list_catalog(MENU_OBJECT_TYPES, cursor)
-        objects.extend(page.get("objects") or [])
-        cursor = page.get("cursor") or None
+        page_objects, cursor = catalog_page(await client.list_catalog(MENU_OBJECT_TYPES, cursor))
+        objects.extend(page_objects)
         if cursor is None:
             break
         if cursor in seen:
             raise RetryableError("Square ListCatalog returned the same cursor twice")
         seen.add(cursor)
-    return menu_from_catalog(
-        objects,
-        location,
-        square_location,
-        found["currency"],
-        found.get("timezone") or "UTC",
-    )
+    return menu_from_catalog(objects, location, square_location, currency, timezone)
 
 
 async def _variations_of_single_variant_items(client: SquareClient, order: Order) -> dict[str, str]:
@@ -316,12 +313,20 @@ async def pos_cancel_order(
 @hookimpl
 async def pos_poll_status(ctx: ConnectionContext, orders: list[TrackedOrder]) -> list[StatusEvent]:
     """BatchRetrieveOrders of the tracked orders' Square ids; status from their PICKUP
-    fulfillment (or the order's final state)."""
+    fulfillment (or the order's final state). An order Square sends that cannot be read is
+    logged and passed over."""
     ids = sorted({order.pos_order_id for order in orders if order.pos_order_id})
     if not ids:
         return []
-    documents = await _client(ctx).batch_retrieve_orders(ids)
-    events = [e for d in documents if (e := status_event_from_order(d)) is not None]
+    events: list[StatusEvent] = []
+    for document in await _client(ctx).batch_retrieve_orders(ids):
+        try:
+            event = status_event_from_order(document)
+        except PermanentError as exc:  # one unreadable order must not hide the others
+            ctx.log.warning("skipping a Square order: {}", exc.message)
+            continue
+        if event is not None:
+            events.append(event)
     return sorted(events, key=lambda e: e.occurred_at)
 
 
@@ -335,6 +340,11 @@ async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> 
     Repeated deliveries (same ``event_id``) and order notifications older than one already seen
     (lower order ``version``) give an empty result. An ``order.updated`` of an ``OPEN`` order
     carries no fulfillment state, so the order is fetched to report where it stands.
+
+    :raises WebhookRejected: 401 for a missing or wrong signature, 400 (naming the field) for a
+        signed body that cannot be read.
+    :raises RetryableError: (or another ``PosError``) fetching the order failed; the host
+        answers 503 and Square delivers the notification again later.
     """
     settings = _settings(ctx)
     keys = settings.webhook_signature_keys()
@@ -347,17 +357,16 @@ async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> 
     if not any(verify_signature(key, url, request.body, given) for key in keys for url in urls):
         raise WebhookRejected(f"wrong {SIGNATURE_HEADER}")
     try:
-        document = load(request.body)
-        notice = order_notice(document)
-        event_id = str(document["event_id"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise WebhookRejected(f"unreadable Square webhook: {exc}", status=400) from exc
+        notification = read_notification(request.body)
+    except PermanentError as exc:
+        raise WebhookRejected(exc.message, status=400) from exc
+    event_id, notice = notification.event_id, notification.notice
 
     seen = await _load_json(ctx, SEEN_EVENTS_KEY, [])
     if event_id in seen:
         return WebhookResult()
     result = WebhookResult()
-    if document.get("type") == CATALOG_EVENT:
+    if notification.type == CATALOG_EVENT:
         result = WebhookResult(menu_changed_locations=list(ctx.locations))
     elif notice is not None and _serves(ctx, settings, notice.square_location_id):
         versions: dict[str, int] = await _load_json(ctx, ORDER_VERSIONS_KEY, {})
@@ -366,7 +375,7 @@ async def pos_parse_webhook(ctx: ConnectionContext, request: InboundWebhook) -> 
             status = None
             if notice.needs_order:
                 found = await _client(ctx).batch_retrieve_orders([notice.square_order_id])
-                status = status_of_order(found[0]) if found else None
+                status = status_of_order_document(found[0]) if found else None
             event = notice.event(status)
             result = WebhookResult(events=[] if event is None else [event])
             if notice.version is not None:

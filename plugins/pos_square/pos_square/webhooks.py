@@ -21,11 +21,14 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from pos_square.translate import EVENT_SOURCE, parse_time, status_from_order_state
+from pos_square.documents import Envelope, OrderNotification, read
+from pos_square.translate import EVENT_SOURCE, status_from_order_state
+from posintegrator.errors import PermanentError
 from posintegrator.hooktypes import WebhookResult
 from posintegrator.model import OrderStatus, StatusEvent
 
@@ -41,11 +44,12 @@ CATALOG_EVENT = "catalog.version.updated"
 def verify_signature(signature_key: bytes, notification_url: str, body: bytes, header: str) -> bool:
     """Whether ``header`` is Square's signature of ``body`` sent to ``notification_url``.
 
-    Compared in constant time over the raw bytes (never over re-encoded JSON).
+    Compared in constant time over the raw bytes (never over re-encoded JSON). A header that
+    is not UTF-8 (handed over with surrogate escapes) is compared as the bytes it was.
     """
     digest = hmac.new(signature_key, notification_url.encode() + body, hashlib.sha256).digest()
     expected = base64.b64encode(digest)
-    return hmac.compare_digest(expected, header.strip().encode())
+    return hmac.compare_digest(expected, header.strip().encode(errors="surrogateescape"))
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class OrderNotice:
     version: int | None
     state: str | None
     fulfillment_state: str | None
-    occurred_at: str | None
+    occurred_at: datetime | None
 
     @property
     def needs_order(self) -> bool:
@@ -78,65 +82,96 @@ class OrderNotice:
         status = status or self.status()
         if status is None:
             return None
-        occurred = parse_time(self.occurred_at)
         return StatusEvent(
             pos_order_id=self.square_order_id,
             status=status,
             source=EVENT_SOURCE,
             pos_event_id=self.event_id,
-            **({"occurred_at": occurred} if occurred is not None else {}),
+            **({"occurred_at": self.occurred_at} if self.occurred_at is not None else {}),
         )
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A verified notification, read: its id, its type and, for an order event, the notice."""
+
+    event_id: str
+    type: str | None
+    notice: OrderNotice | None
 
 
 def load(body: bytes) -> dict[str, Any]:
     """Decode a notification body.
 
-    :raises ValueError: for a body that is not a JSON object.
+    :raises PermanentError: for a body that is not a JSON object.
     """
-    document = orjson.loads(body)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PermanentError(f"unreadable Square notification: not JSON ({exc})") from None
     if not isinstance(document, dict):
-        raise ValueError("a Square notification is a JSON object")
+        raise PermanentError("unreadable Square notification: not a JSON object")
     return document
 
 
-def order_notice(document: dict[str, Any]) -> OrderNotice | None:
-    """The order notice in a decoded notification, or None for another event type.
+def read_notification(body: bytes) -> Notification:
+    """Decode and read a (verified) notification body.
 
-    :raises KeyError, ValueError, TypeError: for an order notification missing its fields.
+    :raises PermanentError: for a body that cannot be read: not a JSON object, no
+        ``event_id``, an order notification missing its order or with fields of the wrong type
+        (naming the field and the reason).
     """
-    event_type = document.get("type")
-    if event_type not in ORDER_EVENTS:
-        return None
-    data = document["data"]
-    payload = data["object"][ORDER_EVENTS[event_type]]
-    fulfillment_state = None
-    updates = payload.get("fulfillment_update") or []
-    if updates:
-        fulfillment_state = updates[-1].get("new_state")
-    version = payload.get("version")
-    return OrderNotice(
-        event_id=str(document["event_id"]),
+    document = load(body)
+    envelope = read(Envelope, document, "notification")
+    notice = order_notice(document) if envelope.type in ORDER_EVENTS else None
+    return Notification(envelope.event_id, envelope.type, notice)
+
+
+def order_notice(document: dict[str, Any]) -> OrderNotice:
+    """The order notice of a decoded order notification.
+
+    :raises PermanentError: for a notification missing its order or with unreadable fields,
+        or one whose order (or fulfillment) state this plugin does not know.
+    """
+    notification = read(OrderNotification, document, f"{document.get('type')} notification")
+    event_type = str(notification.type)
+    payload = ORDER_EVENTS[event_type]
+    change = getattr(notification.data.object, payload)
+    where = f"unreadable Square {event_type} notification"
+    if change is None:
+        raise PermanentError(f"{where}: data.object.{payload}: Field required")
+    square_order_id = change.order_id or notification.data.id
+    if square_order_id is None:
+        raise PermanentError(f"{where}: data.object.{payload}.order_id: Field required")
+    updates = change.fulfillment_update or []
+    notice = OrderNotice(
+        event_id=notification.event_id,
         event_type=event_type,
-        square_order_id=str(payload.get("order_id") or data["id"]),
-        square_location_id=payload.get("location_id"),
-        version=None if version is None else int(version),
-        state=payload.get("state"),
-        fulfillment_state=fulfillment_state,
-        occurred_at=document.get("created_at") or payload.get("updated_at"),
+        square_order_id=square_order_id,
+        square_location_id=change.location_id,
+        version=change.version,
+        state=change.state,
+        fulfillment_state=updates[-1].new_state if updates else None,
+        occurred_at=notification.created_at or change.updated_at,
     )
+    try:
+        notice.status()
+    except ValueError as exc:
+        field = f"data.object.{payload}.fulfillment_update[{len(updates) - 1}].new_state"
+        raise PermanentError(f"{where}: {field}: {exc}") from None
+    return notice
 
 
 def parse_event(body: bytes, locations: list[str] | tuple[str, ...] = ()) -> WebhookResult:
     """What a (verified) Square notification means.
 
     :param locations: the connection's locations, all of which a catalog change affects.
-    :raises ValueError: (or ``KeyError``/``TypeError``) for a body that cannot be read.
+    :raises PermanentError: for a body that cannot be read.
     """
-    document = load(body)
-    if document.get("type") == CATALOG_EVENT:
+    notification = read_notification(body)
+    if notification.type == CATALOG_EVENT:
         return WebhookResult(menu_changed_locations=list(locations))
-    notice = order_notice(document)
-    if notice is None:
+    if notification.notice is None:
         return WebhookResult()
-    event = notice.event()
+    event = notification.notice.event()
     return WebhookResult(events=[] if event is None else [event])

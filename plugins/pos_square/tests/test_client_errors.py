@@ -271,6 +271,33 @@ async def test_list_catalog_sends_types_and_cursor(
     assert seen == [{"types": "ITEM,TAX", "cursor": "CUR-2"}]
 
 
+def answer(document: Any) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(document)
+
+    return handler
+
+
+async def test_a_location_answer_without_a_location_is_permanent(
+    square: tuple[FakeSquare, str], http: aiohttp.ClientSession
+) -> None:
+    # dict(document["location"]) raised KeyError: a plugin bug to the host, retried forever.
+    fake, url = square
+    fake.handlers[("GET", "/v2/locations/L1")] = answer({"errors": []})
+    with pytest.raises(PermanentError, match="GET /v2/locations/L1: no location object"):
+        await client(http, url).retrieve_location("L1")
+
+
+async def test_orders_that_are_not_a_list_are_permanent(
+    square: tuple[FakeSquare, str], http: aiohttp.ClientSession
+) -> None:
+    # list.extend() of an object took its keys as orders; of a number it raised TypeError.
+    fake, url = square
+    fake.handlers[("POST", "/v2/orders/batch-retrieve")] = answer({"orders": {"SQ1": {}}})
+    with pytest.raises(PermanentError, match="orders is not a list"):
+        await client(http, url).batch_retrieve_orders(["SQ1"])
+
+
 def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("3") == 3.0

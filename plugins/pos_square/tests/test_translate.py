@@ -10,6 +10,15 @@ from typing import Any
 
 import pytest
 
+from pos_square.catalog import (
+    PRICE_LIST_ID,
+    catalog_page,
+    currency_and_timezone,
+    menu_from_catalog,
+    percentage_to_ppm,
+    present_at,
+    selection_limits,
+)
 from pos_square.orders import (
     cancel_request,
     missing_payment,
@@ -18,15 +27,11 @@ from pos_square.orders import (
     payments_for,
 )
 from pos_square.translate import (
-    PRICE_LIST_ID,
-    menu_from_catalog,
-    percentage_to_ppm,
-    present_at,
-    selection_limits,
     status_event_from_order,
     status_from_fulfillment,
     status_of_order,
 )
+from posintegrator.errors import PermanentError
 from posintegrator.model import (
     Address,
     Allergen,
@@ -239,6 +244,14 @@ def test_taxes_exact_rates_inclusion_and_combination() -> None:
 )
 def test_percentage_to_ppm_is_exact(percentage: str, ppm: int) -> None:
     assert percentage_to_ppm(percentage) == ppm
+
+
+@pytest.mark.parametrize("percentage", ["Infinity", "NaN", "1e999999", "150", "-1", "abc"])
+def test_percentage_that_is_not_a_rate_is_refused(percentage: str) -> None:
+    # "Infinity" and "1e999999" raised decimal.InvalidOperation (not a ValueError); "150" made
+    # a Tax the model refused.
+    with pytest.raises(ValueError, match="is not a number from 0 to 100"):
+        percentage_to_ppm(percentage)
 
 
 def test_modifier_list_used_as_is_keeps_its_id_and_rule() -> None:
@@ -690,3 +703,184 @@ def test_translation_leaves_the_garbage_collector_as_it_found_it() -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+# --- what Square may send that cannot be read (each found by tests/test_fuzz.py) -------------
+# A catalog, location or order the translation cannot read is a PermanentError naming the
+# catalog object (or the order), the field and the reason, never a crash of the plugin.
+
+
+def _objects_where(change: Any) -> list[dict[str, Any]]:
+    objects = catalog()
+    change({o["id"]: o for o in objects} | _nested(objects), objects)
+    return objects
+
+
+def _nested(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Variations and modifiers by id, to change them in place."""
+    found = {}
+    for obj in objects:
+        data = obj.get("item_data") or obj.get("modifier_list_data") or {}
+        for child in data.get("variations") or data.get("modifiers") or []:
+            found[child["id"]] = child
+    return found
+
+
+CATALOG_FAULTS = {
+    # was TypeError: string indices must be integers
+    "an object that is not one": (
+        lambda by_id, objects: objects.insert(2, "ITEM_LATTE"),
+        "catalog: objects[2]: expected a catalog object with an id, got 'ITEM_LATTE'",
+    ),
+    # was KeyError: 'id'
+    "an object without an id": (
+        lambda by_id, objects: objects.append({"type": "ITEM"}),
+        "catalog: objects[17]: expected a catalog object with an id, got dict",
+    ),
+    # was AttributeError: 'list' object has no attribute 'get'
+    "item_data that is not an object": (
+        lambda by_id, objects: by_id["ITEM_MOCHA"].update(item_data=["Mocha"]),
+        "ITEM 'ITEM_MOCHA': item_data: expected an object, got list",
+    ),
+    # was ValueError: invalid literal for int() (and 3.99 became 3)
+    "a price that is not whole cents": (
+        lambda by_id, objects: by_id["VAR_LATTE_S"]["item_variation_data"]["price_money"].update(
+            amount=3.99
+        ),
+        "ITEM_VARIATION 'VAR_LATTE_S': prices.square: Input should be a valid integer (got 3.99)",
+    ),
+    # was a ValidationError of the universal Variant, naming no catalog object
+    "a negative price": (
+        lambda by_id, objects: by_id["VAR_LATTE_S"]["item_variation_data"]["price_money"].update(
+            amount=-350
+        ),
+        "ITEM_VARIATION 'VAR_LATTE_S': prices.square: Input should be greater than or equal to 0 "
+        "(got -350)",
+    ),
+    # was TypeError: '<' not supported between instances of 'str' and 'int'
+    "an ordinal that is not a number": (
+        lambda by_id, objects: by_id["VAR_LATTE_M"]["item_variation_data"].update(ordinal="2"),
+        "ITEM_VARIATION 'VAR_LATTE_M': ordinal: expected a whole number, got '2'",
+    ),
+    # was TypeError: unhashable type: 'list'
+    "a tax id that is not an id": (
+        lambda by_id, objects: by_id["ITEM_MOCHA"]["item_data"].update(tax_ids=[["TAX_SALES"]]),
+        "ITEM 'ITEM_MOCHA': tax_ids[0]: expected an id, got list",
+    ),
+    # was decimal.InvalidOperation
+    "a tax rate that is not a percentage": (
+        lambda by_id, objects: by_id["TAX_SALES"]["tax_data"].update(percentage="Infinity"),
+        "TAX 'TAX_SALES': percentage: tax percentage 'Infinity' is not a number from 0 to 100",
+    ),
+    # was ValueError: Invalid isoformat string
+    "a sold-out time that is not a time": (
+        lambda by_id, objects: by_id["VAR_LATTE_M"]["item_variation_data"]["location_overrides"][
+            0
+        ].update(sold_out=True, sold_out_valid_until="tomorrow"),
+        "ITEM_VARIATION 'VAR_LATTE_M': sold_out_valid_until: expected an RFC 3339 timestamp, "
+        "got 'tomorrow'",
+    ),
+    # was ValueError from int(); 1e30 passed and broke the host's menu hash
+    "calories that are not a count": (
+        lambda by_id, objects: by_id["ITEM_LATTE"]["item_data"]["food_and_beverage_details"].update(
+            calorie_count=1e30
+        ),
+        "ITEM 'ITEM_LATTE': energy_kcal: Unable to parse input string as an integer, exceeded "
+        "maximum size (got 1e+30)",
+    ),
+    # was KeyError: 'modifier_list_id'
+    "a modifier list entry without its list": (
+        lambda by_id, objects: by_id["ITEM_LATTE"]["item_data"]["modifier_list_info"][0].pop(
+            "modifier_list_id"
+        ),
+        "ITEM 'ITEM_LATTE': modifier_list_info: an entry has no modifier_list_id",
+    ),
+    # was TypeError: object of type 'int' has no len()
+    "an updated_at that is not a time": (
+        lambda by_id, objects: by_id["TAX_BAG"].update(updated_at=1754000000),
+        "TAX 'TAX_BAG': updated_at: expected a string, got 1754000000",
+    ),
+    # made group ids over the model's 200 characters: a ValidationError naming no object
+    "an id longer than Square's": (
+        lambda by_id, objects: objects.append({"type": "CATEGORY", "id": "C" * 300}),
+        "...': id: expected an id of 1 to 128 characters",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", CATALOG_FAULTS.values(), ids=CATALOG_FAULTS.keys())
+def test_an_unreadable_catalog_is_a_permanent_error_naming_object_and_field(fault: Any) -> None:
+    change, problem = fault
+    objects = _objects_where(change)
+    with pytest.raises(PermanentError) as caught:
+        menu_from_catalog(objects, "downtown", "L1DOWNTOWN", "USD", "America/New_York")
+    assert caught.value.message.startswith("unreadable Square catalog for location 'downtown': "), (
+        caught.value.message
+    )
+    assert problem in caught.value.message
+
+
+def test_an_item_with_many_taxes_gets_a_combined_tax_id_the_model_takes() -> None:
+    # Nine taxes of 24-character ids joined with "+" made an id over 200 characters.
+    objects = catalog()
+    taxes = [
+        {"type": "TAX", "id": f"TAX{n:021d}", "tax_data": {"name": f"T{n}", "percentage": "1"}}
+        for n in range(9)
+    ]
+    mocha = next(o for o in objects if o["id"] == "ITEM_MOCHA")
+    mocha["item_data"]["tax_ids"] = [t["id"] for t in taxes]
+    menu = menu_from_catalog(objects + taxes, "downtown", "L1DOWNTOWN", "USD", "UTC")
+    tax_id = product(menu, "ITEM_MOCHA").tax_id
+    assert tax_id is not None and tax_id.startswith("+") and len(tax_id) == 33
+    combined = next(t for t in menu.taxes if t.id == tax_id)
+    assert (combined.rate_ppm, combined.pos_id) == (90000, ",".join(t["id"] for t in taxes))
+
+
+def test_a_location_the_menu_cannot_take_is_a_permanent_error() -> None:
+    with pytest.raises(PermanentError, match="currency: expected a currency code"):
+        currency_and_timezone({"id": "L1DOWNTOWN", "timezone": "UTC"})
+    currency, timezone = currency_and_timezone({"currency": "USD", "timezone": "Europe"})
+    with pytest.raises(PermanentError, match="timezone: unknown time zone 'Europe'"):
+        menu_from_catalog(catalog(), "downtown", "L1DOWNTOWN", currency, timezone)
+
+
+@pytest.mark.parametrize(
+    ("page", "problem"),
+    [
+        ({"objects": {"ITEM_LATTE": {}}}, "objects: expected a list"),
+        ({"objects": [], "cursor": 7}, "cursor: expected a string"),
+    ],
+)
+def test_an_unreadable_catalog_page_is_a_permanent_error(page: Any, problem: str) -> None:
+    with pytest.raises(PermanentError, match=problem):
+        catalog_page(page)
+
+
+ORDER_FAULTS = {
+    # was AttributeError: 'str' object has no attribute 'get'
+    "fulfillments that are not a list": (
+        {"fulfillments": "PREPARED"},
+        "fulfillments: Input should be a valid list",
+    ),
+    # was a ValidationError of the universal StatusEvent, escaping the plugin
+    "an id that is not one": ({"id": ["SQ_ORDER_1"]}, "id: Input should be a valid string"),
+    # was ValueError: unknown Square fulfillment state
+    "a fulfillment state this plugin does not know": (
+        {"fulfillments": [{"type": "PICKUP", "state": "TELEPORTED"}]},
+        "fulfillments[0].state: unknown Square fulfillment state 'TELEPORTED'",
+    ),
+    # was ValueError: Invalid isoformat string
+    "an updated_at that is not a time": (
+        {"updated_at": "soon"},
+        "updated_at: Invalid isoformat string: 'soon'",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", ORDER_FAULTS.values(), ids=ORDER_FAULTS.keys())
+def test_an_unreadable_order_is_a_permanent_error_naming_the_field(fault: Any) -> None:
+    changes, problem = fault
+    with pytest.raises(PermanentError) as caught:
+        status_event_from_order({**square_order("OPEN", "RESERVED"), **changes})
+    assert caught.value.message.startswith("unreadable Square order"), caught.value.message
+    assert problem in caught.value.message

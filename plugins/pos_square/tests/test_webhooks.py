@@ -267,5 +267,72 @@ async def test_hook_fetches_open_orders_for_their_fulfillment_state() -> None:
     assert [e.status for e in result.events] == [OrderStatus.IN_PREPARATION]
 
 
+# --- notifications that cannot be read (each found by tests/test_fuzz.py) --------------------
+
+
+def changed(name: str, **payload: Any) -> bytes:
+    """A fixture notification with fields of its order payload changed."""
+    document = json.loads(body(name))
+    kind = document["data"]["type"]
+    document["data"]["object"][kind].update(payload)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param(
+            # was TypeError (unhashable) in the location lookup, a plugin bug to the host
+            changed("webhook_order_updated.json", location_id=["L1DOWNTOWN"]),
+            "data.object.order_updated.location_id: Input should be a valid string",
+            id="location-list",
+        ),
+        pytest.param(
+            # was a ValidationError of the universal StatusEvent, outside the plugin's checks
+            changed("webhook_order_updated.json", order_id="O" * 300),
+            "data.object.order_updated.order_id: String should have at most 200 characters",
+            id="order-id-too-long",
+        ),
+        pytest.param(
+            # was ValueError from datetime.fromisoformat, outside the plugin's checks
+            body("webhook_order_updated.json", created_at="yesterday"),
+            "created_at: Invalid isoformat string: 'yesterday'",
+            id="created-at",
+        ),
+        pytest.param(
+            # was ValueError (unknown state), outside the plugin's checks: 503, retried
+            changed(
+                "webhook_order_fulfillment_updated.json",
+                fulfillment_update=[{"fulfillment_uid": "pickup", "new_state": "TELEPORTED"}],
+            ),
+            "data.object.order_fulfillment_updated.fulfillment_update[0].new_state: "
+            "unknown Square fulfillment state 'TELEPORTED'",
+            id="fulfillment-state",
+        ),
+        pytest.param(
+            body("webhook_order_updated.json", data={"type": "order_updated", "object": {}}),
+            "data.object.order_updated: Field required",
+            id="no-order",
+        ),
+    ],
+)
+async def test_unreadable_notification_is_400_naming_the_field(raw: bytes, problem: str) -> None:
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(context(), request(raw, sign(raw)))
+    assert caught.value.status == 400
+    assert caught.value.message.startswith("unreadable Square "), caught.value.message
+    assert problem in caught.value.message
+
+
+async def test_signature_that_is_not_utf8_is_refused() -> None:
+    # aiohttp hands over header bytes that are not UTF-8 as lone surrogates; encoding them for
+    # the comparison raised UnicodeEncodeError (a plugin bug to the host: 503, retried).
+    raw = body("webhook_order_updated.json")
+    signature = b"\xff\xfe=".decode("utf-8", "surrogateescape")
+    with pytest.raises(WebhookRejected) as caught:
+        await plugin.pos_parse_webhook(context(), request(raw, signature))
+    assert caught.value.status == 401
+
+
 def test_signature_header_name() -> None:
     assert SIGNATURE_HEADER == "x-square-hmacsha256-signature"
