@@ -183,7 +183,11 @@ async def list_plugins(request: web.Request) -> web.Response:
 
 async def list_connections(request: web.Request) -> web.Response:
     """The connections, their health and last menu syncs."""
-    host = request.app[HOST_KEY]
+    return json_response(ConnectionList(connections=await connection_views(request.app[HOST_KEY])))
+
+
+async def connection_views(host: Host) -> list[ConnectionView]:
+    """Every connection as ``GET /v1/connections`` (and the dashboard) show it."""
     views = []
     for jobs in host.connections.values():
         conn = jobs.connection
@@ -208,7 +212,7 @@ async def list_connections(request: web.Request) -> web.Response:
         if conn.settings.placement != "central" and host.links is not None:
             view = await _agent_served(host, view)
         views.append(view)
-    return json_response(ConnectionList(connections=views))
+    return views
 
 
 async def _agent_served(host: Host, view: ConnectionView) -> ConnectionView:
@@ -411,25 +415,31 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 async def _order_view(host: Host, order_id: str) -> web.Response:
+    return json_response(await order_view(host, order_id))
+
+
+async def order_view(host: Host, order_id: str) -> OrderView:
+    """One order as ``GET /v1/orders/{order_id}`` (and the dashboard) show it.
+
+    :raises ProblemError: 404 when there is no such order.
+    """
     record = await host.store.get_order(order_id)
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
     history = await host.store.order_history(order_id)
     attempts = await host.store.attempts_of(order_id)
-    return json_response(
-        OrderView(
-            order=record.order,
-            status=record.status,
-            status_reason=record.status_reason,
-            pos_order_id=record.pos_order_id,
-            connection=record.connection,
-            attempts=record.attempts,
-            last_error=record.last_error,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            history=[HistoryItem.model_validate(h) for h in history],
-            delivery_attempts=[AttemptView.model_validate(a) for a in attempts],
-        )
+    return OrderView(
+        order=record.order,
+        status=record.status,
+        status_reason=record.status_reason,
+        pos_order_id=record.pos_order_id,
+        connection=record.connection,
+        attempts=record.attempts,
+        last_error=record.last_error,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        history=[HistoryItem.model_validate(h) for h in history],
+        delivery_attempts=[AttemptView.model_validate(a) for a in attempts],
     )
 
 
@@ -532,13 +542,14 @@ async def list_orders(request: web.Request) -> web.Response:
 _BEFORE_POS = (OrderStatus.RECEIVED, OrderStatus.SUBMITTING, OrderStatus.NEEDS_ATTENTION)
 
 
-async def _actionable(
-    request: web.Request, model: type[ActionT], allowed: tuple[OrderStatus, ...]
-) -> tuple[Host, OrderRecord, ActionT]:
-    """The order an operator acts on, and the action, if the order is in a state that allows it."""
-    host = request.app[HOST_KEY]
+async def _action_request(request: web.Request, model: type[ActionT]) -> tuple[Host, str, ActionT]:
+    """The host, the order id in the path, and the operator's action in the body."""
     action = await read_body(request, model, "Invalid action")
-    order_id = request.match_info["order_id"]
+    return request.app[HOST_KEY], request.match_info["order_id"], action
+
+
+async def _actionable(host: Host, order_id: str, allowed: tuple[OrderStatus, ...]) -> OrderRecord:
+    """The order an operator acts on, if it is in a state that allows the action."""
     record = await host.store.get_order(order_id)
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
@@ -557,52 +568,76 @@ async def _actionable(
             f"order {order_id!r} is being sent to the POS right now; try again in a moment",
             headers={"Retry-After": "2"},
         )
-    return host, record, action
+    return record
 
 
 async def retry_order(request: web.Request) -> web.Response:
     """Send an order to the POS again now (a lookup comes first if it may be there)."""
-    return await _requeue(request, "retry", known_missing=False)
+    host, order_id, action = await _action_request(request, OperatorAction)
+    await requeue(host, order_id, action, known_missing=False)
+    return await _order_view(host, order_id)
 
 
 async def order_missing(request: web.Request) -> web.Response:
     """An operator checked: the POS does not have the order. Send it now."""
-    return await _requeue(request, "not in the POS", known_missing=True)
-
-
-async def _requeue(request: web.Request, action_name: str, *, known_missing: bool) -> web.Response:
-    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
-    await host.store.operator_requeue(
-        record.order.id,
-        operator=action.operator,
-        action=action_name,
-        note=action.note,
-        clear_maybe=known_missing,
-    )
-    host.connections[record.connection].delivery.wake()
-    return await _order_view(host, record.order.id)
+    host, order_id, action = await _action_request(request, OperatorAction)
+    await requeue(host, order_id, action, known_missing=True)
+    return await _order_view(host, order_id)
 
 
 async def order_found(request: web.Request) -> web.Response:
     """An operator found the order in the POS: it is ACCEPTED with the POS's id."""
-    host, record, action = await _actionable(request, FoundInPos, _BEFORE_POS)
+    host, order_id, action = await _action_request(request, FoundInPos)
+    await mark_found(host, order_id, action)
+    return await _order_view(host, order_id)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    """Cancel an order the POS does not have."""
+    host, order_id, action = await _action_request(request, OperatorAction)
+    await cancel(host, order_id, action)
+    return await _order_view(host, order_id)
+
+
+# The operator actions themselves, shared by the API and the dashboard. Each raises
+# ProblemError (404, 409) when the order does not allow it.
+
+
+async def requeue(
+    host: Host, order_id: str, action: OperatorAction, *, known_missing: bool
+) -> None:
+    """Send an order to the POS again now: a retry, or (``known_missing``) after an operator
+    checked that the POS does not have it."""
+    record = await _actionable(host, order_id, _BEFORE_POS)
+    await host.store.operator_requeue(
+        order_id,
+        operator=action.operator,
+        action="not in the POS" if known_missing else "retry",
+        note=action.note,
+        clear_maybe=known_missing,
+    )
+    host.connections[record.connection].delivery.wake()
+
+
+async def mark_found(host: Host, order_id: str, action: FoundInPos) -> None:
+    """An operator found the order in the POS: it becomes ACCEPTED with the POS's id."""
+    record = await _actionable(host, order_id, _BEFORE_POS)
     await host.store.record_action(
-        record.order.id, operator=action.operator, action="found in the POS", note=action.note
+        order_id, operator=action.operator, action="found in the POS", note=action.note
     )
     event = StatusEvent(
-        order_id=record.order.id,
+        order_id=order_id,
         pos_order_id=action.pos_order_id,
         status=OrderStatus.ACCEPTED,
         source=f"operator:{action.operator}",
         reason=action.note or "found in the POS by an operator",
     )
     await host.intake.apply(record.connection, event)
-    return await _order_view(host, record.order.id)
 
 
-async def cancel_order(request: web.Request) -> web.Response:
+async def cancel(host: Host, order_id: str, action: OperatorAction) -> None:
     """Cancel an order the POS does not have."""
-    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
+    record = await _actionable(host, order_id, _BEFORE_POS)
     if record.maybe_in_pos:
         raise ProblemError(
             409,
@@ -611,13 +646,12 @@ async def cancel_order(request: web.Request) -> web.Response:
             "found (and cancel it there) or missing (then cancel it here)",
         )
     await host.store.record_action(
-        record.order.id, operator=action.operator, action="cancel", note=action.note
+        order_id, operator=action.operator, action="cancel", note=action.note
     )
     event = StatusEvent(
-        order_id=record.order.id,
+        order_id=order_id,
         status=OrderStatus.CANCELLED,
         source=f"operator:{action.operator}",
         reason=action.note or "cancelled by an operator",
     )
     await host.intake.apply(record.connection, event)
-    return await _order_view(host, record.order.id)

@@ -26,6 +26,7 @@ from posintegrator.settings import (
     ConnectionSettings,
     HostSettings,
     StoreSettings,
+    UiSettings,
 )
 
 
@@ -110,8 +111,9 @@ def harness_settings(
     webhook_secrets: list[str],
     token: str,
     connections: list[ConnectionSettings],
+    ui: UiSettings | None = None,
 ) -> HostSettings:
-    """Settings of a host on a free loopback port."""
+    """Settings of a host on a free loopback port (``ui``: who may sign in to its dashboard)."""
     return HostSettings(
         api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr(token)),
         store=StoreSettings(path=store_path, synchronous="NORMAL"),
@@ -119,6 +121,7 @@ def harness_settings(
             webhook_url=webhook_url, webhook_secrets=[SecretStr(s) for s in webhook_secrets]
         ),
         connections=connections,
+        ui=ui or UiSettings(),
     )
 
 
@@ -146,6 +149,7 @@ async def running_host(
     after_start: Callable[[Host], Awaitable[None]] | None = None,
     plugins: PluginHost | None = None,
     cloud_secrets: list[str] | None = None,
+    ui: UiSettings | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
 
@@ -153,6 +157,7 @@ async def running_host(
     :param plugins: plugins to use instead of loading them by entry point.
     :param cloud_secrets: the webhook secrets of the host and its cloud receiver (default: one
         new secret).
+    :param ui: the operators of its dashboard (default: none).
     """
     token = secrets.token_urlsafe(16)
     webhook_secrets = cloud_secrets or [generate_secret()]
@@ -165,6 +170,7 @@ async def running_host(
             webhook_secrets=webhook_secrets,
             token=token,
             connections=connections,
+            ui=ui,
         ),
         plugins=plugins,
     )
