@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from dashsite import ROOT, Site
+from dashsite import PASSWORDS, ROOT, Site
 from playwright.async_api import expect
 
 from posintegrator.model import OrderStatus, utcnow
@@ -203,3 +203,33 @@ async def test_a_viewer_sees_no_actions_and_a_forged_form_is_refused(site: Site)
     view = await harness.order("parked-2")
     assert view["status"] == "NEEDS_ATTENTION", "the forged form changed nothing"
     assert not [h for h in view["history"] if h["source"].startswith("operator:")]
+
+
+async def test_on_a_phone_and_with_the_keyboard(site: Site) -> None:
+    assert (await site.harness.post_order(example_order("phone-1")))[0] == 202
+    await site.harness.wait_for_status("phone-1", {OrderStatus.COMPLETED}, timeout=60)
+    page = site.page
+    # Signing in with the keyboard alone: the name field has the focus, Tab goes on.
+    await page.goto(f"{site.base}/")
+    await expect(page.get_by_label("Name")).to_be_focused()
+    await page.keyboard.type("ops")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORDS["ops"])
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    # On every page the first Tab reaches the link that skips the navigation.
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
+
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/", "/attention", "/orders", "/orders/phone-1", "/menus/downtown"):
+        await page.goto(site.base + path)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} is wider than a phone's screen by {overflow} px"
+    await page.goto(f"{site.base}/orders/phone-1")
+    await expect(page.locator("dl.facts .badge").first).to_have_text("COMPLETED")
+    await site.screenshot("phone-order")

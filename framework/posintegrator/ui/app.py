@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from aiohttp import web
 from loguru import logger
@@ -117,7 +118,7 @@ async def _dashboard_middleware(request: web.Request, handler: Handler) -> web.S
                 return _finish(request, dashboard, response, session, fresh)
         if operator is None and not request.path.startswith(_OPEN_PATHS):
             target = request.path_qs if request.method == "GET" else f"{PREFIX}/"
-            raise web.HTTPSeeOther(f"{PREFIX}/login?next={_quote(target)}")
+            raise web.HTTPSeeOther(f"{PREFIX}/login?next={quote(target, safe='/')}")
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
