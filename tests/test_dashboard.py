@@ -365,3 +365,14 @@ async def test_order_search_matches_literally_and_by_time(
         now = utcnow()
         assert len(await ids(created_from=now - timedelta(minutes=5))) == 4
         assert await ids(created_to=now - timedelta(minutes=5)) == []
+
+
+def test_the_operator_guide_shows_every_page_the_browser_tests_capture() -> None:
+    root = Path(__file__).resolve().parents[1]
+    guide = (root / "docs" / "operator-guide.md").read_text()
+    shown = set(re.findall(r"\(img/dashboard/([\w-]+)\.png\)", guide))
+    browser_tests = (root / "tests" / "browser" / "test_dashboard_browser.py").read_text()
+    captured = set(re.findall(r'site\.screenshot\("([\w-]+)"\)', browser_tests))
+    assert captured and captured == shown, (captured, shown)
+    for name in shown:
+        assert (root / "docs" / "img" / "dashboard" / f"{name}.png").is_file(), name

@@ -336,8 +336,9 @@ class Store(LinkStore, Protocol):
         """Per stream kind (``order``, ``menu``): events waiting and when the oldest was made."""
         ...
 
-    async def stream_events(self, stream: str) -> list[CloudEventRecord]:
-        """Every event of one outbox stream (an order's, a menu's), delivered or not, in order."""
+    async def stream_events(self, stream: str, after: int = 0) -> list[CloudEventRecord]:
+        """The events of one outbox stream (an order's, a menu's) numbered above ``after``,
+        delivered or not, in order."""
         ...
 
     async def order_counts(self) -> list[tuple[str, str, int]]:

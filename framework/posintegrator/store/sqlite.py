@@ -907,14 +907,14 @@ class SQLiteStore(LinkTables):
         ).fetchall()
         return [(kind, int(count), _from_iso(first)) for kind, count, first in rows]
 
-    async def stream_events(self, stream: str) -> list[CloudEventRecord]:
-        return await self._run(self._stream_events, stream)
+    async def stream_events(self, stream: str, after: int = 0) -> list[CloudEventRecord]:
+        return await self._run(self._stream_events, stream, after)
 
-    def _stream_events(self, stream: str) -> list[CloudEventRecord]:
+    def _stream_events(self, stream: str, after: int) -> list[CloudEventRecord]:
         rows = self.db.execute(
             "SELECT event_id, sequence, body, created_at, attempts, delivered_at, last_error "
-            "FROM outbox WHERE stream = ? ORDER BY sequence",
-            (stream,),
+            "FROM outbox WHERE stream = ? AND sequence > ? ORDER BY sequence",
+            (stream, after),
         ).fetchall()
         return [
             CloudEventRecord(

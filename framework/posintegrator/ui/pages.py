@@ -68,7 +68,8 @@ async def overview(request: web.Request) -> web.Response:
         live = await host.live_menus.get(location)
         notice = None
         if live is not None:
-            events = await host.store.stream_events(menu_stream(location))
+            version = live.snapshot.version
+            events = await host.store.stream_events(menu_stream(location), after=version - 1)
             if events:
                 body = orjson.loads(events[-1].body)
                 notice = MenuNotice.model_validate(body.get("notice", {}))
