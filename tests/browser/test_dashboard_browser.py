@@ -67,11 +67,20 @@ async def test_a_failing_order_is_retried_from_the_dashboard_and_completes(site:
     await expect(failed.get_by_text("Act on late-1")).to_have_count(0)
     await site.screenshot("attention")
 
-    # The POS is back; the operator retries at once instead of waiting for the backoff.
-    site.simulator.config.faults.update({"fail_5xx": 0.0})
     await failing.get_by_text("Act on stuck-1").click()
     retry = failing.locator("form[action$='/retry']")
     await retry.get_by_label("Note").fill("POS restarted by the venue manager")
+
+    async def next_attempt_far_off() -> bool:
+        stuck = await store.get_order("stuck-1")
+        assert stuck is not None and stuck.next_attempt_at is not None
+        return (stuck.next_attempt_at - utcnow()).total_seconds() >= 5
+
+    # Once the backoff has grown, the host will not try again on its own for a while...
+    await wait_until(next_attempt_far_off, "a backoff of 5 s or more for stuck-1")
+    # ...so when the POS is back, it is the operator's retry that sends the order at once.
+    site.simulator.config.faults.update({"fail_5xx": 0.0})
+    due = (await store.get_order("stuck-1")).next_attempt_at  # type: ignore[union-attr]
     await retry.get_by_role("button", name="Retry").click()
     await expect(page.get_by_role("status")).to_have_text("Sent to the POS again.")
     # Back on the order page: it refreshes itself until the kitchen has handed it over.
@@ -84,6 +93,10 @@ async def test_a_failing_order_is_retried_from_the_dashboard_and_completes(site:
     await expect(timeline).to_contain_text("POS restarted by the venue manager")
     await expect(timeline.locator("li.t-attempt.t-bad").first).to_be_visible()
     await expect(timeline).to_contain_text("to the cloud")
+    accepted = [a for a in await store.attempts_of("stuck-1") if a.outcome == "ACCEPTED"]
+    assert due is not None and accepted and accepted[0].started_at < due, (
+        "sent by the operator's retry, before the backoff would have sent it"
+    )
     await expect(page.locator("table.lines")).to_contain_text("Burger Menu")
     await expect(page.locator("table.lines tfoot")).to_contain_text("19.90 EUR")
     await site.screenshot("order")
@@ -160,7 +173,15 @@ async def test_search_orders_then_browse_a_menu_and_its_diff(site: Site) -> None
     await expect(
         page.get_by_role("heading", name="Menu of downtown: version 1 → 2")
     ).to_be_visible()
-    await expect(page.locator("li.changed").first).to_contain_text("Vanilla Shake")
+    changed = page.locator("li.changed").filter(has_text="Vanilla Shake")
+    await expect(changed.locator("table.changes")).to_contain_text("availability")
+    # Before: available; after: not.
+    await expect(changed.locator("table.changes td").nth(0)).to_contain_text(
+        "available yes", use_inner_text=True
+    )
+    await expect(changed.locator("table.changes td").nth(1)).to_contain_text(
+        "available no", use_inner_text=True
+    )
     await site.screenshot("diff")
 
 

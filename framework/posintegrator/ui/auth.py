@@ -26,7 +26,7 @@ from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 
 from posintegrator.settings import Role, UiSettings, UiUser
 from posintegrator.ui.passwords import hash_password, verify_password
@@ -90,7 +90,9 @@ class Authenticator:
         self._serializer = URLSafeTimedSerializer(secret, salt="posintegrator.ui.session")
         self._users = {user.name.lower(): user for user in settings.users}
         self._failures = RateLimitItemPerMinute(failures_per_minute)
-        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        # A moving window: exactly the failures of the last minute count, wherever the
+        # minute boundaries fall.
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
         # Checked against when the name is unknown, so a wrong name costs as long as a wrong
         # password and the timing does not tell which names exist.
         self._decoy = hash_password(secrets.token_urlsafe(16))

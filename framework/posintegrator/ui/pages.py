@@ -377,6 +377,13 @@ async def menu_diff(request: web.Request) -> web.Response:
         }
         for collection in COLLECTIONS
     }
+    # The diff carries the new values; the page shows each next to what it was.
+    before = {
+        collection: {
+            entity.id: entity.model_dump(mode="json") for entity in getattr(old, collection)
+        }
+        for collection in COLLECTIONS
+    }
     return render(
         request,
         "diff.html",
@@ -388,5 +395,7 @@ async def menu_diff(request: web.Request) -> web.Response:
             "diff": diff,
             "collections": COLLECTIONS,
             "names": names,
+            "before": before,
+            "old_fields": old.model_dump(mode="json"),
         },
     )
