@@ -244,6 +244,18 @@ async def test_on_a_phone_and_with_the_keyboard(site: Site) -> None:
     await page.keyboard.press("Enter")
     await expect(page.locator("main")).to_be_focused()
 
+    # An open page updates itself: a new order appears in the list without a reload.
+    await page.goto(f"{site.base}/orders")
+    await expect(page.get_by_role("link", name="phone-1")).to_be_visible()
+    await expect(page.locator("#refresh")).to_be_visible()
+    await page.evaluate("window.notReloaded = true")
+    assert (await site.harness.post_order(example_order("phone-2")))[0] == 202
+    await expect(page.get_by_role("link", name="phone-2")).to_be_visible()
+    assert await page.evaluate("window.notReloaded === true"), "the page was reloaded"
+    # Pages that do not update do not say they do.
+    await page.goto(f"{site.base}/menus/downtown/diff?from=1&to=1")
+    await expect(page.locator("#refresh")).to_be_hidden()
+
     await page.set_viewport_size({"width": 390, "height": 844})
     for path in ("/", "/attention", "/orders", "/orders/phone-1", "/menus/downtown"):
         await page.goto(site.base + path)

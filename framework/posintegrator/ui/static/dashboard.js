@@ -4,14 +4,15 @@
 // them altogether (WCAG 2.2.2: moving content can be paused).
 (function () {
   "use strict";
+  var footer = document.getElementById("refresh");
   var state = document.getElementById("refresh-state");
   var toggle = document.getElementById("refresh-toggle");
   var live = document.getElementById("live");
-  if (!state || !toggle || !live) { return; }
+  if (!footer || !state || !toggle || !live) { return; }  // this page does not update
+  footer.hidden = false;
   var seconds = parseFloat(state.getAttribute("data-seconds")) || 5;
   var paused = false;
   var typing = false;
-  toggle.hidden = false;
   toggle.addEventListener("click", function () {
     paused = !paused;
     toggle.textContent = paused ? "Resume updates" : "Pause updates";
