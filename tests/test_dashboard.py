@@ -12,9 +12,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from fakepos import ScriptedPos, commit_then
-from helpers import fake_host_plugins
+from helpers import eventually, fake_host_plugins
 from pydantic import SecretStr
 
+from pos_demo.simulator import RunningSimulator
 from posintegrator.errors import AmbiguousError
 from posintegrator.hooktypes import Capabilities
 from posintegrator.model import OrderStatus
@@ -376,3 +377,44 @@ def test_the_operator_guide_shows_every_page_the_browser_tests_capture() -> None
     assert captured and captured == shown, (captured, shown)
     for name in shown:
         assert (root / "docs" / "img" / "dashboard" / f"{name}.png").is_file(), name
+
+
+async def test_the_overview_shows_venue_agents_and_their_links(
+    tmp_path: Path, password_hash: str, simulator: RunningSimulator
+) -> None:
+    import secrets
+
+    from linkharness import agent_settings, hub_settings, pair, running_agent
+
+    from posintegrator.cloud.receiver import CloudReceiver
+    from posintegrator.cloud.signatures import generate_secret
+    from posintegrator.runtime.host import Host
+
+    secret, token = generate_secret(), secrets.token_urlsafe(16)
+    receiver = CloudReceiver([secret])
+    await receiver.start()
+    settings = hub_settings(tmp_path / "hub", receiver, secret, token, {"venue": "downtown"})
+    hub = Host(settings.model_copy(update={"ui": UiSettings(users=users(password_hash))}))
+    await hub.start()
+    client = Browser(hub.url)
+    try:
+        await client.sign_in("dana")
+        status, page = await client.get("/ui/")
+        assert status == 200 and "No venue agent is approved yet" in page
+        await pair(hub.url, token, tmp_path / "agent", "downtown-agent", ["downtown"])
+        agent = agent_settings(tmp_path / "agent", hub.url, simulator, "downtown")
+
+        async def agent_row_says(word: str) -> bool:
+            status, page = await client.get("/ui/")
+            assert status == 200
+            anchor = '<th scope="row">downtown-agent'  # its row in the agents' table
+            row = page[page.index(anchor) :][:400] if anchor in page else ""
+            return word in row and "downtown" in row
+
+        async with running_agent(agent):
+            await eventually(lambda: agent_row_says("connected"), timeout=20)
+        await eventually(lambda: agent_row_says("offline"), timeout=20)
+    finally:
+        await client.close()
+        await hub.stop(grace_seconds=2.0)
+        await receiver.stop()
