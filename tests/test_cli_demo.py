@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,26 @@ from demoprocess import Demo, cli, run
 pytestmark = pytest.mark.skipif(
     shutil.which("curl") is None, reason="the demo prints curl commands; curl is not installed"
 )
+
+
+async def sign_in_to_the_printed_dashboard(demo: Demo) -> None:
+    """Sign in to the dashboard with the printed name and password, and see the order."""
+    line = await demo.wait_for_line(r"Dashboard")
+    found = re.search(r"(http://\S+/ui/)\s+\(sign in as (\S+), password (\S+)\)", line)
+    assert found, line
+    url, name, password = found.groups()
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as session:
+        async with session.get(url) as response:  # leads to the sign-in form
+            page = await response.text()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf, page
+        form = {"csrf": csrf.group(1), "name": name, "password": password, "next": "/ui/"}
+        async with session.post(url + "login", data=form) as response:
+            assert response.status == 200 and "Connections and venues" in await response.text()
+        async with session.get(url + "orders/demo-order-0001") as response:
+            page = await response.text()
+            assert response.status == 200 and "COMPLETED" in page and "Burger Menu" in page
 
 
 async def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
@@ -35,6 +56,7 @@ async def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
             async with session.get(f"{url}/v1/locations/downtown/menu") as response:
                 assert response.status == 200
                 assert len((await response.json())["products"]) >= 40
+        await sign_in_to_the_printed_dashboard(demo)
         config = str(data_dir / "demo.toml")
         code, out = await cli("orders", "show", "demo-order-0001", "--config", config)
         assert code == 0 and "COMPLETED" in out and "READY" in out

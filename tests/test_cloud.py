@@ -278,9 +278,10 @@ def test_a_demo_directory_from_before_gets_a_standard_cloud_secret(tmp_path: Pat
     (tmp_path / "demo-secrets.json").write_bytes(orjson.dumps(old))
     values, _ = prepare_data_dir(tmp_path)
     assert len(secret_key(values["cloud_webhook_secret"])) == 32
-    assert {k: v for k, v in values.items() if k != "cloud_webhook_secret"} == {
-        k: v for k, v in old.items() if k != "cloud_webhook_secret"
-    }
+    kept = {k: values[k] for k in old if k != "cloud_webhook_secret"}
+    assert kept == {k: v for k, v in old.items() if k != "cloud_webhook_secret"}
+    # A directory from before the dashboard also gets its operator's sign-in.
+    assert set(values) - set(old) == {"ui_password", "ui_password_hash", "ui_session_secret"}
     assert orjson.loads((tmp_path / "demo-secrets.json").read_bytes()) == values
     assert prepare_data_dir(tmp_path)[0] == values, "a second run keeps the new secret"
     config = write_demo_config(

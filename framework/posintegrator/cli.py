@@ -194,6 +194,43 @@ def webhook_secret(size: int) -> None:
     click.echo(generate_secret(size))
 
 
+@main.group("ui")
+def ui_group() -> None:
+    """The operator dashboard (/ui)."""
+
+
+#: Shortest password the dashboard's hash command accepts.
+MIN_PASSWORD_LENGTH = 12
+
+
+@ui_group.command("hash-password")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of asking.",
+)
+def ui_hash_password(password_stdin: bool) -> None:
+    """Print the hash of an operator's password for ui.users[].password_hash.
+
+    The password is asked for twice without being shown (or read from standard input), never
+    taken as an argument, so it stays out of shell history and process lists.
+    """
+    from posintegrator.ui.passwords import hash_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        click.echo(
+            f"error: the password is {len(password)} characters long; use at least "
+            f"{MIN_PASSWORD_LENGTH}",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(hash_password(password))
+
+
 # --- serve / demo -----------------------------------------------------------------------------
 
 

@@ -20,9 +20,12 @@ from posintegrator.errors import PosError
 from posintegrator.menus.sync import MenuRejected
 from posintegrator.runtime.host import Host
 from posintegrator.settings import load_settings
+from posintegrator.ui.passwords import hash_password
 
 DEMO_CONNECTION = "demo"
 DEMO_LOCATIONS = ("downtown", "airport")
+#: The operator the demo's dashboard signs in (its password is in demo-secrets.json).
+DEMO_OPERATOR = "demo"
 
 
 def prepare_data_dir(data_dir: Path) -> tuple[dict[str, str], bool]:
@@ -38,19 +41,38 @@ def prepare_data_dir(data_dir: Path) -> tuple[dict[str, str], bool]:
     path = data_dir / "demo-secrets.json"
     if path.exists():
         values: dict[str, str] = orjson.loads(path.read_bytes())
-        if values.get("cloud_webhook_secret", "").startswith(SECRET_PREFIX):
+        if values.get("cloud_webhook_secret", "").startswith(SECRET_PREFIX) and _has_dashboard(
+            values
+        ):
             return values, first_run
-        values["cloud_webhook_secret"] = generate_secret()
+        if not values.get("cloud_webhook_secret", "").startswith(SECRET_PREFIX):
+            values["cloud_webhook_secret"] = generate_secret()
+        values.update({k: v for k, v in _dashboard_secrets().items() if k not in values})
     else:
         values = {
             "api_token": secrets.token_urlsafe(24),
             "cloud_webhook_secret": generate_secret(),
             "pos_api_key": secrets.token_urlsafe(16),
             "pos_webhook_secret": secrets.token_urlsafe(24),
+            **_dashboard_secrets(),
         }
     path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
     path.chmod(0o600)
     return values, first_run
+
+
+def _dashboard_secrets() -> dict[str, str]:
+    """The demo operator's password (its hash goes into the settings) and the session key."""
+    password = secrets.token_urlsafe(12)
+    return {
+        "ui_password": password,
+        "ui_password_hash": hash_password(password),
+        "ui_session_secret": secrets.token_urlsafe(32),
+    }
+
+
+def _has_dashboard(values: dict[str, str]) -> bool:
+    return all(k in values for k in ("ui_password", "ui_password_hash", "ui_session_secret"))
 
 
 def write_demo_config(
@@ -93,6 +115,13 @@ token = "{values["api_token"]}"
 
 [store]
 path = "{data_dir / "posintegrator.db"}"
+
+[ui]
+session_secret = "{values["ui_session_secret"]}"
+
+[[ui.users]]
+name = "{DEMO_OPERATOR}"
+password_hash = "{values["ui_password_hash"]}"
 
 [cloud]
 webhook_url = "{receiver_url}"
@@ -252,6 +281,7 @@ def _banner(
     print_banner(
         "posintegrator demo is running" + ("" if first_run else " (resumed)"),
         [
+            ("Dashboard", dashboard_row(api, values)),
             ("Integrator API", api),
             ("API token", values["api_token"]),
             ("Demo POS", simulator),
@@ -261,6 +291,11 @@ def _banner(
         api,
         values["api_token"],
     )
+
+
+def dashboard_row(api: str, values: dict[str, str]) -> str:
+    """Where the dashboard is, and how to sign in to it."""
+    return f"{api}/ui/   (sign in as {DEMO_OPERATOR}, password {values['ui_password']})"
 
 
 def pos_look(simulator: str, values: dict[str, str]) -> str:

@@ -35,6 +35,7 @@ from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.demo import (
     DEMO_CONNECTION,
     DEMO_LOCATIONS,
+    dashboard_row,
     pos_look,
     print_banner,
     print_event,
@@ -379,6 +380,7 @@ async def _start(
     print_banner(
         "posintegrator demo --local is running" + ("" if first_run else " (resumed)"),
         [
+            ("Dashboard", dashboard_row(hub.url, values)),
             ("Integrator API", f"{hub.url}   (the hub)"),
             ("API token", token),
             ("Cloud receiver", f"{receiver.url}   (its events are printed below)"),

@@ -397,6 +397,86 @@ class AgentSettings(_Section):
     )
 
 
+def _password_hash(value: SecretStr) -> SecretStr:
+    """Refuse a value that is not a hash ``posintegrator ui hash-password`` makes (the reason,
+    never the value)."""
+    from posintegrator.ui.passwords import parse_hash
+
+    try:
+        parse_hash(value.get_secret_value())
+    except ValueError as exc:
+        raise PydanticCustomError("password_hash", str(exc)) from None
+    return value
+
+
+PasswordHash = Annotated[SecretStr, AfterValidator(_password_hash)]
+Role = Literal["operator", "viewer"]
+
+
+class UiUser(_Section):
+    """An operator who may sign in to the dashboard."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$",
+        description="Sign-in name, recorded with every action the operator takes.",
+    )
+    password_hash: PasswordHash | None = Field(
+        default=None,
+        description="scrypt hash of the password (posintegrator ui hash-password); none: the "
+        "user signs in only through the trusted proxy.",
+    )
+    role: Role = Field(
+        default="operator", description="operator (acts on orders) or viewer (read-only)."
+    )
+
+
+class UiSettings(_Section):
+    """The operator dashboard at /ui and who may sign in to it."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    users: list[UiUser] = Field(default_factory=list)
+    session_seconds: PositiveInt = Field(
+        default=8 * 3600,
+        le=7 * 24 * 3600,
+        description="How long a sign-in lasts; then the operator signs in again.",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Key that signs session cookies; none: a new random key at every start "
+        "(everyone signs in again after a restart). Change it to end every session.",
+    )
+    proxy_user_header: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]{1,100}$",
+        description="Header in which a trusted single sign-on proxy names the signed-in "
+        "operator (e.g. X-Forwarded-User); none: password sign-in only.",
+    )
+    proxy_addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Peer addresses whose proxy_user_header is believed; from any other "
+        "address the header is ignored.",
+    )
+    proxy_role: Role = Field(
+        default="viewer",
+        description="Role of a proxy-signed-in operator not listed in users.",
+    )
+    refresh_seconds: PositiveFloat = Field(
+        default=5.0, description="How often an open dashboard page refreshes itself."
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> UiSettings:
+        names = [user.name.lower() for user in self.users]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise PydanticCustomError(
+                    "duplicate_user", "ui.users names '{name}' twice", {"name": name}
+                )
+        return self
+
+
 class HostSettings(BaseSettings):
     """A whole deployment."""
 
@@ -422,6 +502,7 @@ class HostSettings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     link: LinkSettings = Field(default_factory=LinkSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     agent: AgentSettings | None = Field(
         default=None,
         description="Present only in a venue agent's settings: where its hub is.",

@@ -72,7 +72,7 @@ async def list_agents(request: web.Request) -> web.Response:
     """The venue agents and their links."""
     host = request.app[HOST_KEY]
     return json_response(
-        AgentList(agents=[await _view(host, agent) for agent in await host.store.agents()])
+        AgentList(agents=[await agent_view(host, agent) for agent in await host.store.agents()])
     )
 
 
@@ -99,7 +99,7 @@ async def approve_agent(request: web.Request) -> web.Response:
     except PairingError as exc:
         status = 404 if "no pairing request" in str(exc) else 409
         raise ProblemError(status, "Cannot approve", str(exc)) from None
-    return json_response(await _view(host, agent))
+    return json_response(await agent_view(host, agent))
 
 
 async def revoke_agent(request: web.Request) -> web.Response:
@@ -111,10 +111,11 @@ async def revoke_agent(request: web.Request) -> web.Response:
         agent = await host.links.revoke(request.match_info["name"])
     except PairingError as exc:
         raise ProblemError(404, "Unknown agent", str(exc)) from None
-    return json_response(await _view(host, agent))
+    return json_response(await agent_view(host, agent))
 
 
-async def _view(host: Host, agent: AgentRecord) -> AgentView:
+async def agent_view(host: Host, agent: AgentRecord) -> AgentView:
+    """A venue agent as ``GET /v1/agents`` (and the dashboard) show it."""
     assert host.links is not None
     live = host.links.link_of(agent.name)
     reported = host.links.peer_state(agent.name)

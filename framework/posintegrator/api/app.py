@@ -11,6 +11,7 @@ from posintegrator.api.compression import gzip_middleware
 from posintegrator.api.handlers import HOST_KEY
 from posintegrator.api.problems import problem_middleware
 from posintegrator.api.routes import add_routes
+from posintegrator.ui.app import mount_dashboard
 
 if TYPE_CHECKING:
     from posintegrator.runtime.host import Host
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 def build_app(host: Host) -> web.Application:
     """The API of ``host``: compression outermost, then problem documents, then auth and budgets,
-    then the routes.
+    then the routes; a hub (or central host) also serves the operator dashboard at ``/ui``.
 
     Handlers read bodies themselves within the limits of ``api`` settings (see api/body.py).
     """
@@ -27,4 +28,6 @@ def build_app(host: Host) -> web.Application:
     )
     app[HOST_KEY] = host
     add_routes(app, agent=host.settings.agent is not None)
+    if host.settings.agent is None:
+        mount_dashboard(app, host)
     return app

@@ -25,9 +25,11 @@ from posintegrator.settings import ApiSettings
 
 #: Paths that need no token, and so count against no budget: liveness and readiness for load
 #: balancers; POS
-#: webhooks, which the POS signs with its own scheme and the plugin verifies; and venue agents'
-#: pairing requests and links, which prove themselves with the agent's key (docs/link.md).
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/pos/", "/v1/link")
+#: webhooks, which the POS signs with its own scheme and the plugin verifies; venue agents'
+#: pairing requests and links, which prove themselves with the agent's key (docs/link.md); and
+#: the operator dashboard, which signs its own users in (ui/auth.py): the API token never opens
+#: it.
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/pos/", "/v1/link", "/ui")
 
 
 class _Budget:

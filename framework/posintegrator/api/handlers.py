@@ -184,7 +184,11 @@ async def list_plugins(request: web.Request) -> web.Response:
 
 async def list_connections(request: web.Request) -> web.Response:
     """The connections, their health and last menu syncs."""
-    host = request.app[HOST_KEY]
+    return json_response(ConnectionList(connections=await connection_views(request.app[HOST_KEY])))
+
+
+async def connection_views(host: Host) -> list[ConnectionView]:
+    """Every connection as ``GET /v1/connections`` (and the dashboard) show it."""
     views = []
     for jobs in host.connections.values():
         conn = jobs.connection
@@ -209,7 +213,7 @@ async def list_connections(request: web.Request) -> web.Response:
         if conn.settings.placement != "central" and host.links is not None:
             view = await _agent_served(host, view)
         views.append(view)
-    return json_response(ConnectionList(connections=views))
+    return views
 
 
 async def _agent_served(host: Host, view: ConnectionView) -> ConnectionView:
@@ -411,29 +415,34 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 async def _order_view(host: Host, order_id: str, status: int = 200) -> web.Response:
+    return json_response(await order_view(host, order_id), status=status)
+
+
+async def order_view(host: Host, order_id: str) -> OrderView:
+    """One order as ``GET /v1/orders/{order_id}`` (and the dashboard) show it.
+
+    :raises ProblemError: 404 when there is no such order.
+    """
     record = await host.store.get_order(order_id)
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
     history = await host.store.order_history(order_id)
     attempts = await host.store.attempts_of(order_id)
-    return json_response(
-        OrderView(
-            order=record.order,
-            status=record.status,
-            status_reason=record.status_reason,
-            pos_order_id=record.pos_order_id,
-            connection=record.connection,
-            attempts=record.attempts,
-            last_error=record.last_error,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            history=[HistoryItem.model_validate(h) for h in history],
-            delivery_attempts=[AttemptView.model_validate(a) for a in attempts],
-            cancellation=None
-            if record.cancellation is None
-            else CancellationView.model_validate(record.cancellation),
-        ),
-        status=status,
+    return OrderView(
+        order=record.order,
+        status=record.status,
+        status_reason=record.status_reason,
+        pos_order_id=record.pos_order_id,
+        connection=record.connection,
+        attempts=record.attempts,
+        last_error=record.last_error,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        history=[HistoryItem.model_validate(h) for h in history],
+        delivery_attempts=[AttemptView.model_validate(a) for a in attempts],
+        cancellation=None
+        if record.cancellation is None
+        else CancellationView.model_validate(record.cancellation),
     )
 
 
@@ -536,13 +545,14 @@ async def list_orders(request: web.Request) -> web.Response:
 _BEFORE_POS = (OrderStatus.RECEIVED, OrderStatus.SUBMITTING, OrderStatus.NEEDS_ATTENTION)
 
 
-async def _actionable(
-    request: web.Request, model: type[ActionT], allowed: tuple[OrderStatus, ...]
-) -> tuple[Host, OrderRecord, ActionT]:
-    """The order an operator acts on, and the action, if the order is in a state that allows it."""
-    host = request.app[HOST_KEY]
+async def _action_request(request: web.Request, model: type[ActionT]) -> tuple[Host, str, ActionT]:
+    """The host, the order id in the path, and the operator's action in the body."""
     action = await read_body(request, model, "Invalid action")
-    order_id = request.match_info["order_id"]
+    return request.app[HOST_KEY], request.match_info["order_id"], action
+
+
+async def _actionable(host: Host, order_id: str, allowed: tuple[OrderStatus, ...]) -> OrderRecord:
+    """The order an operator acts on, if it is in a state that allows the action."""
     record = await host.store.get_order(order_id)
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
@@ -561,47 +571,28 @@ async def _actionable(
             f"order {order_id!r} is being sent to the POS right now; try again in a moment",
             headers={"Retry-After": "2"},
         )
-    return host, record, action
+    return record
 
 
 async def retry_order(request: web.Request) -> web.Response:
     """Send an order to the POS again now (a lookup comes first if it may be there)."""
-    return await _requeue(request, "retry", known_missing=False)
+    host, order_id, action = await _action_request(request, OperatorAction)
+    await requeue(host, order_id, action, known_missing=False)
+    return await _order_view(host, order_id)
 
 
 async def order_missing(request: web.Request) -> web.Response:
     """An operator checked: the POS does not have the order. Send it now."""
-    return await _requeue(request, "not in the POS", known_missing=True)
-
-
-async def _requeue(request: web.Request, action_name: str, *, known_missing: bool) -> web.Response:
-    host, record, action = await _actionable(request, OperatorAction, _BEFORE_POS)
-    await host.store.operator_requeue(
-        record.order.id,
-        operator=action.operator,
-        action=action_name,
-        note=action.note,
-        clear_maybe=known_missing,
-    )
-    host.connections[record.connection].delivery.wake()
-    return await _order_view(host, record.order.id)
+    host, order_id, action = await _action_request(request, OperatorAction)
+    await requeue(host, order_id, action, known_missing=True)
+    return await _order_view(host, order_id)
 
 
 async def order_found(request: web.Request) -> web.Response:
     """An operator found the order in the POS: it is ACCEPTED with the POS's id."""
-    host, record, action = await _actionable(request, FoundInPos, _BEFORE_POS)
-    await host.store.record_action(
-        record.order.id, operator=action.operator, action="found in the POS", note=action.note
-    )
-    event = StatusEvent(
-        order_id=record.order.id,
-        pos_order_id=action.pos_order_id,
-        status=OrderStatus.ACCEPTED,
-        source=f"operator:{action.operator}",
-        reason=action.note or "found in the POS by an operator",
-    )
-    await host.intake.apply(record.connection, event)
-    return await _order_view(host, record.order.id)
+    host, order_id, action = await _action_request(request, FoundInPos)
+    await mark_found(host, order_id, action)
+    return await _order_view(host, order_id)
 
 
 async def cancel_order(request: web.Request) -> web.Response:
@@ -614,11 +605,58 @@ async def cancel_order(request: web.Request) -> web.Response:
     host = request.app[HOST_KEY]
     action = await read_body(request, CancelOrder, "Invalid cancellation")
     order_id = request.match_info["order_id"]
+    asked = await cancel(host, order_id, action)
+    return await _order_view(host, order_id, status=202 if asked else 200)
+
+
+# The operator actions themselves, shared by the API and the dashboard. Each raises
+# ProblemError (404, 409) when the order does not allow it.
+
+
+async def requeue(
+    host: Host, order_id: str, action: OperatorAction, *, known_missing: bool
+) -> None:
+    """Send an order to the POS again now: a retry, or (``known_missing``) after an operator
+    checked that the POS does not have it."""
+    record = await _actionable(host, order_id, _BEFORE_POS)
+    await host.store.operator_requeue(
+        order_id,
+        operator=action.operator,
+        action="not in the POS" if known_missing else "retry",
+        note=action.note,
+        clear_maybe=known_missing,
+    )
+    host.connections[record.connection].delivery.wake()
+
+
+async def mark_found(host: Host, order_id: str, action: FoundInPos) -> None:
+    """An operator found the order in the POS: it becomes ACCEPTED with the POS's id."""
+    record = await _actionable(host, order_id, _BEFORE_POS)
+    await host.store.record_action(
+        order_id, operator=action.operator, action="found in the POS", note=action.note
+    )
+    event = StatusEvent(
+        order_id=order_id,
+        pos_order_id=action.pos_order_id,
+        status=OrderStatus.ACCEPTED,
+        source=f"operator:{action.operator}",
+        reason=action.note or "found in the POS by an operator",
+    )
+    await host.intake.apply(record.connection, event)
+
+
+async def cancel(host: Host, order_id: str, action: CancelOrder) -> bool:
+    """Cancel an order: at once when the POS certainly does not have it, else by asking the POS.
+
+    :returns: whether the POS is being asked (the outcome comes later, as events); False when
+        the order is CANCELLED now (or already was).
+    :raises ProblemError: 404, or 409 when the order can no longer be cancelled here.
+    """
     record = await host.store.get_order(order_id)
     if record is None:
         raise ProblemError(404, "Unknown order", f"no order with id {order_id!r}")
     if record.status == OrderStatus.CANCELLED:
-        return await _order_view(host, order_id)
+        return False
     if is_final(record.status):
         raise ProblemError(
             409,
@@ -627,7 +665,7 @@ async def cancel_order(request: web.Request) -> web.Response:
         )
     jobs = host.connections.get(record.connection)
     if jobs is not None:
-        _check_cancellable(record, jobs.connection.plugin.capabilities())
+        check_cancellable(record, jobs.connection.plugin.capabilities())
     event = StatusEvent(
         order_id=order_id,
         status=OrderStatus.CANCELLED,
@@ -651,14 +689,17 @@ async def cancel_order(request: web.Request) -> web.Response:
             "cancel it there yet: cancel it at the POS",
         )
     if result.outcome == CancelOutcome.CANCELLED:
-        return await _order_view(host, order_id)
+        return False
     if jobs is not None:
         jobs.delivery.wake()
-    return await _order_view(host, order_id, status=202)
+    return True
 
 
-def _check_cancellable(record: OrderRecord, caps: Capabilities) -> None:
-    """Refuse at once a cancellation that the POS could not carry out."""
+def check_cancellable(record: OrderRecord, caps: Capabilities) -> None:
+    """Refuse at once a cancellation that the POS could not carry out.
+
+    :raises ProblemError: 409, saying what to do instead.
+    """
     in_pos = record.status not in _BEFORE_POS
     if in_pos and not caps.order_cancel:
         raise ProblemError(

@@ -195,6 +195,34 @@ class OutboxEvent:
 
 
 @dataclass(frozen=True)
+class OrderQuery:
+    """What an operator searches orders by; every part that is given must match.
+
+    :param text: part of the order's id or of the POS's id for it.
+    """
+
+    text: str | None = None
+    location: str | None = None
+    statuses: tuple[OrderStatus, ...] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class CloudEventRecord:
+    """An event for the cloud as the outbox holds it: what was sent, when, and how it went."""
+
+    event_id: str
+    sequence: int
+    body: bytes
+    created_at: datetime
+    attempts: int
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class MenuSnapshot:
     """A published menu version of one location."""
 
@@ -260,6 +288,10 @@ class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
 
     async def orders_by_status(self, statuses: list[OrderStatus], limit: int) -> list[OrderRecord]:
         """Orders currently in one of ``statuses``, oldest first."""
+        ...
+
+    async def search_orders(self, query: OrderQuery) -> list[OrderRecord]:
+        """Orders matching ``query``, newest first, at most ``query.limit``."""
         ...
 
     async def operator_requeue(
@@ -389,6 +421,11 @@ class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
 
     async def outbox_backlog(self) -> list[tuple[str, int, datetime]]:
         """Per stream kind (``order``, ``menu``): events waiting and when the oldest was made."""
+        ...
+
+    async def stream_events(self, stream: str, after: int = 0) -> list[CloudEventRecord]:
+        """The events of one outbox stream (an order's, a menu's) numbered above ``after``,
+        delivered or not, in order."""
         ...
 
     async def order_counts(self) -> list[tuple[str, str, int]]:

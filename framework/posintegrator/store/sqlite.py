@@ -49,8 +49,10 @@ from posintegrator.store.base import (
     CancelOutcome,
     CancelRequestResult,
     CancelState,
+    CloudEventRecord,
     HistoryEntry,
     MenuSnapshot,
+    OrderQuery,
     OrderRecord,
     OutboxEvent,
     Transition,
@@ -236,6 +238,11 @@ def _iso(moment: datetime) -> str:
 
 def _from_iso(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by ``LIKE ... ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class SQLiteStore(LinkTables, RetentionTables, StreamTables):
@@ -482,6 +489,36 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status IN ({marks}) "  # noqa: S608
             "ORDER BY created_at LIMIT ?",
             (*[s.value for s in statuses], limit),
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    async def search_orders(self, query: OrderQuery) -> list[OrderRecord]:
+        return await self._run(self._search_orders, query)
+
+    def _search_orders(self, query: OrderQuery) -> list[OrderRecord]:
+        where: list[str] = []
+        args: list[object] = []
+        if query.text:
+            pattern = f"%{_like_escaped(query.text)}%"
+            where.append("(id LIKE ? ESCAPE '\\' OR pos_order_id LIKE ? ESCAPE '\\')")
+            args += [pattern, pattern]
+        if query.location:
+            where.append("location = ?")
+            args.append(query.location)
+        if query.statuses:
+            where.append(f"status IN ({', '.join('?' for _ in query.statuses)})")
+            args += [s.value for s in query.statuses]
+        if query.created_from is not None:
+            where.append("created_at >= ?")
+            args.append(_iso(query.created_from))
+        if query.created_to is not None:
+            where.append("created_at < ?")
+            args.append(_iso(query.created_to))
+        condition = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self.db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders {condition}"  # noqa: S608
+            "ORDER BY created_at DESC, id LIMIT ?",
+            (*args, query.limit),
         ).fetchall()
         return [_record(row) for row in rows]
 
@@ -1043,6 +1080,28 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
             "FROM outbox WHERE delivered_at IS NULL GROUP BY 1"
         ).fetchall()
         return [(kind, int(count), _from_iso(first)) for kind, count, first in rows]
+
+    async def stream_events(self, stream: str, after: int = 0) -> list[CloudEventRecord]:
+        return await self._run(self._stream_events, stream, after)
+
+    def _stream_events(self, stream: str, after: int) -> list[CloudEventRecord]:
+        rows = self.db.execute(
+            "SELECT event_id, sequence, body, created_at, attempts, delivered_at, last_error "
+            "FROM outbox WHERE stream = ? AND sequence > ? ORDER BY sequence",
+            (stream, after),
+        ).fetchall()
+        return [
+            CloudEventRecord(
+                event_id=event_id,
+                sequence=sequence,
+                body=bytes(body),
+                created_at=_from_iso(created_at),
+                attempts=attempts,
+                delivered_at=None if delivered_at is None else _from_iso(delivered_at),
+                last_error=last_error,
+            )
+            for event_id, sequence, body, created_at, attempts, delivered_at, last_error in rows
+        ]
 
     async def order_counts(self) -> list[tuple[str, str, int]]:
         return await self._run(self._order_counts)

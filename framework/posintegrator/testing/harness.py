@@ -22,6 +22,7 @@ from posintegrator.runtime.host import Host
 from posintegrator.settings import (
     ConnectionSettings,
     HostSettings,
+    UiSettings,
 )
 
 
@@ -108,10 +109,12 @@ def harness_settings(
     connections: list[ConnectionSettings],
     overrides: dict[str, dict[str, Any]] | None = None,
     channels: list[str] | None = None,
+    ui: UiSettings | None = None,
 ) -> HostSettings:
     """Settings of a host on a free loopback port.
 
     :param channels: the deployment's channel ids (default: the four default ones).
+    :param ui: who may sign in to its dashboard (default: nobody).
     :param overrides: settings by section, merged into these, e.g.
         ``{"retention": {"interval_seconds": 1}, "cloud": {"stuck_after_seconds": 5}}``.
     """
@@ -123,6 +126,8 @@ def harness_settings(
     }
     if channels is not None:
         values["channels"] = [{"id": channel} for channel in channels]
+    if ui is not None:
+        values["ui"] = ui
     for section, fields in (overrides or {}).items():
         values[section] = {**values.get(section, {}), **fields}
     return HostSettings(**values)
@@ -154,6 +159,7 @@ async def running_host(
     cloud_secrets: list[str] | None = None,
     channels: list[str] | None = None,
     settings: dict[str, dict[str, Any]] | None = None,
+    ui: UiSettings | None = None,
 ) -> AsyncIterator[HostHarness]:
     """Start a host serving ``connections`` with its store in ``data_dir``; stop it after.
 
@@ -164,6 +170,7 @@ async def running_host(
     :param channels: the deployment's channel ids (default: the four default ones).
     :param settings: settings by section, merged into the harness's (see
         :func:`harness_settings`).
+    :param ui: the operators of its dashboard (default: none).
     """
     token = secrets.token_urlsafe(16)
     webhook_secrets = cloud_secrets or [generate_secret()]
@@ -178,6 +185,7 @@ async def running_host(
             connections=connections,
             overrides=settings,
             channels=channels,
+            ui=ui,
         ),
         plugins=plugins,
     )
