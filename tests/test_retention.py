@@ -167,8 +167,8 @@ async def test_expired_pairings_go_live_ones_stay(store: SQLiteStore) -> None:
 class FinishingPos(ScriptedPos):
     """A POS whose orders are picked up as soon as they are accepted: polling says COMPLETED."""
 
-    def _create(self, order_id: str) -> str:
-        pos_id = super()._create(order_id)
+    def _create(self, order_id: str, order: Order | None = None) -> str:
+        pos_id = super()._create(order_id, order)
         self.statuses[order_id] = OrderStatus.COMPLETED
         return pos_id
 
