@@ -26,20 +26,16 @@ from pydantic import (
     model_validator,
 )
 
-from posintegrator.errors import PermanentError
+from posintegrator.documents import error_reason, read_document
+from posintegrator.documents import unreadable as unreadable_document
 from posintegrator.model import Allergen, ChannelId, Id, OrderStatus, TimeSlot
 from posintegrator.model.base import Currency, UtcDateTime
 from posintegrator.model.menu import Language
-from posintegrator.settings import error_path
 
 #: The largest integer JSON tools carry exactly (orjson, the host's stores): counters, sort keys.
 MAX_INT = 2**63 - 1
 #: Suffix of the single variant a combo gets (DemoPOS combos have one price, no sizes).
 COMBO_VARIANT_SUFFIX = ":std"
-#: How much of a reason an error message quotes (a reason may repeat a huge value).
-REASON_MAX = 200
-#: The longest refused value an error message quotes.
-QUOTED_VALUE_MAX = 40
 
 #: DemoPOS order states and the universal status each one is.
 STATES: dict[str, OrderStatus] = {
@@ -89,7 +85,7 @@ class Window(Document):
         try:
             self.slot()
         except ValidationError as exc:
-            raise ValueError("; ".join(_reason(error) for error in exc.errors())) from None
+            raise ValueError("; ".join(error_reason(error) for error in exc.errors())) from None
         return self
 
     def slot(self) -> TimeSlot:
@@ -267,46 +263,13 @@ class AvailabilityEvent(Document):
 
 
 def read(model: type[ModelT], document: Any, what: str) -> ModelT:
-    """``document`` read as ``model``.
+    """``document`` read as ``model`` (see :func:`posintegrator.documents.read_document`).
 
-    :param what: what the document is, for the error (``menu of 'downtown'``).
     :raises PermanentError: naming the first problems' places in the document and why.
     """
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise PermanentError(unreadable(what, exc)) from None
+    return read_document(model, document, f"DemoPOS {what}")
 
 
-def unreadable(what: str, exc: ValidationError, limit: int = 3) -> str:
-    """A one-line message naming where the document is wrong and why (the first ``limit``)."""
-    errors = exc.errors(include_url=False)
-    problems = "; ".join(
-        f"{error_path(tuple(error['loc'])) or 'the document'}: {_reason(error)}"
-        for error in errors[:limit]
-    )
-    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
-    return f"unreadable DemoPOS {what}: {problems}{more}"
-
-
-def _reason(error: Any) -> str:
-    """The reason of one pydantic error, without its "Value error, " prefix, kept short, with
-    the value it refused when that is a short scalar."""
-    cause = (error.get("ctx") or {}).get("error")
-    reason = str(cause) if error["type"] == "value_error" and cause else str(error["msg"])
-    if len(reason) > REASON_MAX:
-        reason = reason[:REASON_MAX] + "..."
-    shown = short_repr(error.get("input"))
-    if shown is not None:
-        reason += f" (got {shown})"
-    return reason
-
-
-def short_repr(value: Any) -> str | None:
-    """``repr(value)`` of a scalar when it is short enough to quote in a message, else None
-    (a huge integer is not even turned into text: that alone may take long or fail)."""
-    if isinstance(value, int) and not -(10**QUOTED_VALUE_MAX) < value < 10**QUOTED_VALUE_MAX:
-        return None
-    if not isinstance(value, str | int | float) or len(shown := repr(value)) > QUOTED_VALUE_MAX:
-        return None
-    return shown
+def unreadable(what: str, exc: ValidationError) -> str:
+    """A one-line message naming where the DemoPOS document is wrong and why."""
+    return unreadable_document(f"DemoPOS {what}", exc)

@@ -58,13 +58,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pos_square.documents import (
-    MAX_INT,
-    QUOTED_VALUE_MAX,
-    parse_time,
-    reason,
-    short_repr,
-)
+from pos_square.documents import MAX_INT, parse_time
+from posintegrator.documents import QUOTED_VALUE_MAX, error_reason, short_repr
 from posintegrator.errors import PermanentError
 from posintegrator.model import (
     Allergen,
@@ -241,7 +236,9 @@ def _invalid(owner: JSONDict, exc: ValidationError) -> CatalogError:
     """The error for catalog object ``owner``, whose universal counterpart refused a value
     (the field is the model's: ``name``, ``variants[0].prices.square``)."""
     error = exc.errors(include_url=False)[0]
-    return CatalogError(f"{_describe(owner)}: {error_path(tuple(error['loc']))}: {reason(error)}")
+    return CatalogError(
+        f"{_describe(owner)}: {error_path(tuple(error['loc']))}: {error_reason(error)}"
+    )
 
 
 def _hashable(container: JSONDict, key: str, owner: JSONDict) -> Hashable:
@@ -437,7 +434,7 @@ def menu_from_catalog(
         raise PermanentError(f"{what}: {exc}") from None
     except ValidationError as exc:  # a value the checks above let through: still named
         error = exc.errors(include_url=False)[0]
-        problem = f"{error_path(tuple(error['loc'])) or exc.title}: {reason(error)}"
+        problem = f"{error_path(tuple(error['loc'])) or exc.title}: {error_reason(error)}"
         raise PermanentError(f"{what}: the menu it makes is invalid: {problem}") from None
 
 

@@ -16,17 +16,13 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from posintegrator.errors import PermanentError
+from posintegrator.documents import read_document
+from posintegrator.documents import unreadable as unreadable_document
 from posintegrator.model import Id
 from posintegrator.model.base import UtcDateTime
-from posintegrator.settings import error_path
 
 #: The largest integer JSON tools carry exactly (orjson, the host's stores).
 MAX_INT = 2**63 - 1
-#: How much of a reason an error message quotes (a reason may repeat a huge value).
-REASON_MAX = 200
-#: The longest refused value an error message quotes.
-QUOTED_VALUE_MAX = 40
 
 ModelT = TypeVar("ModelT", bound="Document")
 
@@ -140,46 +136,13 @@ class SquareOrder(Document):
 
 
 def read(model: type[ModelT], document: Any, what: str) -> ModelT:
-    """``document`` read as ``model``.
+    """``document`` read as ``model`` (see :func:`posintegrator.documents.read_document`).
 
-    :param what: what the document is, for the error (``order.updated notification``).
     :raises PermanentError: naming the first problems' places in the document and why.
     """
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise PermanentError(unreadable(what, exc)) from None
+    return read_document(model, document, f"Square {what}")
 
 
-def unreadable(what: str, exc: ValidationError, limit: int = 3) -> str:
-    """A one-line message naming where the document is wrong and why (the first ``limit``)."""
-    errors = exc.errors(include_url=False)
-    problems = "; ".join(
-        f"{error_path(tuple(error['loc'])) or 'the document'}: {reason(error)}"
-        for error in errors[:limit]
-    )
-    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
-    return f"unreadable Square {what}: {problems}{more}"
-
-
-def reason(error: Any) -> str:
-    """The reason of one pydantic error, without its "Value error, " prefix, kept short, with
-    the value it refused when that is a short scalar."""
-    cause = (error.get("ctx") or {}).get("error")
-    text = str(cause) if error["type"] == "value_error" and cause else str(error["msg"])
-    if len(text) > REASON_MAX:
-        text = text[:REASON_MAX] + "..."
-    shown = short_repr(error.get("input"))
-    if shown is not None:
-        text += f" (got {shown})"
-    return text
-
-
-def short_repr(value: Any) -> str | None:
-    """``repr(value)`` of a scalar when it is short enough to quote in a message, else None
-    (a huge integer is not even turned into text: that alone may take long or fail)."""
-    if isinstance(value, int) and not -(10**QUOTED_VALUE_MAX) < value < 10**QUOTED_VALUE_MAX:
-        return None
-    if not isinstance(value, str | int | float) or len(shown := repr(value)) > QUOTED_VALUE_MAX:
-        return None
-    return shown
+def unreadable(what: str, exc: ValidationError) -> str:
+    """A one-line message naming where the Square document is wrong and why."""
+    return unreadable_document(f"Square {what}", exc)
