@@ -6,7 +6,7 @@ This package itself imports nothing from pytest, so test doubles that run outsid
 session (the demo POS uses the fault injector) can use it with only the runtime installed.
 """
 
-from posintegrator.testing.harness import HostHarness, running_host
+from posintegrator.testing.harness import HostHarness, eventually, running_host
 from posintegrator.testing.sample_orders import (
     complete_order,
     one_product_menu,
@@ -18,6 +18,7 @@ from posintegrator.testing.sample_orders import (
 __all__ = [
     "HostHarness",
     "complete_order",
+    "eventually",
     "one_product_menu",
     "price_list_for",
     "running_host",

@@ -39,6 +39,13 @@ class HostHarness:
         """The Integrator API's base URL."""
         return self.host.url
 
+    @property
+    def token(self) -> str:
+        """The Integrator API's bearer token."""
+        token = self.host.settings.api.token
+        assert token is not None, "running_host always sets one"
+        return token.get_secret_value()
+
     async def request(
         self, method: str, path: str, body: Any = None, *, raw: bytes | None = None
     ) -> tuple[int, Any]:
@@ -100,6 +107,23 @@ class HostHarness:
         return self.receiver.events
 
 
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Wait until ``check()`` (a function, or a coroutine function) is true, polling it; fail
+    naming ``what`` after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        outcome = check()
+        if not isinstance(outcome, bool):
+            outcome = await outcome
+        if outcome:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
 def harness_settings(
     *,
     store_path: Path,
@@ -137,10 +161,11 @@ async def sync_all_menus(host: Host) -> None:
     """Sync every location's menu once now, as the scheduler would within seconds.
 
     Orders are checked against the live menu, so tests need it before they post; a failing
-    sync is left for the test to see in the menu report.
+    sync is left for the test to see in the menu report. A connection whose menu comes from
+    elsewhere (a hub's local connection: its venue agent sends the menu) is left alone.
     """
     for jobs in host.connections.values():
-        if not jobs.connection.plugin.capabilities().menu:
+        if not jobs.connection.plugin.capabilities().menu or "menu" not in jobs.streams:
             continue
         for location in jobs.connection.settings.locations:
             try:
