@@ -42,7 +42,14 @@ from pos_tryton.translate import (
     tax_ids,
 )
 from posintegrator.context import ConnectionContext
-from posintegrator.errors import NeedsAttentionError, PermanentError, PosError, RetryableError
+from posintegrator.errors import (
+    AmbiguousError,
+    AuthError,
+    NeedsAttentionError,
+    PermanentError,
+    PosError,
+    RetryableError,
+)
 from posintegrator.hooktypes import FoundOrder, SubmitResult
 from posintegrator.model import Order, OrderStatus, PaymentMode, utcnow
 
@@ -102,6 +109,8 @@ async def submit(ctx: ConnectionContext, order: Order) -> SubmitResult:
 
     :raises PermanentError: Tryton cannot take the order as it is (a product no longer active
         and salable, a line it has no place for), or refused it or its payment.
+    :raises AmbiguousError: the answer to the creation was lost, or any later step failed
+        once the sale existed (never :class:`RetryableError` then: that means "send it again").
     """
     settings, client = client_for(ctx)
     point = await read_point(client, sale_point_of(settings, order.location))
@@ -137,14 +146,22 @@ async def submit(ctx: ConnectionContext, order: Order) -> SubmitResult:
     pending = pending.with_sale(sale_id)
     await save_pending(ctx, order.id, pending)
     ctx.log.info("order {} is Tryton sale {}", order.id, sale_id)
-    await mark(client, sale_id, order.id, pending.note)
     try:
-        await settle(ctx, client, settings, sale_id, pending)
-    except PermanentError as exc:
-        with suppress(PosError):
-            await client.button(SALE, "cancel", [sale_id])
-        reason = f"Tryton refused the payment, so sale {sale_id} was cancelled: {exc.reason}"
-        raise PermanentError(exc.message, reason=reason, code=exc.code) from exc
+        await mark(client, sale_id, order.id, pending.note)
+        try:
+            await settle(ctx, client, settings, sale_id, pending)
+        except PermanentError as exc:
+            with suppress(PosError):
+                await client.button(SALE, "cancel", [sale_id])
+            reason = f"Tryton refused the payment, so sale {sale_id} was cancelled: {exc.reason}"
+            raise PermanentError(exc.message, reason=reason, code=exc.code) from exc
+    except (RetryableError, AuthError) as exc:
+        # The sale exists now: "not taken, send it again" would make a second one. The host
+        # looks the order up instead, which marks and pays the sale as far as still needed.
+        raise AmbiguousError(
+            f"{exc.message} (after Tryton created sale {sale_id} for order {order.id!r}: it "
+            "will be looked up, not created again)"
+        ) from exc
     # The submission's answer is that Tryton took the order (its sale was created open); what
     # became of it since (done once a prepayment closed it) reaches the cloud by polling, like
     # any later change, so the cloud always hears ACCEPTED first.

@@ -218,6 +218,26 @@ async def test_after_a_lost_answer_the_lookup_finds_the_sale_and_marks_and_pays_
     assert len(tryton.query("SELECT id FROM sale_point_payment WHERE sale = ?", sale)) == 1
 
 
+async def test_a_read_that_fails_once_the_sale_exists_is_ambiguous_never_a_resend(
+    tryton: TrytonServer, http: aiohttp.ClientSession, menu: Menu
+) -> None:
+    # A failed read is retryable ("not taken: send it again") before the sale exists; after,
+    # the host must look the order up instead, or it would create a second sale.
+    state = MemoryState()
+    async with LossyRpcProxy(tryton.url) as proxy:
+        ctx = context_for(http, tryton.plugin_settings(LOCATION, base_url=proxy.url), state)
+        order = order_of(menu, "web-12", {"Pizza Margherita": 1}, prepaid=True)
+        proxy.lose_answer("model.ir.note.search_read")  # the check after the marker note
+        with pytest.raises(AmbiguousError, match="not created again"):
+            await plugin.pos_submit_order(ctx, order, "key-12")
+        (sale,) = tryton.sale_ids()
+        found = await plugin.pos_find_order(ctx, "web-12", LOCATION)
+    assert found is not None and found.pos_order_id == str(sale)
+    assert found.status == OrderStatus.COMPLETED
+    assert tryton.sale_ids() == [sale] and tryton.order_sales("web-12") == [sale]
+    assert len(tryton.query("SELECT id FROM sale_point_payment WHERE sale = ?", sale)) == 1
+
+
 async def test_a_lookup_answers_none_only_when_tryton_certainly_lacks_the_order(
     tryton: TrytonServer, http: aiohttp.ClientSession, menu: Menu
 ) -> None:
