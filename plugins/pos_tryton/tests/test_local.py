@@ -6,7 +6,7 @@ through the agent in order, even when the link to the hub is down at the time.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +18,7 @@ from pos_tryton.testing import TrytonServer
 from pos_tryton.testing.faults import LossyRpcProxy
 from posintegrator.model import OrderStatus
 from posintegrator.runtime.host import Host
-from posintegrator.settings import ConnectionSettings
+from posintegrator.settings import ConnectionSettings, HostSettings
 from posintegrator.testing import HostHarness, eventually, running_host, sample_order
 from posintegrator.testing.faults import FaultProxy
 from posintegrator.testing.local import HUB_LINK, agent_settings, pair_agent, running_agent
@@ -27,10 +27,34 @@ CREATE_SALE = "model.sale.point.sale.create"
 TIMEOUT = 60.0
 
 
+class Venue:
+    """A hub, and the venue agent that serves its location (restartable)."""
+
+    def __init__(self, hub: HostHarness, agent_settings: HostSettings) -> None:
+        self.hub = hub
+        self._agent_settings = agent_settings
+        self._agent_run = AsyncExitStack()
+        self._agent: Host | None = None
+
+    @property
+    def agent(self) -> Host:
+        assert self._agent is not None, "the agent is not running"
+        return self._agent
+
+    async def start_agent(self) -> None:
+        """Start the agent from its store; return once its link to the hub is up."""
+        self._agent = await self._agent_run.enter_async_context(running_agent(self._agent_settings))
+
+    async def stop_agent(self) -> None:
+        """Stop the agent; a call to Tryton still under way after the grace period is cut."""
+        await self._agent_run.aclose()
+        self._agent = None
+
+
 @asynccontextmanager
 async def local_deployment(
     tmp_path: Path, tryton_settings: dict[str, Any], *, link_proxy: FaultProxy | None = None
-) -> AsyncIterator[tuple[HostHarness, Host]]:
+) -> AsyncIterator[Venue]:
     """A hub whose location is served by a paired venue agent, the agent reaching Tryton with
     ``tryton_settings``, and its link to the hub through ``link_proxy`` when given."""
     hub_side = ConnectionSettings(
@@ -54,8 +78,12 @@ async def local_deployment(
             status_poll_seconds=0.2,
             menu_sync_seconds=3600,
         )
-        async with running_agent(agent_settings(tmp_path / "agent", hub_url, venue_side)) as agent:
-            yield hub, agent
+        venue = Venue(hub, agent_settings(tmp_path / "agent", hub_url, venue_side))
+        await venue.start_agent()
+        try:
+            yield venue
+        finally:
+            await venue.stop_agent()
 
 
 def cloud_heard(hub: HostHarness, order_id: str) -> list[tuple[int, str]]:
@@ -83,33 +111,51 @@ async def test_an_order_lands_once_through_the_agent_whichever_answer_from_tryto
 ) -> None:
     attempts: dict[str, list[str]] = {}
     views: dict[str, dict[str, Any]] = {}
-    async with (
-        LossyRpcProxy(tryton.url) as tryton_proxy,
-        local_deployment(tmp_path, tryton.plugin_settings(LOCATION, base_url=tryton_proxy.url)) as (
-            hub,
-            agent,
-        ),
-    ):
-        menu = await hub.wait_for_menu(LOCATION, TIMEOUT)
-        assert len(menu.products) > 30, "the agent sent Tryton's menu to the hub"
-        for number, method in enumerate(LOST_ANSWERS, start=1):
-            order_id = f"cloud-{number}"
-            tryton_proxy.lose_answer(method)
-            status, body = await hub.post_order(sample_order(menu, order_id))
+    async with LossyRpcProxy(tryton.url) as tryton_proxy:
+        settings = tryton.plugin_settings(LOCATION, base_url=tryton_proxy.url)
+        async with local_deployment(tmp_path, settings) as venue:
+            hub = venue.hub
+            menu = await hub.wait_for_menu(LOCATION, TIMEOUT)
+            assert len(menu.products) > 30, "the agent sent Tryton's menu to the hub"
+
+            async def settled(order_id: str) -> None:
+                views[order_id] = await hub.wait_for_status(
+                    order_id, {OrderStatus.COMPLETED}, TIMEOUT
+                )
+                await hub.wait_for_events(
+                    lambda _: [s for _, s in cloud_heard(hub, order_id)][-1:] == ["COMPLETED"],
+                    TIMEOUT,
+                )
+                store = venue.agent.store
+                attempts[order_id] = [a.outcome for a in await store.attempts_of(order_id)]
+
+            for number, method in enumerate(LOST_ANSWERS, start=1):
+                tryton_proxy.lose_answer(method)
+                status, body = await hub.post_order(sample_order(menu, f"cloud-{number}"))
+                assert status == 202, body
+                await settled(f"cloud-{number}")
+                assert tryton_proxy.lost[method] == 1, f"the answer to {method} was lost"
+
+            # The agent is stopped while Tryton's answer to the creation is on its way; it
+            # starts again from its store.
+            restarted = f"cloud-{len(LOST_ANSWERS) + 1}"
+            tryton_proxy.hold_answer(CREATE_SALE)
+            status, body = await hub.post_order(sample_order(menu, restarted))
             assert status == 202, body
-            views[order_id] = await hub.wait_for_status(order_id, {OrderStatus.COMPLETED}, TIMEOUT)
-            await hub.wait_for_events(
-                lambda _, o=order_id: [s for _, s in cloud_heard(hub, o)][-1:] == ["COMPLETED"],
-                TIMEOUT,
-            )
-            assert tryton_proxy.lost[method] == 1, f"the answer to {method} was lost"
-            attempts[order_id] = [a.outcome for a in await agent.store.attempts_of(order_id)]
-    assert tryton_proxy.calls[CREATE_SALE] == len(LOST_ANSWERS), "one sale created per order"
-    assert len(tryton.sale_ids()) == len(LOST_ANSWERS)
-    for number, method in enumerate(LOST_ANSWERS, start=1):
+            await eventually(lambda: tryton_proxy.held[CREATE_SALE] == 1, TIMEOUT, "created")
+            await venue.stop_agent()
+            await venue.start_agent()
+            await settled(restarted)
+    orders = len(LOST_ANSWERS) + 1
+    assert tryton_proxy.calls[CREATE_SALE] == orders, "one sale created per order"
+    assert len(tryton.sale_ids()) == orders
+    assert attempts[restarted] == ["interrupted", "found in the POS"]
+    for number in range(1, orders + 1):
         order_id = f"cloud-{number}"
-        why = f"{order_id}, whose answer to {method} was lost"
-        assert attempts[order_id] == ["unknown", "found in the POS"], why
+        lost = LOST_ANSWERS[number - 1] if number <= len(LOST_ANSWERS) else CREATE_SALE
+        why = f"{order_id}, whose answer to {lost} was lost"
+        if order_id != restarted:
+            assert attempts[order_id] == ["unknown", "found in the POS"], why
         (sale,) = tryton.order_sales(order_id)
         assert views[order_id]["pos_order_id"] == str(sale), why
         assert tryton.sale_state(sale) == "done", why
@@ -143,7 +189,8 @@ async def test_a_cashiers_payment_and_cancellation_reach_the_cloud_after_the_lin
     try:
         async with local_deployment(
             tmp_path, tryton.plugin_settings(LOCATION), link_proxy=link_proxy
-        ) as (hub, agent):
+        ) as venue:
+            hub, agent = venue.hub, venue.agent
             paid_sale = await at_counter(hub, "cloud-2")
             cancelled_sale = await at_counter(hub, "cloud-3")
             assert tryton.sale_state(paid_sale) == tryton.sale_state(cancelled_sale) == "open"

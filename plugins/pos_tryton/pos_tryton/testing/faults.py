@@ -9,6 +9,9 @@ know whether its write happened (an outcome-unknown failure, exactly as on a rea
     async with LossyRpcProxy(tryton.url) as proxy:
         proxy.lose_answer("model.sale.point.sale.create")   # the next one only
         settings = tryton.plugin_settings("venue", base_url=proxy.url)
+
+It can also hold an answer back (:meth:`LossyRpcProxy.hold_answer`): Tryton has run the call, and
+the caller waits for an answer that never comes, until it gives up or is stopped itself.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ _HOP_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connec
 
 
 class LossyRpcProxy:
-    """Forwards every request to ``upstream``; loses the answers it was told to lose.
+    """Forwards every request to ``upstream``; loses or holds back the answers it was told to.
 
     :attr:`calls` counts the JSON-RPC methods that went through, :attr:`lost` those whose
-    answer was lost after Tryton processed them.
+    answer was lost after Tryton processed them, :attr:`held` those whose answer was held back.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -36,6 +39,9 @@ class LossyRpcProxy:
         self._to_lose: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
+        self._to_hold: Counter[str] = Counter()
+        self.held: Counter[str] = Counter()
+        self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self.url = ""
@@ -43,6 +49,12 @@ class LossyRpcProxy:
     def lose_answer(self, method: str, times: int = 1) -> None:
         """Lose the answer to the next ``times`` calls of ``method``, after Tryton ran them."""
         self._to_lose[method] += times
+
+    def hold_answer(self, method: str, times: int = 1) -> None:
+        """Hold back the answer to the next ``times`` calls of ``method``, after Tryton ran
+        them, until the proxy closes: the caller waits, as for a server that stopped answering
+        (outcome unknown), until it gives up or is stopped."""
+        self._to_hold[method] += times
 
     async def start(self) -> None:
         """Listen on a loopback port chosen by the system."""
@@ -57,7 +69,8 @@ class LossyRpcProxy:
         self.url = f"http://127.0.0.1:{port}"
 
     async def close(self) -> None:
-        """Stop listening and close the upstream session."""
+        """Stop listening and close the upstream session; held answers are never sent."""
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._http is not None:
@@ -89,13 +102,18 @@ class LossyRpcProxy:
             answer_headers = {
                 k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
             }
-        if self._to_lose[method] > 0:
+        if self._to_hold[method] > 0:
+            self._to_hold[method] -= 1
+            self.held[method] += 1
+            await self._released.wait()
+        elif self._to_lose[method] > 0:
             self._to_lose[method] -= 1
             self.lost[method] += 1
-            if request.transport is not None:
-                request.transport.close()
-            raise asyncio.CancelledError  # the connection is gone: nothing can be answered
-        return web.Response(body=payload, status=status, headers=answer_headers)
+        else:
+            return web.Response(body=payload, status=status, headers=answer_headers)
+        if request.transport is not None:
+            request.transport.close()
+        raise asyncio.CancelledError  # the connection is gone: nothing can be answered
 
 
 def _rpc_method(body: bytes) -> str:
