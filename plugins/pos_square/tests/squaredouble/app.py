@@ -163,6 +163,11 @@ class SquareDouble:
         """Change a variation's price (at one location); emits catalog.version.updated."""
         self.state.set_price(variation_id, amount, location_id)
 
+    def add_objects(self, objects: Sequence[dict[str, Any]]) -> None:
+        """Add catalog objects (e.g. a recorded ListCatalog page's); emits
+        catalog.version.updated."""
+        self.state.add_objects(objects)
+
     def delete_object(self, object_id: str) -> None:
         """Delete a catalog object; emits catalog.version.updated."""
         self.state.delete_object(object_id)
