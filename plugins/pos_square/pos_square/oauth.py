@@ -23,7 +23,7 @@ import base64
 import hashlib
 import weakref
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import orjson
@@ -42,15 +42,20 @@ from posintegrator.poshttp import json_object, send
 #: ``ctx.state`` key: the encrypted token record (see :class:`IssuedToken`).
 TOKEN_STATE_KEY = "square_oauth_token"  # noqa: S105 (a key name, not a secret)
 OBTAIN_TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a path)
+#: How long an access token ObtainToken issues lasts when the answer does not say (Square's
+#: documented lifetime).
+DEFAULT_LIFETIME = timedelta(days=30)
 
 
 @dataclass(frozen=True)
 class IssuedToken:
-    """An access token, when it expires (None: unknown) and the refresh token to renew it."""
+    """An access token, when it expires (None: unknown) and the refresh token to renew it;
+    ``issued_at`` when ObtainToken issued it (None for the configured one)."""
 
     access_token: SecretStr
     expires_at: datetime | None
     refresh_token: SecretStr
+    issued_at: datetime | None = None
 
 
 class OAuthTokens:
@@ -58,7 +63,9 @@ class OAuthTokens:
 
     :param client_id: the application id; ``client_secret`` its secret.
     :param configured: the token, expiry and refresh token from the settings.
-    :param margin: renew once less than this is left before ``expires_at``.
+    :param margin_seconds: renew once less than this is left before ``expires_at`` (or half
+        the token's lifetime, when that is shorter: a short-lived token is not renewed on
+        every call).
     """
 
     def __init__(
@@ -107,10 +114,13 @@ class OAuthTokens:
             return token.access_token.get_secret_value()
 
     def _fresh(self, token: IssuedToken) -> bool:
+        """Whether ``token`` has enough time left to be sent without renewing it first."""
         if token.expires_at is None:
             return False
-        left = (token.expires_at - datetime.now(UTC)).total_seconds()
-        return left > self._margin
+        margin = self._margin
+        if token.issued_at is not None:
+            margin = min(margin, (token.expires_at - token.issued_at).total_seconds() / 2)
+        return (token.expires_at - datetime.now(UTC)).total_seconds() > margin
 
     async def _load(self, state: PluginState) -> IssuedToken:
         """The kept token when there is one for the configured refresh token, else the
@@ -130,13 +140,13 @@ class OAuthTokens:
         if not isinstance(record, dict) or record.get("for") != self._for:
             return None  # kept for a refresh token no longer configured
         try:
-            expires = record.get("expires_at")
             return IssuedToken(
                 access_token=SecretStr(str(record["access_token"])),
-                expires_at=datetime.fromisoformat(expires) if expires else None,
+                expires_at=datetime.fromisoformat(record["expires_at"]),
                 refresh_token=SecretStr(str(record["refresh_token"])),
+                issued_at=datetime.fromisoformat(record["issued_at"]),
             )
-        except (KeyError, ValueError):
+        except (KeyError, TypeError, ValueError):
             return None
 
     async def _refresh(
@@ -168,8 +178,9 @@ class OAuthTokens:
         record = {
             "for": self._for,
             "access_token": issued.access_token.get_secret_value(),
-            "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+            "expires_at": issued.expires_at.isoformat(),
             "refresh_token": issued.refresh_token.get_secret_value(),
+            "issued_at": issued.issued_at.isoformat(),
         }
         await state.set(TOKEN_STATE_KEY, self._fernet.encrypt(orjson.dumps(record)).decode())
         self._token = issued
@@ -235,9 +246,18 @@ def _refusal(what: str, status: int, raw: bytes, retry_after: float | None) -> P
     )
 
 
-def _issued(what: str, document: dict[str, object], used: SecretStr) -> IssuedToken:
-    """The token ObtainToken returned; the refresh token stays ``used`` unless Square sent a
-    new one."""
+@dataclass(frozen=True)
+class _Issued(IssuedToken):
+    """A token ObtainToken issued: its expiry and issue time are known."""
+
+    expires_at: datetime
+    issued_at: datetime
+
+
+def _issued(what: str, document: dict[str, object], used: SecretStr) -> _Issued:
+    """The token ObtainToken returned (expiring after :data:`DEFAULT_LIFETIME` when Square
+    does not say); the refresh token stays ``used`` unless Square sent a new one."""
+    now = datetime.now(UTC)
     access = document.get("access_token")
     if not isinstance(access, str) or not access:
         raise RetryableError(f"{what}: the answer has no access_token")
@@ -246,11 +266,13 @@ def _issued(what: str, document: dict[str, object], used: SecretStr) -> IssuedTo
         expires_at = datetime.fromisoformat(expires) if isinstance(expires, str) else None
     except ValueError:
         raise RetryableError(f"{what}: expires_at is not an ISO 8601 time") from None
-    if expires_at is not None and expires_at.tzinfo is None:
+    if expires_at is None:
+        expires_at = now + DEFAULT_LIFETIME
+    elif expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
     rotated = document.get("refresh_token")
     refresh = SecretStr(rotated) if isinstance(rotated, str) and rotated else used
-    return IssuedToken(SecretStr(access), expires_at, refresh)
+    return _Issued(SecretStr(access), expires_at, refresh, now)
 
 
 def _key_from(secret: SecretStr) -> bytes:

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
+from cryptography.fernet import Fernet
 from loguru import logger
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from squaredouble import RunningDouble, start_double
 
 import pos_square.plugin
-from pos_square.oauth import TOKEN_STATE_KEY
+from pos_square.oauth import TOKEN_STATE_KEY, _key_from
 from pos_square.settings import SquareSettings
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import AuthError
@@ -93,6 +95,10 @@ def context(
     )
 
 
+def oauth_key() -> bytes:
+    return _key_from(SecretStr(APP[1]))
+
+
 def obtain_token_calls(double: RunningDouble) -> int:
     return sum(path == "/oauth2/token" for _, path, _ in double.double.requests)
 
@@ -121,6 +127,28 @@ async def test_a_token_with_time_left_is_used_as_configured(double: RunningDoubl
         await pos_square.plugin.pos_fetch_menu(ctx, double.location_ids[0])
     assert obtain_token_calls(double) == 0
     assert set(double.double.tokens.used) == {FIRST}
+
+
+async def test_a_short_lived_token_is_renewed_at_half_its_life_not_at_every_call(
+    double: RunningDouble,
+) -> None:
+    double.double.tokens.token_lifetime = timedelta(hours=24)  # within the 23-day margin
+    state = MemoryState()
+    async with aiohttp.ClientSession() as http:
+        ctx = context(double, http, state)
+        for _ in range(3):
+            await pos_square.plugin.pos_fetch_menu(ctx, double.location_ids[0])
+        assert obtain_token_calls(double) == 1
+        # Past half its life (as kept in the state after a restart), it is renewed.
+        record = orjson.loads(Fernet(oauth_key()).decrypt(state.values[TOKEN_STATE_KEY]))
+        record["issued_at"] = (datetime.now(UTC) - timedelta(hours=13)).isoformat()
+        record["expires_at"] = (datetime.now(UTC) + timedelta(hours=11)).isoformat()
+        state.values[TOKEN_STATE_KEY] = Fernet(oauth_key()).encrypt(orjson.dumps(record)).decode()
+        async with aiohttp.ClientSession() as other_http:
+            await pos_square.plugin.pos_fetch_menu(
+                context(double, other_http, state), double.location_ids[0]
+            )
+    assert obtain_token_calls(double) == 2
 
 
 async def test_a_token_square_calls_expired_is_renewed_and_the_call_sent_again(
