@@ -194,9 +194,11 @@ class _BoundTokens:
         self._tokens, self._http, self._state = tokens, http, state
 
     async def current(self) -> str:
+        """See :meth:`OAuthTokens.current_for`."""
         return await self._tokens.current_for(self._http, self._state)
 
     async def renew(self, refused: str) -> str | None:
+        """See :meth:`OAuthTokens.renew_for`."""
         return await self._tokens.renew_for(self._http, self._state, refused)
 
 

@@ -91,11 +91,6 @@ class SquareSettings(BaseModel):
             )
         return self
 
-    @property
-    def refreshes_token(self) -> bool:
-        """Whether the access token is an OAuth token this plugin renews."""
-        return self.refresh_token is not None
-
     def webhook_signature_keys(self) -> list[bytes]:
         """Every key a notification may be signed with: the current one, then the next one."""
         return [
