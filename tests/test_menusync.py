@@ -16,7 +16,7 @@ from helpers import NO_PERIODIC_SYNC, eventually, restarted_host
 from posintegrator.context import ConnectionContext
 from posintegrator.hookspecs import hookimpl
 from posintegrator.menus.sync import MenuRejected
-from posintegrator.model import Menu, OrderStatus, StatusEvent
+from posintegrator.model import LeftOut, Menu, OrderStatus, StatusEvent
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.scheduler import ConnectionJobs
 from posintegrator.settings import ConnectionSettings
@@ -98,6 +98,48 @@ async def test_publishes_only_when_the_menu_changes(host: HostHarness, fake: Scr
     notice = published["notice"]
     assert notice["previous_version"] == 1
     assert notice["changes"] == {"added": 0, "removed": 0, "changed": 1}
+
+
+async def test_what_the_plugin_left_out_is_reported_but_never_published(
+    host: HostHarness, fake: ScriptedPos
+) -> None:
+    sync = host.host.connections["fake"].menusync
+    first = await host.host.live_menus.get("loc")
+    assert first is not None
+    menu = one_product_menu("loc")
+    menu.left_out = [
+        LeftOut(kind="item", pos_id="I-9", name="Fish of the day", reason="priced at the till"),
+        LeftOut(kind="text modifier list", pos_id="T-1", reason="free text"),
+    ]
+    fake.menus["loc"] = menu
+    assert await sync.sync("loc") is None, "what was left out changes nothing published"
+    _, report = await host.request("GET", "/v1/locations/loc/menu/report")
+    assert report["outcome"] == "unchanged" and report["errors"] == 0
+    left_out = [f for f in report["findings"] if f["code"] == "left_out"]
+    assert report["warnings"] == len(report["findings"]) >= 2
+    assert [(f["severity"], f["code"], f["path"], f["message"]) for f in left_out] == [
+        (
+            "warning",
+            "left_out",
+            "left_out[I-9]",
+            "item 'Fish of the day' (I-9) is not in the menu: priced at the till",
+        ),
+        (
+            "warning",
+            "left_out",
+            "left_out[T-1]",
+            "text modifier list 'T-1' is not in the menu: free text",
+        ),
+    ]
+    _, served = await host.request("GET", "/v1/locations/loc/menu")
+    assert "left_out" not in served and "I-9" not in str(served)
+    # A menu the checks refuse still names what was left out, after the errors.
+    menu.products[0].modifier_group_ids = ["no-such-group"]
+    with pytest.raises(MenuRejected):
+        await sync.sync("loc")
+    _, report = await host.request("GET", "/v1/locations/loc/menu/report")
+    codes = [f["code"] for f in report["findings"]]
+    assert codes[0] == "unknown_reference" and codes[-2:] == ["left_out", "left_out"]
 
 
 async def test_an_invalid_menu_is_refused_and_the_last_good_one_stays(

@@ -88,7 +88,8 @@ def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Awaitable[Menu]:
 
     Called by the scheduler on every menu sync of the connection, and when a webhook says the
     menu changed. The host validates, transforms, hashes and publishes the result; return the full
-    menu, not a delta.
+    menu, not a delta. What of the POS's menu the plugin leaves out (it cannot be translated)
+    goes into ``menu.left_out`` with the reason: the host reports it as menu report warnings.
 
     :param ctx: the connection being synced.
     :param location: one of ``ctx.locations``.

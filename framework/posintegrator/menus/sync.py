@@ -30,6 +30,7 @@ from posintegrator.model.menu_check import (
     Severity,
     check_menu,
     errors_in,
+    left_out_findings,
 )
 from posintegrator.model.menu_diff import diff_menus
 from posintegrator.plugins import PluginHost
@@ -141,19 +142,21 @@ class MenuSync:
         return snapshot
 
     async def _prepare(self, menu: Menu, location: str) -> list[Finding]:
-        """Transform the fetched menu in place and check it."""
+        """Transform the fetched menu in place and check it; what the plugin left out of it
+        (``menu.left_out``) is reported as warnings after the checks' findings."""
         if menu.location != location:
             wrong = f"the plugin returned the menu of {menu.location!r}"
             return [Finding(Severity.ERROR, Code.INVALID_VALUE, "location", wrong)]
         await self._plugins.transform_menu(menu, location, self._conn.name)
+        left_out = left_out_findings(menu)
         try:
             checked = Menu.model_validate(menu.model_dump())
         except ValidationError as exc:
             return [
                 Finding(Severity.ERROR, Code.INVALID_VALUE, error_path(tuple(e["loc"])), e["msg"])
                 for e in exc.errors(include_url=False)
-            ]
-        return check_menu(checked)
+            ] + left_out
+        return check_menu(checked) + left_out
 
     async def apply_availability(
         self, location: str, changes: list[AvailabilityChange]

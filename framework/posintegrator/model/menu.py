@@ -323,6 +323,28 @@ def _known_zone(value: str) -> str:
     return value
 
 
+class LeftOut(UniversalModel):
+    """Something of the POS's menu a plugin did not put into the universal menu, and why.
+
+    Not published: the host turns each into a warning of the menu report, so a person learns
+    what the cloud does not offer (an item priced at the till, a free-text modifier).
+    """
+
+    kind: str = Field(
+        min_length=1,
+        max_length=60,
+        description="What the POS calls it, for a person: item, variation, modifier list, ...",
+    )
+    pos_id: str = Field(min_length=1, max_length=200, description="The POS's id of it.")
+    name: str | None = Field(default=None, max_length=500)
+    reason: str = Field(min_length=1, max_length=1000, description="Why it was left out.")
+
+    def describe(self) -> str:
+        """``item 'Mocha' (ITEM_MOCHA)``: the thing left out, for a person."""
+        named = f"{self.name!r} ({self.pos_id})" if self.name else repr(self.pos_id)
+        return f"{self.kind} {named}"
+
+
 class Menu(UniversalModel):
     """Everything sold at one location, as published to the cloud."""
 
@@ -345,6 +367,12 @@ class Menu(UniversalModel):
         description="How the POS rounds each line's exclusive tax to a whole minor unit: "
         "half_up (an exact half goes up) or half_even (to the even neighbour, as Square does). "
         "An order's tax is checked with the same rule, so the POS's total is the order's.",
+    )
+    left_out: list[LeftOut] = Field(
+        default_factory=list,
+        exclude=True,
+        description="What of the POS's menu the plugin left out, and why: reported as menu "
+        "report warnings, never published or hashed.",
     )
 
     @property

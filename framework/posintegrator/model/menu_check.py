@@ -54,6 +54,9 @@ class Code(StrEnum):
     COMBO_SLOT_UNSATISFIABLE = "combo_slot_unsatisfiable"
     UNCATEGORISED_PRODUCT = "uncategorised_product"
     NOTHING_ORDERABLE = "nothing_orderable"
+    LEFT_OUT = "left_out"
+    """Something of the POS's menu the plugin could not translate and left out (a warning: the
+    rest is published); the message names it and says why."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,23 @@ class FindingView(BaseModel):
 def errors_in(findings: Iterable[Finding]) -> list[Finding]:
     """Only the findings that block publishing."""
     return [f for f in findings if f.severity == Severity.ERROR]
+
+
+def left_out_findings(menu: Menu) -> list[Finding]:
+    """A warning for each thing the plugin left out of ``menu`` (:attr:`Menu.left_out`).
+
+    The path is ``left_out[<pos id>]``: the thing is not in the menu document, so it is named
+    by the POS's id, and the message says what it is and why it is missing.
+    """
+    return [
+        Finding(
+            Severity.WARNING,
+            Code.LEFT_OUT,
+            f"left_out[{item.pos_id}]",
+            f"{item.describe()} is not in the menu: {item.reason}",
+        )
+        for item in menu.left_out
+    ]
 
 
 def check_menu_data(data: Any) -> tuple[Menu | None, list[Finding]]:

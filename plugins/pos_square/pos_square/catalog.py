@@ -13,6 +13,13 @@ How the Square catalog lands in the universal menu of one location:
   one, else its own ``price_money``. Variations with ``VARIABLE_PRICING`` (price entered at the
   till) have no price a channel could show and are left out; an item left without variations
   is left out too.
+
+  Whatever is left out for what it is (not for being absent, deleted or unsellable here) goes
+  into ``Menu.left_out`` with the reason, which the host's menu report shows: till-priced
+  variations (or the item, when none is left), text modifier lists (the item stays: a line's
+  note reaches Square as the line item's note), modifiers hidden online, categories hidden
+  online (their items stay), and pricing rules in force (automatic discounts; prices stay the
+  catalog's, and orders are sent without ``auto_apply_discounts``).
 * there is one universal price list, ``"square"``, naming no channel, so it serves every channel
   the deployment has: Square has one price per variation and location.
 * Square rounds every computed amount half to even (bankers' rounding), so the menu's
@@ -34,7 +41,10 @@ How the Square catalog lands in the universal menu of one location:
   item uses the list as it is, else the list id with a suffix (``@min-max``, max ``0`` meaning no
   limit; ``~q``/``~1`` for a different ``allow_quantities``; ``~d<hash>`` for different
   defaults). Option ids are always the Square modifier id, which is what an order names.
-  Disabled (``enabled: false``) lists on an item and text modifier lists are left out.
+  Disabled (``enabled: false``) lists on an item and text modifier lists are left out;
+  modifiers hidden online (``hidden_online``, or the item's ``hidden_online_override``) are
+  left out of the groups of the items they are hidden on (suffix ``~h<hash>`` where that set
+  differs from the list's own).
 * ``ITEM_OPTION`` values name a variation that has ``item_option_values`` ("Large, Oat milk").
 * per-location presence (``present_at_all_locations``, ``present_at_location_ids``,
   ``absent_at_location_ids``) is honoured for items, variations, modifiers, categories and taxes;
@@ -67,6 +77,7 @@ from posintegrator.model import (
     Availability,
     Category,
     DietaryTag,
+    LeftOut,
     Menu,
     ModifierGroup,
     ModifierOption,
@@ -84,7 +95,16 @@ JSONDict = dict[str, Any]
 PRICE_LIST_ID = "square"
 #: The catalog object types a menu needs from ListCatalog (variations, modifiers and option
 #: values come nested in their item, list and option).
-MENU_OBJECT_TYPES = ("ITEM", "CATEGORY", "TAX", "MODIFIER_LIST", "IMAGE", "ITEM_OPTION")
+MENU_OBJECT_TYPES = (
+    "ITEM",
+    "CATEGORY",
+    "TAX",
+    "MODIFIER_LIST",
+    "IMAGE",
+    "ITEM_OPTION",
+    "PRICING_RULE",
+    "DISCOUNT",
+)
 #: Per-option cap when a list allows quantities without a total limit.
 UNLIMITED_MODIFIER_QUANTITY = 99
 #: The longest catalog object id read: longer than any Square id, and short enough for the
@@ -92,6 +112,31 @@ UNLIMITED_MODIFIER_QUANTITY = 99
 ID_MAX = 128
 #: A tax rate of 100 %, in parts per million.
 PPM_MAX = 1_000_000
+#: Items a text modifier list's entry of ``Menu.left_out`` names (the count says how many more).
+TEXT_LIST_ITEMS_NAMED = 5
+#: The longest name and reason a ``Menu.left_out`` entry takes (the model's limits).
+LEFT_OUT_NAME_MAX = 500
+LEFT_OUT_REASON_MAX = 1000
+
+# Why things are left out of the menu, as the menu report says (see ``Menu.left_out``).
+TILL_PRICED = (
+    "priced at the till (VARIABLE_PRICING): Square takes its price when it is sold, so there "
+    "is no price a channel could show or charge"
+)
+NO_PRICE = "no price here (fixed pricing without a price_money)"
+TEXT_LIST_REASON = (
+    "the universal menu has no free-text field, so channels do not ask for it; a note the "
+    "customer gives the line reaches Square as the line item's note"
+)
+PRICING_RULE_REASON = (
+    "the universal menu has no automatic discounts, and orders are sent to Square without "
+    "auto_apply_discounts, so channels show and charge the prices without it"
+)
+HIDDEN_CATEGORY = "hidden from Square Online (online_visibility false); its items stay"
+HIDDEN_MODIFIER = (
+    "hidden from online ordering in Square (hidden_online, or an item's "
+    "hidden_online_override): left out of the items it is hidden on"
+)
 
 _INGREDIENTS: dict[str, Allergen] = {
     "CELERY": Allergen.CELERY,
@@ -363,6 +408,8 @@ _DATA_FIELDS = {
     "IMAGE": "image_data",
     "ITEM_OPTION": "item_option_data",
     "ITEM_OPTION_VAL": "item_option_value_data",
+    "PRICING_RULE": "pricing_rule_data",
+    "DISCOUNT": "discount_data",
 }
 
 
@@ -473,6 +520,7 @@ def _menu(
     builder = _MenuBuilder(catalog, square_location_id)
     categories = builder.categories()
     products = builder.products({c.id: n for n, c in enumerate(categories)})
+    left_out = builder.left_out + builder.text_lists_left_out() + builder.pricing_rules_left_out()
     return Menu(
         location=location,
         currency=currency,
@@ -484,6 +532,7 @@ def _menu(
         products=products,
         modifier_groups=list(builder.groups.values()),
         source_updated_at=_latest(catalog.by_id.values()),
+        left_out=left_out,
     )
 
 
@@ -508,6 +557,11 @@ class _MenuBuilder:
         self.groups: dict[str, ModifierGroup] = {}
         self._group_of: dict[tuple[str, Hashable], str | None] = {}
         self._shapes: dict[str, _ListShape | None] = {}
+        self.left_out: list[LeftOut] = []
+        """What the translation left out and why (see :attr:`Menu.left_out`)."""
+        self._unpriced: list[tuple[JSONDict, str]] = []
+        self._text_lists: dict[str, list[str]] = {}
+        self._hidden_reported: set[str] = set()
 
     def _present(self, obj: JSONDict | None) -> bool:
         return obj is not None and present_at(obj, self.loc)
@@ -577,7 +631,14 @@ class _MenuBuilder:
     # --- categories -----------------------------------------------------------------------
 
     def categories(self) -> list[Category]:
-        present = [o for o in self.catalog.of_type("CATEGORY") if self._present(o)]
+        present = []
+        for obj in self.catalog.of_type("CATEGORY"):
+            if not self._present(obj):
+                continue
+            if _data(obj).get("online_visibility") is False:
+                self._leave_out(obj, "category", _text(_data(obj), "name", obj), HIDDEN_CATEGORY)
+                continue
+            present.append(obj)
         ids = {o["id"] for o in present}
         result = []
         named = [(_text(_data(o), "name", o) or "", o) for o in present]
@@ -627,6 +688,8 @@ class _MenuBuilder:
             for variation in self.catalog.children("ITEM_VARIATION", "item_id", obj["id"])
             if (variant := self._variant(variation, name)) is not None
         ]
+        if self._unpriced:
+            self._report_unpriced(obj, name, whole_item=not variants)
         if not variants:
             return None, no_rank
         no_rank = (len(category_rank), 0, name.lower(), obj["id"])
@@ -687,6 +750,7 @@ class _MenuBuilder:
             raise _refuse(obj, "price_money", "an object", money)
         amount = money.get("amount")
         if pricing == "VARIABLE_PRICING" or amount is None:
+            self._unpriced.append((obj, TILL_PRICED if pricing == "VARIABLE_PRICING" else NO_PRICE))
             return None
         try:
             return Variant(
@@ -698,6 +762,62 @@ class _MenuBuilder:
             )
         except ValidationError as exc:
             raise _invalid(obj, exc) from None
+
+    def _report_unpriced(self, item: JSONDict, name: str, *, whole_item: bool) -> None:
+        """Leave out the variations :meth:`_variant` found without a price: the item as a
+        whole when none of its variations is left, else each of them."""
+        if whole_item:
+            reasons = sorted({reason for _, reason in self._unpriced})
+            self._leave_out(item, "item", name, "; ".join(reasons))
+        else:
+            for variation, reason in self._unpriced:
+                data = _data(variation)
+                shown = _text(data, "name", variation)
+                self._leave_out(
+                    variation, "variation", f"{name}, {shown}" if shown else name, reason
+                )
+        self._unpriced.clear()
+
+    def _leave_out(self, obj: JSONDict, kind: str, name: str | None, reason: str) -> None:
+        self.left_out.append(_left_out(obj, kind, name, reason))
+
+    def text_lists_left_out(self) -> list[LeftOut]:
+        """One entry per text modifier list the menu's items use, naming the items."""
+        left_out = []
+        for list_id, item_names in self._text_lists.items():
+            mlist = self.catalog.by_id[list_id]
+            data = _data(mlist)
+            terms = []
+            if data.get("text_required"):
+                terms.append("required in Square")
+            if (length := _int(data, "max_length", mlist, minimum=0)) is not None:
+                terms.append(f"up to {length} characters")
+            shown = ", ".join(_quote(n) for n in item_names[:TEXT_LIST_ITEMS_NAMED])
+            if len(item_names) > TEXT_LIST_ITEMS_NAMED:
+                shown += f" and {len(item_names) - TEXT_LIST_ITEMS_NAMED} more"
+            asked = f"free text ({', '.join(terms)})" if terms else "free text"
+            reason = f"{asked} asked on {shown}: {TEXT_LIST_REASON}"
+            name = _text(data, "name", mlist)
+            left_out.append(_left_out(mlist, "text modifier list", name, reason))
+        return left_out
+
+    def pricing_rules_left_out(self) -> list[LeftOut]:
+        """One entry per pricing rule in force here (an automatic discount)."""
+        today = datetime.now(UTC).date().isoformat()
+        left_out = []
+        for rule in self.catalog.of_type("PRICING_RULE"):
+            data = _data(rule)
+            if not self._present(rule):
+                continue
+            until = _text(data, "valid_until_date", rule)
+            if until is not None and until < today:
+                continue  # over
+            discount = self.catalog.by_id.get(_text(data, "discount_id", rule) or "")
+            what = _discount_terms(discount) if self._present(discount) else "a discount"
+            reason = f"{what} Square applies by itself: {PRICING_RULE_REASON}"
+            name = _text(data, "name", rule)
+            left_out.append(_left_out(rule, "pricing rule", name, reason))
+        return left_out
 
     def _variant_name(self, obj: JSONDict, data: JSONDict) -> str | None:
         if not data.get("item_option_values"):
@@ -720,9 +840,23 @@ class _MenuBuilder:
             if info.get("enabled") is False:
                 continue
             group_id = self._group(obj, info)
-            if group_id is not None and group_id not in group_ids:
+            if group_id is None:
+                self._note_text_list(obj, info)
+            elif group_id not in group_ids:
                 group_ids.append(group_id)
         return group_ids
+
+    def _note_text_list(self, item: JSONDict, info: JSONDict) -> None:
+        """Remember that ``item`` asks for the text of a text modifier list present here."""
+        mlist = self.catalog.by_id.get(info["modifier_list_id"])
+        if (
+            mlist is not None
+            and mlist["type"] == "MODIFIER_LIST"
+            and _data(mlist).get("modifier_type") == "TEXT"
+            and self._present(mlist)
+        ):
+            name = _text(_data(item), "name", item) or item["id"]
+            self._text_lists.setdefault(mlist["id"], []).append(name)
 
     def _group(self, obj: JSONDict, info: JSONDict) -> str | None:
         """The id of the universal group for the list ``info`` (of item ``obj``) names, as
@@ -748,9 +882,13 @@ class _MenuBuilder:
             mlist, modifiers, base = shape
             data = _data(mlist)
             rule = _GroupRule.of(data, info, modifiers, obj)
+            self._report_hidden(modifiers, rule)
             group_id = list_id + rule.suffix_against(base)
-            if group_id not in self.groups:
-                options = [self._option(m, rule) for m in modifiers]
+            shown = [m for m in modifiers if m["id"] not in rule.hidden]
+            if not shown:
+                group_id = None
+            elif group_id not in self.groups:
+                options = [self._option(m, rule) for m in shown]
                 try:
                     self.groups[group_id] = ModifierGroup(
                         id=group_id,
@@ -764,6 +902,14 @@ class _MenuBuilder:
                     raise _invalid(mlist, exc) from None
         self._group_of[key] = group_id
         return group_id
+
+    def _report_hidden(self, modifiers: list[JSONDict], rule: _GroupRule) -> None:
+        """Leave out (once each) the modifiers hidden from online ordering."""
+        for modifier in modifiers:
+            if modifier["id"] in rule.hidden and modifier["id"] not in self._hidden_reported:
+                self._hidden_reported.add(modifier["id"])
+                name = _text(_data(modifier), "name", modifier)
+                self._leave_out(modifier, "modifier", name, HIDDEN_MODIFIER)
 
     def _list_shape(self, list_id: str) -> _ListShape | None:
         """A modifier list present here, its modifiers present here and its own rule; None when
@@ -813,12 +959,19 @@ class _GroupRule:
     """The effective selection rule of a modifier list on one item."""
 
     def __init__(
-        self, min_: int, max_: int | None, allow_quantities: bool, defaults: frozenset[str]
+        self,
+        min_: int,
+        max_: int | None,
+        allow_quantities: bool,
+        defaults: frozenset[str],
+        hidden: frozenset[str] = frozenset(),
     ) -> None:
         self.min = min_
         self.max = max_
         self.allow_quantities = allow_quantities
         self.defaults = defaults
+        self.hidden = hidden
+        """The modifiers hidden from online ordering (left out of the group)."""
 
     @classmethod
     def of(
@@ -836,7 +989,10 @@ class _GroupRule:
         defaults = frozenset(
             m["id"] for m in modifiers if _on_by_default(_data(m), overrides.get(m["id"]))
         )
-        return cls(min_, max_, allow, defaults)
+        hidden = frozenset(
+            m["id"] for m in modifiers if _hidden_online(_data(m), overrides.get(m["id"]))
+        )
+        return cls(min_, max_, allow, defaults, hidden)
 
     def suffix_against(self, base: _GroupRule) -> str:
         """The group id suffix that tells this rule from the list's own (empty when equal)."""
@@ -848,6 +1004,9 @@ class _GroupRule:
         if self.defaults != base.defaults:
             digest = hashlib.sha256(",".join(sorted(self.defaults)).encode()).hexdigest()
             suffix += f"~d{digest[:8]}"
+        if self.hidden != base.hidden:
+            digest = hashlib.sha256(",".join(sorted(self.hidden)).encode()).hexdigest()
+            suffix += f"~h{digest[:8]}"
         return suffix
 
 
@@ -897,7 +1056,12 @@ def _info_key(info: JSONDict) -> Hashable:
         info.get("max_selected_modifiers"),
         info.get("allow_quantities"),
         tuple(
-            (o.get("modifier_id"), o.get("on_by_default_override"), o.get("on_by_default"))
+            (
+                o.get("modifier_id"),
+                o.get("on_by_default_override"),
+                o.get("on_by_default"),
+                o.get("hidden_online_override"),
+            )
             for o in overrides
         )
         if overrides
@@ -912,7 +1076,12 @@ def _check_info(info: JSONDict, owner: JSONDict) -> CatalogError:
     _int(info, "max_selected_modifiers", owner)
     _hashable(info, "allow_quantities", owner)
     for override in _objects(info, "modifier_overrides", owner):
-        for field in ("modifier_id", "on_by_default_override", "on_by_default"):
+        for field in (
+            "modifier_id",
+            "on_by_default_override",
+            "on_by_default",
+            "hidden_online_override",
+        ):
             _hashable(override, field, owner)
     return CatalogError(f"{_describe(owner)}: modifier_list_info: an entry cannot be read")
 
@@ -925,6 +1094,40 @@ def _on_by_default(modifier: JSONDict, override: JSONDict | None) -> bool:
         if override.get("on_by_default") is not None:
             return bool(override["on_by_default"])
     return bool(modifier.get("on_by_default"))
+
+
+def _left_out(obj: JSONDict, kind: str, name: str | None, reason: str) -> LeftOut:
+    """What the menu leaves of catalog object ``obj`` out, and why (long texts shortened)."""
+    if name is not None and len(name) > LEFT_OUT_NAME_MAX:
+        name = name[: LEFT_OUT_NAME_MAX - 3] + "..."
+    if len(reason) > LEFT_OUT_REASON_MAX:
+        reason = reason[: LEFT_OUT_REASON_MAX - 3] + "..."
+    return LeftOut(kind=kind, pos_id=obj["id"], name=name or None, reason=reason)
+
+
+def _hidden_online(modifier: JSONDict, override: JSONDict | None) -> bool:
+    """Whether a modifier is hidden from online ordering on an item (the item's
+    ``hidden_online_override`` ``YES``/``NO``, else the modifier's ``hidden_online``)."""
+    if override is not None:
+        toggle = override.get("hidden_online_override")
+        if toggle in ("YES", "NO"):
+            return bool(toggle == "YES")
+    return bool(modifier.get("hidden_online"))
+
+
+def _discount_terms(discount: JSONDict | None) -> str:
+    """``the discount 'Happy hour' (10 % off)``, from a ``DISCOUNT`` object."""
+    data = _data(discount) if discount is not None else {}
+    name = data.get("name")
+    named = f"the discount {_quote(name)}" if type(name) is str else "a discount"
+    percentage, money = data.get("percentage"), data.get("amount_money")
+    if type(percentage) is str:
+        return f"{named} ({_quote(percentage)[1:-1]} % off)"
+    if type(money) is dict and type(money.get("amount")) is int:
+        currency = money.get("currency")
+        unit = f"minor units of {currency}" if type(currency) is str else "minor units"
+        return f"{named} ({money['amount']} {unit} off)"
+    return named
 
 
 def _sold_out(override: JSONDict, owner: JSONDict) -> Availability:

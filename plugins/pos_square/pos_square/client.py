@@ -19,6 +19,7 @@ leaves this module as one of the framework's errors, read from Square's ``errors
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ import aiohttp
 import orjson
 
 from pos_square.settings import SquareSettings
+from pos_square.tokens import AccessTokens, StaticToken
 from posintegrator.errors import AmbiguousError, AuthError, PermanentError, RetryableError
 from posintegrator.poshttp import DEFAULT_MAX_RESPONSE_BYTES, json_object, send
 
@@ -47,6 +49,8 @@ class SquareClient:
     :param http: the session to use; the client never creates or closes one.
     :param settings: where Square is and how to authenticate.
     :param max_response_bytes: the largest answer read (the connection's limit).
+    :param tokens: the access token of each request (default: ``settings.access_token``);
+        see :func:`pos_square.oauth.access_tokens` for OAuth tokens the plugin renews.
     """
 
     def __init__(
@@ -55,13 +59,14 @@ class SquareClient:
         settings: SquareSettings,
         *,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        tokens: AccessTokens | None = None,
     ) -> None:
         self._http = http
         self._max_bytes = max_response_bytes
         self._base_url = str(settings.base_url).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
+        self._tokens = tokens or StaticToken(settings.access_token)
         self._headers = {
-            "Authorization": f"Bearer {settings.access_token.get_secret_value()}",
             "Square-Version": settings.square_version,
             "Accept": "application/json",
         }
@@ -154,11 +159,16 @@ class SquareClient:
     ) -> JSONDict:
         """Send one request and return its JSON object, or raise the matching framework error.
 
+        A request refused with ``ACCESS_TOKEN_EXPIRED`` is sent once more with a renewed token,
+        when there is one: Square did nothing with it, so resending a write is safe too.
+
         :param write: whether a failure after sending leaves the outcome unknown.
         :param reused_key_ambiguous: whether ``IDEMPOTENCY_KEY_REUSED`` means "it may exist".
         """
         what = f"Square {method} {path}"
-        reply = await send(
+        token = await self._tokens.current()
+        send_with = functools.partial(
+            send,
             self._http,
             method,
             self._base_url + path,
@@ -168,8 +178,13 @@ class SquareClient:
             max_bytes=self._max_bytes,
             params=params,
             json=body,
-            headers=dict(self._headers),
         )
+        reply = await send_with(headers={**self._headers, "Authorization": f"Bearer {token}"})
+        if reply.status == 401 and _expired(reply.body):
+            renewed = await self._tokens.renew(token)
+            if renewed is not None:
+                headers = {**self._headers, "Authorization": f"Bearer {renewed}"}
+                reply = await send_with(headers=headers)
         if reply.ok:
             return json_object(what, reply.body, write=write)
         raise error_from_response(
@@ -206,6 +221,11 @@ def error_from_response(
     if reused_key_ambiguous and "IDEMPOTENCY_KEY_REUSED" in codes:
         return AmbiguousError(f"{message}; an earlier request used this key")
     return PermanentError(message, reason=reason, code=code)
+
+
+def _expired(raw: bytes) -> bool:
+    """Whether Square refused the request because the access token has expired."""
+    return any(error.get("code") == "ACCESS_TOKEN_EXPIRED" for error in _errors(raw))
 
 
 def _describe(error: JSONDict) -> str:

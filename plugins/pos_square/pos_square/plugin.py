@@ -4,7 +4,8 @@ Thin: each hook builds a :class:`~pos_square.client.SquareClient` for the connec
 Square calls and hands the documents to :mod:`pos_square.catalog` (menus),
 :mod:`pos_square.translate` (statuses), :mod:`pos_square.orders` (orders, payments,
 cancellations) and :mod:`pos_square.webhooks`. The module keeps no state of its own; the webhook
-dedup memory and the payments an order still has to record live in ``ctx.state``.
+dedup memory, the payments an order still has to record and a renewed OAuth token (see
+:mod:`pos_square.oauth`) live in ``ctx.state``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pos_square.catalog import (
     menu_from_catalog,
 )
 from pos_square.client import SquareClient
+from pos_square.oauth import access_tokens
 from pos_square.orders import (
     ORDER_SOURCE_NAME,
     cancel_request,
@@ -82,7 +84,13 @@ def _settings(ctx: ConnectionContext) -> SquareSettings:
 
 
 def _client(ctx: ConnectionContext) -> SquareClient:
-    return SquareClient(ctx.http, _settings(ctx), max_response_bytes=ctx.max_response_bytes)
+    """A client of the connection's Square account, with its current (renewed) access token."""
+    return SquareClient(
+        ctx.http,
+        _settings(ctx),
+        max_response_bytes=ctx.max_response_bytes,
+        tokens=access_tokens(ctx),
+    )
 
 
 @hookimpl

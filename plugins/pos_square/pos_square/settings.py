@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import (
     AnyHttpUrl,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,7 +30,22 @@ class SquareSettings(BaseModel):
     """Root of the Square API: production, ``https://connect.squareupsandbox.com`` for the
     sandbox, or a test double."""
     access_token: SecretStr
-    """OAuth access token (or a personal access token) of the seller, sent as ``Bearer``."""
+    """OAuth access token (or a personal access token) of the seller, sent as ``Bearer``.
+    With ``refresh_token`` set it is only the first one: the plugin refreshes it."""
+    refresh_token: SecretStr | None = None
+    """The seller's OAuth refresh token (from ObtainToken with the authorization code). With
+    ``application_id`` and ``application_secret`` it lets the plugin renew the access token."""
+    application_id: str | None = None
+    """The Square application's id (Developer Console, OAuth page); sent as ``client_id``."""
+    application_secret: SecretStr | None = None
+    """The Square application's secret (Developer Console, OAuth page); sent as
+    ``client_secret``, and the key under which refreshed tokens are kept encrypted."""
+    access_token_expires_at: AwareDatetime | None = None
+    """When the configured ``access_token`` expires, if known (ObtainToken's ``expires_at``);
+    unknown with a refresh token: the plugin refreshes before its first call."""
+    token_refresh_margin: timedelta = Field(default=timedelta(days=23), gt=timedelta(0))
+    """Refresh an OAuth access token once it has less than this left (Square's tokens last 30
+    days and Square advises refreshing at least weekly: 23 days does that)."""
     square_version: str = "2025-08-20"
     """Sent as ``Square-Version``: the API version this plugin was written against."""
     webhook_signature_key: SecretStr | None = None
@@ -55,6 +73,21 @@ class SquareSettings(BaseModel):
             raise ValueError(
                 "webhook_signature_key_next is the key being rotated in: set "
                 "webhook_signature_key too (or put the only key in webhook_signature_key)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> SquareSettings:
+        oauth = {
+            "refresh_token": self.refresh_token,
+            "application_id": self.application_id,
+            "application_secret": self.application_secret,
+        }
+        missing = [name for name, value in oauth.items() if value is None]
+        if missing and len(missing) < len(oauth):
+            raise ValueError(
+                "refreshing the OAuth access token needs refresh_token, application_id and "
+                f"application_secret together: {', '.join(missing)} missing"
             )
         return self
 

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -507,3 +508,44 @@ def test_generator_counts_1000() -> None:
     big = generate_catalog(20_000)
     assert big.counts.variations == 20_000
     assert time.process_time() - start < 5
+
+
+async def test_obtain_token_issues_expiring_tokens_and_refuses_bad_grants() -> None:
+    running = await start_double(
+        refresh_tokens=["refresh-1"], oauth_application=("sq0idp-app", "sq0csp-secret")
+    )
+    grant = {
+        "client_id": "sq0idp-app",
+        "client_secret": "sq0csp-secret",
+        "grant_type": "refresh_token",
+        "refresh_token": "refresh-1",
+    }
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = Client(running, session)
+            status, issued, _ = await client.call("POST", "/oauth2/token", grant, headers={})
+            assert status == 200, issued
+            assert issued["refresh_token"] == "refresh-1"  # the code flow keeps it
+            expires = datetime.fromisoformat(issued["expires_at"])
+            assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+            bearer = {"Authorization": f"Bearer {issued['access_token']}"}
+            status, _, _ = await client.call("GET", "/v2/locations", headers=bearer)
+            assert status == 200
+            running.double.expire(issued["access_token"])
+            status, body, _ = await client.call("GET", "/v2/locations", headers=bearer)
+            assert (status, body["errors"][0]["code"]) == (401, "ACCESS_TOKEN_EXPIRED")
+            for wrong in ({"client_secret": "guess"}, {"refresh_token": "refresh-2"}):
+                status, body, _ = await client.call(
+                    "POST", "/oauth2/token", {**grant, **wrong}, headers={}
+                )
+                assert (status, body["errors"][0]["code"]) == (401, "UNAUTHORIZED")
+            # A request the spec does not allow is refused like any other.
+            status, body, _ = await client.call(
+                "POST", "/oauth2/token", {"grant_type": "refresh_token"}, headers={}
+            )
+            assert status == 400, body
+            assert len(running.double.tokens.issued) == 1
+            running.double.spec_violations.clear()  # the last request broke the spec on purpose
+            running.assert_clean()
+    finally:
+        await running.close()

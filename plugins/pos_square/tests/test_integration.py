@@ -448,3 +448,30 @@ async def test_catalog_change_webhook_triggers_a_resync(tmp_path: Path) -> None:
             double.assert_clean()
     finally:
         await double.close()
+
+
+async def test_what_the_menu_leaves_out_is_in_the_menu_report(tmp_path: Path) -> None:
+    double = await start_double(variations=12, signature_key=SIGNATURE_KEY)
+    fixture = Path(__file__).parent / "fixtures" / "catalog_left_out.json"
+    double.double.add_objects(orjson.loads(fixture.read_bytes())["objects"])
+    location = double.location_ids[0]
+    try:
+        async with square_host(tmp_path, double) as harness:
+            menu = await harness.wait_for_menu(location)
+            status, report = await harness.request("GET", f"/v1/locations/{location}/menu/report")
+            double.assert_clean()
+    finally:
+        await double.close()
+    assert status == 200 and report["errors"] == 0
+    assert menu.product("ITEM_FISH") is None and menu.product("ITEM_CAKE") is not None
+    messages = {f["path"]: f["message"] for f in report["findings"] if f["code"] == "left_out"}
+    assert messages["left_out[ITEM_FISH]"].startswith(
+        "item 'Fish of the day' (ITEM_FISH) is not in the menu: priced at the till"
+    )
+    assert messages["left_out[ML_NAME]"].startswith(
+        "text modifier list 'Name on the cake' (ML_NAME) is not in the menu: free text"
+    )
+    assert {"left_out[MOD_CANDLE_GOLD]", "left_out[PR_HAPPY]", "left_out[CAT_STAFF]"} <= set(
+        messages
+    )
+    assert report["warnings"] >= len(messages) >= 6

@@ -39,6 +39,9 @@ DEMO_WEBHOOK_SECRET = "demo-webhook-SECRET-9f2a"
 WRONG_DEMO_KEY = "wrong-demo-key-SECRET-77e0"
 SQUARE_TOKEN = "EAAA-square-token-SECRET-31b7"
 SQUARE_SIGNATURE_KEY = "square-signature-SECRET-c4d8"
+SQUARE_OAUTH_TOKEN = "EAAA-square-oauth-token-SECRET-6a1f"
+SQUARE_REFRESH_TOKEN = "square-refresh-SECRET-e07b"
+SQUARE_APP = ("sq0idp-secrets-test", "sq0csp-app-SECRET-2b94")
 CLOUD_SECRET = generate_secret()
 
 
@@ -72,8 +75,16 @@ def all_logs() -> Iterator[list[str]]:
         logger.remove(sink)
 
 
+#: Access tokens the Square double issued by ObtainToken during the test.
+ISSUED: list[str] = []
+
+
 def secrets(api_token: str) -> list[str]:
     return [
+        *ISSUED,
+        SQUARE_OAUTH_TOKEN,
+        SQUARE_REFRESH_TOKEN,
+        SQUARE_APP[1],
         DEMO_KEY,
         DEMO_WEBHOOK_SECRET,
         WRONG_DEMO_KEY,
@@ -98,7 +109,13 @@ async def test_no_secret_in_logs_answers_or_the_database(tmp_path: Path) -> None
     demo = await start_simulator(
         SimulatorConfig(data_dir=tmp_path / "pos", api_key=DEMO_KEY, stage_seconds=0.1)
     )
-    double = await start_double(access_tokens=[SQUARE_TOKEN], signature_key=SQUARE_SIGNATURE_KEY)
+    double = await start_double(
+        access_tokens=[SQUARE_TOKEN, SQUARE_OAUTH_TOKEN],
+        signature_key=SQUARE_SIGNATURE_KEY,
+        refresh_tokens=[SQUARE_REFRESH_TOKEN],
+        oauth_application=SQUARE_APP,
+    )
+    ISSUED[:] = []
     cooking = asyncio.create_task(kitchen(double))
     connections = [
         ConnectionSettings(
@@ -130,6 +147,21 @@ async def test_no_secret_in_logs_answers_or_the_database(tmp_path: Path) -> None
                 "request_timeout_seconds": 2.0,
             },
         ),
+        # An OAuth connection: its token is renewed (ObtainToken), kept, and renewed again
+        # when Square calls it expired; then the seller revokes the app and renewal is refused.
+        ConnectionSettings(
+            name="square-oauth",
+            plugin="square",
+            locations=[double.location_ids[1]],
+            settings={
+                "base_url": double.url,
+                "access_token": SQUARE_OAUTH_TOKEN,
+                "refresh_token": SQUARE_REFRESH_TOKEN,
+                "application_id": SQUARE_APP[0],
+                "application_secret": SQUARE_APP[1],
+                "request_timeout_seconds": 2.0,
+            },
+        ),
     ]
 
     async def point_webhooks(host: Any) -> None:
@@ -156,6 +188,16 @@ async def test_no_secret_in_logs_answers_or_the_database(tmp_path: Path) -> None
                 await harness.wait_for_events(
                     lambda events: sum(e.get("status") == "COMPLETED" for e in events) == 2
                 )
+                # The OAuth connection renewed its token for its first sync; renew again.
+                oauth_sync = harness.host.connections["square-oauth"].menusync
+                double.double.expire(double.double.tokens.issued[-1])
+                await oauth_sync.sync(double.location_ids[1])
+                double.double.tokens.revoke_refresh_token(SQUARE_REFRESH_TOKEN)
+                double.double.expire(double.double.tokens.issued[-1])
+                with contextlib.suppress(Exception):
+                    await oauth_sync.sync(double.location_ids[1])
+                ISSUED[:] = double.double.tokens.issued
+                assert len(ISSUED) == 2, ISSUED
                 # The connection with a wrong key fails its menu sync (an auth error logged).
                 with contextlib.suppress(Exception):
                     await harness.host.connections["demo-wrong-key"].menusync.sync("airport")
@@ -190,7 +232,7 @@ async def test_no_secret_in_logs_answers_or_the_database(tmp_path: Path) -> None
                     answers.append(orjson.dumps(body).decode())
                     assert status == 200
                 connections_view = answers[-3]
-                assert "auth_failed" in connections_view
+                assert connections_view.count("auth_failed") >= 2, connections_view
                 # The cloud's copies of what the host signed, headers included.
                 for delivery in harness.receiver.deliveries:
                     answers.append(f"{delivery.headers!r} {delivery.body!r}")
@@ -202,6 +244,7 @@ async def test_no_secret_in_logs_answers_or_the_database(tmp_path: Path) -> None
 
     assert len(lines) > 20, "the logs were captured"
     assert any("auth" in line.lower() for line in lines), "the refused key was logged about"
+    assert any("refused to renew" in line for line in lines), "the refused renewal too"
     leaked = {line: leaks(line, api_token) for line in lines if leaks(line, api_token)}
     assert not leaked, f"secrets in log lines: {leaked}"
     leaked = {answer: leaks(answer, api_token) for answer in answers if leaks(answer, api_token)}

@@ -884,3 +884,97 @@ def test_an_unreadable_order_is_a_permanent_error_naming_the_field(fault: Any) -
         status_event_from_order({**square_order("OPEN", "RESERVED"), **changes})
     assert caught.value.message.startswith("unreadable Square order"), caught.value.message
     assert problem in caught.value.message
+
+
+# --- what the menu leaves out, and says so ---------------------------------------------------
+
+
+def losses() -> Menu:
+    """The menu of ``catalog_left_out.json``: a ListCatalog page (valid per Square's spec) of
+    what the universal menu cannot carry, beside what it can."""
+    objects = load("catalog_left_out.json")["objects"]
+    return menu_from_catalog(objects, "downtown", "L1DOWNTOWN", "USD", "America/New_York")
+
+
+def left_out(menu: Menu) -> dict[str, tuple[str, str | None, str]]:
+    return {item.pos_id: (item.kind, item.name, item.reason) for item in menu.left_out}
+
+
+def test_the_left_out_fixture_is_a_listcatalog_page_per_the_spec(square_spec: Any) -> None:
+    assert not square_spec.schema_problems(
+        "ListCatalogResponse", load("catalog_left_out.json"), strict=True
+    )
+
+
+def test_a_till_priced_item_is_left_out_and_named() -> None:
+    menu = losses()
+    assert menu.product("ITEM_FISH") is None
+    kind, name, reason = left_out(menu)["ITEM_FISH"]
+    assert (kind, name) == ("item", "Fish of the day")
+    assert reason.startswith("priced at the till (VARIABLE_PRICING)")
+    # An item keeping another variation loses only the till-priced one.
+    assert [v.id for v in product(menu, "ITEM_TART").variants] == ["VAR_TART_SLICE"]
+    assert left_out(menu)["VAR_TART_WHOLE"][:2] == ("variation", "Fruit tart, Whole")
+    # The recorded fixtures' mocha has a market-priced size too.
+    assert left_out(downtown())["VAR_MOCHA_MKT"][0] == "variation"
+
+
+def test_a_text_modifier_list_is_left_out_naming_its_items_and_its_terms() -> None:
+    menu = losses()
+    assert all(not g.id.startswith("ML_NAME") for g in menu.modifier_groups)
+    kind, name, reason = left_out(menu)["ML_NAME"]
+    assert (kind, name) == ("text modifier list", "Name on the cake")
+    assert "required in Square, up to 30 characters" in reason
+    assert "'Birthday cake', 'Cupcake'" in reason
+    assert "line item's note" in reason
+
+
+def test_a_line_note_reaches_square_as_the_line_items_note() -> None:
+    body = order_to_square(make_order(), "L1DOWNTOWN", KEY)
+    assert body["order"]["line_items"][0]["note"] == "extra hot"
+
+
+def test_modifiers_hidden_online_are_left_out_where_they_are_hidden() -> None:
+    menu = losses()
+    cake_groups = product(menu, "ITEM_CAKE").modifier_group_ids
+    cupcake_groups = product(menu, "ITEM_CUPCAKE").modifier_group_ids
+    assert [o.id for o in group(menu, cake_groups[0]).options] == ["MOD_CANDLE_PLAIN"]
+    # The cupcake shows it: its override says NO, so it gets a group of its own.
+    assert cupcake_groups != cake_groups
+    assert [o.id for o in group(menu, cupcake_groups[0]).options] == [
+        "MOD_CANDLE_PLAIN",
+        "MOD_CANDLE_GOLD",
+    ]
+    kind, name, reason = left_out(menu)["MOD_CANDLE_GOLD"]
+    assert (kind, name) == ("modifier", "Gold sparklers") and "hidden_online" in reason
+
+
+def test_a_category_hidden_online_is_left_out_and_its_items_stay() -> None:
+    menu = losses()
+    assert [c.id for c in menu.categories] == ["CAT_CAKES"]
+    assert product(menu, "ITEM_TART").category_ids == ["CAT_CAKES"]
+    assert left_out(menu)["CAT_STAFF"][:2] == ("category", "Staff meals")
+
+
+def test_pricing_rules_in_force_are_reported_with_their_discount() -> None:
+    menu = losses()
+    kind, name, reason = left_out(menu)["PR_HAPPY"]
+    assert (kind, name) == ("pricing rule", "Happy hour cakes")
+    assert reason.startswith("the discount 'Happy hour' (10.0 % off) Square applies by itself")
+    assert "PR_LAUNCH" not in left_out(menu), "a rule whose dates are over changes no price"
+    # The prices are Square's list prices: no discount is folded into them.
+    assert variant(menu, "ITEM_CAKE", "VAR_CAKE").prices == {PRICE_LIST_ID: 3200}
+
+
+def test_what_is_left_out_is_not_published_and_the_menu_still_checks() -> None:
+    menu = losses()
+    assert "left_out" not in menu.model_dump(mode="json")
+    assert not errors_in(check_menu(menu))
+    assert sorted(item.pos_id for item in menu.left_out) == [
+        "CAT_STAFF",
+        "ITEM_FISH",
+        "ML_NAME",
+        "MOD_CANDLE_GOLD",
+        "PR_HAPPY",
+        "VAR_TART_WHOLE",
+    ], "each once, and nothing else"

@@ -9,6 +9,7 @@ from .catalog import (
     present_at,
 )
 from .errors import SquareError
+from .oauth import TokenAuthority
 from .state import MerchantState
 from .webhooks import SIGNATURE_HEADER, SUBSCRIPTION_ID, sign
 
@@ -23,6 +24,7 @@ __all__ = [
     "RunningDouble",
     "SquareDouble",
     "SquareError",
+    "TokenAuthority",
     "Violation",
     "generate_catalog",
     "present_at",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from posintegrator.testing.faults import FaultInjector, FaultPlan
 
 from .catalog import DEFAULT_LOCATIONS, GeneratedCatalog, generate_catalog
 from .errors import SquareError
+from .oauth import TokenAuthority
 from .state import MerchantState
 from .webhooks import WebhookSender
 
@@ -46,6 +48,10 @@ class SquareDouble:
     :param catalog: the catalog (default ``generate_catalog(variations, locations, seed)``).
     :param access_tokens: accepted bearer tokens.
     :param revoked_tokens: tokens answered with 401 ``ACCESS_TOKEN_REVOKED``.
+    :param refresh_tokens: refresh tokens ObtainToken accepts (see :class:`TokenAuthority`).
+    :param oauth_application: (client_id, client_secret) ObtainToken accepts.
+    :param token_lifetime: how long the access tokens ObtainToken issues are good for.
+    :param rotate_refresh_tokens: ObtainToken answers a new refresh token each time.
     :param notification_url: where to POST webhook events (none: events are only recorded).
     :param signature_key: the subscription's signature key (replaced by
         UpdateWebhookSubscriptionSignatureKey on subscription ``SUBSCRIPTION_ID``).
@@ -65,6 +71,10 @@ class SquareDouble:
         seed: int = 7,
         access_tokens: Sequence[str] = (DEFAULT_TOKEN,),
         revoked_tokens: Sequence[str] = (),
+        refresh_tokens: Sequence[str] = (),
+        oauth_application: tuple[str, str] | None = None,
+        token_lifetime: timedelta = timedelta(days=30),
+        rotate_refresh_tokens: bool = False,
         notification_url: str | None = None,
         signature_key: str | None = None,
         webhook_retry_delays: tuple[float, ...] = (),
@@ -80,8 +90,16 @@ class SquareDouble:
         self.spec = spec or SquareSpec.load()
         self.strict_requests = strict_requests
         self.validate_responses = validate_responses
-        self.access_tokens = set(access_tokens)
-        self.revoked_tokens = set(revoked_tokens)
+        self.tokens = TokenAuthority(
+            access_tokens=access_tokens,
+            revoked_tokens=revoked_tokens,
+            refresh_tokens=refresh_tokens,
+            application=oauth_application,
+            merchant_id=merchant_id,
+            token_lifetime=token_lifetime,
+            rotate_refresh_tokens=rotate_refresh_tokens,
+        )
+        self.access_tokens = self.tokens.access_tokens
         self.spec_violations: list[Violation] = []
         self.requests: list[tuple[str, str, int]] = []
         self.square_versions: list[str] = []
@@ -115,6 +133,7 @@ class SquareDouble:
             "UpdateOrder": self._update_order,
             "CreatePayment": self._create_payment,
             "UpdateWebhookSubscriptionSignatureKey": self._update_signature_key,
+            "ObtainToken": self._obtain_token,
         }
 
     # -- switches for tests ---------------------------------------------------------------
@@ -126,7 +145,11 @@ class SquareDouble:
 
     def revoke(self, token: str) -> None:
         """From now on, ``token`` gets 401 ``ACCESS_TOKEN_REVOKED``."""
-        self.revoked_tokens.add(token)
+        self.tokens.revoked_tokens.add(token)
+
+    def expire(self, token: str) -> None:
+        """From now on, ``token`` gets 401 ``ACCESS_TOKEN_EXPIRED``."""
+        self.tokens.expire(token)
 
     @property
     def catalog(self) -> GeneratedCatalog:
@@ -139,6 +162,11 @@ class SquareDouble:
     def set_price(self, variation_id: str, amount: int, location_id: str | None = None) -> None:
         """Change a variation's price (at one location); emits catalog.version.updated."""
         self.state.set_price(variation_id, amount, location_id)
+
+    def add_objects(self, objects: Sequence[dict[str, Any]]) -> None:
+        """Add catalog objects (e.g. a recorded ListCatalog page's); emits
+        catalog.version.updated."""
+        self.state.add_objects(objects)
 
     def delete_object(self, object_id: str) -> None:
         """Delete a catalog object; emits catalog.version.updated."""
@@ -162,6 +190,7 @@ class SquareDouble:
         )
         self.faults.add_control_routes(app)
         app.router.add_route("*", "/v2/{tail:.*}", self._dispatch)
+        app.router.add_route("*", "/oauth2/{tail:.*}", self._dispatch)
         return app
 
     def _reply(
@@ -215,12 +244,9 @@ class SquareDouble:
                 "Rate limit exceeded, retry later.",
                 headers={"Retry-After": str(self._retry_after)},
             )
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
-        if token in self.revoked_tokens:
-            raise SquareError(401, "ACCESS_TOKEN_REVOKED", "The access token has been revoked.")
-        if token not in self.access_tokens:
-            raise SquareError(401, "UNAUTHORIZED", "This request could not be authorized.")
+        if not request.path.startswith("/oauth2/"):  # ObtainToken takes the app's secret
+            auth = request.headers.get("Authorization", "")
+            self.tokens.check(auth[7:].strip() if auth.startswith("Bearer ") else "")
         version = request.headers.get("Square-Version")
         if version is not None:
             if not _VERSION_RE.match(version):
@@ -342,6 +368,11 @@ class SquareDouble:
         self, _params: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
         return 200, {"payment": self.state.create_payment(body)}
+
+    async def _obtain_token(
+        self, _params: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        return 200, self.tokens.obtain_token(body)
 
     async def _update_signature_key(
         self, params: dict[str, str], body: dict[str, Any] | None

@@ -300,6 +300,12 @@ class MerchantState:
             },
         )
 
+    def add_objects(self, objects: Iterable[dict[str, Any]]) -> None:
+        """Add catalog objects (their nested ones with them); emits catalog.version.updated."""
+        self.objects.extend(objects)
+        self._index()
+        self.bump_catalog()
+
     def set_sold_out(self, variation_id: str, location_id: str, sold_out: bool = True) -> None:
         variation = self._variation(variation_id)
         overrides = variation["item_variation_data"].setdefault("location_overrides", [])
