@@ -594,10 +594,11 @@ async def test_revoking_an_agent_takes_back_the_orders_it_never_received(tmp_pat
         ]
 
 
-async def test_a_hub_cancels_what_it_holds_and_refuses_what_an_agent_has(tmp_path: Path) -> None:
-    """An order still waiting at the hub is cancelled there and never handed over; one handed
-    to a venue agent is the agent's to deliver: the hub says it cannot cancel it (409)."""
-    async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, _, token):
+async def test_a_hub_cancels_at_once_what_has_not_left_it(tmp_path: Path) -> None:
+    """An order still waiting at the hub, or queued for an agent that has not been sent it,
+    is cancelled there (200) and never reaches the agent. (One the agent may have is cancelled
+    through the agent: tests/test_link_actions.py.)"""
+    async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, cloud, token):
         menu = one_product_menu("downtown")
         await hub.connections["venue"].menusync.publish_fetched("downtown", menu)
         status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-c1"))
@@ -617,11 +618,24 @@ async def test_a_hub_cancels_what_it_holds_and_refuses_what_an_agent_has(tmp_pat
 
         async def queued() -> bool:
             waiting = await hub.store.handovers("venue")
-            return [w.record.order.id for w in waiting] == ["o-c2"]
+            return [(w.record.order.id, w.sent) for w in waiting] == [("o-c2", False)]
 
         await eventually(queued, timeout=20)
-        status, problem = await _api(hub.url, token, "POST", "/v1/orders/o-c2/cancel", cancel)
-        assert status == 409 and problem["title"] == "The order is with a venue agent"
+        status, view = await _api(hub.url, token, "POST", "/v1/orders/o-c2/cancel", cancel)
+        assert status == 200 and view["status"] == "CANCELLED", view
+        notes = [h["note"] for h in view["history"] if not h["applied"]]
+        assert notes == ["queued for agent downtown-agent", "withdrawn from agent downtown-agent"]
+        assert await hub.store.handovers("venue") == []
+        assert await hub.store.link_waiting("downtown-agent") == 0, "nothing left to send"
         _, view = await _api(hub.url, token, "GET", "/v1/orders/o-c1")
         assert view["status"] == "CANCELLED", "never handed over"
         assert not [h for h in view["history"] if (h["note"] or "").startswith("queued")]
+        for order_id in ("o-c1", "o-c2"):
+
+            async def heard(order_id: str = order_id) -> bool:
+                return any(
+                    e.get("status") == "CANCELLED" and e.get("order_id") == order_id
+                    for e in cloud.events
+                )
+
+            await eventually(heard, timeout=20)

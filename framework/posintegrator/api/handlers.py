@@ -38,6 +38,7 @@ from posintegrator.api.schemas import (
 )
 from posintegrator.errors import PosError, WebhookRejected
 from posintegrator.hooktypes import Capabilities, InboundWebhook
+from posintegrator.link.actions import ActionName, action_message
 from posintegrator.menus.live import LiveMenu
 from posintegrator.model import Menu, Order, OrderStatus, StatusEvent, is_final, utcnow
 from posintegrator.model.availability import AvailabilityChange
@@ -64,6 +65,8 @@ MAX_VERSION = 2**63 - 1
 #: Orders listed at most, and by default, in one answer of GET /v1/orders.
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 100
+#: The title of the 409 answering an operator action while the order is being sent to the POS.
+SUBMISSION_UNDER_WAY = "Submission under way"
 #: The statuses GET /v1/orders lists when none is asked for: those a person must look at.
 DEFAULT_LIST_STATUSES = (OrderStatus.NEEDS_ATTENTION.value, OrderStatus.FAILED.value)
 
@@ -567,7 +570,7 @@ async def _actionable(host: Host, order_id: str, allowed: tuple[OrderStatus, ...
     if jobs is not None and jobs.delivery.is_in_flight(order_id):
         raise ProblemError(
             409,
-            "Submission under way",
+            SUBMISSION_UNDER_WAY,
             f"order {order_id!r} is being sent to the POS right now; try again in a moment",
             headers={"Retry-After": "2"},
         )
@@ -575,24 +578,27 @@ async def _actionable(host: Host, order_id: str, allowed: tuple[OrderStatus, ...
 
 
 async def retry_order(request: web.Request) -> web.Response:
-    """Send an order to the POS again now (a lookup comes first if it may be there)."""
+    """Send an order to the POS again now (a lookup comes first if it may be there).
+
+    202 when the order is with a venue agent, which carries out the retry (see requeue)."""
     host, order_id, action = await _action_request(request, OperatorAction)
-    await requeue(host, order_id, action, known_missing=False)
-    return await _order_view(host, order_id)
+    forwarded = await requeue(host, order_id, action, known_missing=False)
+    return await _order_view(host, order_id, status=202 if forwarded else 200)
 
 
 async def order_missing(request: web.Request) -> web.Response:
-    """An operator checked: the POS does not have the order. Send it now."""
+    """An operator checked: the POS does not have the order. Send it now (202: see retry)."""
     host, order_id, action = await _action_request(request, OperatorAction)
-    await requeue(host, order_id, action, known_missing=True)
-    return await _order_view(host, order_id)
+    forwarded = await requeue(host, order_id, action, known_missing=True)
+    return await _order_view(host, order_id, status=202 if forwarded else 200)
 
 
 async def order_found(request: web.Request) -> web.Response:
-    """An operator found the order in the POS: it is ACCEPTED with the POS's id."""
+    """An operator found the order in the POS: it is ACCEPTED with the POS's id (202: see
+    retry)."""
     host, order_id, action = await _action_request(request, FoundInPos)
-    await mark_found(host, order_id, action)
-    return await _order_view(host, order_id)
+    forwarded = await mark_found(host, order_id, action)
+    return await _order_view(host, order_id, status=202 if forwarded else 200)
 
 
 async def cancel_order(request: web.Request) -> web.Response:
@@ -609,29 +615,64 @@ async def cancel_order(request: web.Request) -> web.Response:
     return await _order_view(host, order_id, status=202 if asked else 200)
 
 
-# The operator actions themselves, shared by the API and the dashboard. Each raises
-# ProblemError (404, 409) when the order does not allow it.
+# The operator actions themselves, shared by the API and the dashboard (and carried out by a
+# venue agent when a hub forwards them). Each raises ProblemError (404, 409) when the order does
+# not allow it.
+
+
+async def _forwarded(
+    host: Host,
+    order_id: str,
+    verb: ActionName,
+    action: OperatorAction,
+    label: str,
+) -> bool:
+    """At a hub, queue ``action`` for the venue agent that holds the order, if one does."""
+    if host.links is None:
+        return False
+    body = action_message(order_id, verb, action)
+    agent = await host.store.forward_action(
+        order_id, body, operator=action.operator, action=label, note=action.note
+    )
+    if agent is None:
+        return False
+    host.links.wake(agent)
+    return True
 
 
 async def requeue(
     host: Host, order_id: str, action: OperatorAction, *, known_missing: bool
-) -> None:
+) -> bool:
     """Send an order to the POS again now: a retry, or (``known_missing``) after an operator
-    checked that the POS does not have it."""
+    checked that the POS does not have it.
+
+    :returns: whether it was forwarded to the venue agent holding the order, which carries it
+        out (the outcome reaches the cloud as events).
+    """
     record = await _actionable(host, order_id, _BEFORE_POS)
+    label = "not in the POS" if known_missing else "retry"
+    verb: ActionName = "missing" if known_missing else "retry"
+    if await _forwarded(host, order_id, verb, action, label):
+        return True
     await host.store.operator_requeue(
         order_id,
         operator=action.operator,
-        action="not in the POS" if known_missing else "retry",
+        action=label,
         note=action.note,
         clear_maybe=known_missing,
     )
     host.connections[record.connection].delivery.wake()
+    return False
 
 
-async def mark_found(host: Host, order_id: str, action: FoundInPos) -> None:
-    """An operator found the order in the POS: it becomes ACCEPTED with the POS's id."""
+async def mark_found(host: Host, order_id: str, action: FoundInPos) -> bool:
+    """An operator found the order in the POS: it becomes ACCEPTED with the POS's id.
+
+    :returns: whether it was forwarded to the venue agent holding the order (see requeue).
+    """
     record = await _actionable(host, order_id, _BEFORE_POS)
+    if await _forwarded(host, order_id, "found", action, "found in the POS"):
+        return True
     await host.store.record_action(
         order_id, operator=action.operator, action="found in the POS", note=action.note
     )
@@ -643,13 +684,15 @@ async def mark_found(host: Host, order_id: str, action: FoundInPos) -> None:
         reason=action.note or "found in the POS by an operator",
     )
     await host.intake.apply(record.connection, event)
+    return False
 
 
 async def cancel(host: Host, order_id: str, action: CancelOrder) -> bool:
     """Cancel an order: at once when the POS certainly does not have it, else by asking the POS.
 
-    :returns: whether the POS is being asked (the outcome comes later, as events); False when
-        the order is CANCELLED now (or already was).
+    :returns: whether the POS is being asked (the outcome comes later, as events), directly
+        or through the venue agent holding the order; False when the order is CANCELLED now (or
+        already was).
     :raises ProblemError: 404, or 409 when the order can no longer be cancelled here.
     """
     record = await host.store.get_order(order_id)
@@ -672,7 +715,8 @@ async def cancel(host: Host, order_id: str, action: CancelOrder) -> bool:
         source=action.source,
         reason=action.reason,
     )
-    result = await host.store.request_cancel(order_id, event)
+    forward = action_message(order_id, "cancel", action)
+    result = await host.store.request_cancel(order_id, event, forward=forward)
     if result.transition is not None:
         await host.intake.announce(result.transition, event)
     if result.outcome == CancelOutcome.FINAL:
@@ -681,13 +725,10 @@ async def cancel(host: Host, order_id: str, action: CancelOrder) -> bool:
             "Not possible in this status",
             f"order {order_id!r} became {result.record.status} meanwhile",
         )
-    if result.outcome == CancelOutcome.WITH_AGENT:
-        raise ProblemError(
-            409,
-            "The order is with a venue agent",
-            f"order {order_id!r} was handed to the venue agent that delivers it; a hub cannot "
-            "cancel it there yet: cancel it at the POS",
-        )
+    if result.outcome == CancelOutcome.FORWARDED:
+        assert host.links is not None and result.agent is not None, "only a hub hands orders over"
+        host.links.wake(result.agent)
+        return True
     if result.outcome == CancelOutcome.CANCELLED:
         return False
     if jobs is not None:

@@ -238,7 +238,7 @@ ROUTES: tuple[Route, ...] = (
             summary,
             "operations",
             request=model,
-            responses={200: OrderView, 404: Problem, 409: Problem},
+            responses={200: OrderView, 202: OrderView, 404: Problem, 409: Problem},
             headers={409: ("Retry-After",)},
         )
         for verb, handler, model, summary in (

@@ -20,6 +20,10 @@ from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from posintegrator import __version__
+from posintegrator.api import handlers
+from posintegrator.api.problems import ProblemError
+from posintegrator.api.schemas import CancelOrder, FoundInPos, OperatorAction
+from posintegrator.link.actions import ActionRefused, OrderAction
 from posintegrator.link.identity import AgentKey
 from posintegrator.link.protocol import (
     MAX_FRAME_BYTES,
@@ -47,6 +51,10 @@ if TYPE_CHECKING:
 #: The agent's name for the hub in its link tables.
 HUB = "hub"
 HANDSHAKE_SECONDS = 10.0
+#: How long an action from the hub waits for a submission of its order under way to end, and
+#: how often it looks.
+IN_FLIGHT_WAIT_SECONDS = 60.0
+IN_FLIGHT_POLL_SECONDS = 0.1
 
 
 class OrderHandedOver(BaseModel):
@@ -157,9 +165,21 @@ class AgentLink:
     # --- the agent's end of the link ------------------------------------------------------------
 
     async def handle(self, messages: list[Message]) -> None:
-        await asyncio.gather(*(self._receive(message) for message in messages))
+        # Orders are independent and taken side by side; what concerns one order (the order,
+        # then an action on it) is carried out in the order the hub sent it.
+        by_order: dict[str, list[Message]] = {}
+        for message in messages:
+            by_order.setdefault(_order_of(message), []).append(message)
+        await asyncio.gather(*(self._in_order(group) for group in by_order.values()))
+
+    async def _in_order(self, group: list[Message]) -> None:
+        for message in group:
+            await self._receive(message)
 
     async def _receive(self, message: Message) -> None:
+        if message.kind == "action":
+            await self._action(message)
+            return
         if message.kind != "order":
             logger.warning("the hub sent a message of unknown kind {!r}: ignored", message.kind)
             return
@@ -177,6 +197,25 @@ class AgentLink:
             self.wake()
             return
         await accept_order(self._host.store, order, jobs, at=handed.received_at)
+
+    async def _action(self, message: Message) -> None:
+        """Carry out an action the hub forwarded; tell the hub when it cannot be."""
+        try:
+            action = OrderAction.model_validate(message.body)
+        except ValidationError as exc:
+            logger.error("the hub sent an unreadable action (message {}): {}", message.seq, exc)
+            return
+        why = await carry_out(self._host, action)
+        if why is None:
+            logger.info("order {}: {} asked by the hub, done", action.order_id, action.action)
+            return
+        logger.warning(
+            "order {}: cannot {} as the hub asks: {}", action.order_id, action.action, why
+        )
+        refusal = ActionRefused(order_id=action.order_id, action=action.action, reason=why[:2000])
+        body = orjson.dumps(refusal.model_dump(mode="json"))
+        await self._host.store.link_enqueue(HUB, "action_refused", body, action.order_id)
+        self.wake()
 
     async def outgoing(self, message: LinkMessage) -> bytes:
         """A menu notice travels with its menu, which the hub checks and publishes."""
@@ -210,3 +249,55 @@ class AgentLink:
 
     def peer_state(self, state: dict[str, Any]) -> None:
         self.hub_state = state
+
+
+def _order_of(message: Message) -> str:
+    """The order a message from the hub is about (its number when it is about none)."""
+    order = message.body.get("order")
+    order_id = order.get("id") if isinstance(order, dict) else message.body.get("order_id")
+    return order_id if isinstance(order_id, str) else f"seq:{message.seq}"
+
+
+async def carry_out(host: Host, action: OrderAction) -> str | None:
+    """Carry out ``action`` as the agent's own API would, had it one: through the same
+    functions a host serving its POS directly uses. An action that finds its order being sent
+    to the POS waits for that attempt's outcome (up to :data:`IN_FLIGHT_WAIT_SECONDS`), where
+    an operator at the API would be told to try again in a moment.
+
+    Carrying out an action a second time (its message processed again after a crash between
+    carrying it out and recording its number) mostly changes nothing: the order has moved on and
+    the second is refused, or finds the cancellation asked already. docs/link.md says where it
+    could matter.
+
+    :returns: why it could not be carried out, or None.
+    """
+    deadline = asyncio.get_running_loop().time() + IN_FLIGHT_WAIT_SECONDS
+    while True:
+        try:
+            return await _carry_out_once(host, action)
+        except ProblemError as exc:
+            busy = exc.problem.title == handlers.SUBMISSION_UNDER_WAY
+            if not busy or asyncio.get_running_loop().time() >= deadline:
+                return exc.problem.detail or exc.problem.title
+        await asyncio.sleep(IN_FLIGHT_POLL_SECONDS)
+
+
+async def _carry_out_once(host: Host, action: OrderAction) -> str | None:
+    try:
+        if action.action == "cancel":
+            await handlers.cancel(host, action.order_id, CancelOrder.model_validate(action.request))
+        elif action.action == "found":
+            found = FoundInPos.model_validate(action.request)
+            await handlers.mark_found(host, action.order_id, found)
+        else:
+            await handlers.requeue(
+                host,
+                action.order_id,
+                OperatorAction.model_validate(action.request),
+                known_missing=action.action == "missing",
+            )
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"the {action.action} request is malformed ({where}: {first['msg']})"
+    return None

@@ -20,7 +20,8 @@ from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from posintegrator import __version__
-from posintegrator.cloud.events import MenuPublished, OrderStatusChanged
+from posintegrator.cloud.events import MenuPublished, OrderCancelRefused, OrderStatusChanged
+from posintegrator.link.actions import ActionRefused
 from posintegrator.link.identity import new_nonce, verify
 from posintegrator.link.protocol import (
     MAX_FRAME_BYTES,
@@ -247,10 +248,14 @@ class LinkHub:
         try:
             if message.kind == "event" and message.body.get("type") == "order.status_changed":
                 await self._status(agent, OrderStatusChanged.model_validate(message.body))
+            elif message.kind == "event" and message.body.get("type") == "order.cancel_refused":
+                await self._cancel_refused(agent, OrderCancelRefused.model_validate(message.body))
             elif message.kind == "event" and message.body.get("type") == "menu.published":
                 await self._menu(agent, message.body)
             elif message.kind == "refused":
                 await self._refused(agent, OrderRefusal.model_validate(message.body))
+            elif message.kind == "action_refused":
+                await self._action_refused(agent, ActionRefused.model_validate(message.body))
             else:
                 self._refuse(agent, f"message {message.seq} of unknown kind {message.kind!r}")
         except ValidationError as exc:
@@ -288,6 +293,41 @@ class LinkHub:
                 reason=event.reason,
                 source=f"agent:{agent.name}:{event.source}"[:200],
             ),
+        )
+
+    async def _cancel_refused(self, agent: AgentRecord, event: OrderCancelRefused) -> None:
+        """The agent's POS refused a cancellation the hub forwarded: the cloud hears it."""
+        connection = await self._own_order(agent, event.order_id)
+        if connection is None or event.location not in agent.locations:
+            self._refuse(agent, f"a refused cancellation of {event.order_id!r}, not its order")
+            return
+        await self._host.store.refuse_cancel(
+            event.order_id, reason=event.reason, source=f"agent:{agent.name}:{event.source}"[:200]
+        )
+        self._host.notifier.wake()
+
+    async def _action_refused(self, agent: AgentRecord, refusal: ActionRefused) -> None:
+        """The agent could not carry out an action the hub forwarded (the order moved on)."""
+        if await self._own_order(agent, refusal.order_id) is None:
+            self._refuse(agent, f"an answer about order {refusal.order_id!r}, not its order")
+            return
+        logger.warning(
+            "order {}: agent {} could not {}: {}",
+            refusal.order_id,
+            agent.name,
+            refusal.action,
+            refusal.reason,
+        )
+        if refusal.action == "cancel":
+            await self._host.store.refuse_cancel(
+                refusal.order_id, reason=refusal.reason, source=f"agent:{agent.name}"
+            )
+            self._host.notifier.wake()
+            return
+        await self._host.store.order_note(
+            refusal.order_id,
+            f"{refusal.action} refused by agent {agent.name}: {refusal.reason}"[:2000],
+            f"agent:{agent.name}",
         )
 
     async def _menu(self, agent: AgentRecord, body: dict[str, Any]) -> None:

@@ -66,9 +66,9 @@ class CancelOutcome(StrEnum):
     """A cancellation was already waiting for the POS's answer; nothing changed."""
     FINAL = "final"
     """The order is in a final status: nothing changed."""
-    WITH_AGENT = "with_agent"
-    """The order was handed to a venue agent, which delivers it: the hub cannot cancel it (not
-    yet); nothing changed."""
+    FORWARDED = "forwarded"
+    """The order was handed to a venue agent: the request is recorded and queued for the agent
+    (the answer follows as cloud events)."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,8 @@ class CancelRequestResult:
     outcome: CancelOutcome
     record: OrderRecord
     transition: Transition | None = None
+    agent: str | None = None
+    """The venue agent holding the order, when it is with one."""
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,9 @@ class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
 
     # --- cancellation ---------------------------------------------------------------------------
 
-    async def request_cancel(self, order_id: str, cancel: StatusEvent) -> CancelRequestResult:
+    async def request_cancel(
+        self, order_id: str, cancel: StatusEvent, *, forward: bytes
+    ) -> CancelRequestResult:
         """Ask for an order to be cancelled, in one transaction.
 
         ``cancel`` is the CANCELLED event: its ``source`` says who asks (``cloud:customer``,
@@ -322,6 +326,11 @@ class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
         confirmed, no attempt that may have reached it) is CANCELLED at once by it. Otherwise
         the request is recorded, due now, for the delivery engine to take to the POS; a request
         already waiting is left as it is.
+
+        At a hub, an order queued for a venue agent whose message has certainly not left is
+        taken back and treated as above. One the agent may have is the agent's to cancel: the
+        request is recorded (not due at the hub) and ``forward``, the ``action`` message, is
+        queued for the agent in the same transaction (``FORWARDED``).
 
         :raises KeyError: no such order.
         """

@@ -137,6 +137,22 @@ class LinkStore(Protocol):
         """
         ...
 
+    async def forward_action(
+        self, order_id: str, body: bytes, *, operator: str, action: str, note: str | None
+    ) -> str | None:
+        """Queue ``body``, an ``action`` message, for the agent holding the order, and record
+        the operator's action in the order's history, in one transaction.
+
+        :returns: the agent's name; None (and nothing changed) when no agent holds the order.
+        :raises KeyError: no such order.
+        """
+        ...
+
+    async def order_note(self, order_id: str, note: str, source: str) -> None:
+        """Note a step in the order's history that is not a status change (e.g. an agent could
+        not carry out an action)."""
+        ...
+
     async def handovers(self, connection: str) -> list[Handover]:
         """Orders of ``connection`` queued for an agent and not yet acknowledged by it."""
         ...

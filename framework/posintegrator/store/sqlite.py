@@ -605,10 +605,14 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
 
     # --- cancellation ---------------------------------------------------------------------------
 
-    async def request_cancel(self, order_id: str, cancel: StatusEvent) -> CancelRequestResult:
-        return await self._run(self._request_cancel, order_id, cancel)
+    async def request_cancel(
+        self, order_id: str, cancel: StatusEvent, *, forward: bytes
+    ) -> CancelRequestResult:
+        return await self._run(self._request_cancel, order_id, cancel, forward)
 
-    def _request_cancel(self, order_id: str, cancel: StatusEvent) -> CancelRequestResult:
+    def _request_cancel(
+        self, order_id: str, cancel: StatusEvent, forward: bytes
+    ) -> CancelRequestResult:
         requested_by, reason = cancel.source, cancel.reason or "no reason given"
         with self._transaction() as tx:
             record = self._order_row(tx, order_id)
@@ -618,9 +622,33 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
                 return CancelRequestResult(CancelOutcome.FINAL, record)
             if record.cancel_pending:
                 return CancelRequestResult(CancelOutcome.ALREADY_REQUESTED, record)
-            handed = tx.execute("SELECT agent FROM orders WHERE id = ?", (order_id,)).fetchone()
-            if handed[0] is not None:
-                return CancelRequestResult(CancelOutcome.WITH_AGENT, record)
+            agent = tx.execute("SELECT agent FROM orders WHERE id = ?", (order_id,)).fetchone()[0]
+            if agent is not None and self._withdraw_unsent(tx, order_id):
+                agent = None  # its message never left: the hub still holds it alone
+            if agent is not None:
+                # The agent is asked, as a local host's delivery engine would ask the POS; the
+                # hub waits for its answer (the agent's CANCELLED status, or a refusal) and
+                # takes nothing to a POS itself, so the request is not due here.
+                tx.execute(
+                    "UPDATE orders SET cancel_state = ?, cancel_by = ?, cancel_reason = ?, "
+                    "cancel_requested_at = ?, cancel_due_at = NULL, cancel_outcome = NULL, "
+                    "updated_at = ? WHERE id = ?",
+                    (
+                        CancelState.REQUESTED.value,
+                        requested_by,
+                        reason,
+                        _iso(utcnow()),
+                        _iso(utcnow()),
+                        order_id,
+                    ),
+                )
+                self._action(
+                    tx, record, requested_by, f"cancellation sent to agent {agent}", reason
+                )
+                self._insert_message(tx, agent, "action", forward, order_id)
+                updated = self._order_row(tx, order_id)
+                assert updated is not None
+                return CancelRequestResult(CancelOutcome.FORWARDED, updated, agent=agent)
             if record.status.value in _BEFORE_POS and not record.maybe_in_pos:
                 # No attempt may have reached the POS (begin_attempt sets maybe_in_pos in its
                 # own transaction before any call): nothing to take back, cancel here.

@@ -96,6 +96,15 @@ class LinkTables:
             connection: str | None = None,
         ) -> Transition: ...
 
+        def _action(
+            self,
+            tx: sqlite3.Connection,
+            record: OrderRecord,
+            source: str,
+            action: str,
+            note: str | None,
+        ) -> None: ...
+
     # --- messages -------------------------------------------------------------------------------
 
     async def link_enqueue(
@@ -227,6 +236,53 @@ class LinkTables:
                 found.append(Handover(record, agent, int(seq), bool(sent)))
         return found
 
+    def _withdraw_unsent(self, tx: sqlite3.Connection, order_id: str) -> bool:
+        """Take back an order queued for an agent if its message has certainly not left: it
+        waits at the hub again, with no agent. False when there is no such message, or when it
+        may have left."""
+        row = tx.execute(
+            "SELECT m.seq, m.peer, COALESCE(p.sent_through, 0) FROM link_outbox m "
+            "LEFT JOIN link_peers p ON p.peer = m.peer "
+            "WHERE m.order_id = ? AND m.kind = 'order'",
+            (order_id,),
+        ).fetchone()
+        if row is None or row[0] <= row[2]:
+            return False
+        seq, agent, _ = row
+        tx.execute("DELETE FROM link_outbox WHERE seq = ?", (seq,))
+        tx.execute("UPDATE orders SET agent = NULL WHERE id = ?", (order_id,))
+        _note(tx, order_id, f"withdrawn from agent {agent}", "host")
+        return True
+
+    async def forward_action(
+        self, order_id: str, body: bytes, *, operator: str, action: str, note: str | None
+    ) -> str | None:
+        return await self._run(self._forward_action, order_id, body, operator, action, note)
+
+    def _forward_action(
+        self, order_id: str, body: bytes, operator: str, action: str, note: str | None
+    ) -> str | None:
+        with self._transaction() as tx:
+            row = tx.execute("SELECT agent FROM orders WHERE id = ?", (order_id,)).fetchone()
+            if row is None:
+                raise KeyError(order_id)
+            agent: str | None = row[0]
+            record = self._order_row(tx, order_id)
+            if agent is None or record is None:
+                return None
+            self._action(
+                tx, record, f"operator:{operator}", f"{action} (sent to agent {agent})", note
+            )
+            self._insert_message(tx, agent, "action", body, order_id)
+        return agent
+
+    async def order_note(self, order_id: str, note: str, source: str) -> None:
+        await self._run(self._order_note, order_id, note, source)
+
+    def _order_note(self, order_id: str, note: str, source: str) -> None:
+        with self._transaction() as tx:
+            _note(tx, order_id, note, source)
+
     async def withdraw_handover(self, order_id: str, event: StatusEvent) -> Transition | None:
         return await self._run(self._withdraw_handover, order_id, event)
 
@@ -264,6 +320,8 @@ class LinkTables:
                 "SELECT seq, order_id FROM link_outbox WHERE peer = ? AND kind = 'order'",
                 (agent,),
             ).fetchall()
+            # Actions (a cancellation, a retry) for its orders will never be carried out.
+            tx.execute("DELETE FROM link_outbox WHERE peer = ? AND kind = 'action'", (agent,))
             now = utcnow()
             for seq, order_id in rows:
                 tx.execute("DELETE FROM link_outbox WHERE seq = ?", (seq,))
