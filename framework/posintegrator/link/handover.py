@@ -22,12 +22,13 @@ from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.wakeup import wait_for_wakeup
 from posintegrator.statuses.intake import StatusIntake
 from posintegrator.store import OrderRecord, Store
+from posintegrator.store.link import AgentRecord, HandingOver
 
 #: How often orders waiting for an agent are checked against their deadlines.
 SWEEP_SECONDS = 5.0
 #: How long an order without an approved agent waits before it is looked at again.
 NO_AGENT_RETRY_SECONDS = 5.0
-#: Orders handed over per round.
+#: Orders handed over per round, in one transaction.
 BATCH = 500
 
 
@@ -78,8 +79,7 @@ class AgentHandover:
             self._wake.clear()
             now = utcnow()
             due = await self._store.due_deliveries(self._conn.name, now, BATCH)
-            for record in due:
-                await self._hand_over(record, now)
+            await self._hand_over(due, now)
             if loop.time() >= next_sweep:
                 await self._sweep(now)
                 next_sweep = loop.time() + SWEEP_SECONDS
@@ -92,22 +92,33 @@ class AgentHandover:
                 timeout = 0.0
             await wait_for_wakeup(self._wake, timeout)
 
-    async def _hand_over(self, record: OrderRecord, now: datetime) -> None:
-        order = record.order
-        if now >= self.deadline(record):
-            await self._fail(record, "no venue agent took it")
+    async def _hand_over(self, due: list[OrderRecord], now: datetime) -> None:
+        """Queue the due orders for their agents, in one transaction; fail those past their
+        deadline, and put off those of a location no agent serves."""
+        agents: dict[str, AgentRecord | None] = {}
+        handovers: list[HandingOver] = []
+        for record in due:
+            order = record.order
+            if now >= self.deadline(record):
+                await self._fail(record, "no venue agent took it")
+                continue
+            if order.location not in agents:
+                agents[order.location] = await self._links.agent_for(order.location)
+            agent = agents[order.location]
+            if agent is None:
+                await self._store.postpone(
+                    order.id,
+                    now + timedelta(seconds=NO_AGENT_RETRY_SECONDS),
+                    f"no venue agent is approved for location {order.location!r}",
+                )
+                continue
+            message = order_message(order, record.created_at)
+            handovers.append(HandingOver(order.id, agent.name, message))
+        if not handovers:
             return
-        agent = await self._links.agent_for(order.location)
-        if agent is None:
-            await self._store.postpone(
-                order.id,
-                now + timedelta(seconds=NO_AGENT_RETRY_SECONDS),
-                f"no venue agent is approved for location {order.location!r}",
-            )
-            return
-        message = order_message(order, record.created_at)
-        if await self._store.hand_over(order.id, agent.name, message) is not None:
-            self._links.wake(agent.name)
+        numbers = await self._store.hand_over(handovers)
+        for name in {h.agent for h, seq in zip(handovers, numbers, strict=True) if seq is not None}:
+            self._links.wake(name)
 
     async def _sweep(self, now: datetime) -> None:
         """Take back and fail orders whose message has not left by their deadline."""

@@ -82,6 +82,15 @@ class PairingError(Exception):
 
 
 @dataclass(frozen=True)
+class HandingOver:
+    """An order to queue for an agent: its id, the agent's name, the ``order`` message's body."""
+
+    order_id: str
+    agent: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Handover:
     """An order queued for an agent, not yet acknowledged by it."""
 
@@ -129,11 +138,12 @@ class LinkStore(Protocol):
 
     # --- handing orders to agents (hub) -------------------------------------------------------
 
-    async def hand_over(self, order_id: str, agent: str, body: bytes) -> int | None:
-        """Queue an order for ``agent`` and take it out of the hub's own delivery.
+    async def hand_over(self, handovers: list[HandingOver]) -> list[int | None]:
+        """Queue orders for their agents and take them out of the hub's own delivery, all in
+        one transaction (one disk flush for a whole due batch).
 
-        :returns: the message's number, or None when the order is no longer to be sent (it was
-            cancelled, or handed over, since it was found due).
+        :returns: per order, its message's number, or None when the order is no longer to be
+            sent (it was cancelled, or handed over, since it was found due).
         """
         ...
 

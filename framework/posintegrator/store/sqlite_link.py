@@ -15,6 +15,7 @@ from posintegrator.model import StatusEvent, utcnow
 from posintegrator.store.base import OrderRecord, Transition
 from posintegrator.store.link import (
     AgentRecord,
+    HandingOver,
     Handover,
     LinkMessage,
     PairingError,
@@ -199,24 +200,29 @@ class LinkTables:
 
     # --- handing orders to agents ---------------------------------------------------------------
 
-    async def hand_over(self, order_id: str, agent: str, body: bytes) -> int | None:
-        return await self._run(self._hand_over, order_id, agent, body)
+    async def hand_over(self, handovers: list[HandingOver]) -> list[int | None]:
+        return await self._run(self._hand_over, handovers)
 
-    def _hand_over(self, order_id: str, agent: str, body: bytes) -> int | None:
+    def _hand_over(self, handovers: list[HandingOver]) -> list[int | None]:
+        numbers: list[int | None] = []
         with self._transaction() as tx:
-            # Only an order still to be sent, and not cancelled (nor with a cancellation
-            # waiting) since it was found due: this and a cancellation are serialised here.
-            taken = tx.execute(
-                "UPDATE orders SET agent = ?, next_attempt_at = NULL, updated_at = ? "
-                "WHERE id = ? AND agent IS NULL AND status IN ('RECEIVED', 'SUBMITTING') "
-                "AND (cancel_state IS NULL OR cancel_state != 'requested') RETURNING id",
-                (agent, _iso(utcnow()), order_id),
-            ).fetchone()
-            if taken is None:
-                return None
-            seq = self._insert_message(tx, agent, "order", body, order_id)
-            _note(tx, order_id, f"queued for agent {agent}", "host")
-        return seq
+            for handing in handovers:
+                # Only an order still to be sent, and not cancelled (nor with a cancellation
+                # waiting) since it was found due: this and a cancellation are serialised here.
+                taken = tx.execute(
+                    "UPDATE orders SET agent = ?, next_attempt_at = NULL, updated_at = ? "
+                    "WHERE id = ? AND agent IS NULL AND status IN ('RECEIVED', 'SUBMITTING') "
+                    "AND (cancel_state IS NULL OR cancel_state != 'requested') RETURNING id",
+                    (handing.agent, _iso(utcnow()), handing.order_id),
+                ).fetchone()
+                if taken is None:
+                    numbers.append(None)
+                    continue
+                numbers.append(
+                    self._insert_message(tx, handing.agent, "order", handing.body, handing.order_id)
+                )
+                _note(tx, handing.order_id, f"queued for agent {handing.agent}", "host")
+        return numbers
 
     async def handovers(self, connection: str) -> list[Handover]:
         return await self._run(self._handovers, connection)
