@@ -12,6 +12,7 @@ import pytest
 from posintegrator.model import Order, OrderStatus, StatusEvent
 from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.store import AcceptOutcome, SQLiteStore
+from posintegrator.store.link import HandingOver
 from posintegrator.store.migrations import LATEST_VERSION
 
 
@@ -127,3 +128,23 @@ async def test_plugin_state_survives_reopening(tmp_path: Path) -> None:
     assert await second.state_get("demo", "cursor") == "42"
     assert await second.state_get("other", "cursor") is None
     await second.close()
+
+
+async def test_handing_a_due_batch_to_agents(
+    store: SQLiteStore, example_order: dict[str, Any]
+) -> None:
+    """Each order still to be sent is queued for its agent, numbered in the batch's order; one
+    cancelled since it was found due is left out (None), and none is queued twice."""
+    ids = ["batch-1", "batch-2", "batch-3"]
+    for order_id in ids:
+        assert await accept(store, {**example_order, "id": order_id}) == AcceptOutcome.CREATED
+    cancelled = StatusEvent(order_id="batch-2", status=OrderStatus.CANCELLED, source="test")
+    await store.apply_status("batch-2", cancelled)
+    batch = [HandingOver(order_id, "agent-a", b'{"n": 1}') for order_id in ids]
+    numbers = await store.hand_over(batch)
+    assert numbers[1] is None
+    first, third = numbers[0], numbers[2]
+    assert first is not None and third is not None and first < third
+    assert await store.hand_over(batch) == [None, None, None], "already queued"
+    taken = await store.link_take("agent-a", 0, 10)
+    assert [(m.seq, m.order_id) for m in taken] == [(first, "batch-1"), (third, "batch-3")]
