@@ -240,6 +240,10 @@ ROUTES: tuple[Route, ...] = (
             request=model,
             responses={200: OrderView, 202: OrderView, 404: Problem, 409: Problem},
             headers={409: ("Retry-After",)},
+            links={
+                200: _order_links("$response.body#/order/id"),
+                202: _order_links("$response.body#/order/id"),
+            },
         )
         for verb, handler, model, summary in (
             (
