@@ -6,9 +6,9 @@ The same class runs at both ends once the handshake is done (docs/link.md):
   sends them in number order, at most ``window`` unacknowledged at a time, starting after the
   number the peer said it has; after a reconnect that resends exactly what may have been lost.
 * **Receiving.** Messages are handed to this end's :class:`LinkEnd` in batches, which stores
-  what they carry (idempotently); then their highest number is recorded and acknowledged, while
-  the next batch is already being stored. A message numbered at or below what was already
-  received is a duplicate: acknowledged again, not processed again.
+  what they carry (idempotently); then their highest number is recorded and acknowledged. A
+  message numbered at or below what was already received is a duplicate: acknowledged again,
+  not processed again.
 * **Heartbeats.** Each end pings every ``heartbeat`` seconds, carrying its current condition;
   the answers give the round-trip time. A link silent for two heartbeats is dead and closed.
 """
@@ -127,8 +127,6 @@ class LinkSession:
         self._heartbeat = heartbeat
         self._wake = asyncio.Event()
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
-        # Numbers whose messages are stored, to record and acknowledge (the latest covers all).
-        self._stored: asyncio.Queue[int] = asyncio.Queue()
         self._send_lock = asyncio.Lock()
         self.stats = LinkStats()
 
@@ -147,7 +145,6 @@ class LinkSession:
         tasks = [
             asyncio.create_task(self._read(), name="link-read"),
             asyncio.create_task(self._process(), name="link-process"),
-            asyncio.create_task(self._acknowledge(), name="link-acknowledge"),
             asyncio.create_task(self._send(), name="link-send"),
             asyncio.create_task(self._beat(), name="link-heartbeat"),
         ]
@@ -214,23 +211,9 @@ class LinkSession:
             if fresh:
                 await self._end.handle(fresh)
                 self._received = fresh[-1].seq
+                await self._store.link_received(self._end.peer, self._received)
                 self.stats.received += len(fresh)
-            self._stored.put_nowait(self._received)
-
-    async def _acknowledge(self) -> None:
-        """Record how far messages are stored, then acknowledge them.
-
-        Apart from :meth:`_process`, so that the next batch is stored while this number is
-        (one commit can take both): recording it does not hold up the messages behind it.
-        Still, a number is acknowledged only once it is durable, and only after every message
-        up to it was stored.
-        """
-        while True:
-            through = await self._stored.get()
-            while not self._stored.empty():
-                through = self._stored.get_nowait()
-            await self._store.link_received(self._end.peer, through)
-            await self._frame(encode(Ack(seq=through)))
+            await self._frame(encode(Ack(seq=self._received)))
 
     # --- sending --------------------------------------------------------------------------------
 
