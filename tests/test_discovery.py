@@ -8,6 +8,8 @@ pip-installed plugin.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from posintegrator.errors import PermanentError, PluginBugError, RetryableError,
 from posintegrator.hookspecs import hookimpl
 from posintegrator.hooktypes import Capabilities, SubmitResult
 from posintegrator.model import Menu, PriceList
+from posintegrator.plugin_api import PLUGIN_API_VERSION as API
 from posintegrator.plugins import PluginHost, PluginInfo
 
 # --- fake installed distributions ----------------------------------------------------------------
@@ -385,3 +388,95 @@ def test_from_objects_rejects_a_misspelt_hook() -> None:
 
     assert str(info.value).startswith("plugin 'typo'")
     assert "pos_capabilitys" in str(info.value)
+
+
+# --- the plugin API version ----------------------------------------------------------------------
+
+
+def api_module(declared: str) -> str:
+    """A plugin module (menus only) declaring the plugin API range ``declared``."""
+    return f"POSINTEGRATOR_PLUGIN_API = {declared!r}\n" + pos_module("V")
+
+
+def test_plugin_built_for_another_api_is_refused_in_one_line(site: FakeSite) -> None:
+    site.add(
+        "posintegrator-pos-future",
+        {"future": "fakepos_future"},
+        {"fakepos_future": api_module(">=2.0,<3")},
+    )
+    site.activate()
+
+    with pytest.raises(StartupError) as info:
+        PluginHost.load(["future"])
+
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("plugin 'future' (posintegrator-pos-future 0.1)")
+    assert f"built for plugin API >=2.0,<3 but this posintegrator offers plugin API {API}" in (
+        message
+    )
+    assert "install a release of posintegrator-pos-future" in message
+
+
+def test_plugin_with_an_unreadable_range_is_refused(site: FakeSite) -> None:
+    site.add(
+        "posintegrator-pos-garbled",
+        {"garbled": "fakepos_garbled"},
+        {"fakepos_garbled": api_module("version one please")},
+    )
+    site.activate()
+
+    with pytest.raises(StartupError) as info:
+        PluginHost.load(["garbled"])
+
+    assert "'garbled'" in str(info.value)
+    assert "not a version range" in str(info.value)
+
+
+def test_plugin_whose_range_holds_the_host_api_loads(site: FakeSite) -> None:
+    site.add(
+        "posintegrator-pos-current",
+        {"current": "fakepos_current"},
+        {"fakepos_current": api_module(f">={API},<{int(API.split('.')[0]) + 1}")},
+    )
+    site.activate()
+
+    host = PluginHost.load(["current"])
+
+    assert [p.name for p in host.plugins()] == ["current"]
+
+
+def test_start_up_stops_with_the_one_line(site: FakeSite, tmp_path: Path) -> None:
+    """``posintegrator serve`` with a connection to the incompatible plugin exits at start-up,
+    its whole error one line on standard error."""
+    site.add(
+        "posintegrator-pos-future",
+        {"future": "fakepos_future"},
+        {"fakepos_future": api_module(">=2.0,<3")},
+    )
+    site.activate()
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        '[api]\nport = 8123\ntoken = "t"\n\n[[connections]]\nname = "main"\nplugin = "future"\n'
+        'locations = ["loc-1"]\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("POSINTEGRATOR_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site.root), *sys.path])
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["NO_COLOR"] = "1"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "posintegrator.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "plugin 'future' (posintegrator-pos-future 0.1)" in errors[0]
+    assert f"plugin API {API}" in errors[0] and ">=2.0,<3" in errors[0]

@@ -38,6 +38,7 @@ from posintegrator.hooktypes import (
     WebhookResult,
 )
 from posintegrator.model import Menu, Order, OrderStatus, StatusEvent
+from posintegrator.plugin_api import RANGE_ATTRIBUTE, declared_range, incompatibility
 from posintegrator.settings import (
     ConnectionSettings,
     HostSettings,
@@ -221,7 +222,9 @@ class PluginHost:
         """Load and register the named plugins.
 
         :raises StartupError: naming the plugin and the cause, if one is not installed, fails to
-            import, or has a hook implementation that does not match its specification.
+            import, is built for a plugin API range that excludes this host's
+            (:mod:`posintegrator.plugin_api`), or has a hook implementation that does not match
+            its specification.
         """
         wanted = sorted(set(names))
         pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -507,6 +510,17 @@ def _register(pm: pluggy.PluginManager, extension: Extension[Any]) -> PluginInfo
         version=dist.version if dist is not None else "unknown",
         distribution=dist.name if dist is not None else None,
     )
+    declared = declared_range(extension.plugin)
+    refusal = incompatibility(info.name, declared, info.distribution, info.version)
+    if refusal is not None:
+        raise StartupError(refusal)
+    if declared is None:
+        logger.warning(
+            "plugin {!r} declares no plugin API range ({} in its module): it is loaded, but "
+            "nothing checks that it fits this host",
+            info.name,
+            RANGE_ATTRIBUTE,
+        )
     try:
         pm.register(extension.plugin, name=extension.name)
     except pluggy.PluginValidationError as exc:

@@ -28,115 +28,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from posintegrator.hooktypes import Capabilities, OrderFeature, features_of
+from posintegrator.hooktypes import OrderFeature, features_of
 from posintegrator.model import Menu, Order, OrderStatus, OrderType, can_transition
 from posintegrator.model.menu_check import check_menu, errors_in
 from posintegrator.orders.intake import idempotency_key
-from posintegrator.plugins import PluginHost
-from posintegrator.runtime.host import Host
-from posintegrator.settings import ConnectionSettings
-from posintegrator.testing.harness import HostHarness, running_host
+from posintegrator.testing.backend import CONNECTION, PosBackend, WebhookSigning
+from posintegrator.testing.contract_robustness import RobustnessContract
 from posintegrator.testing.sample_orders import sample_order, sample_order_with
 
 
-@dataclass
-class PosBackend:
-    """A plugin's test POS, as the contract tests need it.
-
-    :param settings: the plugin's settings for a connection to this POS.
-    :param locations: locations the POS serves.
-    :param count_orders: how many orders the POS holds with our reference ``order_id``.
-    :param on_host_started: called with the host's webhook URL for the connection, for POSes
-        that push status by webhook and must be told where.
-    :param hold_orders: ``hold_orders(True)`` makes the test POS keep new orders where the
-        kitchen has not started them (so they can be cancelled), ``hold_orders(False)`` lets them
-        go on. Without it, a cancellation may come too late, and either honest answer passes.
-    """
-
-    settings: dict[str, Any]
-    locations: list[str]
-    count_orders: Callable[[str], Awaitable[int]]
-    on_host_started: Callable[[str], Awaitable[None]] | None = None
-    hold_orders: Callable[[bool], Awaitable[None]] | None = None
-
-
-CONNECTION = "conformance"
-
-
-class PluginContract:
+class PluginContract(RobustnessContract):
     """Subclass in a plugin's tests, set :attr:`plugin_name`, and provide ``pos_backend``."""
 
-    plugin_name: str = ""
-    #: Seconds the test POS may take to move an order to ACCEPTED and beyond.
-    status_timeout: float = 20.0
-
-    @pytest.fixture
-    async def pos_backend(self, tmp_path: Path) -> AsyncIterator[PosBackend]:
-        """Override: start the plugin's test POS and describe it."""
-        raise NotImplementedError("a PluginContract subclass must provide a pos_backend fixture")
-        yield  # pragma: no cover
-
-    def _plugins(self) -> PluginHost:
-        assert self.plugin_name, "set plugin_name on the PluginContract subclass"
-        return PluginHost.load([self.plugin_name])
-
-    def _capabilities(self) -> Capabilities:
-        return self._plugins().pos(self.plugin_name).capabilities()
-
-    @asynccontextmanager
-    async def _host(
-        self, tmp_path: Path, backend: PosBackend, status_source: str = "auto"
-    ) -> AsyncIterator[HostHarness]:
-        connection = ConnectionSettings(
-            name=CONNECTION,
-            plugin=self.plugin_name,
-            locations=backend.locations,
-            settings=backend.settings,
-            status_source=status_source,
-            status_poll_seconds=0.2,
-            menu_sync_seconds=3600,
-        )
-
-        async def connect(host: Host) -> None:
-            if backend.on_host_started is not None:
-                await backend.on_host_started(
-                    host.connections[CONNECTION].connection.ctx.webhook_url
-                )
-
-        async with running_host(tmp_path, [connection], after_start=connect) as harness:
-            yield harness
-
     # --- the contract -------------------------------------------------------------------------
-
-    def test_declares_settings_and_capabilities(self) -> None:
-        """The plugin describes itself, and implements every hook its capabilities promise."""
-        pos = self._plugins().pos(self.plugin_name)
-        assert issubclass(pos.settings_model(), BaseModel)
-        caps = pos.capabilities()
-        promised = {
-            "pos_fetch_menu": caps.menu,
-            "pos_submit_order": caps.orders,
-            "pos_find_order": caps.order_lookup,
-            "pos_cancel_order": caps.order_cancel,
-            "pos_poll_status": caps.status_polling,
-            "pos_parse_webhook": caps.status_webhooks,
-        }
-        missing = [
-            hook for hook, declared in promised.items() if declared and not pos.implements(hook)
-        ]
-        assert not missing, f"capabilities promise hooks that are not implemented: {missing}"
-        assert caps.status_polling or caps.status_webhooks or not caps.orders, (
-            "a plugin that takes orders must report status by webhook or by polling"
-        )
 
     async def test_menu_validates(self, tmp_path: Path, pos_backend: PosBackend) -> None:
         """Each location's menu translates into a universal menu without validation errors."""
@@ -150,12 +59,9 @@ class PluginContract:
                 assert menu.location == location
                 assert menu.products, f"menu of {location} has no products"
                 assert not errors_in(check_menu(menu))
-                for product in menu.products:
-                    assert product.pos_id, f"product {product.id} lacks its POS id"
-
-    async def _menu(self, harness: HostHarness, location: str) -> Menu:
-        await harness.host.connections[CONNECTION].menusync.sync(location)
-        return await harness.wait_for_menu(location)
+                assert not _without_pos_id(menu), (
+                    f"menu parts of {location} lack their POS id: {_without_pos_id(menu)}"
+                )
 
     async def test_submit_is_idempotent(self, tmp_path: Path, pos_backend: PosBackend) -> None:
         """Submitting one order twice with its key creates it once; so does posting it twice."""
@@ -333,6 +239,20 @@ class PluginContract:
             assert await pos_backend.count_orders(order["id"]) == 1
 
 
+def _without_pos_id(menu: Menu) -> list[str]:
+    """The parts of ``menu`` an order would name to the POS that carry no POS id."""
+    missing = [f"product {p.id}" for p in menu.products if not p.pos_id]
+    missing += [f"category {c.id}" for c in menu.categories if not c.pos_id]
+    missing += [f"modifier group {g.id}" for g in menu.modifier_groups if not g.pos_id]
+    missing += [
+        f"option {o.id} of {g.id}" for g in menu.modifier_groups for o in g.options if not o.pos_id
+    ]
+    return missing
+
+
 def _uses(order: dict[str, Any], feature: OrderFeature) -> list[tuple[OrderFeature, str]]:
     """The fields of ``order`` that use ``feature``, as the host names them in a refusal."""
     return [(f, field) for f, field in features_of(Order.model_validate(order)) if f == feature]
+
+
+__all__ = ["PluginContract", "PosBackend", "WebhookSigning"]

@@ -26,6 +26,8 @@ class FaultPlan:
     """How often each fault strikes a matching request (probabilities from 0 to 1).
 
     :param fail_5xx: answer 503 without handling the request.
+    :param fail_429: answer 429 (rate limited) with ``Retry-After: retry_after_seconds``,
+        without handling the request.
     :param timeout: hold the request for ``hang_seconds`` without handling it (the client times
         out, outcome unknown to it, nothing done).
     :param commit_then_drop: handle the request (the order is created), then close the
@@ -37,6 +39,8 @@ class FaultPlan:
     """
 
     fail_5xx: float = 0.0
+    fail_429: float = 0.0
+    retry_after_seconds: int = 7
     timeout: float = 0.0
     commit_then_drop: float = 0.0
     commit_then_5xx: float = 0.0
@@ -86,6 +90,13 @@ class FaultInjector:
             self.counts["fail_5xx"] += 1
             return web.json_response(
                 {"error": "unavailable", "message": "injected fault"}, status=503
+            )
+        if self._strikes(plan.fail_429):
+            self.counts["fail_429"] += 1
+            return web.json_response(
+                {"error": "rate_limited", "message": "injected fault"},
+                status=429,
+                headers={"Retry-After": str(plan.retry_after_seconds)},
             )
         if self._strikes(plan.timeout):
             self.counts["timeout"] += 1

@@ -38,6 +38,9 @@ from posintegrator.hooktypes import (
 )
 from posintegrator.model import Menu, Order, OrderType, PaymentMode, StatusEvent
 
+#: The plugin API range this plugin is built for (checked by the host at start-up).
+POSINTEGRATOR_PLUGIN_API = ">=1.0,<2"
+
 #: ``ctx.state`` key of the last events-feed ``seq`` already read.
 EVENTS_CURSOR_KEY = "events_cursor"
 #: Feed entries asked for per ``GET /events`` request.

@@ -9,8 +9,10 @@ import aiohttp
 import pytest
 
 from pos_demo.simulator import SimulatorConfig, start_simulator
-from posintegrator.testing.contract import PluginContract, PosBackend
+from pos_demo.simulator.webhooks import SIGNATURE_HEADER, sign
+from posintegrator.testing.contract import PluginContract, PosBackend, WebhookSigning
 
+FIXTURES = Path(__file__).parent / "fixtures"
 API_KEY = "conformance-key"
 WEBHOOK_SECRET = "conformance-webhook-secret"
 
@@ -50,5 +52,15 @@ class TestDemoPluginContract(PluginContract):
             count_orders=count_orders,
             on_host_started=on_host_started,
             hold_orders=hold_orders,
+            faults=simulator.core.faults,
+            wrong_credentials={"api_key": "not-the-conformance-key"},
+            webhooks=WebhookSigning(
+                sign=lambda _url, body, secret: {
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(secret, body),
+                },
+                secret=WEBHOOK_SECRET,
+                body=(FIXTURES / "webhook_order.json").read_bytes(),
+            ),
         )
         await simulator.close()

@@ -65,6 +65,9 @@ from posintegrator.hooktypes import (
 )
 from posintegrator.model import Menu, Order, OrderStatus, OrderType, PaymentMode, StatusEvent
 
+#: The plugin API range this plugin is built for (checked by the host at start-up).
+POSINTEGRATOR_PLUGIN_API = ">=1.0,<2"
+
 #: ``ctx.state`` key: JSON list of the most recent webhook ``event_id``s.
 SEEN_EVENTS_KEY = "square_seen_event_ids"
 SEEN_EVENTS_MAX = 500

@@ -27,6 +27,9 @@ from posintegrator.hooktypes import (
 )
 from posintegrator.model import Menu, Order, OrderType, PaymentMode, StatusEvent
 
+#: The plugin API range this plugin is built for (checked by the host at start-up).
+POSINTEGRATOR_PLUGIN_API = ">=1.0,<2"
+
 
 @hookimpl
 def pos_settings_model() -> type[TrytonSettings]:
