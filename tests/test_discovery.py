@@ -72,14 +72,23 @@ class FakeSite:
         self.modules: list[str] = []
         self.active = False
 
-    def add(self, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    def add(
+        self,
+        dist: str,
+        entry_points: dict[str, str],
+        modules: dict[str, str],
+        requires: list[str] | None = None,
+    ) -> None:
         """Install distribution ``dist`` (version 0.1) declaring ``entry_points``
-        (name -> module) in the plugin group, with ``modules`` (module name -> source)."""
+        (name -> module) in the plugin group, with ``modules`` (module name -> source) and the
+        ``requires`` (``Requires-Dist``) lines."""
         assert not self.active, "add every distribution before activate()"
         info = self.root / f"{dist.replace('-', '_')}-0.1.dist-info"
         info.mkdir()
+        requirements = "".join(f"Requires-Dist: {line}\n" for line in requires or [])
         (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n", encoding="utf-8"
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n{requirements}",
+            encoding="utf-8",
         )
         lines = ["[posintegrator.plugins]"]
         lines += [f"{name} = {module}" for name, module in entry_points.items()]
@@ -446,6 +455,86 @@ def test_plugin_whose_range_holds_the_host_api_loads(site: FakeSite) -> None:
     assert [p.name for p in host.plugins()] == ["current"]
 
 
+def run_cli(site: FakeSite, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``posintegrator`` command, seeing the fake site's distributions."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("POSINTEGRATOR_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site.root), *sys.path])
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["NO_COLOR"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "posintegrator.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+
+SLOPPY_SETTINGS = """
+from pydantic import BaseModel
+from posintegrator.hooktypes import Capabilities, Deployment
+
+class SloppySettings(BaseModel):
+    base_url: str
+    api_token: str
+
+@hookimpl
+def pos_settings_model():
+    return SloppySettings
+
+@hookimpl
+def pos_capabilities():
+    return Capabilities(
+        menu=True, orders=True, order_lookup=False, idempotent_submit=False,
+        status_webhooks=False, status_polling=False, deployments=[Deployment.CENTRAL],
+    )
+"""
+
+
+def test_plugins_check_lists_what_to_fix(site: FakeSite, tmp_path: Path) -> None:
+    """Every static problem of a sloppy plugin is one unticked line saying what to change."""
+    sloppy = HOOKS_HEADER + SLOPPY_SETTINGS
+    site.add(
+        "posintegrator-pos-sloppy",
+        {"sloppy": "fakepos_sloppy"},
+        {"fakepos_sloppy": sloppy},
+        requires=["posintegrator>=0.1"],
+    )
+    site.activate()
+
+    done = run_cli(site, tmp_path, "plugins", "check", "sloppy")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    unticked = [line for line in lines if line.startswith("[ ]")]
+    expected = {
+        "requires posintegrator with a version range": "add an upper bound",
+        "plugin API range holds": "POSINTEGRATOR_PLUGIN_API =",
+        "settings model": "api_token looks like a credential: make it SecretStr",
+        "every promised hook is implemented": "pos_fetch_menu, pos_submit_order",
+        "order status has a way back": "by webhook or by polling",
+    }
+    for title, advice in expected.items():
+        [line] = [line for line in unticked if title in line]
+        assert advice in line, line
+    assert 'extra="forbid"' in next(line for line in unticked if "settings model" in line)
+    assert len(unticked) == len(expected)
+    assert lines[-1] == f"{len(expected)} item(s) to fix"
+    assert "[x] entry point: sloppy = fakepos_sloppy" in done.stdout
+
+
+def test_plugins_check_passes_a_good_plugin(site: FakeSite, tmp_path: Path) -> None:
+    site.activate()
+
+    done = run_cli(site, tmp_path, "plugins", "check", "demo")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[ ]" not in done.stdout
+    assert "[x] plugin API range holds" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("all static checks pass")
+
+
 def test_start_up_stops_with_the_one_line(site: FakeSite, tmp_path: Path) -> None:
     """``posintegrator serve`` with a connection to the incompatible plugin exits at start-up,
     its whole error one line on standard error."""
@@ -461,19 +550,7 @@ def test_start_up_stops_with_the_one_line(site: FakeSite, tmp_path: Path) -> Non
         'locations = ["loc-1"]\n',
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("POSINTEGRATOR_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(site.root), *sys.path])
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    env["NO_COLOR"] = "1"
-
-    done = subprocess.run(
-        [sys.executable, "-m", "posintegrator.cli", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    done = run_cli(site, tmp_path, "serve", "--config", str(config))
 
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

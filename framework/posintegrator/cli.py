@@ -52,10 +52,14 @@ def main() -> None:
 # --- plugins ----------------------------------------------------------------------------------
 
 
-@main.command("plugins")
+@main.group("plugins", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plugins_command(as_json: bool) -> None:
-    """List the installed POS plugins and what they can do."""
+@click.pass_context
+def plugins_command(context: click.Context, as_json: bool) -> None:
+    """List the installed POS plugins and what they can do (``plugins check NAME``: check one
+    against the conformance kit's static checklist)."""
+    if context.invoked_subcommand is not None:
+        return
     names = installed_plugins()
     try:
         host = PluginHost.load(names)
@@ -78,6 +82,20 @@ def plugins_command(as_json: bool) -> None:
         caps = row["capabilities"]
         flags = [k for k, v in caps.items() if v is True]
         click.echo(f"{row['name']} {row['version']}: {', '.join(flags)}")
+
+
+@plugins_command.command("check")
+@click.argument("name")
+def plugins_check(name: str) -> None:
+    """Check installed plugin NAME without a POS: entry point, version ranges, hooks against
+    their specifications, settings model, capabilities. Prints the checklist; exits 1 if an
+    item fails (see docs/plugin-tutorial.md)."""
+    from posintegrator.testing.checklist import Outcome, check_plugin, render
+
+    items = check_plugin(name)
+    click.echo(render(name, items))
+    if any(item.outcome is Outcome.FAILED for item in items):
+        sys.exit(1)
 
 
 # --- config -----------------------------------------------------------------------------------
