@@ -25,8 +25,9 @@ from squaredouble import SIGNATURE_HEADER, SUBSCRIPTION_ID, RunningDouble, sign,
 from posintegrator.model import OrderStatus
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, running_host, sample_order
-from posintegrator.testing.contract import PluginContract, PosBackend
+from posintegrator.testing.contract import PluginContract, PosBackend, WebhookSigning
 
+FIXTURES = Path(__file__).parent / "fixtures"
 SIGNATURE_KEY = "square-integration-signature-key"
 NEXT_STATE = {"PROPOSED": "RESERVED", "RESERVED": "PREPARED", "PREPARED": "COMPLETED"}
 
@@ -93,6 +94,16 @@ class TestSquareContract(PluginContract):
             count_orders=count_orders,
             on_host_started=on_host_started,
             hold_orders=hold_orders,
+            faults=double.double.faults,
+            wrong_credentials={"access_token": "EAAAl-not-a-valid-square-token"},
+            webhooks=WebhookSigning(
+                sign=lambda url, body, key: {
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(key, url, body),
+                },
+                secret=SIGNATURE_KEY,
+                body=(FIXTURES / "webhook_catalog_version_updated.json").read_bytes(),
+            ),
         )
         cooking.cancel()
         with contextlib.suppress(asyncio.CancelledError):
