@@ -13,8 +13,14 @@ A plugin opts in with one subclass in its own tests::
             await server.close()
 
 Each test runs the real host (``posintegrator.testing.running_host``) with the plugin against
-its test POS, over loopback HTTP. A test that does not apply to a plugin (no lookup capability)
-is skipped with the reason.
+its test POS, over loopback HTTP. A test that does not apply to a plugin (no lookup capability),
+or needs a part of :class:`PosBackend` the test POS does not give (a fault injector, credentials
+it refuses, its webhook signing), is skipped with the reason.
+
+This module holds the order and status flows; :mod:`posintegrator.testing.contract_robustness`
+adds the static checklist, every promised hook, the error kinds under injected faults, the
+reconciliation of an ambiguous submission, webhook verification, settings errors and the
+secrets check; :mod:`posintegrator.testing.backend` describes the test POS.
 
 Orders using each optional part of the model (discounts, charges, a tip, several payments,
 delivery details, a table, a fiscal document) are posted too: a plugin that declares the part
