@@ -83,6 +83,8 @@ def installed(tmp_path: Path) -> Iterator[list[str]]:
         run(sys.executable, "-m", "pip", "uninstall", "-q", "-y", *names, cwd=tmp_path)
 
 
+# Installing and running a whole plugin's tests takes a minute or two on a busy machine.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("answer_set", list(ANSWER_SETS))
 def test_rendered_plugin_installs_and_passes_its_tests(
     answer_set: str, tmp_path: Path, installed: list[str]

@@ -26,6 +26,7 @@ Failures leave this module as the framework's errors:
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,8 +62,10 @@ class _SessionRefused(Exception):
     """Tryton answered 401 to a call: the session is no longer valid."""
 
 
-#: Live sessions by (RPC URL, login). In memory only: see the module docstring.
-_sessions: dict[tuple[str, str], Session] = {}
+#: Live sessions by (RPC URL, login, digest of the password). In memory only: see the module
+#: docstring. The password is part of the key so that settings with another password (a
+#: corrected or a mistyped one) log in with it, never ride on a session the old one opened.
+_sessions: dict[tuple[str, str, str], Session] = {}
 _request_ids = itertools.count(1)
 
 
@@ -90,7 +93,8 @@ class TrytonClient:
         self._max_bytes = max_response_bytes
         self._settings = settings
         self._url = f"{str(settings.base_url).rstrip('/')}/{settings.database}/rpc/"
-        self._key = (self._url, settings.username)
+        password = settings.password.get_secret_value().encode()
+        self._key = (self._url, settings.username, hashlib.sha256(password).hexdigest())
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
 
     async def user_id(self) -> int:

@@ -31,5 +31,6 @@ class TestTrytonPluginContract(PluginContract):
                 settings=tryton.plugin_settings("venue", "terrace"),
                 locations=["venue", "terrace"],
                 count_orders=count_orders,
+                wrong_credentials={"password": "not-the-tryton-password"},
             )
         forget_sessions()
