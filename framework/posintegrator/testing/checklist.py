@@ -162,18 +162,20 @@ def _settings_item(pos: PosPlugin) -> Item:
         problems.append('set model_config = ConfigDict(extra="forbid") so typos are reported')
     for field_name, info in model.model_fields.items():
         credential = any(word in field_name.lower() for word in SECRET_WORDS)
-        if credential and not _holds_secret(info.annotation):
+        if credential and _holds(info.annotation, str) and not _holds(info.annotation, SecretStr):
             problems.append(f"{field_name} looks like a credential: make it SecretStr")
     if problems:
         return Item(title, Outcome.FAILED, "; ".join(problems))
     return Item(title, Outcome.PASSED, model.__name__)
 
 
-def _holds_secret(annotation: object) -> bool:
-    """Whether a field annotation is SecretStr (possibly optional or in a list)."""
-    if annotation is SecretStr:
+def _holds(annotation: object, kind: type) -> bool:
+    """Whether a field annotation is ``kind`` (possibly optional, in a list, or annotated):
+    a text field named like a credential must be SecretStr; a time or a number is not one."""
+    if annotation is kind:
         return True
-    return any(_holds_secret(arg) for arg in getattr(annotation, "__args__", ()))
+    parts = (*getattr(annotation, "__args__", ()), getattr(annotation, "__origin__", None))
+    return any(part is not None and _holds(part, kind) for part in parts)
 
 
 def _capability_items(pos: PosPlugin) -> list[Item]:
