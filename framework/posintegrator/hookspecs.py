@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         Capabilities,
         FoundOrder,
         InboundWebhook,
+        SharedMenu,
         SubmitResult,
         TrackedOrder,
         WebhookResult,
@@ -95,6 +96,28 @@ def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Awaitable[Menu]:
     :param location: one of ``ctx.locations``.
     :returns: the location's :class:`~posintegrator.model.Menu`.
     :raises RetryableError: the POS is unreachable; the last published menu stays live.
+    :raises AuthError: the credentials were refused; the connection's health says so.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def pos_fetch_menus(ctx: ConnectionContext, locations: list[str]) -> Awaitable[list[SharedMenu]]:
+    """Fetch the current menus of several locations of the connection at once (optional).
+
+    For a POS that keeps one catalog for many locations (Square): read the catalog once and
+    derive each location's menu from it, instead of once per location in
+    :func:`pos_fetch_menu`. When a plugin implements this hook the host calls it, not
+    ``pos_fetch_menu``, for its menu syncs: a sync round and a "menu changed" webhook cost one
+    call for all the locations due. Locations whose menus are the same can share one
+    :class:`~posintegrator.hooktypes.SharedMenu`, so the host checks and hashes it once;
+    return full menus, not deltas. A plugin may keep what it read in ``ctx.state`` to read only
+    what changed next time, provided the menus it returns equal those of a full read.
+
+    :param ctx: the connection being synced.
+    :param locations: some of ``ctx.locations``, each once.
+    :returns: menus covering every location asked for, each location in one of them.
+    :raises RetryableError: the POS is unreachable; the last published menus stay live.
     :raises AuthError: the credentials were refused; the connection's health says so.
     """
     raise NotImplementedError

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from posintegrator.model import (
     Id,
+    Menu,
     Order,
     OrderStatus,
     OrderType,
@@ -141,6 +142,23 @@ class TrackedOrder(UniversalModel):
     pos_order_id: Id | None
     location: Id
     status: OrderStatus
+
+
+@dataclass(frozen=True)
+class SharedMenu:
+    """One menu that several locations of a connection offer alike, from
+    :func:`~posintegrator.hookspecs.pos_fetch_menus`.
+
+    A POS that keeps one catalog for many locations usually gives most of them the same menu;
+    returning it once, for all of them, lets the host check and hash it once.
+
+    :param locations: the locations whose menu it is (at least one).
+    :param menu: their menu; its ``location`` is one of ``locations`` (the host publishes it
+        under each of them, with that location's id).
+    """
+
+    locations: list[str]
+    menu: Menu
 
 
 @dataclass(frozen=True)

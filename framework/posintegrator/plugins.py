@@ -33,6 +33,7 @@ from posintegrator.hooktypes import (
     Capabilities,
     FoundOrder,
     InboundWebhook,
+    SharedMenu,
     SubmitResult,
     TrackedOrder,
     WebhookResult,
@@ -158,6 +159,27 @@ class PosPlugin:
     async def fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
         """See :func:`posintegrator.hookspecs.pos_fetch_menu`."""
         return await self._call("pos_fetch_menu", Menu, ctx=ctx, location=location)
+
+    async def fetch_menus(self, ctx: ConnectionContext, locations: list[str]) -> list[SharedMenu]:
+        """See :func:`posintegrator.hookspecs.pos_fetch_menus`; every location asked for is
+        checked to be in exactly one of the menus returned."""
+        menus = await self._call("pos_fetch_menus", list, ctx=ctx, locations=locations)
+        covered: list[str] = []
+        for shared in menus:
+            if not isinstance(shared, SharedMenu) or not isinstance(shared.menu, Menu):
+                self.bug_count += 1
+                raise PluginBugError(
+                    f"plugin {self.name!r} returned {type(shared).__name__} in the list from "
+                    "pos_fetch_menus, expected SharedMenu"
+                )
+            covered.extend(shared.locations)
+        if sorted(covered) != sorted(locations):
+            self.bug_count += 1
+            raise PluginBugError(
+                f"plugin {self.name!r}: pos_fetch_menus returned menus for {sorted(covered)}, "
+                f"asked for {sorted(locations)} (each exactly once)"
+            )
+        return menus
 
     async def submit_order(
         self, ctx: ConnectionContext, order: Order, idempotency_key: str
@@ -291,6 +313,11 @@ class PluginHost:
     def pos(self, name: str) -> PosPlugin:
         """The per-POS facade of plugin ``name``."""
         return self._pos[name]
+
+    def transforms_menus(self) -> bool:
+        """Whether any plugin implements ``posintegrator_transform_menu``: if none does, a menu
+        several locations share is checked once for all of them."""
+        return bool(self._pm.hook.posintegrator_transform_menu.get_hookimpls())
 
     async def transform_menu(self, menu: Menu, location: str, connection: str) -> None:
         """Let every plugin adjust ``menu`` in place, one after the other."""

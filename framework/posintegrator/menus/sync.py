@@ -4,15 +4,23 @@ Every check leaves a report (``GET /v1/locations/{location}/menu/report``): what
 whether the menu was published, unchanged, or refused (the last good one then stays live).
 Availability changes pushed by a POS take a fast path: applied to the live menu and published
 without fetching the whole menu again.
+
+A plugin that implements ``pos_fetch_menus`` gives the menus of several locations in one call;
+a menu several locations share is validated, checked and hashed once for all of them. The
+CPU-bound steps (validation, checks, hashing, diffing, encoding) of a big menu run in a worker
+thread, with the cyclic garbage collector paused (:mod:`posintegrator.menus.collector`), so the
+event loop keeps answering meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from loguru import logger
@@ -20,6 +28,8 @@ from pydantic import BaseModel, ValidationError
 
 from posintegrator.cloud.events import MenuChanges, MenuNotice
 from posintegrator.errors import PosError
+from posintegrator.hooktypes import SharedMenu
+from posintegrator.menus.collector import collector_paused
 from posintegrator.menus.live import LiveMenus
 from posintegrator.model import Menu, utcnow
 from posintegrator.model.availability import AvailabilityChange, apply_availability
@@ -39,8 +49,9 @@ from posintegrator.runtime.health import MenuSyncInfo
 from posintegrator.settings import error_path
 from posintegrator.store import MenuSnapshot, Store
 
-#: Fields that say when the POS changed the menu, not what it is: left out of the hash.
-_VOLATILE = {"source_updated_at"}
+#: Fields left out of the content hash: when the POS changed the menu (not what it is), and
+#: the location (so that locations offering the same menu share one hash and one check).
+_VOLATILE = {"source_updated_at", "location"}
 
 Outcome = Literal["published", "unchanged", "rejected", "fetch_failed"]
 
@@ -70,17 +81,108 @@ class MenuRejected(Exception):
         self.findings = findings
 
 
-def menu_body(menu: Menu) -> bytes:
-    """The menu as canonical JSON (sorted keys), as stored and served."""
-    return orjson.dumps(menu.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+def _hash_of(dumped: dict[str, Any]) -> str:
+    canonical = orjson.dumps(
+        {k: v for k, v in dumped.items() if k not in _VOLATILE}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def content_hash(menu: Menu) -> str:
-    """A hash of what the menu offers; unchanged when only timestamps move."""
-    canonical = orjson.dumps(
-        menu.model_dump(mode="json", exclude=_VOLATILE), option=orjson.OPT_SORT_KEYS
-    )
-    return hashlib.sha256(canonical).hexdigest()
+    """A hash of what the menu offers; unchanged when only timestamps move, and the same for
+    every location offering the same menu."""
+    return _hash_of(menu.model_dump(mode="json"))
+
+
+@dataclass
+class CheckedMenu:
+    """A menu after its checks: what publishing it under one or more locations needs.
+
+    :param menu: the validated menu (of some location; :meth:`menu_of` gives each one's).
+    :param findings: what the checks found (errors mean it must not be published).
+    :param content_hash: see :func:`content_hash`.
+    :param dumped: the menu as JSON-ready data, encoded once per location it is published for.
+    """
+
+    menu: Menu
+    findings: list[Finding]
+    content_hash: str
+    dumped: dict[str, Any]
+    _around: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def of(cls, menu: Menu, findings: list[Finding]) -> CheckedMenu:
+        """``menu`` (already valid) with its findings, hashed."""
+        dumped = menu.model_dump(mode="json")
+        return cls(menu, findings, _hash_of(dumped), dumped)
+
+    def menu_of(self, location: str) -> Menu:
+        """The menu as ``location``'s (a shallow copy: the entities are shared)."""
+        if self.menu.location == location:
+            return self.menu
+        return self.menu.model_copy(update={"location": location})
+
+    def body(self, location: str) -> bytes:
+        """The stored and served JSON of ``location``'s menu: canonical (sorted keys).
+
+        The same bytes as ``orjson.dumps`` of the menu with sorted keys, but the parts before
+        and after the top-level ``location`` are encoded once for every location sharing the
+        menu: a 20,000-variation menu is some 10 MB of JSON, and a chain has hundreds of
+        locations.
+        """
+        prefix, suffix = self._around_location()
+        return prefix + orjson.dumps(location) + suffix
+
+    def _around_location(self) -> tuple[bytes, bytes]:
+        """The canonical JSON before and after the value of the top-level ``location``."""
+        if self._around is not None:
+            return self._around
+        before = {k: v for k, v in self.dumped.items() if k < "location"}
+        after = {k: v for k, v in self.dumped.items() if k > "location"}
+        prefix = b'{"location":'
+        if before:
+            prefix = orjson.dumps(before, option=orjson.OPT_SORT_KEYS)[:-1] + b',"location":'
+        suffix = b"}"
+        if after:
+            suffix = b"," + orjson.dumps(after, option=orjson.OPT_SORT_KEYS)[1:]
+        self._around = (prefix, suffix)
+        return self._around
+
+
+def check_fetched(menu: Menu) -> CheckedMenu:
+    """Validate and check a fetched (and transformed) menu; CPU-bound, run in a worker thread.
+
+    What the plugin left out of it (``menu.left_out``) is reported as warnings after the
+    checks' findings. A menu whose values fail validation (a transform wrote a bad one) comes back with ERROR
+    findings and unhashed.
+    """
+    with collector_paused():
+        left_out = left_out_findings(menu)
+        try:
+            checked = Menu.model_validate(menu.model_dump())
+        except ValidationError as exc:
+            findings = [
+                Finding(Severity.ERROR, Code.INVALID_VALUE, error_path(tuple(e["loc"])), e["msg"])
+                for e in exc.errors(include_url=False)
+            ]
+            return CheckedMenu(menu, findings + left_out, "", {})
+        return CheckedMenu.of(checked, check_menu(checked) + left_out)
+
+
+def _hashed(menu: Menu) -> CheckedMenu:
+    """A menu made from a live one (availability applied): hashed, not checked again."""
+    with collector_paused():
+        return CheckedMenu.of(menu, [])
+
+
+def _diff_counts(old: Menu, new: Menu) -> dict[str, int]:
+    with collector_paused():
+        return diff_menus(old, new).counts()
+
+
+def _wrong_location(location: str, menu: Menu) -> list[Finding]:
+    wrong = f"the plugin returned the menu of {menu.location!r}"
+    return [Finding(Severity.ERROR, Code.INVALID_VALUE, "location", wrong)]
 
 
 class MenuSync:
@@ -102,6 +204,7 @@ class MenuSync:
         self._conn = connection
         self._live = live
         self._on_publish = on_publish
+        self._diffs: dict[tuple[str, str], dict[str, int]] = {}
 
     async def sync(self, location: str) -> MenuSnapshot | None:
         """Fetch, check and publish the menu of ``location``.
@@ -111,6 +214,12 @@ class MenuSync:
         :raises MenuRejected: the menu failed validation (the last one stays live).
         """
         conn = self._conn
+        if conn.plugin.implements("pos_fetch_menus"):
+            results = await self.sync_locations([location])
+            result = results[location]
+            if isinstance(result, MenuRejected):
+                raise result
+            return result
         started = time.perf_counter()
         try:
             async with conn.calling():
@@ -119,6 +228,58 @@ class MenuSync:
             await self._report(location, "fetch_failed", [], started, detail=exc.message)
             raise
         return await self.publish_fetched(location, menu, started=started)
+
+    async def sync_locations(
+        self, locations: list[str]
+    ) -> dict[str, MenuSnapshot | MenuRejected | None]:
+        """Fetch the menus of ``locations`` in one ``pos_fetch_menus`` call, check and publish
+        each; a menu several locations share is checked and hashed once.
+
+        :returns: per location, its new version, None when its menu has not changed, or why
+            its menu was refused (the last one stays live).
+        :raises PosError: the POS could not give the menus (the last ones stay live).
+        """
+        conn = self._conn
+        started = time.perf_counter()
+        try:
+            async with conn.calling():
+                shared = await conn.plugin.fetch_menus(conn.ctx, locations)
+        except PosError as exc:
+            for location in locations:
+                await self._report(location, "fetch_failed", [], started, detail=exc.message)
+            raise
+        results: dict[str, MenuSnapshot | MenuRejected | None] = {}
+        for group in shared:
+            if len(group.locations) == 1 or self._plugins.transforms_menus():
+                await self._publish_each(group, results, started)
+                continue
+            if group.menu.location not in group.locations:
+                findings = _wrong_location(group.locations[0], group.menu)
+                checked = CheckedMenu(group.menu, findings, "", {})
+            else:
+                checked = await asyncio.to_thread(check_fetched, group.menu)
+            for location in group.locations:
+                try:
+                    results[location] = await self._publish_checked(location, checked, started)
+                except MenuRejected as exc:
+                    results[location] = exc
+        return results
+
+    async def _publish_each(
+        self,
+        group: SharedMenu,
+        results: dict[str, MenuSnapshot | MenuRejected | None],
+        started: float,
+    ) -> None:
+        """Publish a shared menu location by location (each may be transformed its own way)."""
+        for location in group.locations:
+            menu = group.menu
+            if len(group.locations) > 1:
+                menu = menu.model_copy(update={"location": location}, deep=True)
+            try:
+                results[location] = await self.publish_fetched(location, menu, started=started)
+            except MenuRejected as exc:
+                results[location] = exc
 
     async def publish_fetched(
         self, location: str, menu: Menu, *, started: float | None = None
@@ -130,33 +291,24 @@ class MenuSync:
         :raises MenuRejected: the menu failed validation (the last one stays live).
         """
         started = time.perf_counter() if started is None else started
-        findings = await self._prepare(menu, location)
-        errors = errors_in(findings)
+        if menu.location != location:
+            checked = CheckedMenu(menu, _wrong_location(location, menu), "", {})
+        else:
+            await self._plugins.transform_menu(menu, location, self._conn.name)
+            checked = await asyncio.to_thread(check_fetched, menu)
+        return await self._publish_checked(location, checked, started)
+
+    async def _publish_checked(
+        self, location: str, checked: CheckedMenu, started: float
+    ) -> MenuSnapshot | None:
+        errors = errors_in(checked.findings)
         if errors:
-            await self._report(location, "rejected", findings, started)
+            await self._report(location, "rejected", checked.findings, started)
             raise MenuRejected(location, errors)
-        checked = Menu.model_validate(menu.model_dump())
         snapshot = await self._publish(location, checked, [])
         outcome: Outcome = "published" if snapshot else "unchanged"
-        await self._report(location, outcome, findings, started)
+        await self._report(location, outcome, checked.findings, started)
         return snapshot
-
-    async def _prepare(self, menu: Menu, location: str) -> list[Finding]:
-        """Transform the fetched menu in place and check it; what the plugin left out of it
-        (``menu.left_out``) is reported as warnings after the checks' findings."""
-        if menu.location != location:
-            wrong = f"the plugin returned the menu of {menu.location!r}"
-            return [Finding(Severity.ERROR, Code.INVALID_VALUE, "location", wrong)]
-        await self._plugins.transform_menu(menu, location, self._conn.name)
-        left_out = left_out_findings(menu)
-        try:
-            checked = Menu.model_validate(menu.model_dump())
-        except ValidationError as exc:
-            return [
-                Finding(Severity.ERROR, Code.INVALID_VALUE, error_path(tuple(e["loc"])), e["msg"])
-                for e in exc.errors(include_url=False)
-            ] + left_out
-        return check_menu(checked) + left_out
 
     async def apply_availability(
         self, location: str, changes: list[AvailabilityChange]
@@ -174,34 +326,44 @@ class MenuSync:
         if unknown:
             logger.warning("availability for {}: unknown {}", location, ", ".join(unknown))
         applied = [c for c in changes if c.describe() not in unknown]
-        return await self._publish(location, menu, applied)
+        checked = await asyncio.to_thread(_hashed, menu)
+        return await self._publish(location, checked, applied)
 
     async def _publish(
-        self, location: str, menu: Menu, availability: list[AvailabilityChange]
+        self, location: str, checked: CheckedMenu, availability: list[AvailabilityChange]
     ) -> MenuSnapshot | None:
-        new_hash = content_hash(menu)
+        new_hash = checked.content_hash
         live = await self._live.get(location)
         if live is not None and live.snapshot.content_hash == new_hash:
             self._record(location, ok=True, version=live.snapshot.version)
             return None
         notice = MenuNotice()
         if live is not None:
-            counts = diff_menus(live.menu, menu).counts()
+            counts = await self._diff_counts(live.snapshot.content_hash, live.menu, checked)
             notice = MenuNotice(
                 previous_version=live.snapshot.version,
                 changes=MenuChanges(**counts),
                 availability=availability,
             )
-        snapshot = await self._store.publish_menu(
-            location, self._conn.name, new_hash, menu_body(menu), notice
-        )
+        body = await asyncio.to_thread(checked.body, location)
+        snapshot = await self._store.publish_menu(location, self._conn.name, new_hash, body, notice)
         if snapshot is None:  # published meanwhile by another writer: reload next time
             return None
-        self._live.put(snapshot, menu)
+        self._live.put(snapshot, checked.menu_of(location))
         self._record(location, ok=True, version=snapshot.version)
         logger.info("menu of {} published as version {}", location, snapshot.version)
         self._on_publish()
         return snapshot
+
+    async def _diff_counts(self, old_hash: str, old: Menu, new: CheckedMenu) -> dict[str, int]:
+        """What changed from ``old`` to ``new``, worked out once per pair of contents (the
+        locations sharing a menu share its diff too)."""
+        key = (old_hash, new.content_hash)
+        counts = self._diffs.get(key)
+        if counts is None:
+            counts = await asyncio.to_thread(_diff_counts, old, new.menu)
+            self._diffs = {key: counts}  # one pair at a time: a round moves one menu on
+        return counts
 
     async def _report(
         self,

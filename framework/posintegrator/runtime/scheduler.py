@@ -115,8 +115,13 @@ class ConnectionJobs:
         that already has a published menu (a restart) first syncs at a random moment within the
         whole period, so thousands of locations do not all hit their POS at once; a location
         without one (a new deployment, where orders wait for the menu) syncs within the first
-        few seconds.
+        few seconds. A plugin that fetches many locations' menus at once (``pos_fetch_menus``)
+        gets all of them in one call instead: its connection syncs in rounds (see
+        :meth:`_round_loop`).
         """
+        if self.connection.plugin.implements("pos_fetch_menus"):
+            await self._round_loop()
+            return
         period = self.connection.settings.menu_sync_seconds
         clock = asyncio.get_running_loop().time
         published = await self._store.menu_locations()
@@ -126,14 +131,7 @@ class ConnectionJobs:
             due[location] = clock() + random.uniform(0, window)
         while True:
             wait = max(0.0, min(due.values()) - clock())
-            if await wait_for_wakeup(self._menu_wake, wait):
-                # A POS often sends a burst of change notices for one edit: wait a moment so
-                # the burst costs one sync, not one each.
-                await asyncio.sleep(self.connection.settings.menu_resync_debounce_seconds)
-                # Cleared only as the requests are taken: a notice arriving from here on (even
-                # during the syncs below, whose fetch may have missed its change) wakes the
-                # next round instead of being dropped until the next period.
-                self._menu_wake.clear()
+            if await self._woken(wait):
                 for location in self._menu_requests:
                     due[location] = clock()
                 self._menu_requests.clear()
@@ -142,6 +140,57 @@ class ConnectionJobs:
                     break
                 await self._sync_one(location)
                 due[location] = clock() + period
+
+    async def _round_loop(self) -> None:
+        """Sync all of the connection's locations in one ``pos_fetch_menus`` call per round.
+
+        A round runs once per period (the first at a random moment within it, or within the
+        first few seconds while a location has no menu yet) and soon after the POS says a menu
+        changed: a catalog shared by the locations is read once either way, and a round started
+        by a notice restarts the period.
+        """
+        period = self.connection.settings.menu_sync_seconds
+        clock = asyncio.get_running_loop().time
+        locations = list(self.connection.settings.locations)
+        published = await self._store.menu_locations()
+        all_published = all(location in published for location in locations)
+        window = period if all_published else min(period, FIRST_SYNC_SPREAD_SECONDS)
+        due = clock() + random.uniform(0, window)
+        while True:
+            if await self._woken(max(0.0, due - clock())):
+                self._menu_requests.clear()
+            await self._sync_round(locations)
+            due = clock() + period
+
+    async def _woken(self, wait: float) -> bool:
+        """Wait up to ``wait`` seconds for a menu-change notice; whether one came."""
+        if not await wait_for_wakeup(self._menu_wake, wait):
+            return False
+        # A POS often sends a burst of change notices for one edit: wait a moment so the
+        # burst costs one sync, not one each.
+        await asyncio.sleep(self.connection.settings.menu_resync_debounce_seconds)
+        # Cleared only as the requests are taken: a notice arriving from here on (even during
+        # the syncs that follow, whose fetch may have missed its change) wakes the next round
+        # instead of being dropped until the next period.
+        self._menu_wake.clear()
+        return True
+
+    async def _sync_round(self, locations: list[str]) -> None:
+        try:
+            results = await self.menusync.sync_locations(locations)
+        except AuthError as exc:
+            logger.error(
+                "connection {}: menus refused: {} (check the connection's credentials)",
+                self.connection.name,
+                exc.message,
+            )
+            return
+        except PosError as exc:
+            logger.debug("connection {}: menus not synced: {}", self.connection.name, exc)
+            return
+        for result in results.values():
+            if isinstance(result, MenuRejected):
+                logger.error("connection {}: {}", self.connection.name, result)
 
     async def _sync_one(self, location: str) -> None:
         try:

@@ -69,6 +69,35 @@ class PluginContract(RobustnessContract):
                     f"menu parts of {location} lack their POS id: {_without_pos_id(menu)}"
                 )
 
+    async def test_menus_of_all_locations_at_once(
+        self, tmp_path: Path, pos_backend: PosBackend
+    ) -> None:
+        """``pos_fetch_menus`` gives every location asked for its menu, the same one
+        ``pos_fetch_menu`` gives it, and the same again on the next call (when the plugin
+        keeps what it read to read only the changes)."""
+        async with self._host(tmp_path, pos_backend) as harness:
+            conn = harness.host.connections[CONNECTION].connection
+            if not conn.plugin.implements("pos_fetch_menus"):
+                pytest.skip("the plugin fetches menus one location at a time (no pos_fetch_menus)")
+            locations = list(pos_backend.locations)
+            first = await conn.plugin.fetch_menus(conn.ctx, locations)  # checks the coverage
+            by_location = {
+                location: shared.menu.model_copy(update={"location": location})
+                for shared in first
+                for location in shared.locations
+            }
+            again = await conn.plugin.fetch_menus(conn.ctx, locations)
+            for shared in again:
+                for location in shared.locations:
+                    menu = shared.menu.model_copy(update={"location": location})
+                    assert menu == by_location[location], f"{location}: differs when read again"
+            if conn.plugin.implements("pos_fetch_menu"):
+                for location in locations:
+                    single = await conn.plugin.fetch_menu(conn.ctx, location)
+                    assert single.model_dump(mode="json") == by_location[location].model_dump(
+                        mode="json"
+                    ), f"{location}: pos_fetch_menus and pos_fetch_menu disagree"
+
     async def test_submit_is_idempotent(self, tmp_path: Path, pos_backend: PosBackend) -> None:
         """Submitting one order twice with its key creates it once; so does posting it twice."""
         caps = self._capabilities()

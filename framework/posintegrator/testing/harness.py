@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -166,6 +167,10 @@ async def sync_all_menus(host: Host) -> None:
     """
     for jobs in host.connections.values():
         if not jobs.connection.plugin.capabilities().menu or "menu" not in jobs.streams:
+            continue
+        if jobs.connection.plugin.implements("pos_fetch_menus"):  # one fetch for all
+            with contextlib.suppress(PosError):
+                await jobs.menusync.sync_locations(list(jobs.connection.settings.locations))
             continue
         for location in jobs.connection.settings.locations:
             try:

@@ -58,10 +58,9 @@ How the Square catalog lands in the universal menu of one location:
 
 from __future__ import annotations
 
-import gc
 import hashlib
-from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -71,6 +70,8 @@ from pydantic import ValidationError
 from pos_square.documents import MAX_INT, parse_time
 from posintegrator.documents import QUOTED_VALUE_MAX, error_reason, short_repr
 from posintegrator.errors import PermanentError
+from posintegrator.hooktypes import SharedMenu
+from posintegrator.menus.collector import collector_paused
 from posintegrator.model import (
     Allergen,
     Allergens,
@@ -475,8 +476,8 @@ def menu_from_catalog(
     """
     what = f"unreadable Square catalog for location {location!r}"
     try:
-        with _collector_paused():
-            return _menu(objects, location, square_location_id, currency, timezone)
+        with collector_paused():
+            return _menu(_Catalog(objects), location, square_location_id, currency, timezone)
     except CatalogError as exc:
         raise PermanentError(f"{what}: {exc}") from None
     except ValidationError as exc:  # a value the checks above let through: still named
@@ -485,38 +486,83 @@ def menu_from_catalog(
         raise PermanentError(f"{what}: the menu it makes is invalid: {problem}") from None
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for a CPU-bound translation.
+@dataclass(frozen=True)
+class Place:
+    """One of our locations as Square knows it: where a menu is derived for."""
 
-    A large catalog keeps millions of decoded JSON containers alive; each collection pass walks
-    them all and finds nothing to free (bench/menu_translation.py: over half of a 20,000-
-    variation translation). Reference counting still frees memory as usual meanwhile.
+    location: str
+    square_location_id: str
+    currency: str
+    timezone: str
 
-    On the way out, what was made meanwhile (the menu, which lives until the next sync) is
-    filed straight into the oldest generation (``gc.freeze`` then ``gc.unfreeze``), as if it
-    had already survived the young collections: otherwise the first allocation after
-    re-enabling walks all of it at once, a pause of a fifth of a second at 20,000
-    variations. Full collections still see it like any long-lived data. Skipped when the
-    process keeps frozen objects of its own (a pre-forking server's ``gc.freeze()``), which an
-    ``unfreeze`` would release.
+
+def menus_from_catalog(objects: list[Any], places: list[Place]) -> list[SharedMenu]:
+    """Translate one read of the catalog into the menus of several locations.
+
+    The catalog is indexed once. A Square location that no object names (in its presence
+    lists or its location overrides) sees the catalog exactly as every other such location
+    does: those with the same currency and time zone share one translated menu. Each location
+    an object does name gets its own. The objects are taken in a fixed order (by type and id),
+    so the menus do not depend on the order Square listed them in, or on whether they came
+    from a full read or a kept catalog with changes applied.
+
+    :raises PermanentError: as :func:`menu_from_catalog`, naming the first location of the
+        menu that could not be made.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    ordered = sorted(
+        objects,
+        key=lambda o: (str(o.get("type")), str(o.get("id"))) if type(o) is dict else ("", ""),
+    )
+    groups: dict[tuple[str, str, str], list[Place]] = {}
     try:
-        yield
-    finally:
-        if was_enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
+        with collector_paused():
+            catalog = _Catalog(ordered)
+            named = _named_locations(catalog)
+            for place in places:
+                square = place.square_location_id
+                key = (square if square in named else "", place.currency, place.timezone)
+                groups.setdefault(key, []).append(place)
+            menus = []
+            for (square, _currency, _zone), members in groups.items():
+                first = members[0]
+                menu = _menu(
+                    catalog,
+                    first.location,
+                    square or first.square_location_id,
+                    first.currency,
+                    first.timezone,
+                )
+                menus.append(SharedMenu([p.location for p in members], menu))
+            return menus
+    except CatalogError as exc:
+        what = f"unreadable Square catalog for location {places[0].location!r}"
+        raise PermanentError(f"{what}: {exc}") from None
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        problem = f"{error_path(tuple(error['loc'])) or exc.title}: {reason(error)}"
+        what = f"unreadable Square catalog for location {places[0].location!r}"
+        raise PermanentError(f"{what}: the menu it makes is invalid: {problem}") from None
+
+
+def _named_locations(catalog: _Catalog) -> set[Any]:
+    """Every Square location id an object names: in its presence lists or its overrides."""
+    named: set[Any] = set()
+    for obj in catalog.by_id.values():
+        for key in ("present_at_location_ids", "absent_at_location_ids"):
+            ids = obj.get(key)
+            if ids:
+                named.update(i for i in _list(obj, key, obj) if type(i) is str)
+        field = _DATA_FIELDS.get(obj["type"])
+        data = obj.get(field) if field else None
+        if type(data) is dict and data.get("location_overrides"):
+            for override in _objects(data, "location_overrides", obj):
+                named.add(_hashable(override, "location_id", obj))
+    return named
 
 
 def _menu(
-    objects: list[Any], location: str, square_location_id: str, currency: str, timezone: str
+    catalog: _Catalog, location: str, square_location_id: str, currency: str, timezone: str
 ) -> Menu:
-    catalog = _Catalog(objects)
     builder = _MenuBuilder(catalog, square_location_id)
     categories = builder.categories()
     products = builder.products({c.id: n for n, c in enumerate(categories)})

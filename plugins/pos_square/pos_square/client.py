@@ -81,6 +81,14 @@ class SquareClient:
             params["cursor"] = cursor
         return await self._request("GET", "/v2/catalog/list", params=params)
 
+    async def search_catalog(self, body: JSONDict) -> JSONDict:
+        """``POST /v2/catalog/search``: one page of SearchCatalogObjects (a read).
+
+        With ``begin_time``, only the objects changed after it; ``latest_time`` in the answer
+        says when the catalog last changed. A ``cursor`` is only valid with the same body.
+        """
+        return await self._request("POST", "/v2/catalog/search", body=body)
+
     async def batch_retrieve_catalog(self, object_ids: Sequence[str]) -> JSONDict:
         """``POST /v2/catalog/batch-retrieve``: catalog objects by id (a read)."""
         return await self._request(

@@ -10,6 +10,7 @@ dedup memory, the payments an order still has to record and a renewed OAuth toke
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,10 +18,12 @@ import orjson
 
 from pos_square.catalog import (
     MENU_OBJECT_TYPES,
+    Place,
     catalog_page,
     currency_and_timezone,
-    menu_from_catalog,
+    menus_from_catalog,
 )
+from pos_square.catalog_reads import read_catalog
 from pos_square.client import SquareClient
 from pos_square.oauth import access_tokens
 from pos_square.orders import (
@@ -59,6 +62,7 @@ from posintegrator.hooktypes import (
     FoundOrder,
     InboundWebhook,
     OrderFeature,
+    SharedMenu,
     SubmitResult,
     TrackedOrder,
     WebhookResult,
@@ -131,7 +135,8 @@ def pos_capabilities() -> Capabilities:
 
 @hookimpl
 async def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Menu:
-    """RetrieveLocation for currency and time zone, then every ListCatalog page.
+    """RetrieveLocation for currency and time zone, then every ListCatalog page (the host
+    uses :func:`pos_fetch_menus` instead; this serves callers that want one location).
 
     Each page's ``cursor`` is sent back with the same ``types`` (a cursor is only valid with its
     original query); a page without a cursor is the last.
@@ -150,7 +155,38 @@ async def pos_fetch_menu(ctx: ConnectionContext, location: str) -> Menu:
         if cursor in seen:
             raise RetryableError("Square ListCatalog returned the same cursor twice")
         seen.add(cursor)
-    return menu_from_catalog(objects, location, square_location, currency, timezone)
+    place = Place(location, square_location, currency, timezone)
+    shared = await asyncio.to_thread(menus_from_catalog, objects, [place])
+    return shared[0].menu
+
+
+@hookimpl
+async def pos_fetch_menus(ctx: ConnectionContext, locations: list[str]) -> list[SharedMenu]:
+    """One ListLocations and one read of the catalog for all ``locations``.
+
+    The catalog is read through :func:`pos_square.catalog_reads.read_catalog`: in full now
+    and then, otherwise only the objects changed since the catalog kept from the last read.
+    Locations the catalog treats alike share one menu (:func:`menus_from_catalog`); the
+    translation runs in a worker thread, so the event loop keeps serving meanwhile.
+    """
+    settings = _settings(ctx)
+    client = _client(ctx)
+    square_locations = {loc.get("id"): loc for loc in await client.list_locations()}
+    places = []
+    for location in locations:
+        square_location = settings.square_location(location)
+        found = square_locations.get(square_location)
+        if found is None:
+            raise PermanentError(
+                f"Square location {square_location!r} (of location {location!r}) is not among "
+                "the seller's locations: check location_ids and the token's seller",
+                reason="unknown Square location",
+            )
+        currency, timezone = currency_and_timezone(found)
+        places.append(Place(location, square_location, currency, timezone))
+    full_every = timedelta(hours=settings.full_catalog_read_hours)
+    objects = await read_catalog(ctx, client, full_every)
+    return await asyncio.to_thread(menus_from_catalog, objects, places)
 
 
 async def _variations_of_single_variant_items(client: SquareClient, order: Order) -> dict[str, str]:

@@ -66,6 +66,9 @@ class SquareSettings(BaseModel):
     tip), so the kitchen does not charge the customer again. Needs ``PAYMENTS_WRITE``."""
     delivery_prep_minutes: PositiveInt = 20
     """How long Square is told an ASAP delivery takes to prepare (Square requires a time)."""
+    full_catalog_read_hours: PositiveFloat = 24.0
+    """How often the whole catalog is read again; in between, a menu sync reads only the
+    objects changed since the last read and applies them to the catalog kept from it."""
 
     @model_validator(mode="after")
     def _next_needs_current(self) -> SquareSettings:

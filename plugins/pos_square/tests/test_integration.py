@@ -165,13 +165,13 @@ async def test_a_1000_variation_catalog_over_many_pages(tmp_path: Path) -> None:
         async with square_host(tmp_path, double) as harness:
             counts = double.double.catalog.counts
             objects = double.double.catalog.objects
-            list_calls = [r for r in double.double.requests if r[1] == "/v2/catalog/list"]
-            pages = -(-counts.top_level_objects // 100)  # 100 objects per page
-            assert pages >= 5
-            # Each location's fetch reads every page (the scheduler may be syncing again).
-            assert len(list_calls) >= 2 * pages
-            for location in double.location_ids:
-                menu = await harness.wait_for_menu(location)
+            menus = {loc: await harness.wait_for_menu(loc) for loc in double.location_ids}
+            search_calls = [r for r in double.double.requests if r[1] == "/v2/catalog/search"]
+            pages = -(-counts.top_level_objects // 1000)  # 1,000 objects per page
+            assert pages >= 2
+            # One read of every page serves both locations.
+            assert len(search_calls) == pages
+            for location, menu in menus.items():
                 expected = _expected_variations(objects, location)
                 assert sum(len(p.variants) for p in menu.products) == len(expected)
                 assert {v.pos_id for p in menu.products for v in p.variants} == set(expected)

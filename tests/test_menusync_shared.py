@@ -1,0 +1,177 @@
+"""Menus of several locations from one fetch (``pos_fetch_menus``): checked once, published
+under each location, held once in memory; transforms still see each location on its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from helpers import NO_PERIODIC_SYNC, eventually, restarted_host
+from pydantic import BaseModel
+
+from posintegrator.context import ConnectionContext
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import Capabilities, SharedMenu
+from posintegrator.menus.sync import CheckedMenu, MenuRejected, content_hash
+from posintegrator.model import Menu
+from posintegrator.plugins import PluginHost
+from posintegrator.settings import ConnectionSettings
+from posintegrator.testing import HostHarness, one_product_menu, running_host
+
+LOCATIONS = ["north", "south", "east"]
+
+
+class ChainSettings(BaseModel):
+    """Settings of the chain POS (none needed)."""
+
+
+@dataclass(eq=False)
+class ChainPos:
+    """A POS with one catalog for every location: one menu, shared by all of them."""
+
+    fetches: list[list[str]] = field(default_factory=list)
+    price: int = 500
+    cover: list[str] | None = None  # answer for these locations instead (a buggy plugin)
+
+    @hookimpl
+    def pos_settings_model(self) -> type[BaseModel]:
+        return ChainSettings
+
+    @hookimpl
+    def pos_capabilities(self) -> Capabilities:
+        return Capabilities(
+            menu=True,
+            orders=False,
+            order_lookup=False,
+            idempotent_submit=False,
+            status_webhooks=False,
+            status_polling=False,
+        )
+
+    @hookimpl
+    async def pos_fetch_menu(self, ctx: ConnectionContext, location: str) -> Menu:
+        raise AssertionError("the host must use pos_fetch_menus")
+
+    @hookimpl
+    async def pos_fetch_menus(
+        self, ctx: ConnectionContext, locations: list[str]
+    ) -> list[SharedMenu]:
+        self.fetches.append(list(locations))
+        menu = one_product_menu(locations[0])
+        menu.products[0].variants[0].prices = {"default": self.price}
+        return [SharedMenu(self.cover or list(locations), menu)]
+
+
+class LocationTag:
+    """An extension plugin naming the location in every product's description."""
+
+    @hookimpl
+    def posintegrator_transform_menu(self, menu: Menu, location: str, connection: str) -> None:
+        for product in menu.products:
+            product.description = f"at {location}"
+
+
+def connection(**overrides: Any) -> ConnectionSettings:
+    values: dict[str, Any] = {
+        "name": "chain",
+        "plugin": "chain",
+        "locations": LOCATIONS,
+        "menu_sync_seconds": NO_PERIODIC_SYNC,
+    }
+    values.update(overrides)
+    return ConnectionSettings(**values)
+
+
+@pytest.fixture
+def pos() -> ChainPos:
+    return ChainPos()
+
+
+@pytest.fixture
+async def host(tmp_path: Path, pos: ChainPos) -> AsyncIterator[HostHarness]:
+    async with restarted_host(
+        tmp_path, [connection()], plugins=PluginHost.from_objects({"chain": pos})
+    ) as harness:
+        yield harness
+
+
+def test_a_body_for_each_location_is_the_canonical_json_of_its_menu() -> None:
+    menu = one_product_menu("north")
+    checked = CheckedMenu.of(menu, [])
+    for location in ("north", "a-much-longer-location-id", 'quote"d'):
+        expected = orjson.dumps(
+            checked.menu_of(location).model_dump(mode="json"), option=orjson.OPT_SORT_KEYS
+        )
+        assert checked.body(location) == expected
+
+
+async def test_one_fetch_publishes_every_location_with_its_own_id(
+    host: HostHarness, pos: ChainPos
+) -> None:
+    pos.fetches.clear()
+    pos.price = 700
+    results = await host.host.connections["chain"].menusync.sync_locations(LOCATIONS)
+    assert pos.fetches == [LOCATIONS]
+    assert all(r is not None and not isinstance(r, MenuRejected) for r in results.values())
+    lives = [await host.host.live_menus.get(location) for location in LOCATIONS]
+    for location, live in zip(LOCATIONS, lives, strict=True):
+        assert live is not None
+        menu = await host.wait_for_menu(location)
+        assert menu.location == location
+        assert menu.products[0].variants[0].prices == {"default": 700}
+        assert live.menu.location == location
+        assert live.index.menu is live.menu
+    # One content, one hash, one parsed copy of its entities for all three.
+    assert len({live.snapshot.content_hash for live in lives if live}) == 1
+    first = lives[0]
+    assert first is not None
+    assert all(live is not None and live.index.products is first.index.products for live in lives)
+    assert first.snapshot.content_hash == content_hash(first.menu)
+
+
+async def test_a_sync_round_of_the_scheduler_is_one_fetch(tmp_path: Path, pos: ChainPos) -> None:
+    async with running_host(
+        tmp_path,
+        [connection(menu_sync_seconds=3600)],
+        plugins=PluginHost.from_objects({"chain": pos}),
+    ) as harness:
+        for location in LOCATIONS:
+            await harness.wait_for_menu(location)
+        assert pos.fetches == [LOCATIONS]
+        # A change notice for one location: one more round, still one fetch for all.
+        harness.host.connections["chain"].request_menu_sync(["south"])
+
+        async def fetched_again() -> bool:
+            return len(pos.fetches) == 2
+
+        await eventually(fetched_again)
+        assert pos.fetches[1] == LOCATIONS
+
+
+async def test_transforms_see_each_location_on_its_own(tmp_path: Path, pos: ChainPos) -> None:
+    plugins = PluginHost.from_objects({"chain": pos, "tag": LocationTag()})
+    async with restarted_host(tmp_path, [connection()], plugins=plugins) as harness:
+        for location in LOCATIONS:
+            menu = await harness.wait_for_menu(location)
+            assert menu.products[0].description == f"at {location}"
+
+
+async def test_menus_not_covering_the_locations_are_a_plugin_bug(
+    host: HostHarness, pos: ChainPos
+) -> None:
+    pos.cover = ["north", "south"]
+    pos.price = 900
+    sync = host.host.connections["chain"].menusync
+    with pytest.raises(Exception, match="asked for"):
+        await sync.sync_locations(LOCATIONS)
+    for location in LOCATIONS:  # nothing half-published
+        menu = await host.wait_for_menu(location)
+        assert menu.products[0].variants[0].prices != {"default": 900}
+    status, report = await host.request("GET", "/v1/locations/east/menu/report")
+    assert status == 200
+    assert report["outcome"] == "fetch_failed"
+    assert "asked for" in report["detail"]
