@@ -16,6 +16,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 CASES = {
+    "chain_scale": {"locations", "variations", "baseline_translation", "rounds", "goals"},
     "durability": {"orders", "repeat", "results"},
     "intake": {"results", "ratios", "generator", "generator_headroom", "store_statuses"},
     "e2e": {"baseline", "first_rate", "highest_rate_p99_under_250ms", "steps"},

@@ -168,9 +168,9 @@ async def test_a_1000_variation_catalog_over_many_pages(tmp_path: Path) -> None:
             menus = {loc: await harness.wait_for_menu(loc) for loc in double.location_ids}
             search_calls = [r for r in double.double.requests if r[1] == "/v2/catalog/search"]
             pages = -(-counts.top_level_objects // 1000)  # 1,000 objects per page
-            assert pages >= 2
-            # One read of every page serves both locations.
-            assert len(search_calls) == pages
+            # One read of every page serves both locations (several pages: test_chain_sync);
+            # the scheduler's own first round may follow, reading one page of changes.
+            assert len(search_calls) in (pages, pages + 1)
             for location, menu in menus.items():
                 expected = _expected_variations(objects, location)
                 assert sum(len(p.variants) for p in menu.products) == len(expected)
