@@ -161,10 +161,12 @@ async def _host(pipe: Connection, data_dir: Path, url: str, token: str, location
     sync_locations = jobs.menusync.sync_locations
 
     async def timed(wanted: list[str]) -> Any:
+        collecting["longest"] = 0.0
         cpu, wall = time.process_time(), time.perf_counter()
         results = await sync_locations(wanted)
         rounds.append(
             {
+                "longest_gc_ms": collecting["longest"] * 1000,
                 "cpu": time.process_time() - cpu,
                 "wall": time.perf_counter() - wall,
                 "published": sum(
@@ -178,6 +180,17 @@ async def _host(pipe: Connection, data_dir: Path, url: str, token: str, location
 
     # Before the scheduler's first round, which waits a moment after start.
     jobs.menusync.sync_locations = timed  # type: ignore[method-assign]
+    # Diagnostics: the longest cyclic garbage collection of each round (it holds the GIL).
+    collecting: dict[str, float] = {"since": 0.0, "longest": 0.0}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting["since"] = time.perf_counter()
+        else:
+            took = time.perf_counter() - collecting["since"]
+            collecting["longest"] = max(collecting["longest"], took)
+
+    gc.callbacks.append(on_gc)
     pipe.send({"pid": os.getpid(), "api": host.url})
     loop = asyncio.get_running_loop()
     while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
@@ -340,6 +353,7 @@ def main() -> None:
             "wall s",
             "published",
             "/healthz p50/p99/max ms",
+            "longest gc ms",
         ]
     ]
     for r in rows:
@@ -356,6 +370,7 @@ def main() -> None:
                 f"{r['wall']:.1f}",
                 str(r["published"]),
                 f"{h['p50']:.1f} / {h['p99']:.1f} / {h['max']:.0f} ({h['polls']} polls)",
+                f"{r['longest_gc_ms']:.0f}",
             ]
         )
     print(table(table_rows))

@@ -167,7 +167,9 @@ def as_data(menus: list[SharedMenu]) -> list[tuple[list[str], Any]]:
 
 edits = st.lists(
     st.tuples(
-        st.sampled_from(["price", "location_price", "sold_out", "back", "delete", "nothing"]),
+        st.sampled_from(
+            ["price", "location_price", "sold_out", "back", "rename", "tax", "delete", "nothing"]
+        ),
         st.integers(min_value=0, max_value=10_000),
         st.sampled_from(LOCATIONS),
     ),
@@ -189,6 +191,16 @@ def apply_edit(double: RunningDouble, edit: tuple[str, int, str]) -> None:
         double.double.set_price(variation, 100 + number, location)
     elif kind in ("sold_out", "back"):
         double.double.set_sold_out(variation, location, kind == "sold_out")
+    elif kind == "rename":  # a top-level object changes, none nested in it
+        items = [o for o in state.objects if o["type"] == "ITEM" and not o.get("is_deleted")]
+        item = items[number % len(items)]
+        item["item_data"]["name"] = f"Renamed {number}"
+        state.touch(item)
+    elif kind == "tax":
+        taxes = [o for o in state.objects if o["type"] == "TAX"]
+        tax = taxes[number % len(taxes)]
+        tax["tax_data"]["percentage"] = f"{number % 20}.5"
+        state.touch(tax)
     elif kind == "delete":
         items = [o for o in state.objects if o["type"] == "ITEM" and not o.get("is_deleted")]
         double.double.delete_object(items[number % len(items)]["id"])
