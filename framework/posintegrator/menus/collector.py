@@ -6,6 +6,11 @@ time, bench/menu_translation.py), and a pass started by the event loop's own all
 the API as long. So menu work runs with the collector paused, reference counting still freeing
 memory meanwhile.
 
+The host pauses it for a whole sync round of a connection whose plugin fetches many locations at
+once (the plugin's read of a big catalog happens on the event loop, in many small pieces, and
+would otherwise start full collections), and for the CPU-bound steps of every menu. Cyclic
+garbage made meanwhile by the rest of the process waits until the pause ends.
+
 The collector is process-wide, so the pause is shared: it starts when the first piece of menu
 work enters (in any thread) and ends when the last one leaves; a collector that was already
 disabled by someone else is left disabled, and never re-enabled behind their back. On the way

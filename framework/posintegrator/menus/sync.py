@@ -267,6 +267,15 @@ class MenuSync:
             its menu was refused (the last one stays live).
         :raises PosError: the POS could not give the menus (the last ones stay live).
         """
+        # The whole round runs with the collector paused: a big catalog is millions of short-
+        # lived containers (the plugin's read of it included), and a full collection started
+        # by them walks every live object with the GIL held (seconds, for a chain's menus).
+        with collector_paused():
+            return await self._sync_locations(locations)
+
+    async def _sync_locations(
+        self, locations: list[str]
+    ) -> dict[str, MenuSnapshot | MenuRejected | None]:
         conn = self._conn
         started = time.perf_counter()
         try:

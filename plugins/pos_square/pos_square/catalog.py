@@ -474,16 +474,21 @@ def menu_from_catalog(
         cannot take. Square answered, so retrying will not help until the catalog is fixed;
         the last published menu stays live meanwhile.
     """
-    what = f"unreadable Square catalog for location {location!r}"
     try:
         with collector_paused():
             return _menu(_Catalog(objects), location, square_location_id, currency, timezone)
-    except CatalogError as exc:
-        raise PermanentError(f"{what}: {exc}") from None
-    except ValidationError as exc:  # a value the checks above let through: still named
-        error = exc.errors(include_url=False)[0]
-        problem = f"{error_path(tuple(error['loc'])) or exc.title}: {error_reason(error)}"
-        raise PermanentError(f"{what}: the menu it makes is invalid: {problem}") from None
+    except (CatalogError, ValidationError) as exc:
+        raise _unreadable(location, exc) from None
+
+
+def _unreadable(location: str, exc: CatalogError | ValidationError) -> PermanentError:
+    """The error for a catalog the menu of ``location`` could not be made from."""
+    what = f"unreadable Square catalog for location {location!r}"
+    if isinstance(exc, CatalogError):
+        return PermanentError(f"{what}: {exc}")
+    error = exc.errors(include_url=False)[0]  # a value the checks let through: still named
+    problem = f"{error_path(tuple(error['loc'])) or exc.title}: {error_reason(error)}"
+    return PermanentError(f"{what}: the menu it makes is invalid: {problem}")
 
 
 @dataclass(frozen=True)
@@ -534,14 +539,8 @@ def menus_from_catalog(objects: list[Any], places: list[Place]) -> list[SharedMe
                 )
                 menus.append(SharedMenu([p.location for p in members], menu))
             return menus
-    except CatalogError as exc:
-        what = f"unreadable Square catalog for location {places[0].location!r}"
-        raise PermanentError(f"{what}: {exc}") from None
-    except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        problem = f"{error_path(tuple(error['loc'])) or exc.title}: {reason(error)}"
-        what = f"unreadable Square catalog for location {places[0].location!r}"
-        raise PermanentError(f"{what}: the menu it makes is invalid: {problem}") from None
+    except (CatalogError, ValidationError) as exc:
+        raise _unreadable(places[0].location, exc) from None
 
 
 def _named_locations(catalog: _Catalog) -> set[Any]:
