@@ -85,7 +85,7 @@ def features_of(order: Order) -> list[tuple[OrderFeature, str]]:
 class Capabilities(UniversalModel):
     """What a POS plugin can do, so the host can refuse a configuration that cannot work."""
 
-    menu: bool = Field(description="Implements pos_fetch_menu.")
+    menu: bool = Field(description="Implements pos_fetch_menu (or pos_fetch_menus).")
     orders: bool = Field(description="Implements pos_submit_order.")
     order_lookup: bool = Field(
         description="Implements pos_find_order: can tell whether the POS has one of our orders."

@@ -502,7 +502,8 @@ def _capability_problems(
             )
         )
     promised = {
-        "pos_fetch_menu": caps.menu,
+        # A plugin fetching many locations at once needs no per-location fetch.
+        "pos_fetch_menu": caps.menu and not plugin.implements("pos_fetch_menus"),
         "pos_submit_order": caps.orders,
         "pos_find_order": caps.order_lookup,
         "pos_cancel_order": caps.order_cancel,
