@@ -153,8 +153,8 @@ def check_fetched(menu: Menu) -> CheckedMenu:
     """Validate and check a fetched (and transformed) menu; CPU-bound, run in a worker thread.
 
     What the plugin left out of it (``menu.left_out``) is reported as warnings after the
-    checks' findings. A menu whose values fail validation (a transform wrote a bad one) comes back with ERROR
-    findings and unhashed.
+    checks' findings. A menu whose values fail validation (a transform wrote a bad one) comes
+    back with ERROR findings and unhashed.
     """
     with collector_paused():
         left_out = left_out_findings(menu)
