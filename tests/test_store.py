@@ -1,4 +1,5 @@
-"""The SQLite store: inbox dedup, status + outbox in one transaction, menus, migrations."""
+"""The store, on each engine: inbox dedup, status + outbox in one transaction, menus,
+migrations."""
 
 from __future__ import annotations
 
@@ -7,18 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
+from pgserver import PostgresServer
+from pydantic import SecretStr
+from storeengines import StoreFactory
 
 from posintegrator.model import Order, OrderStatus, StatusEvent
 from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.store import AcceptOutcome, SQLiteStore
 from posintegrator.store.link import HandingOver
 from posintegrator.store.migrations import LATEST_VERSION
+from posintegrator.store.pg_migrations import LATEST_VERSION as PG_LATEST
+from posintegrator.store.postgres import PostgresStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Any:
-    opened = SQLiteStore(tmp_path / "store.db")
+async def store(make_store: StoreFactory) -> Any:
+    opened = make_store()
     await opened.open()
     yield opened
     await opened.close()
@@ -32,7 +39,17 @@ async def accept(store: SQLiteStore, data: dict[str, Any]) -> AcceptOutcome:
     return result.outcome
 
 
-async def test_schema_is_versioned_and_in_wal_mode(store: SQLiteStore, tmp_path: Path) -> None:
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> Any:
+    opened = SQLiteStore(tmp_path / "store.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_schema_is_versioned_and_in_wal_mode(
+    sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
     db = sqlite3.connect(tmp_path / "store.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -46,6 +63,24 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(RuntimeError, match="newer than this release"):
         await SQLiteStore(path).open()
+
+
+async def test_postgres_schema_is_versioned_and_newer_is_refused(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.new_database()
+    first = PostgresStore(SecretStr(url))
+    await first.open()
+    await first.close()
+    second = PostgresStore(SecretStr(url))
+    await second.open()  # a second start migrates nothing
+    await second.close()
+    with psycopg.connect(url, autocommit=True) as db:
+        versions = db.execute("SELECT version FROM schema_version").fetchall()
+        assert versions == [(PG_LATEST,)]
+        db.execute("INSERT INTO schema_version (version) VALUES (%s)", (PG_LATEST + 1,))
+    with pytest.raises(RuntimeError, match="newer than this release"):
+        await PostgresStore(SecretStr(url)).open()
 
 
 async def test_inbox_dedups_on_order_id(store: SQLiteStore, example_order: dict[str, Any]) -> None:
@@ -117,13 +152,13 @@ async def test_menu_versions_only_on_change(store: SQLiteStore) -> None:
     assert await store.latest_menu("airport") is None
 
 
-async def test_plugin_state_survives_reopening(tmp_path: Path) -> None:
-    first = SQLiteStore(tmp_path / "s.db")
+async def test_plugin_state_survives_reopening(make_store: StoreFactory) -> None:
+    first = make_store()
     await first.open()
     await first.state_set("demo", "cursor", "41")
     await first.state_set("demo", "cursor", "42")
     await first.close()
-    second = SQLiteStore(tmp_path / "s.db")
+    second = make_store()
     await second.open()
     assert await second.state_get("demo", "cursor") == "42"
     assert await second.state_get("other", "cursor") is None

@@ -79,7 +79,8 @@ class Host:
 
     :param settings: the deployment.
     :param plugins: already loaded plugins; loaded from the settings when omitted.
-    :param store: the durable store; the SQLite store at ``settings.store.path`` when omitted.
+    :param store: the durable store; when omitted, the PostgreSQL database at
+        ``settings.store.url`` if it is set, else the SQLite store at ``settings.store.path``.
     :param listen_socket: an already bound TCP socket to serve the API on, instead of binding
         ``api.host:api.port`` (a supervisor or test that must know the port before the host
         starts binds it and hands it over).
@@ -98,11 +99,7 @@ class Host:
         self.plugins = plugins or PluginHost.load(
             [c.plugin for c in settings.connections] + settings.extensions
         )
-        self.store: Store = store or SQLiteStore(
-            settings.store.path,
-            synchronous=settings.store.synchronous,
-            events_to="hub" if settings.agent is not None else "cloud",
-        )
+        self.store: Store = store or _store_of(settings)
         self.accepting = False
         #: Set once a stop begins: readiness then says so, while the API still answers.
         self.stopping = False
@@ -353,3 +350,21 @@ class Host:
                 loop.remove_signal_handler(sig)
             if not self.stopping:
                 await self.stop()
+
+
+def _store_of(settings: HostSettings) -> Store:
+    """The store the settings name: PostgreSQL shared by workers, or the SQLite file."""
+    if settings.store.url is not None:
+        if settings.agent is not None:
+            raise ValueError(
+                "store.url: a venue agent keeps its own SQLite store, not a shared one"
+            )
+        # Imported here: psycopg is an optional dependency (pip install posintegrator[postgresql]).
+        from posintegrator.store.postgres import PostgresStore
+
+        return PostgresStore(settings.store.url)
+    return SQLiteStore(
+        settings.store.path,
+        synchronous=settings.store.synchronous,
+        events_to="hub" if settings.agent is not None else "cloud",
+    )

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from posintegrator.store.link import (
     PairingRecord,
     PeerState,
 )
+from posintegrator.store.sql import SQLConnection
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ def _pairing(row: tuple[Any, ...]) -> PairingRecord:
     )
 
 
-def _note(tx: sqlite3.Connection, order_id: str, note: str, source: str) -> None:
+def _note(tx: SQLConnection, order_id: str, note: str, source: str) -> None:
     """A history row that records a step of the order's handover (not a status change)."""
     status = tx.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
     if status is None:
@@ -82,16 +82,16 @@ class LinkTables:
 
         async def _run(self, fn: Callable[..., T], *args: object) -> T: ...
 
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _transaction(self) -> AbstractContextManager[SQLConnection]: ...
 
         @property
-        def db(self) -> sqlite3.Connection: ...
+        def db(self) -> SQLConnection: ...
 
-        def _order_row(self, db: sqlite3.Connection, order_id: str) -> OrderRecord | None: ...
+        def _order_row(self, db: SQLConnection, order_id: str) -> OrderRecord | None: ...
 
         def _transition(
             self,
-            tx: sqlite3.Connection,
+            tx: SQLConnection,
             order_id: str,
             event: StatusEvent,
             connection: str | None = None,
@@ -119,7 +119,7 @@ class LinkTables:
 
     @staticmethod
     def _insert_message(
-        tx: sqlite3.Connection, peer: str, kind: str, body: bytes, order_id: str | None
+        tx: SQLConnection, peer: str, kind: str, body: bytes, order_id: str | None
     ) -> int:
         row = tx.execute(
             "INSERT INTO link_outbox (peer, kind, order_id, body, created_at) "
