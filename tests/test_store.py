@@ -3,18 +3,21 @@ migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
 import pytest
+from helpers import eventually
 from pgserver import PostgresServer
 from pydantic import SecretStr
 from storeengines import StoreFactory
 
-from posintegrator.model import Order, OrderStatus, StatusEvent
+from posintegrator.model import Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.store import AcceptOutcome, SQLiteStore
 from posintegrator.store.link import HandingOver
@@ -183,3 +186,74 @@ async def test_handing_a_due_batch_to_agents(
     assert await store.hand_over(batch) == [None, None, None], "already queued"
     taken = await store.link_take("agent-a", 0, 10)
     assert [(m.seq, m.order_id) for m in taken] == [(first, "batch-1"), (third, "batch-3")]
+
+
+async def test_a_lease_has_one_holder_until_it_runs_out(store: SQLiteStore) -> None:
+    assert await store.acquire_lease("poll:demo", "worker-a", 60) == 1
+    assert await store.acquire_lease("poll:demo", "worker-b", 60) is None, "held by a"
+    assert await store.acquire_lease("poll:demo", "worker-a", 0.05) == 1, "renewed, same token"
+
+    async def taken_over() -> bool:
+        return await store.acquire_lease("poll:demo", "worker-b", 60) == 2
+
+    await eventually(taken_over)
+    assert await store.acquire_lease("poll:demo", "worker-a", 60) is None, "a was replaced"
+    assert await store.lease_holders() == {"poll:demo": ("worker-b", 2)}
+    await store.release_lease("poll:demo", "worker-a")  # not a's: nothing changes
+    assert await store.lease_holders() == {"poll:demo": ("worker-b", 2)}
+    await store.release_lease("poll:demo", "worker-b")
+    assert await store.acquire_lease("poll:demo", "worker-a", 60) == 3, "free at once"
+
+
+async def test_a_stale_attempt_cannot_overwrite_the_next_one(
+    store: SQLiteStore, example_order: dict[str, Any]
+) -> None:
+    """Attempt 1's lease runs out (its worker stalled); attempt 2 takes the order over. When
+    attempt 1's outcome arrives late, it is fenced off: attempt 2's claim and record stand."""
+    await accept(store, example_order)
+    order_id = example_order["id"]
+    assert await store.begin_attempt(order_id, lease_seconds=0) == 1
+    assert await store.begin_attempt(order_id, lease_seconds=600) == 2
+    later = utcnow() + timedelta(seconds=5)
+    await store.end_attempt(
+        order_id, maybe_in_pos=False, error="late", next_attempt_at=later, attempt=1
+    )
+    await store.finish_attempt(order_id, "REJECTED", "late", attempt=1)
+    record = await store.get_order(order_id)
+    assert record is not None and record.maybe_in_pos and record.last_error is None
+    assert record.next_attempt_at is not None and record.next_attempt_at > later
+    attempts = await store.attempts_of(order_id)
+    assert [a.outcome for a in attempts][-1] == "in_flight", "attempt 2 is still under way"
+    await store.end_attempt(
+        order_id, maybe_in_pos=True, error="timeout", next_attempt_at=later, attempt=2
+    )
+    record = await store.get_order(order_id)
+    assert record is not None and record.last_error == "timeout"
+    assert (await store.attempts_of(order_id))[-1].outcome == "unknown"
+
+
+async def test_two_workers_never_claim_the_same_attempt_or_event(
+    postgres: PostgresServer, example_order: dict[str, Any]
+) -> None:
+    """Two workers on one database race for every order and every event: each is claimed
+    exactly once (the loser of a conflict runs again and finds it taken)."""
+    url = SecretStr(postgres.new_database())
+    workers = [PostgresStore(url), PostgresStore(url)]
+    for worker in workers:
+        await worker.open()
+    try:
+        ids = [f"race-{n}" for n in range(40)]
+        for order_id in ids:
+            await accept(workers[0], {**example_order, "id": order_id})
+        claims = await asyncio.gather(
+            *(w.begin_attempt(order_id, lease_seconds=600) for order_id in ids for w in workers)
+        )
+        assert sorted(c for c in claims if c is not None) == [1] * len(ids)
+        batches = await asyncio.gather(
+            *(w.outbox_claim(utcnow(), 100, lease_seconds=600) for w in workers for _ in range(3))
+        )
+        claimed = [event.event_id for batch in batches for event in batch]
+        assert len(claimed) == len(set(claimed)) == len(ids), "each head once, by one worker"
+    finally:
+        for worker in workers:
+            await worker.close()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
 import socket
 import ssl
@@ -124,6 +126,8 @@ class Host:
         self._background: set[asyncio.Task[None]] = set()
         self.port: int = settings.api.port
         self.metrics = HostMetrics()
+        #: This process's name in the leases of a store shared by several workers.
+        self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.store.observe_writes(self.metrics.store_write_seconds.observe)
 
     @property
@@ -300,6 +304,7 @@ class Host:
             delivery,
             self._intake,
             streams=streams,
+            worker=self.worker,
         )
 
     def _alert(self, connection: str, kind: str, message: str) -> None:

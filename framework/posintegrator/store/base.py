@@ -16,6 +16,7 @@ from typing import Protocol
 from posintegrator.cloud.events import MenuNotice
 from posintegrator.hooktypes import TrackedOrder
 from posintegrator.model import Order, OrderStatus, StatusEvent
+from posintegrator.store.leases import LeaseStore
 from posintegrator.store.link import LinkStore
 from posintegrator.store.retention import RetentionStore
 from posintegrator.store.streams import StreamsStore
@@ -236,8 +237,12 @@ class MenuSnapshot:
     published_at: datetime
 
 
-class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
+class Store(LinkStore, LeaseStore, RetentionStore, StreamsStore, Protocol):
     """Durable state of the host. All methods are safe to call from the event loop."""
+
+    shared: bool
+    """Whether several worker processes may use this store at once (PostgreSQL): jobs that
+    must run once then take a lease (:class:`~posintegrator.store.leases.LeaseStore`)."""
 
     async def open(self) -> None:
         """Create or migrate the schema, then get ready for use."""

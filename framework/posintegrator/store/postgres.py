@@ -17,7 +17,6 @@ sequence. What differs is what several workers need (docs/scaling.md):
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from pydantic import SecretStr
@@ -37,13 +36,13 @@ class PostgresStore(SQLiteStore):
 
     :param url: the database (``postgresql://user:password@host:port/db``; a ``host=/dir``
         query parameter for a unix socket).
-    :param worker: this worker's name in leases (unique per process; a random one by default).
     """
 
-    def __init__(self, url: SecretStr, *, worker: str | None = None) -> None:
+    shared = True
+
+    def __init__(self, url: SecretStr) -> None:
         super().__init__(path=None, events_to="cloud")  # type: ignore[arg-type]
         self.url = url
-        self.worker = worker or f"worker-{uuid.uuid4().hex[:12]}"
         #: Attempts this worker started and has not closed: order id -> attempt number.
         self._attempts_held: dict[str, int] = {}
         #: Outbox events this worker claimed and has not recorded an outcome of.
@@ -163,6 +162,21 @@ class PostgresStore(SQLiteStore):
                 (order_id, number, _iso(now)),
             )
         return number
+
+    async def outbox_claim(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> list[OutboxEvent]:
+        claimed = await self._run(self._outbox_claim, now, limit, lease_seconds)
+        self._events_held.update(event.event_id for event in claimed)
+        return claimed
+
+    async def outbox_delivered(self, event_id: str) -> None:
+        await super().outbox_delivered(event_id)
+        self._events_held.discard(event_id)
+
+    async def outbox_failed(self, event_id: str, error: str, next_attempt_at: datetime) -> None:
+        await super().outbox_failed(event_id, error, next_attempt_at)
+        self._events_held.discard(event_id)
 
     def _outbox_claim(self, now: datetime, limit: int, lease_seconds: float) -> list[OutboxEvent]:
         """Claim the due head event of each stream for ``lease_seconds``.

@@ -59,6 +59,7 @@ from posintegrator.store.base import (
 )
 from posintegrator.store.migrations import migrate
 from posintegrator.store.sql import SQLConnection
+from posintegrator.store.sqlite_leases import LeaseTables
 from posintegrator.store.sqlite_link import LinkTables
 from posintegrator.store.sqlite_retention import RetentionTables
 from posintegrator.store.sqlite_streams import StreamTables
@@ -246,7 +247,7 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class SQLiteStore(LinkTables, RetentionTables, StreamTables):
+class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
     """:class:`~posintegrator.store.base.Store` on a SQLite file.
 
     :param path: the database file; its folder is created if needed.
@@ -255,6 +256,9 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
         to the cloud, or (in a venue agent) the link to the hub, which made the RECEIVED event
         of each order itself.
     """
+
+    #: One process owns a SQLite file.
+    shared = False
 
     def __init__(
         self, path: Path, *, synchronous: Synchronous = "FULL", events_to: EventSink = "cloud"
