@@ -49,6 +49,8 @@ from posintegrator.store import SQLiteStore, Store
 
 #: How long a graceful stop waits for order submissions under way.
 STOP_GRACE_SECONDS = 8.0
+#: How old a cached menu may be before a worker sharing the store checks for a newer version.
+SHARED_MENU_REFRESH_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,10 @@ class Host:
         #: Set once a stop begins: readiness then says so, while the API still answers.
         self.stopping = False
         self.connections: dict[str, ConnectionJobs] = {}
-        self.live_menus = LiveMenus(self.store)
+        # Another worker sharing the store may publish a menu: seen here within this long.
+        self.live_menus = LiveMenus(
+            self.store, refresh_seconds=SHARED_MENU_REFRESH_SECONDS if self.store.shared else None
+        )
         self._plugin_settings = self.plugins.validate_connections(settings)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None

@@ -9,13 +9,15 @@ job that fails rolls back its own savepoint only; the others of its batch still 
 The same writer serves PostgreSQL (:mod:`posintegrator.store.postgres`), whose transactions are
 SERIALIZABLE: when the database refuses a batch because a concurrent worker's transaction
 conflicts with it (``retry_batch`` says which errors those are), the whole batch rolls back and
-runs again, so every job still sees the database as if it were the only writer.
+its jobs run again, each in a transaction of its own, so every job still sees the database as
+if it were the only writer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +31,10 @@ T = TypeVar("T")
 
 #: Most jobs one transaction takes: bounds how long a batch holds results back.
 MAX_BATCH = 256
-#: Runs of one batch refused by conflicts before its jobs are told the error.
-MAX_BATCH_RUNS = 20
+#: Runs of one job refused by conflicts with other writers before its caller is told the error.
+MAX_JOB_RUNS = 50
+#: The longest pause before the first rerun of a conflicting job (it grows with each rerun).
+CONFLICT_PAUSE_SECONDS = 0.002
 
 
 def _never(_error: BaseException) -> bool:
@@ -160,19 +164,31 @@ class GroupCommitWriter:
             closed = RuntimeError("the store is not open")
             return [(job, None, closed) for job in grouped]
         started = time.perf_counter()
-        for _run in range(MAX_BATCH_RUNS):
-            results = self._run_once(db, grouped)
-            conflict = next(
-                (error for _job, _result, error in results if error and self._retry_batch(error)),
-                None,
-            )
-            if conflict is None:
-                break
+        results = self._run_once(db, grouped)
+        if self._conflicted(results):
+            # Another worker's transaction won. Run the jobs again one at a time, so that a job
+            # that keeps conflicting holds back no other, each after a short random pause (two
+            # workers retrying in step would conflict again).
             self.conflicts += 1
+            results = [self._run_alone(db, job) for job in grouped]
         self.batches += 1
         if self.observe is not None:
             self.observe(time.perf_counter() - started)
         return results
+
+    def _conflicted(self, results: list[tuple[_Job, Any, BaseException | None]]) -> bool:
+        return any(error is not None and self._retry_batch(error) for _j, _r, error in results)
+
+    def _run_alone(self, db: SQLConnection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+        """Run one job in transactions of its own until it does not conflict (or gives up)."""
+        outcome: tuple[_Job, Any, BaseException | None] = (job, None, None)
+        for run in range(MAX_JOB_RUNS):
+            time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS * (run + 1)))
+            [outcome] = self._run_once(db, [job])
+            if not self._conflicted([outcome]):
+                return outcome
+            self.conflicts += 1
+        return outcome
 
     def _run_once(
         self, db: SQLConnection, grouped: list[_Job]
@@ -185,7 +201,7 @@ class GroupCommitWriter:
             results = [self._call(job) for job in grouped]
         finally:
             self._in_batch = False
-        if any(error is not None and self._retry_batch(error) for _j, _r, error in results):
+        if self._conflicted(results):
             db.execute("ROLLBACK")  # a conflict inside the batch: all of it runs again
             return results
         try:
