@@ -73,7 +73,7 @@ locations = ["downtown"]
 status_source = "polling"   # and the POS's webhooks too: both paths, both faulty
 status_poll_seconds = 0.3
 menu_sync_seconds = 3600
-call_timeout_seconds = 3.0
+call_timeout_seconds = 2.0
 
 [connections.settings]
 base_url = "{pos_url}"

@@ -17,7 +17,10 @@ sequence. What differs is what several workers need (docs/scaling.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
 from pydantic import SecretStr
 
@@ -28,7 +31,41 @@ from posintegrator.store.pg_migrations import migrate
 from posintegrator.store.sqlite import SQLiteStore, _from_iso, _iso, _ts
 from posintegrator.store.writer import GroupCommitWriter
 
+T = TypeVar("T")
+
 _DELIVERABLE = (OrderStatus.RECEIVED.value, OrderStatus.SUBMITTING.value)
+
+
+#: The store's methods that only read (and need no transaction of their own): on PostgreSQL
+#: they run at once, outside the SERIALIZABLE batches, on a snapshot of committed data. In a
+#: batch their reads of whole indexes (what is due, what is in flight) would make it conflict
+#: with every other worker's writes. Reads that decide a write are made inside that write's
+#: transaction, as before.
+_READS = frozenset(
+    {
+        "_order_content_hash",
+        "_order_row_auto",
+        "_order_history",
+        "_order_id_for_pos_id",
+        "_orders_by_status",
+        "_search_orders",
+        "_orders_in_flight",
+        "_due_deliveries",
+        "_next_delivery_at",
+        "_attempts_of",
+        "_outbox_due",
+        "_outbox_next_at",
+        "_outbox_pending",
+        "_outbox_backlog",
+        "_stream_events",
+        "_order_counts",
+        "_menu_locations",
+        "_latest_menu",
+        "_menu_report",
+        "_state_get",
+        "_lease_holders",
+    }
+)
 
 
 class PostgresStore(SQLiteStore):
@@ -47,6 +84,12 @@ class PostgresStore(SQLiteStore):
         self._attempts_held: dict[str, int] = {}
         #: Outbox events this worker claimed and has not recorded an outcome of.
         self._events_held: set[str] = set()
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        read_only = getattr(fn, "__name__", "") in _READS
+        return await self._writer.run(partial(fn, *args), transactional=not read_only)
 
     async def open(self) -> None:
         self._writer = GroupCommitWriter(begin=BEGIN, retry_batch=is_conflict)
