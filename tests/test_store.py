@@ -14,11 +14,12 @@ import psycopg
 import pytest
 from helpers import eventually
 from pgserver import PostgresServer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from storeengines import StoreFactory
 
 from posintegrator.model import Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.orders.intake import idempotency_key, order_content_hash
+from posintegrator.settings import StoreSettings
 from posintegrator.store import AcceptOutcome, SQLiteStore
 from posintegrator.store.link import HandingOver
 from posintegrator.store.migrations import LATEST_VERSION
@@ -257,3 +258,12 @@ async def test_two_workers_never_claim_the_same_attempt_or_event(
     finally:
         for worker in workers:
             await worker.close()
+
+
+def test_store_url_must_be_postgresql_and_is_never_echoed() -> None:
+    with pytest.raises(ValidationError) as caught:
+        StoreSettings(url=SecretStr("mysql://posi:secret-pw@db/posintegrator"))
+    message = str(caught.value)
+    assert "url" in message and "postgresql://" in message
+    assert "secret-pw" not in message
+    assert StoreSettings(url=SecretStr("postgresql://posi@db/p")).url is not None
