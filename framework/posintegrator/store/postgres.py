@@ -113,7 +113,7 @@ class PostgresStore(SQLiteStore):
         have those orders: the next attempt looks them up first), the events it was sending."""
         now = utcnow()
         with self._transaction() as tx:
-            for order_id, number in self._attempts_held.items():
+            for order_id, number in list(self._attempts_held.items()):
                 tx.execute(
                     "UPDATE orders SET next_attempt_at = LEAST(next_attempt_at, ?) "
                     "WHERE id = ? AND attempts = ? AND next_attempt_at IS NOT NULL",
@@ -124,7 +124,7 @@ class PostgresStore(SQLiteStore):
                     "WHERE order_id = ? AND number = ? AND outcome = 'in_flight'",
                     (_iso(now), order_id, number),
                 )
-            for event_id in self._events_held:
+            for event_id in list(self._events_held):
                 tx.execute(
                     "UPDATE outbox SET next_attempt_at = ? "
                     "WHERE event_id = ? AND delivered_at IS NULL",
@@ -209,9 +209,7 @@ class PostgresStore(SQLiteStore):
     async def outbox_claim(
         self, now: datetime, limit: int, lease_seconds: float
     ) -> list[OutboxEvent]:
-        claimed = await self._run(self._outbox_claim, now, limit, lease_seconds)
-        self._events_held.update(event.event_id for event in claimed)
-        return claimed
+        return await self._run(self._outbox_claim, now, limit, lease_seconds)
 
     async def outbox_delivered(self, event_id: str) -> None:
         await super().outbox_delivered(event_id)
@@ -239,6 +237,9 @@ class PostgresStore(SQLiteStore):
                 (_ts(now) + lease_seconds, _ts(now), limit),
             ).fetchall()
         rows.sort(key=lambda row: row[-1])
+        # Noted here, on the writer thread, rather than by the caller: a sender cancelled
+        # while waiting for this answer (a stop) has claimed them all the same.
+        self._events_held.update(row[0] for row in rows)
         return [
             OutboxEvent(
                 event_id=event_id,
