@@ -99,7 +99,7 @@ class LinkTables:
 
         def _action(
             self,
-            tx: sqlite3.Connection,
+            tx: SQLConnection,
             record: OrderRecord,
             source: str,
             action: str,
@@ -142,7 +142,7 @@ class LinkTables:
                 tx.execute(
                     "INSERT INTO link_peers (peer, sent_through) VALUES (?, ?) "
                     "ON CONFLICT (peer) DO UPDATE SET "
-                    "sent_through = MAX(sent_through, excluded.sent_through)",
+                    "sent_through = MAX(link_peers.sent_through, excluded.sent_through)",
                     (peer, rows[-1][0]),
                 )
         return [LinkMessage(seq, kind, order_id, bytes(body)) for seq, kind, order_id, body in rows]
@@ -187,7 +187,7 @@ class LinkTables:
             tx.execute(
                 "INSERT INTO link_peers (peer, received_through) VALUES (?, ?) "
                 "ON CONFLICT (peer) DO UPDATE SET "
-                "received_through = MAX(received_through, excluded.received_through)",
+                "received_through = MAX(link_peers.received_through, excluded.received_through)",
                 (peer, through),
             )
 
@@ -242,7 +242,7 @@ class LinkTables:
                 found.append(Handover(record, agent, int(seq), bool(sent)))
         return found
 
-    def _withdraw_unsent(self, tx: sqlite3.Connection, order_id: str) -> bool:
+    def _withdraw_unsent(self, tx: SQLConnection, order_id: str) -> bool:
         """Take back an order queued for an agent if its message has certainly not left: it
         waits at the hub again, with no agent. False when there is no such message, or when it
         may have left."""
