@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, SignedDelivery, demo_connection
+from pgserver import PostgresServer, running_postgres
+from storeengines import ENGINES, StoreFactory, postgres_factory, sqlite_factory
 
 from pos_demo.simulator import RunningSimulator, SimulatorConfig, start_simulator
 from posintegrator.cloud.signatures import generate_secret
@@ -26,6 +28,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--chaos-seed", type=int, default=20261210, help="seed of test_link_chaos's faults"
     )
+    parser.addoption(
+        "--store",
+        choices=ENGINES,
+        default="sqlite",
+        help="the store of every host the tests start: postgresql gives each test a new "
+        "database on the private PostgreSQL server (through POSINTEGRATOR_STORE__URL)",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the whole session, started on first use."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def host_store_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--store postgresql``, hosts started by the test use a database of their own."""
+    if request.config.getoption("--store") == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        monkeypatch.setenv("POSINTEGRATOR_STORE__URL", server.new_database())
+
+
+@pytest.fixture(params=ENGINES)
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """A test of the store runs once on each engine: this makes its store (each call on the
+    same database, so a test may close and reopen it)."""
+    if request.param == "sqlite":
+        return sqlite_factory(tmp_path / "store.db")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return postgres_factory(server.new_database())
 
 
 @pytest.fixture

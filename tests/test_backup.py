@@ -173,6 +173,22 @@ def test_backup_refuses_to_overwrite_or_to_copy_what_is_not_there(tmp_path: Path
     assert neither.returncode == 1 and "--config" in neither.stderr
 
 
+def test_a_postgresql_store_is_not_backed_up_as_a_file(tmp_path: Path) -> None:
+    """With ``store.url`` set, the SQLite file named by ``store.path`` is not the store: the
+    command says so, naming the setting, instead of copying or checking a stray file."""
+    config = tmp_path / "host.toml"
+    config.write_text(
+        '[api]\ntoken = "a-token-long-enough-123"\n'
+        '[store]\nurl = "postgresql://posi:secret-pw@db.internal/posintegrator"\n',
+        encoding="utf-8",
+    )
+    for args in (("backup", tmp_path / "copy.db"), ("check",)):
+        result = command("store", *args, "--config", config)
+        assert result.returncode == 1 and "store.url" in result.stderr, result.stderr
+        assert "secret-pw" not in result.stderr + result.stdout
+    assert not (tmp_path / "copy.db").exists()
+
+
 async def test_store_check_exits_non_zero_on_every_kind_of_problem(tmp_path: Path) -> None:
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("hello " * 1000)

@@ -22,6 +22,14 @@ CASES = {
     "e2e": {"baseline", "first_rate", "highest_rate_p99_under_250ms", "steps"},
     "link": {"pickup", "steps", "backlog"},
     "menu_translation": {"results", "ratio", "target_met", "memory", "json_bytes", "menu"},
+    "scale_out": {
+        "baseline",
+        "one_worker",
+        "two_workers",
+        "ratio_one_worker_to_baseline",
+        "speedup_two_workers",
+        "pickup_ms",
+    },
     "scheduler_scale": {
         "host_idle_cpu",
         "baseline_idle_cpu",
@@ -35,7 +43,7 @@ CASES = {
 #: (three hubs, three agent starts, POS simulators, receivers), each importing the host. These
 #: only guard against a hang: on a machine busy with other work a quick run of intake.py took
 #: half a minute, four times as long as on a quiet one.
-TIMEOUTS = {"link": 600}
+TIMEOUTS = {"link": 600, "scale_out": 600}
 
 
 @pytest.mark.timeout(900)  # above every run's own limit, so that limit reports the hang

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fakepos import ScriptedPos
 from helpers import eventually, metric
+from storeengines import StoreFactory, row_count
 
 from posintegrator.model import Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.orders.intake import idempotency_key, order_content_hash
@@ -27,8 +28,8 @@ TABLES = ("orders", "status_history", "delivery_attempts", "outbox", "menus", "p
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "store.db")
+async def store(make_store: StoreFactory) -> AsyncIterator[SQLiteStore]:
+    opened = make_store()
     await opened.open()
     yield opened
     await opened.close()
@@ -100,7 +101,7 @@ async def test_batches_are_small_and_the_pruner_works_until_done(
     pruner = Pruner(store, settings, pairing_grace_seconds=600)
     done = await pruner.prune(now=later + timedelta(days=settings.finished_orders_days))
     assert done["orders"] == 15, "the rest, in two more batches of at most 10"
-    assert counts(tmp_path / "store.db")["orders"] == 0
+    assert row_count(store, "orders") == 0
     assert pruner.pruned["orders"] == 15 and pruner.runs == 1
 
 

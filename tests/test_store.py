@@ -1,24 +1,35 @@
-"""The SQLite store: inbox dedup, status + outbox in one transaction, menus, migrations."""
+"""The store, on each engine: inbox dedup, status + outbox in one transaction, menus,
+migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
+from helpers import eventually
+from pgserver import PostgresServer
+from pydantic import SecretStr, ValidationError
+from storeengines import StoreFactory
 
-from posintegrator.model import Order, OrderStatus, StatusEvent
+from posintegrator.model import Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.orders.intake import idempotency_key, order_content_hash
+from posintegrator.settings import StoreSettings
 from posintegrator.store import AcceptOutcome, SQLiteStore
 from posintegrator.store.link import HandingOver
 from posintegrator.store.migrations import LATEST_VERSION
+from posintegrator.store.pg_migrations import LATEST_VERSION as PG_LATEST
+from posintegrator.store.postgres import PostgresStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Any:
-    opened = SQLiteStore(tmp_path / "store.db")
+async def store(make_store: StoreFactory) -> Any:
+    opened = make_store()
     await opened.open()
     yield opened
     await opened.close()
@@ -32,7 +43,17 @@ async def accept(store: SQLiteStore, data: dict[str, Any]) -> AcceptOutcome:
     return result.outcome
 
 
-async def test_schema_is_versioned_and_in_wal_mode(store: SQLiteStore, tmp_path: Path) -> None:
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> Any:
+    opened = SQLiteStore(tmp_path / "store.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_schema_is_versioned_and_in_wal_mode(
+    sqlite_store: SQLiteStore, tmp_path: Path
+) -> None:
     db = sqlite3.connect(tmp_path / "store.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -46,6 +67,24 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(RuntimeError, match="newer than this release"):
         await SQLiteStore(path).open()
+
+
+async def test_postgres_schema_is_versioned_and_newer_is_refused(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.new_database()
+    first = PostgresStore(SecretStr(url))
+    await first.open()
+    await first.close()
+    second = PostgresStore(SecretStr(url))
+    await second.open()  # a second start migrates nothing
+    await second.close()
+    with psycopg.connect(url, autocommit=True) as db:
+        versions = db.execute("SELECT version FROM schema_version").fetchall()
+        assert versions == [(PG_LATEST,)]
+        db.execute("INSERT INTO schema_version (version) VALUES (%s)", (PG_LATEST + 1,))
+    with pytest.raises(RuntimeError, match="newer than this release"):
+        await PostgresStore(SecretStr(url)).open()
 
 
 async def test_inbox_dedups_on_order_id(store: SQLiteStore, example_order: dict[str, Any]) -> None:
@@ -117,13 +156,13 @@ async def test_menu_versions_only_on_change(store: SQLiteStore) -> None:
     assert await store.latest_menu("airport") is None
 
 
-async def test_plugin_state_survives_reopening(tmp_path: Path) -> None:
-    first = SQLiteStore(tmp_path / "s.db")
+async def test_plugin_state_survives_reopening(make_store: StoreFactory) -> None:
+    first = make_store()
     await first.open()
     await first.state_set("demo", "cursor", "41")
     await first.state_set("demo", "cursor", "42")
     await first.close()
-    second = SQLiteStore(tmp_path / "s.db")
+    second = make_store()
     await second.open()
     assert await second.state_get("demo", "cursor") == "42"
     assert await second.state_get("other", "cursor") is None
@@ -148,3 +187,83 @@ async def test_handing_a_due_batch_to_agents(
     assert await store.hand_over(batch) == [None, None, None], "already queued"
     taken = await store.link_take("agent-a", 0, 10)
     assert [(m.seq, m.order_id) for m in taken] == [(first, "batch-1"), (third, "batch-3")]
+
+
+async def test_a_lease_has_one_holder_until_it_runs_out(store: SQLiteStore) -> None:
+    assert await store.acquire_lease("poll:demo", "worker-a", 60) == 1
+    assert await store.acquire_lease("poll:demo", "worker-b", 60) is None, "held by a"
+    assert await store.acquire_lease("poll:demo", "worker-a", 0.05) == 1, "renewed, same token"
+
+    async def taken_over() -> bool:
+        return await store.acquire_lease("poll:demo", "worker-b", 60) == 2
+
+    await eventually(taken_over)
+    assert await store.acquire_lease("poll:demo", "worker-a", 60) is None, "a was replaced"
+    assert await store.lease_holders() == {"poll:demo": ("worker-b", 2)}
+    await store.release_lease("poll:demo", "worker-a")  # not a's: nothing changes
+    assert await store.lease_holders() == {"poll:demo": ("worker-b", 2)}
+    await store.release_lease("poll:demo", "worker-b")
+    assert await store.acquire_lease("poll:demo", "worker-a", 60) == 3, "free at once"
+
+
+async def test_a_stale_attempt_cannot_overwrite_the_next_one(
+    store: SQLiteStore, example_order: dict[str, Any]
+) -> None:
+    """Attempt 1's lease runs out (its worker stalled); attempt 2 takes the order over. When
+    attempt 1's outcome arrives late, it is fenced off: attempt 2's claim and record stand."""
+    await accept(store, example_order)
+    order_id = example_order["id"]
+    assert await store.begin_attempt(order_id, lease_seconds=0) == 1
+    assert await store.begin_attempt(order_id, lease_seconds=600) == 2
+    later = utcnow() + timedelta(seconds=5)
+    await store.end_attempt(
+        order_id, maybe_in_pos=False, error="late", next_attempt_at=later, attempt=1
+    )
+    await store.finish_attempt(order_id, "REJECTED", "late", attempt=1)
+    record = await store.get_order(order_id)
+    assert record is not None and record.maybe_in_pos and record.last_error is None
+    assert record.next_attempt_at is not None and record.next_attempt_at > later
+    attempts = await store.attempts_of(order_id)
+    assert [a.outcome for a in attempts][-1] == "in_flight", "attempt 2 is still under way"
+    await store.end_attempt(
+        order_id, maybe_in_pos=True, error="timeout", next_attempt_at=later, attempt=2
+    )
+    record = await store.get_order(order_id)
+    assert record is not None and record.last_error == "timeout"
+    assert (await store.attempts_of(order_id))[-1].outcome == "unknown"
+
+
+async def test_two_workers_never_claim_the_same_attempt_or_event(
+    postgres: PostgresServer, example_order: dict[str, Any]
+) -> None:
+    """Two workers on one database race for every order and every event: each is claimed
+    exactly once (the loser of a conflict runs again and finds it taken)."""
+    url = SecretStr(postgres.new_database())
+    workers = [PostgresStore(url), PostgresStore(url)]
+    for worker in workers:
+        await worker.open()
+    try:
+        ids = [f"race-{n}" for n in range(40)]
+        for order_id in ids:
+            await accept(workers[0], {**example_order, "id": order_id})
+        claims = await asyncio.gather(
+            *(w.begin_attempt(order_id, lease_seconds=600) for order_id in ids for w in workers)
+        )
+        assert sorted(c for c in claims if c is not None) == [1] * len(ids)
+        batches = await asyncio.gather(
+            *(w.outbox_claim(utcnow(), 100, lease_seconds=600) for w in workers for _ in range(3))
+        )
+        claimed = [event.event_id for batch in batches for event in batch]
+        assert len(claimed) == len(set(claimed)) == len(ids), "each head once, by one worker"
+    finally:
+        for worker in workers:
+            await worker.close()
+
+
+def test_store_url_must_be_postgresql_and_is_never_echoed() -> None:
+    with pytest.raises(ValidationError) as caught:
+        StoreSettings(url=SecretStr("mysql://posi:secret-pw@db/posintegrator"))
+    message = str(caught.value)
+    assert "url" in message and "postgresql://" in message
+    assert "secret-pw" not in message
+    assert StoreSettings(url=SecretStr("postgresql://posi@db/p")).url is not None

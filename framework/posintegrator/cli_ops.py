@@ -55,7 +55,13 @@ def _store_path(config: Path | None, db: Path | None, secrets_dir: Path | None) 
     if db is not None:
         return db
     assert config is not None
-    return settings_or_fail(config, secrets_dir).store.path
+    store = settings_or_fail(config, secrets_dir).store
+    if store.url is not None:
+        fail(
+            "store.url: this host's store is PostgreSQL; back it up and check it with "
+            "PostgreSQL's own tools (pg_dump, pg_amcheck), see docs/scaling.md"
+        )
+    return store.path
 
 
 @click.group("store")

@@ -113,12 +113,31 @@ class ApiSettings(_Section):
 class StoreSettings(_Section):
     """The durable store."""
 
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
     path: Path = Field(default=Path("posintegrator.db"), description="SQLite database file.")
     synchronous: Literal["NORMAL", "FULL"] = Field(
         default="FULL",
         description="SQLite commit durability: FULL also survives a power cut, NORMAL only a "
         "crash of the process.",
     )
+    url: SecretStr | None = Field(
+        default=None,
+        description="A PostgreSQL database shared by several workers instead of the SQLite "
+        "file (postgresql://user:password@host:port/db; docs/scaling.md). A secret: it may hold "
+        "a password.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise PydanticCustomError(
+                "store_url", "must be a PostgreSQL URL starting with postgresql://"
+            )
+        return value
 
 
 def _split_secrets(value: Any) -> Any:

@@ -32,6 +32,8 @@ from posintegrator.store import OutboxEvent, Store
 
 #: Most bytes of the cloud's answer kept with a failed delivery (what an operator sees).
 ANSWER_BYTES = 300
+#: How much longer a claim on events lasts than their delivery may take.
+OUTBOX_LEASE_MARGIN_SECONDS = 10.0
 
 
 def delivery_headers(
@@ -95,7 +97,10 @@ class CloudNotifier:
             return
         while True:
             self._wake.clear()
-            due = await self._store.outbox_due(utcnow(), self._batch)
+            # Claimed for as long as a delivery may take (and a margin), so that another
+            # worker sharing the store sends them only if this one dies meanwhile.
+            lease = self._settings.timeout_seconds + OUTBOX_LEASE_MARGIN_SECONDS
+            due = await self._store.outbox_claim(utcnow(), self._batch, lease)
             if due:
                 await asyncio.gather(*(self._deliver(event) for event in due))
                 continue

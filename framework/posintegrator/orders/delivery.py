@@ -46,6 +46,9 @@ from posintegrator.runtime.wakeup import wait_for_wakeup
 from posintegrator.statuses.intake import StatusIntake
 from posintegrator.store import OrderRecord, Store
 
+#: How much longer an attempt's claim lasts than the attempt may take (store writes, a pause).
+ATTEMPT_LEASE_MARGIN_SECONDS = 10.0
+
 #: How long an order's slot stays taken after the host itself failed to handle its attempt.
 HOST_FAILURE_PAUSE_SECONDS = 5.0
 
@@ -170,7 +173,10 @@ class OrderDelivery:
         order = record.order
         maybe_in_pos = record.maybe_in_pos
         caps = conn.plugin.capabilities()
-        attempt = await self._store.begin_attempt(order.id)
+        # The claim's lease outlasts the attempt's longest run (a lookup and a submission, each
+        # cut off at the call timeout): only a worker that died loses its claim.
+        lease = 2 * conn.settings.call_timeout_seconds + ATTEMPT_LEASE_MARGIN_SECONDS
+        attempt = await self._store.begin_attempt(order.id, lease_seconds=lease)
         if attempt is None:
             return  # cancelled since it was found due (or a cancellation waits): not sent
         if record.status == OrderStatus.RECEIVED:
@@ -185,7 +191,7 @@ class OrderDelivery:
                     found = await self._steps.look_up(order.id, order.location)
                     if found is not None:
                         await self._steps.found(order.id, found)
-                        await self._finish(order.id, "found in the POS")
+                        await self._finish(order.id, attempt, "found in the POS")
                         return
                     maybe_in_pos = False
                 elif not caps.idempotent_submit:
@@ -195,7 +201,7 @@ class OrderDelivery:
                         source="host",
                         reason=NEEDS_ATTENTION_REASON,
                     )
-                    await self._finish(order.id, OrderStatus.NEEDS_ATTENTION.value)
+                    await self._finish(order.id, attempt, OrderStatus.NEEDS_ATTENTION.value)
                     return
             async with conn.calling():
                 submitting = time.perf_counter()
@@ -206,14 +212,14 @@ class OrderDelivery:
             await self._steps.apply(
                 order.id, OrderStatus.REJECTED, source=source, reason=exc.reason
             )
-            await self._finish(order.id, OrderStatus.REJECTED.value, exc.message)
+            await self._finish(order.id, attempt, OrderStatus.REJECTED.value, exc.message)
             return
         except NeedsAttentionError as exc:
             await self._steps.apply(
                 order.id, OrderStatus.NEEDS_ATTENTION, source=source, reason=exc.message
             )
             await self._store.finish_attempt(
-                order.id, OrderStatus.NEEDS_ATTENTION.value, exc.message
+                order.id, OrderStatus.NEEDS_ATTENTION.value, exc.message, attempt=attempt
             )
             return
         except CircuitOpenError as exc:
@@ -229,11 +235,13 @@ class OrderDelivery:
         await self._steps.apply(
             order.id, result.status, pos_order_id=result.pos_order_id, source=source
         )
-        await self._finish(order.id, result.status.value)
+        await self._finish(order.id, attempt, result.status.value)
 
-    async def _finish(self, order_id: str, outcome: str, error: str | None = None) -> None:
+    async def _finish(
+        self, order_id: str, attempt: int, outcome: str, error: str | None = None
+    ) -> None:
         """Record how the order's attempt settled it (and count it)."""
-        await self._store.finish_attempt(order_id, outcome, error)
+        await self._store.finish_attempt(order_id, outcome, error, attempt=attempt)
         if self._conn.metrics is not None:
             self._conn.metrics.attempt(outcome.lower().replace(" ", "_"))
 
@@ -291,7 +299,11 @@ class OrderDelivery:
             next_at.isoformat(timespec="seconds"),
         )
         await self._store.end_attempt(
-            record.order.id, maybe_in_pos=maybe_in_pos, error=error, next_attempt_at=next_at
+            record.order.id,
+            maybe_in_pos=maybe_in_pos,
+            error=error,
+            next_attempt_at=next_at,
+            attempt=attempt,
         )
         if self._conn.metrics is not None:
             self._conn.metrics.attempt("unknown" if maybe_in_pos else "retry")

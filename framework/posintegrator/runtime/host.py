@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
 import socket
 import ssl
@@ -47,6 +49,8 @@ from posintegrator.store import SQLiteStore, Store
 
 #: How long a graceful stop waits for order submissions under way.
 STOP_GRACE_SECONDS = 8.0
+#: How old a cached menu may be before a worker sharing the store checks for a newer version.
+SHARED_MENU_REFRESH_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class Host:
 
     :param settings: the deployment.
     :param plugins: already loaded plugins; loaded from the settings when omitted.
-    :param store: the durable store; the SQLite store at ``settings.store.path`` when omitted.
+    :param store: the durable store; when omitted, the PostgreSQL database at
+        ``settings.store.url`` if it is set, else the SQLite store at ``settings.store.path``.
     :param listen_socket: an already bound TCP socket to serve the API on, instead of binding
         ``api.host:api.port`` (a supervisor or test that must know the port before the host
         starts binds it and hands it over).
@@ -98,16 +103,15 @@ class Host:
         self.plugins = plugins or PluginHost.load(
             [c.plugin for c in settings.connections] + settings.extensions
         )
-        self.store: Store = store or SQLiteStore(
-            settings.store.path,
-            synchronous=settings.store.synchronous,
-            events_to="hub" if settings.agent is not None else "cloud",
-        )
+        self.store: Store = store or _store_of(settings)
         self.accepting = False
         #: Set once a stop begins: readiness then says so, while the API still answers.
         self.stopping = False
         self.connections: dict[str, ConnectionJobs] = {}
-        self.live_menus = LiveMenus(self.store)
+        # Another worker sharing the store may publish a menu: seen here within this long.
+        self.live_menus = LiveMenus(
+            self.store, refresh_seconds=SHARED_MENU_REFRESH_SECONDS if self.store.shared else None
+        )
         self._plugin_settings = self.plugins.validate_connections(settings)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -127,6 +131,8 @@ class Host:
         self._background: set[asyncio.Task[None]] = set()
         self.port: int = settings.api.port
         self.metrics = HostMetrics()
+        #: This process's name in the leases of a store shared by several workers.
+        self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.store.observe_writes(self.metrics.store_write_seconds.observe)
 
     @property
@@ -303,6 +309,7 @@ class Host:
             delivery,
             self._intake,
             streams=streams,
+            worker=self.worker,
         )
 
     def _alert(self, connection: str, kind: str, message: str) -> None:
@@ -353,3 +360,21 @@ class Host:
                 loop.remove_signal_handler(sig)
             if not self.stopping:
                 await self.stop()
+
+
+def _store_of(settings: HostSettings) -> Store:
+    """The store the settings name: PostgreSQL shared by workers, or the SQLite file."""
+    if settings.store.url is not None:
+        if settings.agent is not None:
+            raise ValueError(
+                "store.url: a venue agent keeps its own SQLite store, not a shared one"
+            )
+        # Imported here: psycopg is an optional dependency (pip install posintegrator[postgresql]).
+        from posintegrator.store.postgres import PostgresStore
+
+        return PostgresStore(settings.store.url)
+    return SQLiteStore(
+        settings.store.path,
+        synchronous=settings.store.synchronous,
+        events_to="hub" if settings.agent is not None else "cloud",
+    )

@@ -24,6 +24,8 @@ from posintegrator.store import Store
 #: The first menu sync of a connection starts after a random delay up to this many seconds (or
 #: its sync period, if shorter), so many connections do not all hit their POS at start-up.
 FIRST_SYNC_SPREAD_SECONDS = 5.0
+#: How much longer than its job's period a lease lasts (see :meth:`ConnectionJobs.holds`).
+LEASE_MARGIN_SECONDS = 10.0
 
 
 class Delivery(Protocol):
@@ -80,6 +82,7 @@ class ConnectionJobs:
 
     :param streams: the streams of the connection that run in this process (see
         :func:`posintegrator.settings.streams_here`); all three by default.
+    :param worker: this process's name in the leases of a store shared by several workers.
     """
 
     def __init__(
@@ -91,8 +94,11 @@ class ConnectionJobs:
         intake: StatusIntake,
         *,
         streams: frozenset[str] = frozenset({"menu", "orders", "statuses"}),
+        worker: str = "local",
     ) -> None:
         self.connection = connection
+        self.worker = worker
+        self._held: set[str] = set()
         self.menusync = menusync
         self.delivery = delivery
         self.streams = streams
@@ -176,6 +182,9 @@ class ConnectionJobs:
         return True
 
     async def _sync_round(self, locations: list[str]) -> None:
+        period = self.connection.settings.menu_sync_seconds
+        if not await self.holds(f"menus:{self.connection.name}", period):
+            return  # another worker syncs this connection's menus
         try:
             results = await self.menusync.sync_locations(locations)
         except AuthError as exc:
@@ -192,7 +201,33 @@ class ConnectionJobs:
             if isinstance(result, MenuRejected):
                 logger.error("connection {}: {}", self.connection.name, result)
 
+    async def holds(self, job: str, period: float) -> bool:
+        """Whether this worker is the one to run ``job`` now (it holds the job's lease).
+
+        A store of one process (SQLite) has no other worker: always. On a shared store the
+        holder renews the lease each time it runs the job, for a little over two periods, so a
+        worker that dies hands the job over within about three periods.
+        """
+        if not self._store.shared:
+            return True
+        seconds = 2 * period + LEASE_MARGIN_SECONDS
+        if await self._store.acquire_lease(job, self.worker, seconds) is None:
+            self._held.discard(job)
+            return False
+        if job not in self._held:
+            logger.info("worker {} now runs {}", self.worker, job)
+            self._held.add(job)
+        return True
+
+    async def release_leases(self) -> None:
+        """Give up this worker's leases (it stops): another worker may take the jobs at once."""
+        for job in sorted(self._held):
+            await self._store.release_lease(job, self.worker)
+        self._held.clear()
+
     async def _sync_one(self, location: str) -> None:
+        if not await self.holds(f"menu:{location}", self.connection.settings.menu_sync_seconds):
+            return  # another worker syncs this location
         try:
             await self.menusync.sync(location)
         except MenuRejected as exc:
@@ -219,6 +254,8 @@ class ConnectionJobs:
         conn = self.connection
         while True:
             await asyncio.sleep(conn.settings.status_poll_seconds)
+            if not await self.holds(f"poll:{conn.name}", conn.settings.status_poll_seconds):
+                continue  # another worker polls this connection
             tracked = await self._store.orders_in_flight(conn.name)
             if not tracked:
                 continue
@@ -278,6 +315,7 @@ class Scheduler:
         cancelled = 0
         for jobs in self.connections.values():
             cancelled += await jobs.delivery.drain(grace_seconds)
+            await jobs.release_leases()
         if cancelled:
             logger.warning(
                 "{} order submission(s) cut short; they will be looked up in the POS on the "

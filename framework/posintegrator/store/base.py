@@ -16,6 +16,7 @@ from typing import Protocol
 from posintegrator.cloud.events import MenuNotice
 from posintegrator.hooktypes import TrackedOrder
 from posintegrator.model import Order, OrderStatus, StatusEvent
+from posintegrator.store.leases import LeaseStore
 from posintegrator.store.link import LinkStore
 from posintegrator.store.retention import RetentionStore
 from posintegrator.store.streams import StreamsStore
@@ -236,8 +237,12 @@ class MenuSnapshot:
     published_at: datetime
 
 
-class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
+class Store(LinkStore, LeaseStore, RetentionStore, StreamsStore, Protocol):
     """Durable state of the host. All methods are safe to call from the event loop."""
+
+    shared: bool
+    """Whether several worker processes may use this store at once (PostgreSQL): jobs that
+    must run once then take a lease (:class:`~posintegrator.store.leases.LeaseStore`)."""
 
     async def open(self) -> None:
         """Create or migrate the schema, then get ready for use."""
@@ -389,17 +394,29 @@ class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
         ...
 
     async def end_attempt(
-        self, order_id: str, *, maybe_in_pos: bool, error: str, next_attempt_at: datetime
+        self,
+        order_id: str,
+        *,
+        maybe_in_pos: bool,
+        error: str,
+        next_attempt_at: datetime,
+        attempt: int | None = None,
     ) -> None:
         """Record an attempt that ended without the POS accepting or refusing the order.
 
         :param maybe_in_pos: whether the POS may have the order after all (outcome unknown), so
             the next attempt must look it up before sending it again.
+        :param attempt: the attempt's number from :meth:`begin_attempt` (its fencing token):
+            nothing is recorded when a later attempt has started since (this one's lease ran
+            out and another worker took the order over).
         """
         ...
 
-    async def finish_attempt(self, order_id: str, outcome: str, error: str | None = None) -> None:
-        """Record how the order's latest attempt ended, when it settled the order."""
+    async def finish_attempt(
+        self, order_id: str, outcome: str, error: str | None = None, *, attempt: int | None = None
+    ) -> None:
+        """Record how the order's latest attempt (or attempt number ``attempt``, if it is
+        still in flight) ended, when it settled the order."""
         ...
 
     async def attempts_of(self, order_id: str) -> list[Attempt]:
@@ -410,6 +427,14 @@ class Store(LinkStore, RetentionStore, StreamsStore, Protocol):
 
     async def outbox_due(self, now: datetime, limit: int) -> list[OutboxEvent]:
         """The oldest undelivered event of each stream whose retry time has come."""
+        ...
+
+    async def outbox_claim(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> list[OutboxEvent]:
+        """The events :meth:`outbox_due` lists, taken for sending: where several workers share
+        the store, each is claimed for ``lease_seconds`` (not due for another worker meanwhile,
+        unless its delivery is recorded), so one worker at a time sends a stream's head."""
         ...
 
     async def outbox_next_at(self) -> datetime | None:

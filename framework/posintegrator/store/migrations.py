@@ -253,6 +253,24 @@ MIGRATIONS += (
     ),
 )
 
+# Scale-out (docs/scaling.md): a job that must run on exactly one worker at a time (a
+# location's menu sync, a connection's status polling) runs while its worker holds the job's
+# lease; ``token`` grows each time the lease changes hands (a fencing token). One process owns a
+# SQLite file, so there it always does; the table is the same as PostgreSQL's.
+MIGRATIONS += (
+    (
+        8,
+        """
+        CREATE TABLE leases (
+            name        TEXT PRIMARY KEY,
+            owner       TEXT NOT NULL,
+            token       INTEGER NOT NULL,
+            expires_at  REAL NOT NULL
+        );
+        """,
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -58,6 +58,8 @@ from posintegrator.store.base import (
     Transition,
 )
 from posintegrator.store.migrations import migrate
+from posintegrator.store.sql import SQLConnection
+from posintegrator.store.sqlite_leases import LeaseTables
 from posintegrator.store.sqlite_link import LinkTables
 from posintegrator.store.sqlite_retention import RetentionTables
 from posintegrator.store.sqlite_streams import StreamTables
@@ -103,7 +105,7 @@ _INSERT_OUTBOX = (
 _ROWS_PER_INSERT = 256
 
 
-def _insert_rows(tx: sqlite3.Connection, insert: str, rows: list[tuple[object, ...]]) -> None:
+def _insert_rows(tx: SQLConnection, insert: str, rows: list[tuple[object, ...]]) -> None:
     """Run the one-row ``insert`` for every row of ``rows``, as few statements as possible.
 
     One multi-row ``INSERT`` instead of ``executemany``: the sqlite3 module lets go of the GIL
@@ -245,7 +247,7 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class SQLiteStore(LinkTables, RetentionTables, StreamTables):
+class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
     """:class:`~posintegrator.store.base.Store` on a SQLite file.
 
     :param path: the database file; its folder is created if needed.
@@ -254,6 +256,9 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
         to the cloud, or (in a venue agent) the link to the hub, which made the RECEIVED event
         of each order itself.
     """
+
+    #: One process owns a SQLite file.
+    shared = False
 
     def __init__(
         self, path: Path, *, synchronous: Synchronous = "FULL", events_to: EventSink = "cloud"
@@ -274,12 +279,12 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
         return await self._writer.run(partial(fn, *args))
 
     @property
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> SQLConnection:
         if self._writer is None or self._writer.db is None:
             raise RuntimeError("the store is not open")
         return self._writer.db
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[SQLConnection]:
         assert self._writer is not None
         return self._writer.transaction()
 
@@ -412,7 +417,7 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
         return results
 
     @staticmethod
-    def _content_hashes(db: sqlite3.Connection, order_ids: list[str]) -> dict[str, str]:
+    def _content_hashes(db: SQLConnection, order_ids: list[str]) -> dict[str, str]:
         """The content hash of each of ``order_ids`` already in the inbox."""
         found: dict[str, str] = {}
         for start in range(0, len(order_ids), _IDS_PER_QUERY):
@@ -435,7 +440,7 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def _order_row(self, db: sqlite3.Connection, order_id: str) -> OrderRecord | None:
+    def _order_row(self, db: SQLConnection, order_id: str) -> OrderRecord | None:
         row = db.execute(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?",  # noqa: S608
             (order_id,),
@@ -583,7 +588,7 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
 
     def _action(
         self,
-        tx: sqlite3.Connection,
+        tx: SQLConnection,
         record: OrderRecord,
         source: str,
         action: str,
@@ -744,7 +749,7 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
 
     def _transition(
         self,
-        tx: sqlite3.Connection,
+        tx: SQLConnection,
         order_id: str,
         event: StatusEvent,
         connection: str | None = None,
@@ -828,7 +833,7 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
 
     def _record_applied(
         self,
-        tx: sqlite3.Connection,
+        tx: SQLConnection,
         order_id: str,
         location: str,
         previous: OrderStatus | None,
@@ -855,7 +860,7 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
 
     def _enqueue(
         self,
-        tx: sqlite3.Connection,
+        tx: SQLConnection,
         event_id: str,
         stream: str,
         sequence: int,
@@ -973,15 +978,28 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
         return number
 
     async def end_attempt(
-        self, order_id: str, *, maybe_in_pos: bool, error: str, next_attempt_at: datetime
+        self,
+        order_id: str,
+        *,
+        maybe_in_pos: bool,
+        error: str,
+        next_attempt_at: datetime,
+        attempt: int | None = None,
     ) -> None:
-        await self._run(self._end_attempt, order_id, maybe_in_pos, error, next_attempt_at)
+        await self._run(self._end_attempt, order_id, maybe_in_pos, error, next_attempt_at, attempt)
 
     def _end_attempt(
-        self, order_id: str, maybe_in_pos: bool, error: str, next_attempt_at: datetime
+        self,
+        order_id: str,
+        maybe_in_pos: bool,
+        error: str,
+        next_attempt_at: datetime,
+        attempt: int | None,
     ) -> None:
         with self._transaction() as tx:
-            self._close_attempt(tx, order_id, "unknown" if maybe_in_pos else "retry", error)
+            outcome = "unknown" if maybe_in_pos else "retry"
+            if not self._close_attempt(tx, order_id, outcome, error, attempt):
+                return  # a later attempt took the order over: this one's word is stale
             tx.execute(
                 "UPDATE orders SET maybe_in_pos = ?, last_error = ?, next_attempt_at = ?, "
                 "updated_at = ? WHERE id = ? AND status IN (?, ?)",
@@ -995,22 +1013,41 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
                 ),
             )
 
-    async def finish_attempt(self, order_id: str, outcome: str, error: str | None = None) -> None:
-        await self._run(self._finish_attempt, order_id, outcome, error)
+    async def finish_attempt(
+        self, order_id: str, outcome: str, error: str | None = None, *, attempt: int | None = None
+    ) -> None:
+        await self._run(self._finish_attempt, order_id, outcome, error, attempt)
 
-    def _finish_attempt(self, order_id: str, outcome: str, error: str | None) -> None:
+    def _finish_attempt(
+        self, order_id: str, outcome: str, error: str | None, attempt: int | None
+    ) -> None:
         with self._transaction() as tx:
-            self._close_attempt(tx, order_id, outcome, error)
+            self._close_attempt(tx, order_id, outcome, error, attempt)
 
     def _close_attempt(
-        self, tx: sqlite3.Connection, order_id: str, outcome: str, error: str | None
-    ) -> None:
-        tx.execute(
+        self,
+        tx: SQLConnection,
+        order_id: str,
+        outcome: str,
+        error: str | None,
+        attempt: int | None = None,
+    ) -> bool:
+        """Close the latest attempt (or number ``attempt``) if it is still in flight.
+
+        :returns: whether an attempt was closed; not when ``attempt`` is no longer the latest
+            (a later one fenced it off).
+        """
+        if attempt is not None:
+            latest = tx.execute("SELECT attempts FROM orders WHERE id = ?", (order_id,)).fetchone()
+            if latest is None or int(latest[0]) != attempt:
+                return False
+        closed = tx.execute(
             "UPDATE delivery_attempts SET outcome = ?, error = ?, finished_at = ? "
             "WHERE order_id = ? AND number = (SELECT MAX(number) FROM delivery_attempts "
             "WHERE order_id = ?) AND outcome = 'in_flight'",
             (outcome, error, _iso(utcnow()), order_id, order_id),
         )
+        return attempt is None or closed.rowcount > 0
 
     async def attempts_of(self, order_id: str) -> list[Attempt]:
         return await self._run(self._attempts_of, order_id)
@@ -1057,6 +1094,12 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
             )
             for event_id, stream, sequence, body, attempts, created_at in rows
         ]
+
+    async def outbox_claim(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> list[OutboxEvent]:
+        # One process owns a SQLite file: its sender holds what it sends, nothing to claim.
+        return await self.outbox_due(now, limit)
 
     async def outbox_next_at(self) -> datetime | None:
         return await self._run(self._outbox_next_at)
@@ -1199,7 +1242,7 @@ class SQLiteStore(LinkTables, RetentionTables, StreamTables):
         return {row[0] for row in self.db.execute("SELECT DISTINCT location FROM menus")}
 
     def _latest_menu(
-        self, db: sqlite3.Connection, location: str, version: int | None = None
+        self, db: SQLConnection, location: str, version: int | None = None
     ) -> MenuSnapshot | None:
         if version is None:
             row = db.execute(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from posintegrator.store.link import (
     PairingRecord,
     PeerState,
 )
+from posintegrator.store.sql import SQLConnection
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ def _pairing(row: tuple[Any, ...]) -> PairingRecord:
     )
 
 
-def _note(tx: sqlite3.Connection, order_id: str, note: str, source: str) -> None:
+def _note(tx: SQLConnection, order_id: str, note: str, source: str) -> None:
     """A history row that records a step of the order's handover (not a status change)."""
     status = tx.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()
     if status is None:
@@ -82,16 +82,16 @@ class LinkTables:
 
         async def _run(self, fn: Callable[..., T], *args: object) -> T: ...
 
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _transaction(self) -> AbstractContextManager[SQLConnection]: ...
 
         @property
-        def db(self) -> sqlite3.Connection: ...
+        def db(self) -> SQLConnection: ...
 
-        def _order_row(self, db: sqlite3.Connection, order_id: str) -> OrderRecord | None: ...
+        def _order_row(self, db: SQLConnection, order_id: str) -> OrderRecord | None: ...
 
         def _transition(
             self,
-            tx: sqlite3.Connection,
+            tx: SQLConnection,
             order_id: str,
             event: StatusEvent,
             connection: str | None = None,
@@ -99,7 +99,7 @@ class LinkTables:
 
         def _action(
             self,
-            tx: sqlite3.Connection,
+            tx: SQLConnection,
             record: OrderRecord,
             source: str,
             action: str,
@@ -119,7 +119,7 @@ class LinkTables:
 
     @staticmethod
     def _insert_message(
-        tx: sqlite3.Connection, peer: str, kind: str, body: bytes, order_id: str | None
+        tx: SQLConnection, peer: str, kind: str, body: bytes, order_id: str | None
     ) -> int:
         row = tx.execute(
             "INSERT INTO link_outbox (peer, kind, order_id, body, created_at) "
@@ -142,7 +142,7 @@ class LinkTables:
                 tx.execute(
                     "INSERT INTO link_peers (peer, sent_through) VALUES (?, ?) "
                     "ON CONFLICT (peer) DO UPDATE SET "
-                    "sent_through = MAX(sent_through, excluded.sent_through)",
+                    "sent_through = MAX(link_peers.sent_through, excluded.sent_through)",
                     (peer, rows[-1][0]),
                 )
         return [LinkMessage(seq, kind, order_id, bytes(body)) for seq, kind, order_id, body in rows]
@@ -187,7 +187,7 @@ class LinkTables:
             tx.execute(
                 "INSERT INTO link_peers (peer, received_through) VALUES (?, ?) "
                 "ON CONFLICT (peer) DO UPDATE SET "
-                "received_through = MAX(received_through, excluded.received_through)",
+                "received_through = MAX(link_peers.received_through, excluded.received_through)",
                 (peer, through),
             )
 
@@ -242,7 +242,7 @@ class LinkTables:
                 found.append(Handover(record, agent, int(seq), bool(sent)))
         return found
 
-    def _withdraw_unsent(self, tx: sqlite3.Connection, order_id: str) -> bool:
+    def _withdraw_unsent(self, tx: SQLConnection, order_id: str) -> bool:
         """Take back an order queued for an agent if its message has certainly not left: it
         waits at the hub again, with no agent. False when there is no such message, or when it
         may have left."""

@@ -8,7 +8,6 @@ shrink. Every batch is one writer job: it commits with whatever orders arrive at
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from posintegrator.cloud.events import order_stream
 from posintegrator.model import FINAL_STATUSES
 from posintegrator.store.retention import Pruned
+from posintegrator.store.sql import SQLConnection
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def _delete_in(tx: sqlite3.Connection, table: str, column: str, values: list[str]) -> int:
+def _delete_in(tx: SQLConnection, table: str, column: str, values: list[str]) -> int:
     """Delete the rows of ``table`` whose ``column`` is one of ``values``; how many went."""
     deleted = 0
     for start in range(0, len(values), _IDS_PER_STATEMENT):
@@ -61,7 +61,7 @@ class RetentionTables:
 
         async def _run(self, fn: Callable[..., T], *args: object) -> T: ...
 
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _transaction(self) -> AbstractContextManager[SQLConnection]: ...
 
     async def prune_orders(self, before: datetime, limit: int) -> Pruned:
         return await self._run(self._prune_orders, before, limit)

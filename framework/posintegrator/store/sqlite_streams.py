@@ -7,7 +7,6 @@ in sequence order, so the head is also the stream's oldest undelivered event.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from posintegrator.cloud.events import stream_subject
 from posintegrator.model import utcnow
+from posintegrator.store.sql import SQLConnection
 from posintegrator.store.streams import HeadMoved, OutboxHealth, StreamAction, StreamHead
 
 T = TypeVar("T")
@@ -26,7 +26,7 @@ _HEADS = (
     f"SELECT {_HEAD_COLUMNS}, h.waiting FROM outbox o "  # noqa: S608 (constants only)
     "JOIN (SELECT stream, MIN(sequence) AS head, COUNT(*) AS waiting FROM outbox "
     "WHERE delivered_at IS NULL GROUP BY stream) h ON o.stream = h.stream AND o.sequence = h.head "
-    "WHERE (? = 0 OR o.attempts > 0) AND (? IS NULL OR o.created_at < ?) "
+    "WHERE (? = 0 OR o.attempts > 0) AND (CAST(? AS TEXT) IS NULL OR o.created_at < ?) "
     "ORDER BY o.created_at LIMIT ?"
 )
 _HEAD_OF = (
@@ -40,7 +40,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def _connection(db: sqlite3.Connection, stream: str) -> str | None:
+def _connection(db: SQLConnection, stream: str) -> str | None:
     """The connection of the order or location a stream is about."""
     kind, subject = stream_subject(stream)
     if kind == "order":
@@ -53,7 +53,7 @@ def _connection(db: sqlite3.Connection, stream: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _head(db: sqlite3.Connection, row: tuple[Any, ...]) -> StreamHead:
+def _head(db: SQLConnection, row: tuple[Any, ...]) -> StreamHead:
     event_id, stream, sequence, created_at, attempts, last_error, next_attempt_at, waiting = row
     return StreamHead(
         stream=stream,
@@ -69,7 +69,7 @@ def _head(db: sqlite3.Connection, row: tuple[Any, ...]) -> StreamHead:
 
 
 def _record_action(
-    tx: sqlite3.Connection, head: StreamHead, action: str, operator: str, note: str | None
+    tx: SQLConnection, head: StreamHead, action: str, operator: str, note: str | None
 ) -> None:
     tx.execute(
         "INSERT INTO stream_actions (at, stream, event_id, sequence, action, operator, note) "
@@ -85,10 +85,10 @@ class StreamTables:
 
         async def _run(self, fn: Callable[..., T], *args: object) -> T: ...
 
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _transaction(self) -> AbstractContextManager[SQLConnection]: ...
 
         @property
-        def db(self) -> sqlite3.Connection: ...
+        def db(self) -> SQLConnection: ...
 
     async def stream_heads(
         self, *, failing: bool, made_before: datetime | None, limit: int
@@ -106,7 +106,7 @@ class StreamTables:
         return await self._run(self._stream_head, self.db, stream)
 
     @staticmethod
-    def _stream_head(db: sqlite3.Connection, stream: str) -> StreamHead | None:
+    def _stream_head(db: SQLConnection, stream: str) -> StreamHead | None:
         row = db.execute(_HEAD_OF, (stream,)).fetchone()
         return None if row is None else _head(db, row)
 

@@ -5,13 +5,19 @@ runs each inside its own savepoint of one transaction, commits once (one fsync f
 and only then hands each job its result. A caller therefore never hears "done" before its
 write is durable, but a burst of 32 concurrent orders costs one disk flush instead of 32. A
 job that fails rolls back its own savepoint only; the others of its batch still commit.
+
+The same writer serves PostgreSQL (:mod:`posintegrator.store.postgres`), whose transactions are
+SERIALIZABLE: when the database refuses a batch because a concurrent worker's transaction
+conflicts with it (``retry_batch`` says which errors those are), the whole batch rolls back and
+its jobs run again, each in a transaction of its own, so every job still sees the database as
+if it were the only writer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
-import sqlite3
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +25,20 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from posintegrator.store.sql import SQLConnection
+
 T = TypeVar("T")
 
 #: Most jobs one transaction takes: bounds how long a batch holds results back.
 MAX_BATCH = 256
+#: Runs of one job refused by conflicts with other writers before its caller is told the error.
+MAX_JOB_RUNS = 50
+#: The longest pause before the first rerun of a conflicting job (it grows with each rerun).
+CONFLICT_PAUSE_SECONDS = 0.002
+
+
+def _never(_error: BaseException) -> bool:
+    return False
 
 
 @dataclass
@@ -36,14 +52,27 @@ class _Job:
 class GroupCommitWriter:
     """Runs jobs on one thread against one connection, committing them in batches."""
 
-    def __init__(self, name: str = "posintegrator-db") -> None:
+    def __init__(
+        self,
+        name: str = "posintegrator-db",
+        *,
+        begin: str = "BEGIN IMMEDIATE",
+        retry_batch: Callable[[BaseException], bool] = _never,
+    ) -> None:
+        """:param begin: the statement that opens a write transaction.
+        :param retry_batch: whether an error means the batch conflicted with another writer
+            and must run again from its start."""
+        self._begin = begin
+        self._retry_batch = retry_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self.db: sqlite3.Connection | None = None
+        self.db: SQLConnection | None = None
         self._in_batch = False
         self._savepoints = 0
         self.batches = 0
         self.jobs = 0
+        #: Batches run again because they conflicted with another writer (PostgreSQL).
+        self.conflicts = 0
         #: Told how long each commit took, in seconds (metrics); called on the writer thread.
         self.observe: Callable[[float], None] | None = None
 
@@ -67,7 +96,7 @@ class GroupCommitWriter:
         self._thread.join()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[SQLConnection]:
         """A unit of work that commits or rolls back as a whole.
 
         Inside a batch it is a savepoint of the batch's transaction; outside (jobs run with
@@ -77,7 +106,7 @@ class GroupCommitWriter:
         if db is None:
             raise RuntimeError("the store is not open")
         if not self._in_batch:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(self._begin)
             try:
                 yield db
             except BaseException:
@@ -135,20 +164,51 @@ class GroupCommitWriter:
             closed = RuntimeError("the store is not open")
             return [(job, None, closed) for job in grouped]
         started = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
+        results = self._run_once(db, grouped)
+        if self._conflicted(results):
+            # Another worker's transaction won. Run the jobs again one at a time, so that a job
+            # that keeps conflicting holds back no other, each after a short random pause (two
+            # workers retrying in step would conflict again).
+            self.conflicts += 1
+            results = [self._run_alone(db, job) for job in grouped]
+        self.batches += 1
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started)
+        return results
+
+    def _conflicted(self, results: list[tuple[_Job, Any, BaseException | None]]) -> bool:
+        return any(error is not None and self._retry_batch(error) for _j, _r, error in results)
+
+    def _run_alone(self, db: SQLConnection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+        """Run one job in transactions of its own until it does not conflict (or gives up)."""
+        outcome: tuple[_Job, Any, BaseException | None] = (job, None, None)
+        for run in range(MAX_JOB_RUNS):
+            time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS * (run + 1)))
+            [outcome] = self._run_once(db, [job])
+            if not self._conflicted([outcome]):
+                return outcome
+            self.conflicts += 1
+        return outcome
+
+    def _run_once(
+        self, db: SQLConnection, grouped: list[_Job]
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
+        """One run of a batch: its jobs' outcomes, every one of them the commit's error when the
+        commit failed (nothing of the batch was written)."""
+        db.execute(self._begin)
         self._in_batch = True
         try:
             results = [self._call(job) for job in grouped]
         finally:
             self._in_batch = False
+        if self._conflicted(results):
+            db.execute("ROLLBACK")  # a conflict inside the batch: all of it runs again
+            return results
         try:
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
-            results = [(job, None, exc) for job in grouped]
-        self.batches += 1
-        if self.observe is not None:
-            self.observe(time.perf_counter() - started)
+        except Exception as exc:
+            self._roll_back()
+            return [(job, None, exc) for job in grouped]
         return results
 
     def _roll_back(self) -> None:
@@ -158,7 +218,7 @@ class GroupCommitWriter:
         transaction, and every later batch would fail to begin.
         """
         if self.db is not None and self.db.in_transaction:
-            with suppress(sqlite3.Error):
+            with suppress(Exception):
                 self.db.execute("ROLLBACK")
 
     @staticmethod

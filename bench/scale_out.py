@@ -1,0 +1,276 @@
+"""Scale-out on PostgreSQL: one worker's durable intake against the bare handler, two workers
+against one, and the pickup latency across workers.
+
+A private PostgreSQL server is started for the run (Debian's package, as in the tests:
+``tests/pgserver.py``; durable: ``fsync`` and ``synchronous_commit`` on, as in production), and
+every sample gets a fresh database. Each worker is a real host in its own process
+(``store.url``, one no-op connection, the API on loopback), driven by the load generator of
+``bench/intake.py`` in another process (``wrk`` if installed, else Python).
+
+1. Durable intake of one worker (delivery idle: orders stay RECEIVED) against the baseline
+   handler (parse and validate the order, answer 202 without storing), same generator, same
+   run. Goal: at least 0.5.
+2. Two workers on one database, each driven by its own generator with half the connections,
+   against one worker with all of them. Goal: at least 1.5x, on this 2-core machine (the limit
+   is named in the output: the cores the workers, generators and PostgreSQL share).
+3. Pickup latency at 100 orders/s posted to two workers at random (delivery on in both): from
+   the 202 to the POS receiving the submission, whichever worker claims it. Goal: p50 under
+   20 ms.
+
+    python bench/scale_out.py [--seconds S] [--repeat R] [--connections C] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # its pgserver
+
+import aiohttp
+from common import Measure, table, write_results
+from intake import (
+    LOCATION,
+    TOKEN,
+    Child,
+    LoadResult,
+    NoopPos,
+    generate,
+    order_template,
+    quiet_logs,
+    reference_server_main,
+    spawn,
+    wait_for_stop,
+)
+from pgserver import running_postgres
+from pydantic import SecretStr
+
+from posintegrator.context import ConnectionContext
+from posintegrator.hookspecs import hookimpl
+from posintegrator.hooktypes import SubmitResult
+from posintegrator.model import Order
+
+LATENCY_RATE = 100.0
+#: How long the latency run waits after the last order for the POS to receive it.
+SETTLE_SECONDS = 10.0
+
+
+class TimedPos(NoopPos):
+    """The no-op POS, noting when each order's submission arrived (wall clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived: dict[str, float] = {}
+
+    @hookimpl
+    async def pos_submit_order(
+        self, ctx: ConnectionContext, order: Order, idempotency_key: str
+    ) -> SubmitResult:
+        self.arrived.setdefault(order.id, time.time())
+        self.submitted += 1
+        return SubmitResult(pos_order_id=f"N-{order.id}")
+
+
+def worker_main(pipe: Connection, url: str, delivery: bool, log_level: str) -> None:
+    """A host on the PostgreSQL database at ``url`` with one no-op connection."""
+    asyncio.run(_worker(pipe, url, delivery, log_level))
+
+
+async def _worker(pipe: Connection, url: str, delivery: bool, log_level: str) -> None:
+    from posintegrator.plugins import PluginHost
+    from posintegrator.runtime.host import Host
+    from posintegrator.settings import (
+        ApiSettings,
+        CloudSettings,
+        ConnectionSettings,
+        HostSettings,
+        StoreSettings,
+    )
+    from posintegrator.testing.harness import sync_all_menus
+
+    quiet_logs(log_level)
+    pos = TimedPos()
+    settings = HostSettings(
+        api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr(TOKEN)),
+        store=StoreSettings(url=SecretStr(url)),
+        cloud=CloudSettings(),  # no webhook URL: cloud events wait in the outbox
+        connections=[
+            ConnectionSettings(name="noop", plugin="noop", locations=[LOCATION], max_concurrency=16)
+        ],
+    )
+    host = Host(settings, plugins=PluginHost.from_objects({"noop": pos}))
+    await host.start()
+    await sync_all_menus(host)
+    if not delivery:  # orders stay RECEIVED: intake alone
+        host.connections["noop"].delivery.wake = lambda: None  # type: ignore[method-assign]
+    pipe.send({"port": host.port, "pid": os.getpid()})
+    await wait_for_stop(pipe)
+    await host.stop(grace_seconds=2.0)
+    pipe.send({"arrived": pos.arrived})
+
+
+def intake(
+    urls: list[str], kind: str, seconds: float, connections: int, workdir: Path
+) -> LoadResult:
+    """Drive every URL at once, each with its share of the connections: the summed rate."""
+    share = max(1, connections // len(urls))
+
+    async def drive() -> list[LoadResult]:
+        return list(
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(
+                        generate, kind, url, seconds, share, f"s{n}-{time.time_ns()}", workdir
+                    )
+                    for n, url in enumerate(urls)
+                )
+            )
+        )
+
+    results = asyncio.run(drive())
+    return LoadResult(
+        ok=sum(r.ok for r in results),
+        other=sum(r.other for r in results),
+        seconds=max(r.seconds for r in results),
+        cpu_seconds=sum(r.cpu_seconds for r in results),
+    )
+
+
+def workers(url: str, count: int, delivery: bool, log_level: str) -> list[Child]:
+    return [spawn(worker_main, url, delivery, log_level) for _ in range(count)]
+
+
+def stop_all(children: list[Child]) -> list[dict[str, Any]]:
+    return [child.stop() for child in children]
+
+
+async def paced_orders(urls: list[str], seconds: float) -> dict[str, float]:
+    """Post orders at LATENCY_RATE a second to a random worker each; when each was accepted."""
+    before, after = order_template()
+    accepted: dict[str, float] = {}
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    rng = random.Random(17)
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def post(order_id: str) -> None:
+            body = before + order_id.encode() + after
+            async with session.post(rng.choice(urls), data=body) as response:
+                await response.read()
+                if response.status == 202:
+                    accepted[order_id] = time.time()
+
+        tasks = []
+        started = time.perf_counter()
+        for n in range(int(seconds * LATENCY_RATE)):
+            await asyncio.sleep(max(0.0, started + n / LATENCY_RATE - time.perf_counter()))
+            tasks.append(asyncio.create_task(post(f"lat-{n}")))
+        await asyncio.gather(*tasks)
+    return accepted
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="load per sample")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32, help="concurrent requests")
+    parser.add_argument("--log-level", default="ERROR", help="host log level (loguru)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    args = parser.parse_args()
+    seconds, repeats = (1.0, 1) if args.quick else (args.seconds, args.repeat)
+    kind = "wrk" if shutil.which("wrk") else "python"
+    workdir = Path(tempfile.mkdtemp(prefix="scale-out-"))
+    baseline = Measure("baseline handler", "orders/s")
+    one = Measure("one worker, PostgreSQL", "orders/s")
+    two = Measure("two workers, one PostgreSQL", "orders/s")
+    latencies: list[float] = []
+    with running_postgres(durable=True) as server:
+        reference = spawn(reference_server_main, args.log_level)
+        ref_url = f"http://127.0.0.1:{reference.ready['port']}/v1/orders"
+        try:
+            for _ in range(repeats):
+                baseline.samples.append(
+                    intake([ref_url], kind, seconds, args.connections, workdir).rate
+                )
+                for measure, count in ((one, 1), (two, 2)):
+                    children = workers(server.new_database(), count, False, args.log_level)
+                    urls = [f"http://127.0.0.1:{c.ready['port']}/v1/orders" for c in children]
+                    try:
+                        result = intake(urls, kind, seconds, args.connections, workdir)
+                    finally:
+                        stop_all(children)
+                    assert result.other == 0, f"{result.other} orders not accepted"
+                    measure.samples.append(result.rate)
+        finally:
+            reference.stop()
+        children = workers(server.new_database(), 2, True, args.log_level)
+        urls = [f"http://127.0.0.1:{c.ready['port']}/v1/orders" for c in children]
+        try:
+            accepted = asyncio.run(paced_orders(urls, max(1.0, seconds * 2)))
+            time.sleep(SETTLE_SECONDS)  # the last orders reach the POS (their time is noted)
+        finally:
+            reports = stop_all(children)
+    arrived: dict[str, float] = {}
+    for report in reports:
+        for order_id, at in report.get("arrived", {}).items():
+            arrived[order_id] = min(at, arrived.get(order_id, at))
+    latencies = [arrived[o] - accepted[o] for o in accepted if o in arrived]
+    shutil.rmtree(workdir, ignore_errors=True)
+    cores = os.cpu_count() or 1
+    ratio = one.median / baseline.median
+    speedup = two.median / one.median
+    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+    p99 = percentile(latencies, 0.99) * 1000 if latencies else float("nan")
+    print(
+        table(
+            [
+                ["what", "median", "samples"],
+                *[
+                    [m.name, f"{m.median:,.0f} {m.unit}", ", ".join(f"{s:,.0f}" for s in m.samples)]
+                    for m in (baseline, one, two)
+                ],
+            ]
+        )
+    )
+    print(f"one worker / baseline: {ratio:.2f} (goal >= 0.5)")
+    print(
+        f"two workers / one: {speedup:.2f}x (goal >= 1.5x; limit: {cores} cores shared by the "
+        f"workers, the {kind} generators and PostgreSQL)"
+    )
+    print(
+        f"pickup at {LATENCY_RATE:.0f} orders/s across two workers: p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms, {len(latencies)} of {len(accepted)} picked up (goal p50 < 20 ms)"
+    )
+    path = write_results(
+        "scale_out",
+        {
+            "generator": kind,
+            "cores": cores,
+            "baseline": baseline.samples,
+            "one_worker": one.samples,
+            "two_workers": two.samples,
+            "ratio_one_worker_to_baseline": ratio,
+            "speedup_two_workers": speedup,
+            "pickup_ms": {"p50": p50, "p99": p99, "orders": len(latencies)},
+        },
+    )
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
