@@ -88,6 +88,18 @@ class PosPlugin:
         self._capabilities: Capabilities | None = None
         self._callers: dict[str, Any] = {}
 
+    def promised_hooks(self, caps: Capabilities) -> dict[str, bool]:
+        """Each per-POS hook, and whether ``caps`` promise that this plugin implements it."""
+        return {
+            # A plugin fetching many locations at once needs no per-location fetch.
+            "pos_fetch_menu": caps.menu and not self.implements("pos_fetch_menus"),
+            "pos_submit_order": caps.orders,
+            "pos_find_order": caps.order_lookup,
+            "pos_cancel_order": caps.order_cancel,
+            "pos_poll_status": caps.status_polling,
+            "pos_parse_webhook": caps.status_webhooks,
+        }
+
     def implements(self, hook_name: str) -> bool:
         """Whether this plugin has an implementation of ``hook_name``."""
         plugin = self._pm.get_plugin(self.name)
@@ -501,15 +513,7 @@ def _capability_problems(
                 message=f"plugin {plugin.name!r} cannot receive status webhooks; use 'polling'",
             )
         )
-    promised = {
-        # A plugin fetching many locations at once needs no per-location fetch.
-        "pos_fetch_menu": caps.menu and not plugin.implements("pos_fetch_menus"),
-        "pos_submit_order": caps.orders,
-        "pos_find_order": caps.order_lookup,
-        "pos_cancel_order": caps.order_cancel,
-        "pos_poll_status": caps.status_polling,
-        "pos_parse_webhook": caps.status_webhooks,
-    }
+    promised = plugin.promised_hooks(caps)
     for hook_name, declared in promised.items():
         if declared and not plugin.implements(hook_name):
             problems.append(

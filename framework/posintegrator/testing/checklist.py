@@ -15,7 +15,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import SecretStr
 
 from posintegrator.errors import RetryableError, StartupError
-from posintegrator.hooktypes import Capabilities
 from posintegrator.plugin_api import (
     PLUGIN_API_VERSION,
     RANGE_ATTRIBUTE,
@@ -43,18 +42,6 @@ class Item:
     title: str
     outcome: Outcome
     detail: str = ""
-
-
-def promised_hooks(caps: Capabilities) -> dict[str, bool]:
-    """Each per-POS hook and whether the capabilities promise it."""
-    return {
-        "pos_fetch_menu": caps.menu,
-        "pos_submit_order": caps.orders,
-        "pos_find_order": caps.order_lookup,
-        "pos_cancel_order": caps.order_cancel,
-        "pos_poll_status": caps.status_polling,
-        "pos_parse_webhook": caps.status_webhooks,
-    }
 
 
 def check_plugin(name: str) -> list[Item]:
@@ -186,7 +173,7 @@ def _capability_items(pos: PosPlugin) -> list[Item]:
         return [Item("capabilities declared", Outcome.FAILED, str(exc))]
     flags = [k for k, v in caps.model_dump().items() if v is True]
     items = [Item("capabilities declared", Outcome.PASSED, ", ".join(flags) or "none")]
-    promised = promised_hooks(caps)
+    promised = pos.promised_hooks(caps)
     missing = [hook for hook, declared in promised.items() if declared and not pos.implements(hook)]
     unused = [hook for hook, declared in promised.items() if not declared and pos.implements(hook)]
     if missing:
@@ -246,4 +233,4 @@ def render(name: str, items: list[Item]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Item", "Outcome", "check_plugin", "promised_hooks", "render"]
+__all__ = ["Item", "Outcome", "check_plugin", "render"]

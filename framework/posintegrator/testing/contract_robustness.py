@@ -34,7 +34,7 @@ from posintegrator.orders.intake import idempotency_key
 from posintegrator.runtime.connection import Connection
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing.backend import CONNECTION, ContractBase, PosBackend
-from posintegrator.testing.checklist import Outcome, check_plugin, promised_hooks, render
+from posintegrator.testing.checklist import Outcome, check_plugin, render
 from posintegrator.testing.faults import FaultInjector, FaultPlan
 from posintegrator.testing.harness import HostHarness
 from posintegrator.testing.sample_orders import one_product_menu, sample_order
@@ -66,8 +66,9 @@ class RobustnessContract(ContractBase):
     ) -> None:
         """Each hook the capabilities promise is called once against the test POS and answers
         with the type its specification names."""
-        caps = self._capabilities()
-        promised = {hook for hook, declared in promised_hooks(caps).items() if declared}
+        pos = self._plugins().pos(self.plugin_name)
+        caps = pos.capabilities()
+        promised = {hook for hook, declared in pos.promised_hooks(caps).items() if declared}
         if "pos_parse_webhook" in promised:
             assert pos_backend.webhooks is not None, (
                 "the plugin promises status webhooks: describe how its test POS signs them "
@@ -77,7 +78,7 @@ class RobustnessContract(ContractBase):
         location = pos_backend.locations[0]
         async with self._host(tmp_path, pos_backend) as harness:
             conn = _connection(harness)
-            if caps.menu:
+            if "pos_fetch_menu" in promised:
                 for each in pos_backend.locations:
                     assert (await conn.plugin.fetch_menu(conn.ctx, each)).location == each
                 called.add("pos_fetch_menu")
