@@ -76,7 +76,9 @@ async def site(tmp_path: Path, browser: Browser, ui_settings: UiSettings) -> Asy
     fake = ScriptedPos(capabilities=BLIND, outcomes=[commit_then(AmbiguousError("timed out"))])
     plugins = PluginHost.from_objects({"demo": pos_demo.plugin, "fake": fake})
     connections = [
-        demo_connection(simulator),
+        # No pause after failed calls in a row: the retry test makes the POS fail on purpose,
+        # and the operator's retry must reach it at once rather than wait out a pause.
+        demo_connection(simulator, failure_threshold=1000),
         ConnectionSettings(
             name="fake", plugin="fake", locations=["kiosk"], status_source="polling"
         ),
