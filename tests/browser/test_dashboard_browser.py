@@ -74,10 +74,10 @@ async def test_a_failing_order_is_retried_from_the_dashboard_and_completes(site:
     async def next_attempt_far_off() -> bool:
         stuck = await store.get_order("stuck-1")
         assert stuck is not None and stuck.next_attempt_at is not None
-        return (stuck.next_attempt_at - utcnow()).total_seconds() >= 5
+        return (stuck.next_attempt_at - utcnow()).total_seconds() >= 10
 
     # Once the backoff has grown, the host will not try again on its own for a while...
-    await wait_until(next_attempt_far_off, "a backoff of 5 s or more for stuck-1")
+    await wait_until(next_attempt_far_off, "a backoff of 10 s or more for stuck-1")
     # ...so when the POS is back, it is the operator's retry that sends the order at once.
     site.simulator.config.faults.update({"fail_5xx": 0.0})
     due = (await store.get_order("stuck-1")).next_attempt_at  # type: ignore[union-attr]
