@@ -87,6 +87,20 @@ async def test_postgres_schema_is_versioned_and_newer_is_refused(
         await PostgresStore(SecretStr(url)).open()
 
 
+async def test_workers_started_together_migrate_a_new_database_once(
+    postgres: PostgresServer,
+) -> None:
+    """Every worker of a deployment may start at the same moment against an empty database."""
+    for _ in range(3):  # the race is one of timing: three fresh databases to give it room
+        url = SecretStr(postgres.new_database())
+        stores = [PostgresStore(url) for _ in range(6)]
+        await asyncio.gather(*(store.open() for store in stores))
+        await asyncio.gather(*(store.close() for store in stores))
+        with psycopg.connect(url.get_secret_value()) as db:
+            versions = db.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert [v for (v,) in versions] == list(range(1, PG_LATEST + 1))
+
+
 async def test_inbox_dedups_on_order_id(store: SQLiteStore, example_order: dict[str, Any]) -> None:
     assert await accept(store, example_order) == AcceptOutcome.CREATED
     assert await accept(store, example_order) == AcceptOutcome.REPLAYED

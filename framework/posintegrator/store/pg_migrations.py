@@ -195,7 +195,16 @@ def migrate(db: SQLConnection) -> int:
     :returns: the schema version now in force.
     :raises RuntimeError: the database was written by a newer release.
     """
-    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    # Workers started together race here; CREATE TABLE IF NOT EXISTS alone is not safe against
+    # a concurrent create in PostgreSQL, so it too waits for the migration lock.
+    db.execute("BEGIN")
+    try:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     for version, script in MIGRATIONS:
         db.execute("BEGIN")
         try:
