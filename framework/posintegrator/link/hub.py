@@ -39,7 +39,7 @@ from posintegrator.link.protocol import (
 from posintegrator.link.session import LinkClosed, LinkSession, receive_frame
 from posintegrator.menus.sync import MenuRejected
 from posintegrator.model import Menu, OrderStatus, StatusEvent
-from posintegrator.store.link import AgentRecord, LinkMessage
+from posintegrator.store.link import AgentRecord, LinkMessage, LinkNotice
 
 if TYPE_CHECKING:
     from posintegrator.runtime.host import Host
@@ -111,6 +111,8 @@ class LinkHub:
         self._ends: dict[str, HubEnd] = {}
         self.offline_since: dict[str, datetime] = {}
         self.refusals = 0
+        #: Links being ended on another worker's notice.
+        self._closing: set[asyncio.Task[None]] = set()
 
     # --- who serves what ------------------------------------------------------------------------
 
@@ -156,6 +158,30 @@ class LinkHub:
                 jobs.delivery.wake()
         logger.warning("agent {} revoked", name)
         return agent
+
+    async def watch(self) -> None:
+        """Act on what other workers sharing the store do to links (only a shared store has
+        them): wake a link whose agent has messages queued elsewhere, end one whose agent was
+        revoked or has linked to another worker."""
+        await self._host.store.watch_links(self._noticed)
+
+    def _noticed(self, notice: LinkNotice) -> None:
+        if notice.kind == "queued":
+            self.wake(notice.peer)
+        elif notice.kind == "resumed":  # notices may have been missed meanwhile
+            for held in self._links.values():
+                held.session.wake()
+        else:
+            link = self._links.pop(notice.peer, None)
+            if link is not None:
+                why = (
+                    "this agent was revoked at the hub"
+                    if notice.kind == "revoked"
+                    else "replaced by a newer connection of the same agent to another worker"
+                )
+                task = asyncio.create_task(link.session.close(why))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def close_all(self) -> None:
         """End every link (the hub is stopping)."""
@@ -204,13 +230,15 @@ class LinkHub:
             window=link_settings.window,
             heartbeat=link_settings.heartbeat_seconds,
         )
+        # Recorded first: workers sharing the store then end any older link of this agent, and
+        # a notice about an older link reaching this worker later is told apart.
+        await self._host.store.agent_seen(agent.name, auth.version)
         earlier = self._links.get(agent.name)
         if earlier is not None:
             await earlier.session.close("replaced by a new connection of the same agent")
         self._links[agent.name] = AgentLinkState(agent, session, protocol, auth.version)
         self._ends[agent.name] = end
         self.offline_since.pop(agent.name, None)
-        await self._host.store.agent_seen(agent.name, auth.version)
         logger.info(
             "agent {} connected (version {}, protocol {}, from {})",
             agent.name,

@@ -208,6 +208,8 @@ class Host:
             )
             self.links = LinkHub(self)
             upstream = ("cloud", self._notifier.run)
+            if self.store.shared:  # agents may link to any of the workers
+                upkeep.append(("link-notices", self.links.watch))
             if self.settings.cloud.webhook_url is not None:
                 self.stream_watch = StuckStreams(self.store, self.settings.cloud, self._alert)
                 upkeep.append(("stuck-streams", self.stream_watch.run))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from posintegrator.model import StatusEvent
     from posintegrator.store.base import OrderRecord, Transition
 
@@ -101,6 +103,18 @@ class Handover:
     """Whether its message may have left (then only the agent can settle it)."""
 
 
+@dataclass(frozen=True)
+class LinkNotice:
+    """What another worker sharing the store did to an agent's link (see
+    :meth:`LinkStore.watch_links`)."""
+
+    kind: Literal["queued", "revoked", "connected", "resumed"]
+    """``queued``: messages wait for ``peer``; ``revoked``: ``peer`` was revoked; ``connected``:
+    ``peer`` linked to that worker (a link to it held here is stale); ``resumed``: listening
+    again after an interruption, so notices may have been missed (``peer`` is empty)."""
+    peer: str
+
+
 class LinkStore(Protocol):
     """The store's part for links and agents (implemented by every :class:`Store`)."""
 
@@ -134,6 +148,12 @@ class LinkStore(Protocol):
 
     async def link_waiting(self, peer: str) -> int:
         """How many messages for ``peer`` wait for its acknowledgement."""
+        ...
+
+    async def watch_links(self, notice: Callable[[LinkNotice], None]) -> None:
+        """Until cancelled, pass to ``notice`` what the other workers sharing this store do to
+        agents' links. Only a :attr:`~posintegrator.store.base.Store.shared` store has other
+        workers; any other returns at once."""
         ...
 
     # --- handing orders to agents (hub) -------------------------------------------------------

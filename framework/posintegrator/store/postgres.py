@@ -17,6 +17,7 @@ sequence. What differs is what several workers need (docs/scaling.md):
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -27,6 +28,7 @@ from pydantic import SecretStr
 from posintegrator.model import OrderStatus, utcnow
 from posintegrator.store.base import CancelState, OutboxEvent
 from posintegrator.store.pg_connection import BEGIN, PostgresConnection, is_conflict
+from posintegrator.store.pg_link import PostgresLinkTables
 from posintegrator.store.pg_migrations import migrate
 from posintegrator.store.sqlite import SQLiteStore, _from_iso, _iso, _ts
 from posintegrator.store.writer import GroupCommitWriter
@@ -68,7 +70,7 @@ _READS = frozenset(
 )
 
 
-class PostgresStore(SQLiteStore):
+class PostgresStore(PostgresLinkTables, SQLiteStore):
     """:class:`~posintegrator.store.base.Store` on a PostgreSQL database.
 
     :param url: the database (``postgresql://user:password@host:port/db``; a ``host=/dir``
@@ -80,6 +82,8 @@ class PostgresStore(SQLiteStore):
     def __init__(self, url: SecretStr) -> None:
         super().__init__(path=None, events_to="cloud")  # type: ignore[arg-type]
         self.url = url
+        self._origin = secrets.token_hex(8)
+        self._linked_at: dict[str, int] = {}
         #: Attempts this worker started and has not closed: order id -> attempt number.
         self._attempts_held: dict[str, int] = {}
         #: Outbox events this worker claimed and has not recorded an outcome of.

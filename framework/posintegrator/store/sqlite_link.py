@@ -17,6 +17,7 @@ from posintegrator.store.link import (
     HandingOver,
     Handover,
     LinkMessage,
+    LinkNotice,
     PairingError,
     PairingRecord,
     PeerState,
@@ -117,9 +118,8 @@ class LinkTables:
         with self._transaction() as tx:
             return self._insert_message(tx, peer, kind, body, order_id)
 
-    @staticmethod
     def _insert_message(
-        tx: SQLConnection, peer: str, kind: str, body: bytes, order_id: str | None
+        self, tx: SQLConnection, peer: str, kind: str, body: bytes, order_id: str | None
     ) -> int:
         row = tx.execute(
             "INSERT INTO link_outbox (peer, kind, order_id, body, created_at) "
@@ -190,6 +190,9 @@ class LinkTables:
                 "received_through = MAX(link_peers.received_through, excluded.received_through)",
                 (peer, through),
             )
+
+    async def watch_links(self, notice: Callable[[LinkNotice], None]) -> None:
+        """Nothing to watch: one process uses a SQLite store."""
 
     async def link_waiting(self, peer: str) -> int:
         return await self._run(self._link_waiting, peer)
