@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from posintegrator.context import ConnectionContext
 from posintegrator.hookspecs import hookimpl
 from posintegrator.hooktypes import Capabilities, SharedMenu
+from posintegrator.menus import sync as menusync
 from posintegrator.menus.sync import CheckedMenu, MenuRejected, content_hash
 from posintegrator.model import Menu
 from posintegrator.plugins import PluginHost
@@ -36,6 +37,8 @@ class ChainPos:
     fetches: list[list[str]] = field(default_factory=list)
     price: int = 500
     cover: list[str] | None = None  # answer for these locations instead (a buggy plugin)
+    last: list[SharedMenu] | None = None
+    unchanged: bool = False  # answer with the very objects of the last fetch
 
     @hookimpl
     def pos_settings_model(self) -> type[BaseModel]:
@@ -61,9 +64,21 @@ class ChainPos:
         self, ctx: ConnectionContext, locations: list[str]
     ) -> list[SharedMenu]:
         self.fetches.append(list(locations))
+        if self.unchanged and self.last is not None:
+            return self.last
         menu = one_product_menu(locations[0])
         menu.products[0].variants[0].prices = {"default": self.price}
-        return [SharedMenu(self.cover or list(locations), menu)]
+        self.last = [SharedMenu(self.cover or list(locations), menu)]
+        return self.last
+
+
+class Exclaim:
+    """An extension plugin whose change would pile up if it ever saw the same menu twice."""
+
+    @hookimpl
+    def posintegrator_transform_menu(self, menu: Menu, location: str, connection: str) -> None:
+        for product in menu.products:
+            product.name += "!"
 
 
 class LocationTag:
@@ -175,3 +190,55 @@ async def test_menus_not_covering_the_locations_are_a_plugin_bug(
     assert status == 200
     assert report["outcome"] == "fetch_failed"
     assert "asked for" in report["detail"]
+
+
+async def test_the_same_menu_objects_again_are_not_checked_again(
+    host: HostHarness, pos: ChainPos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin answering a round with the very objects of its last answer (nothing changed)
+    spares the host checking and hashing them; any other answer is checked."""
+    checked: list[Menu] = []
+    check = menusync.check_fetched
+
+    def counting(menu: Menu) -> CheckedMenu:
+        checked.append(menu)
+        return check(menu)
+
+    monkeypatch.setattr(menusync, "check_fetched", counting)
+    sync = host.host.connections["chain"].menusync
+    pos.price = 610
+    await sync.sync_locations(LOCATIONS)
+    assert len(checked) == 1
+    pos.unchanged = True
+    results = await sync.sync_locations(LOCATIONS)
+    assert len(checked) == 1
+    assert results == dict.fromkeys(LOCATIONS)  # nothing new published
+    status, report = await host.request("GET", "/v1/locations/east/menu/report")
+    assert (status, report["outcome"]) == (200, "unchanged")
+    pos.unchanged = False
+    pos.price = 620  # new objects: checked, and published
+    results = await sync.sync_locations(LOCATIONS)
+    assert len(checked) == 2
+    for location in LOCATIONS:
+        menu = await host.wait_for_menu(location)
+        assert menu.products[0].variants[0].prices == {"default": 620}
+
+
+async def test_a_transform_never_changes_the_menu_the_plugin_returned(
+    tmp_path: Path, pos: ChainPos
+) -> None:
+    """The plugin may return the same objects next round: transforms work on copies."""
+    plugins = PluginHost.from_objects({"chain": pos, "exclaim": Exclaim()})
+    pos.unchanged = True
+    for locations in (["north"], LOCATIONS):  # a menu of one location, and a shared one
+        pos.last = None
+        settings = connection(locations=locations)
+        async with restarted_host(tmp_path / locations[-1], [settings], plugins=plugins) as host:
+            sync = host.host.connections["chain"].menusync
+            for _ in range(2):
+                await sync.sync_locations(locations)
+            assert pos.last is not None
+            assert not pos.last[0].menu.products[0].name.endswith("!")
+            for location in locations:
+                menu = await host.wait_for_menu(location)
+                assert menu.products[0].name.count("!") == 1

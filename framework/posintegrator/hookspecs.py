@@ -112,7 +112,10 @@ def pos_fetch_menus(ctx: ConnectionContext, locations: list[str]) -> Awaitable[l
     call for all the locations due. Locations whose menus are the same can share one
     :class:`~posintegrator.hooktypes.SharedMenu`, so the host checks and hashes it once;
     return full menus, not deltas. A plugin may keep what it read in ``ctx.state`` to read only
-    what changed next time, provided the menus it returns equal those of a full read.
+    what changed next time, provided the menus it returns equal those of a full read. When it
+    knows nothing changed it may return the very same :class:`~posintegrator.hooktypes.SharedMenu`
+    objects as last time: the host then skips checking and hashing them again. A plugin never
+    changes a menu after returning it.
 
     :param ctx: the connection being synced.
     :param locations: some of ``ctx.locations``, each once.

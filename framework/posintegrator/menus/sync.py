@@ -233,6 +233,8 @@ class MenuSync:
         self._live = live
         self._on_publish = on_publish
         self._diffs: dict[tuple[str, str], dict[str, int]] = {}
+        #: The last round's checked menus, by the identity of the menu the plugin returned.
+        self._checked: dict[int, tuple[Menu, CheckedMenu]] = {}
 
     async def sync(self, location: str) -> MenuSnapshot | None:
         """Fetch, check and publish the menu of ``location``.
@@ -286,21 +288,32 @@ class MenuSync:
                 await self._report(location, "fetch_failed", [], started, detail=exc.message)
             raise
         results: dict[str, MenuSnapshot | MenuRejected | None] = {}
+        checked_now: dict[int, tuple[Menu, CheckedMenu]] = {}
         for group in shared:
-            if len(group.locations) == 1 or self._plugins.transforms_menus():
+            if self._plugins.transforms_menus():
                 await self._publish_each(group, results, started)
                 continue
             if group.menu.location not in group.locations:
                 findings = _wrong_location(group.locations[0], group.menu)
                 checked = CheckedMenu(group.menu, findings, "", {})
             else:
-                checked = await asyncio.to_thread(check_fetched, group.menu)
+                checked = await self._checked_once(group.menu)
+                checked_now[id(group.menu)] = (group.menu, checked)
             for location in group.locations:
                 try:
                     results[location] = await self._publish_checked(location, checked, started)
                 except MenuRejected as exc:
                     results[location] = exc
+        self._checked = checked_now
         return results
+
+    async def _checked_once(self, menu: Menu) -> CheckedMenu:
+        """``menu`` checked; not again when the plugin returned this very object last round
+        (it says so: a plugin never changes a menu it has returned, see ``pos_fetch_menus``)."""
+        last = self._checked.get(id(menu))
+        if last is not None and last[0] is menu:
+            return last[1]
+        return await asyncio.to_thread(check_fetched, menu)
 
     async def _publish_each(
         self,
@@ -308,11 +321,12 @@ class MenuSync:
         results: dict[str, MenuSnapshot | MenuRejected | None],
         started: float,
     ) -> None:
-        """Publish a shared menu location by location (each may be transformed its own way)."""
+        """Publish a shared menu location by location (each may be transformed its own way).
+
+        Each location's copy is deep: a transform changes it in place, and the plugin may hand
+        the same menu object out again next round."""
         for location in group.locations:
-            menu = group.menu
-            if len(group.locations) > 1:
-                menu = menu.model_copy(update={"location": location}, deep=True)
+            menu = group.menu.model_copy(update={"location": location}, deep=True)
             try:
                 results[location] = await self.publish_fetched(location, menu, started=started)
             except MenuRejected as exc:

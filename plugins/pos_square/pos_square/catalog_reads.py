@@ -10,6 +10,7 @@ catalog, so the next sync reads everything.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,31 +32,48 @@ JSONDict = dict[str, Any]
 SEARCH_LIMIT = 1000
 
 
+@dataclass(frozen=True)
+class CatalogRead:
+    """The outcome of :func:`read_catalog`.
+
+    :param version: names the catalog's objects (:attr:`KeptCatalog.version`).
+    :param objects: the top-level objects; None when they are those of the ``known`` version.
+    """
+
+    version: str
+    objects: list[JSONDict] | None
+
+
 async def read_catalog(
-    ctx: ConnectionContext, client: SquareClient, full_every: timedelta
-) -> list[JSONDict]:
-    """The catalog's top-level objects as Square has them now, read as cheaply as possible."""
+    ctx: ConnectionContext, client: SquareClient, full_every: timedelta, known: str | None = None
+) -> CatalogRead:
+    """The catalog's top-level objects as Square has them now, read as cheaply as possible.
+
+    :param known: the version of the objects the caller already holds (its translation of
+        them): when nothing changed since, the kept catalog is not even loaded.
+    """
     now = datetime.now(UTC)
     head = KeptHead.parse(await ctx.state.get(KEY))
-    kept = None
     if head is not None and now - head.full_read_at < full_every:
-        kept = await _load(ctx, head)
-    if kept is not None:
         try:
-            changed, latest_time = await _search(client, begin_time=kept.latest_time)
+            changed, latest_time = await _search(client, begin_time=head.latest_time)
         except PosError:
             await ctx.state.delete(KEY)  # read everything next time
             raise
-        untrusted = kept.apply(changed, latest_time)
-        if untrusted is None:
-            await _save(ctx, kept)
-            return kept.objects()
-        ctx.log.info("Square catalog read in full: {}", untrusted)
+        if not changed and known == head.version and latest_time == head.latest_time:
+            return CatalogRead(known, None)
+        kept = await _load(ctx, head)
+        if kept is not None:
+            untrusted = kept.apply(changed, latest_time)
+            if untrusted is None:
+                await _save(ctx, kept)
+                return CatalogRead(kept.version, kept.objects())
+            ctx.log.info("Square catalog read in full: {}", untrusted)
     objects, latest_time = await _search(client, begin_time=None)
     kept = KeptCatalog.of(objects, latest_time, now)
     await ctx.state.delete(KEY)  # until every chunk is stored: a crash leaves none kept
     await _save(ctx, kept)
-    return objects
+    return CatalogRead(kept.version, objects)
 
 
 async def _search(client: SquareClient, *, begin_time: str | None) -> tuple[list[JSONDict], str]:
@@ -108,7 +126,7 @@ async def _load(ctx: ConnectionContext, head: KeptHead) -> KeptCatalog | None:
             ctx.log.warning("the kept Square catalog is damaged (chunk {}): reading it all", n)
             return None
         chunks.append(objects)
-    return KeptCatalog(chunks, head.latest_time, head.full_read_at)
+    return KeptCatalog(chunks, head.latest_time, head.full_read_at, head.revision)
 
 
 async def _save(ctx: ConnectionContext, kept: KeptCatalog) -> None:

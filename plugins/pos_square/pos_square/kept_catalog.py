@@ -54,11 +54,14 @@ class KeptCatalog:
     :param latest_time: Square's ``latest_time`` when the objects were read: the next
         incremental read's ``begin_time``.
     :param full_read_at: when the last full read was made.
+    :param revision: how many times objects changed since that full read: with
+        ``full_read_at``, it names the objects (see :attr:`version`).
     """
 
     chunks: list[list[JSONDict]]
     latest_time: str
     full_read_at: datetime
+    revision: int = 0
     dirty: set[int] = field(default_factory=set)
     _where: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -75,6 +78,11 @@ class KeptCatalog:
         kept.dirty = set(range(len(kept.chunks)))
         return kept
 
+    @property
+    def version(self) -> str:
+        """Names these objects: a catalog kept with the same version has the same objects."""
+        return catalog_version(self.full_read_at, self.revision)
+
     def objects(self) -> list[JSONDict]:
         """Every top-level object."""
         return [obj for chunk in self.chunks for obj in chunk]
@@ -90,6 +98,8 @@ class KeptCatalog:
         """
         if _instant(latest_time) < _instant(self.latest_time):
             return f"latest_time {latest_time} is before the kept {self.latest_time}"
+        if changed:
+            self.revision += 1
         for obj in changed:
             object_id, kind = obj.get("id"), obj.get("type")
             if not isinstance(object_id, str) or not isinstance(kind, str):
@@ -156,6 +166,7 @@ class KeptCatalog:
                 "latest_time": self.latest_time,
                 "full_read_at": self.full_read_at.isoformat(),
                 "chunks": len(self.chunks),
+                "revision": self.revision,
             }
         ).decode()
 
@@ -185,6 +196,12 @@ class KeptHead:
     latest_time: str
     full_read_at: datetime
     chunks: int
+    revision: int = 0
+
+    @property
+    def version(self) -> str:
+        """The kept catalog's :attr:`KeptCatalog.version`, known without reading its chunks."""
+        return catalog_version(self.full_read_at, self.revision)
 
     @classmethod
     def parse(cls, text: str | None) -> KeptHead | None:
@@ -198,13 +215,19 @@ class KeptHead:
                 return None
             at = datetime.fromisoformat(head["full_read_at"])
             latest, chunks = head["latest_time"], head["chunks"]
+            revision = head.get("revision", 0)  # absent from heads kept before it existed
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
             return None
         if not isinstance(latest, str) or type(chunks) is not int or chunks < 1:
             return None
-        if at.tzinfo is None:
+        if type(revision) is not int or revision < 0 or at.tzinfo is None:
             return None
-        return cls(latest, at, chunks)
+        return cls(latest, at, chunks, revision)
+
+
+def catalog_version(full_read_at: datetime, revision: int) -> str:
+    """A kept catalog's version: its full read's time and the changes applied since."""
+    return f"{full_read_at.isoformat()}+{revision}"
 
 
 def chunk_objects(text: str | None) -> list[JSONDict] | None:

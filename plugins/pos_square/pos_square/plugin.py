@@ -11,6 +11,8 @@ dedup memory, the payments an order still has to record and a renewed OAuth toke
 from __future__ import annotations
 
 import asyncio
+import weakref
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -185,8 +187,31 @@ async def pos_fetch_menus(ctx: ConnectionContext, locations: list[str]) -> list[
         currency, timezone = currency_and_timezone(found)
         places.append(Place(location, square_location, currency, timezone))
     full_every = timedelta(hours=settings.full_catalog_read_hours)
-    objects = await read_catalog(ctx, client, full_every)
-    return await asyncio.to_thread(menus_from_catalog, objects, places)
+    last = _last_menus.get(ctx.name)
+    if last is not None and (last.ctx() is not ctx or last.places != places):
+        last = None
+    read = await read_catalog(ctx, client, full_every, last.version if last else None)
+    if read.objects is None and last is not None:
+        return last.menus  # the very same objects: the host skips checking them again
+    assert read.objects is not None
+    menus = await asyncio.to_thread(menus_from_catalog, read.objects, places)
+    _last_menus[ctx.name] = _LastMenus(weakref.ref(ctx), places, read.version, menus)
+    return menus
+
+
+@dataclass(frozen=True)
+class _LastMenus:
+    """A connection's last menus, from the catalog of ``version``, for ``places``."""
+
+    ctx: weakref.ref[ConnectionContext]
+    places: list[Place]
+    version: str
+    menus: list[SharedMenu]
+
+
+#: Connection name -> its last menus in this process; for a connection of another host in the
+#: same process (tests) the ``ctx`` differs and they are not used.
+_last_menus: dict[str, _LastMenus] = {}
 
 
 async def _variations_of_single_variant_items(client: SquareClient, order: Order) -> dict[str, str]:

@@ -42,8 +42,10 @@ class MemoryState:
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
+        self.reads: list[str] = []
 
     async def get(self, key: str) -> str | None:
+        self.reads.append(key)
         return self.values.get(key)
 
     async def set(self, key: str, value: str) -> None:
@@ -231,4 +233,34 @@ async def test_incremental_resyncs_equal_a_full_read(
         full = await pos_fetch_menus(context(http, double, MemoryState()), list(ctx.locations))
         assert as_data(incremental) == as_data(full), f"after {edit}"
     assert KEY in kept.values
+    double.assert_clean()
+
+
+async def test_an_unchanged_catalog_gives_the_same_menus_without_reading_them(
+    http: aiohttp.ClientSession, double: RunningDouble
+) -> None:
+    """Nothing changed since the last round: one incremental page, the kept catalog not even
+    loaded, and the very same menu objects (the host then skips checking them)."""
+    kept = MemoryState()
+    ctx = context(http, double, kept)
+    first = await pos_fetch_menus(ctx, list(ctx.locations))
+    searches, kept.reads = calls(double, SEARCH), []
+    again = await pos_fetch_menus(ctx, list(ctx.locations))
+    assert again is first
+    assert calls(double, SEARCH) == searches + 1
+    assert kept.reads == [KEY]  # the kept catalog's description only, none of its chunks
+
+    # Fewer locations, or the catalog changed: menus made anew, equal to a full read's.
+    fewer = await pos_fetch_menus(ctx, list(LOCATIONS))
+    assert fewer is not first
+    assert sorted(loc for m in fewer for loc in m.locations) == sorted(LOCATIONS)
+    variation = next(iter(variation_prices(first[0].menu)))
+    double.double.set_price(variation, 777)
+    changed = await pos_fetch_menus(ctx, list(LOCATIONS))
+    assert changed is not fewer
+    full = await pos_fetch_menus(context(http, double, MemoryState()), list(LOCATIONS))
+    assert as_data(changed) == as_data(full)
+    assert any(variation_prices(m.menu).get(variation) == 777 for m in changed)
+    double.double.bump_catalog()  # a newer latest_time, no object changed: still right
+    assert as_data(await pos_fetch_menus(ctx, list(LOCATIONS))) == as_data(full)
     double.assert_clean()
