@@ -161,6 +161,17 @@ async def test_an_agent_linked_to_one_worker_gets_the_orders_of_another(
             references = sorted(o["reference"] for o in await pos_orders(simulator))
             assert references == [f"across-{n}" for n in range(5)]
 
+            # The other worker knows the agent is linked (to the first), and says so.
+            status, body = await _api(accepting, token, "GET", "/v1/agents")
+            assert status == 200
+            assert [(a["name"], a["connected"]) for a in body["agents"]] == [
+                ("downtown-agent", True)
+            ]
+            status, body = await _api(accepting, token, "GET", "/v1/connections")
+            venue = next(c for c in body["connections"] if c["name"] == "venue")
+            assert venue["health"] != "agent_offline", venue
+            assert linked.worker in venue["last_error"], venue
+
             status, _ = await _api(
                 accepting, token, "POST", "/v1/agents/downtown-agent/revoke", {"operator": "test"}
             )
@@ -171,6 +182,12 @@ async def test_an_agent_linked_to_one_worker_gets_the_orders_of_another(
                 return linked.links.link_of("downtown-agent") is None
 
             await eventually(link_ended_at_the_other_worker, timeout=30)
+
+            async def offline_everywhere() -> bool:
+                _, body = await _api(accepting, token, "GET", "/v1/agents")
+                return [a["connected"] for a in body["agents"]] == [False]
+
+            await eventually(offline_everywhere, timeout=30)
     finally:
         for hub in reversed(hubs):
             await hub.stop(grace_seconds=2.0)

@@ -71,8 +71,12 @@ async def poll_agent_pairing(request: web.Request) -> web.Response:
 async def list_agents(request: web.Request) -> web.Response:
     """The venue agents and their links."""
     host = request.app[HOST_KEY]
+    assert host.links is not None
+    elsewhere = await host.links.linked_elsewhere()
     return json_response(
-        AgentList(agents=[await agent_view(host, agent) for agent in await host.store.agents()])
+        AgentList(
+            agents=[await agent_view(host, agent, elsewhere) for agent in await host.store.agents()]
+        )
     )
 
 
@@ -114,9 +118,17 @@ async def revoke_agent(request: web.Request) -> web.Response:
     return json_response(await agent_view(host, agent))
 
 
-async def agent_view(host: Host, agent: AgentRecord) -> AgentView:
-    """A venue agent as ``GET /v1/agents`` (and the dashboard) show it."""
+async def agent_view(
+    host: Host, agent: AgentRecord, elsewhere: dict[str, str] | None = None
+) -> AgentView:
+    """A venue agent as ``GET /v1/agents`` (and the dashboard) show it.
+
+    :param elsewhere: :meth:`~posintegrator.link.hub.LinkHub.linked_elsewhere`, when the caller
+        has it already (a list of agents asks once).
+    """
     assert host.links is not None
+    if elsewhere is None:
+        elsewhere = await host.links.linked_elsewhere()
     live = host.links.link_of(agent.name)
     reported = host.links.peer_state(agent.name)
     since = agent.approved_at
@@ -141,7 +153,7 @@ async def agent_view(host: Host, agent: AgentRecord) -> AgentView:
         status=agent.status,
         version=agent.version,
         locations=list(agent.locations),
-        connected=live is not None,
+        connected=live is not None or agent.name in elsewhere,
         since=since,
         last_heartbeat=heartbeat,
         rtt_ms=rtt,

@@ -226,14 +226,19 @@ async def _agent_served(host: Host, view: ConnectionView) -> ConnectionView:
     health: list[str] = []
     errors: list[str] = []
     circuit = "closed"
+    elsewhere = await host.links.linked_elsewhere()
     for location in view.locations:
         agent = await host.links.agent_for(location)
         if agent is None or agent.name in names:
             continue
         names.append(agent.name)
         if host.links.link_of(agent.name) is None:
-            health.append("agent_offline")
-            errors.append(f"agent {agent.name} is not connected")
+            if agent.name in elsewhere:  # what it reports is known to that worker only
+                health.append("unknown")
+                errors.append(f"agent {agent.name} is linked to worker {elsewhere[agent.name]}")
+            else:
+                health.append("agent_offline")
+                errors.append(f"agent {agent.name} is not connected")
             continue
         for reported in host.links.peer_state(agent.name).get("connections", []):
             if isinstance(reported, dict) and location in reported.get("locations", []):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
 
 #: Seconds an agent has to answer the hub's hello.
 HANDSHAKE_SECONDS = 10.0
+#: Leases named ``link:<agent>`` say which worker holds an agent's link (when workers share
+#: the store); one not renewed for this long no longer counts.
+_PRESENCE = "link:"
+PRESENCE_SECONDS = 60.0
 
 
 class OrderRefusal(BaseModel):
@@ -96,6 +101,7 @@ class HubEnd:
             logger.debug("order {} handed over to agent {}", order_id, self._agent.name)
 
     async def state(self) -> dict[str, Any]:
+        await self._hub.present(self.peer)  # a heartbeat: the link is alive
         return {"version": __version__}
 
     def peer_state(self, state: dict[str, Any]) -> None:
@@ -113,6 +119,8 @@ class LinkHub:
         self.refusals = 0
         #: Links being ended on another worker's notice.
         self._closing: set[asyncio.Task[None]] = set()
+        #: When this worker last renewed its presence lease for each agent it holds.
+        self._presence_renewed: dict[str, float] = {}
 
     # --- who serves what ------------------------------------------------------------------------
 
@@ -246,12 +254,48 @@ class LinkHub:
             protocol,
             request.remote,
         )
-        reason = await session.run()
+        await self.present(agent.name)
+        try:
+            reason = await session.run()
+        finally:
+            held = self._links.get(agent.name)
+            if held is None or held.session is session:  # not replaced by a newer link here
+                self._presence_renewed.pop(agent.name, None)
+                if self._host.store.shared:
+                    try:
+                        await self._host.store.release_lease(
+                            _presence(agent.name), self._host.worker
+                        )
+                    except Exception as exc:  # the store is closing: the lease runs out anyway
+                        logger.debug("presence of agent {} not released: {}", agent.name, exc)
         if self._links.get(agent.name) is not None and self._links[agent.name].session is session:
             del self._links[agent.name]
             self.offline_since[agent.name] = datetime.now(UTC)
         logger.info("agent {} disconnected: {}", agent.name, reason)
         return ws
+
+    # --- presence across workers ----------------------------------------------------------------
+
+    async def present(self, name: str) -> None:
+        """Tell the other workers sharing the store that this one holds agent ``name``'s link
+        (a lease, renewed with the link's heartbeats; nothing to tell on a store of one)."""
+        if not self._host.store.shared or name not in self._links:
+            return
+        now = time.monotonic()
+        if now - self._presence_renewed.get(name, -PRESENCE_SECONDS) < PRESENCE_SECONDS / 3:
+            return
+        self._presence_renewed[name] = now
+        await self._host.store.acquire_lease(_presence(name), self._host.worker, PRESENCE_SECONDS)
+
+    async def linked_elsewhere(self) -> dict[str, str]:
+        """Agents linked to another worker sharing the store: name -> that worker."""
+        if not self._host.store.shared:
+            return {}
+        return {
+            name.removeprefix(_PRESENCE): owner
+            for name, (owner, _) in (await self._host.store.lease_holders()).items()
+            if name.startswith(_PRESENCE) and owner != self._host.worker
+        }
 
     async def _authenticate(self, auth: Auth, nonce: str) -> tuple[AgentRecord, int]:
         agent = await self._host.store.agent_by_key(auth.key)
@@ -392,6 +436,10 @@ class LinkHub:
                 reason=refusal.reason[:2000],
             ),
         )
+
+
+def _presence(agent: str) -> str:
+    return f"{_PRESENCE}{agent}"
 
 
 def _subject(message: Message) -> str:

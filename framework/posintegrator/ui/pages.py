@@ -82,7 +82,8 @@ async def overview(request: web.Request) -> web.Response:
         )
     agents = []
     if host.links is not None:
-        agents = [await agent_view(host, agent) for agent in await host.store.agents()]
+        elsewhere = await host.links.linked_elsewhere()
+        agents = [await agent_view(host, agent, elsewhere) for agent in await host.store.agents()]
     counts: dict[str, dict[str, int]] = {}
     for connection, status, count in await host.store.order_counts():
         counts.setdefault(connection, {})[status] = count
