@@ -294,3 +294,40 @@ async def test_an_action_carried_out_twice_changes_nothing_more(
         accepted_events = [e for e in _events(cloud, "twice-1") if e.get("status") == "ACCEPTED"]
         assert len({e["event_id"] for e in accepted_events}) == 1
         assert (await _order(hub.url, token, "twice-1"))["status"] == "ACCEPTED"
+
+
+async def test_a_cancellation_its_revoked_agent_never_answered_is_refused(
+    tmp_path: Path, simulator: RunningSimulator
+) -> None:
+    """The agent holds an order and goes offline; the customer cancels (forwarded, waiting for
+    the agent); then an operator revokes the agent. Nobody will ever answer that cancellation:
+    the hub refuses it at once, and the cloud hears ``order.cancel_refused``."""
+    simulator.set_stage_seconds(3600)
+    async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, cloud, token):
+        await pair(hub.url, token, tmp_path / "agent", "downtown-agent", ["downtown"])
+        settings = agent_settings(tmp_path / "agent", hub.url, simulator, "downtown")
+        async with running_agent(settings) as agent:
+            menu = await _menu_from_agent(hub, token, agent)
+            status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-9"))
+            assert status == 202
+            await _accepted(hub, token, "o-9")
+        status, view = await _api(hub.url, token, "POST", "/v1/orders/o-9/cancel", CANCEL)
+        assert status == 202, view
+        assert view["cancellation"]["state"] == "requested"
+        status, _ = await _api(
+            hub.url, token, "POST", "/v1/agents/downtown-agent/revoke", {"operator": "test"}
+        )
+        assert status == 200
+
+        async def refused() -> bool:
+            return any(e["type"] == "order.cancel_refused" for e in _events(cloud, "o-9"))
+
+        await eventually(refused, timeout=30)
+        refusal = next(e for e in _events(cloud, "o-9") if e["type"] == "order.cancel_refused")
+        assert "revoked" in refusal["reason"]
+        assert _in_sequence(_events(cloud, "o-9"))
+        view = await _order(hub.url, token, "o-9")
+        assert view["cancellation"]["state"] == "refused"
+        assert view["status"] == "ACCEPTED"
+        _, fleet = await _api(hub.url, token, "GET", "/v1/agents")
+        assert fleet["agents"][0]["waiting_to_agent"] == 0

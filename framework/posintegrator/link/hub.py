@@ -161,6 +161,7 @@ class LinkHub:
         )
         for transition in await self._host.store.release_handovers(name, event):
             await self._host.intake.changed(transition, event)
+        self._host.notifier.wake()  # cancellations it never answered were refused
         for jobs in self._host.connections.values():
             if set(jobs.connection.settings.locations) & set(agent.locations):
                 jobs.delivery.wake()

@@ -686,42 +686,46 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
 
     def _refuse_cancel(self, order_id: str, reason: str, source: str) -> None:
         with self._transaction() as tx:
-            row = tx.execute(
-                "SELECT status, status_seq, location, pos_order_id, cancel_state, cancel_by "
-                "FROM orders WHERE id = ?",
-                (order_id,),
-            ).fetchone()
-            if row is None:
-                raise KeyError(order_id)
-            status, seq, location, pos_order_id, cancel_state, cancel_by = row
-            if cancel_state != CancelState.REQUESTED.value:
-                return  # settled meanwhile (the order was cancelled after all)
-            now = utcnow()
-            sequence = int(seq) + 1
-            tx.execute(
-                "UPDATE orders SET cancel_state = ?, cancel_due_at = NULL, cancel_outcome = ?, "
-                "status_seq = ?, updated_at = ? WHERE id = ?",
-                (CancelState.REFUSED.value, reason, sequence, _iso(now), order_id),
-            )
-            tx.execute(
-                "INSERT INTO status_history (order_id, at, status, applied, note, source, "
-                "reason, sequence) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
-                (order_id, _iso(now), status, "cancellation refused", source, reason, sequence),
-            )
-            event_id = str(uuid.uuid4())
-            body = order_cancel_refused(
-                event_id=event_id,
-                sequence=sequence,
-                order_id=order_id,
-                location=location,
-                status=OrderStatus(status),
-                occurred_at=now,
-                reason=reason,
-                requested_by=str(cancel_by),
-                pos_order_id=pos_order_id,
-                source=source,
-            )
-            self._enqueue(tx, event_id, order_stream(order_id), sequence, body)
+            self._refuse_cancel_in(tx, order_id, reason, source)
+
+    def _refuse_cancel_in(self, tx: SQLConnection, order_id: str, reason: str, source: str) -> None:
+        """Settle a requested cancellation as refused, and tell the cloud, in ``tx``."""
+        row = tx.execute(
+            "SELECT status, status_seq, location, pos_order_id, cancel_state, cancel_by "
+            "FROM orders WHERE id = ?",
+            (order_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(order_id)
+        status, seq, location, pos_order_id, cancel_state, cancel_by = row
+        if cancel_state != CancelState.REQUESTED.value:
+            return  # settled meanwhile (the order was cancelled after all)
+        now = utcnow()
+        sequence = int(seq) + 1
+        tx.execute(
+            "UPDATE orders SET cancel_state = ?, cancel_due_at = NULL, cancel_outcome = ?, "
+            "status_seq = ?, updated_at = ? WHERE id = ?",
+            (CancelState.REFUSED.value, reason, sequence, _iso(now), order_id),
+        )
+        tx.execute(
+            "INSERT INTO status_history (order_id, at, status, applied, note, source, "
+            "reason, sequence) VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+            (order_id, _iso(now), status, "cancellation refused", source, reason, sequence),
+        )
+        event_id = str(uuid.uuid4())
+        body = order_cancel_refused(
+            event_id=event_id,
+            sequence=sequence,
+            order_id=order_id,
+            location=location,
+            status=OrderStatus(status),
+            occurred_at=now,
+            reason=reason,
+            requested_by=str(cancel_by),
+            pos_order_id=pos_order_id,
+            source=source,
+        )
+        self._enqueue(tx, event_id, order_stream(order_id), sequence, body)
 
     async def cancel_later(self, order_id: str, *, error: str, due_at: datetime) -> None:
         await self._run(self._cancel_later, order_id, error, due_at)

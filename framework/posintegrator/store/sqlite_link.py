@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from posintegrator.model import StatusEvent, utcnow
-from posintegrator.store.base import OrderRecord, Transition
+from posintegrator.store.base import CancelState, OrderRecord, Transition
 from posintegrator.store.link import (
     AgentRecord,
     HandingOver,
@@ -97,6 +97,10 @@ class LinkTables:
             event: StatusEvent,
             connection: str | None = None,
         ) -> Transition: ...
+
+        def _refuse_cancel_in(
+            self, tx: SQLConnection, order_id: str, reason: str, source: str
+        ) -> None: ...
 
         def _action(
             self,
@@ -329,8 +333,22 @@ class LinkTables:
                 "SELECT seq, order_id FROM link_outbox WHERE peer = ? AND kind = 'order'",
                 (agent,),
             ).fetchall()
-            # Actions (a cancellation, a retry) for its orders will never be carried out.
+            # Actions (a cancellation, a retry) for its orders will never be carried out; a
+            # cancellation it was asked for, sent or not, will never be answered: refused, so
+            # the cloud does not wait for it forever.
             tx.execute("DELETE FROM link_outbox WHERE peer = ? AND kind = 'action'", (agent,))
+            waiting = tx.execute(
+                "SELECT id FROM orders WHERE agent = ? AND cancel_state = ?",
+                (agent, CancelState.REQUESTED.value),
+            ).fetchall()
+            for (order_id,) in waiting:
+                self._refuse_cancel_in(
+                    tx,
+                    order_id,
+                    f"venue agent {agent} was revoked before it answered the cancellation: "
+                    "check the venue's POS",
+                    "host",
+                )
             now = utcnow()
             for seq, order_id in rows:
                 tx.execute("DELETE FROM link_outbox WHERE seq = ?", (seq,))
