@@ -1,6 +1,7 @@
-"""What the chaos tests share: a faulty POS and a flaky cloud around the hosts under test, a
-driver that posts orders the way a flaky cloud would, the havoc loop that kills hosts and breaks
-their partners at random, and the checks every chaos run ends with.
+"""What the chaos tests share: a faulty POS and a flaky cloud around the hosts under test (and
+the settings that point a host at them), a driver that posts orders the way a flaky cloud
+would, the havoc loop that kills hosts and breaks their partners at random, and the checks
+every chaos run ends with.
 
 ``test_chaos`` kills one host process on SQLite; ``test_scale_chaos`` kills three workers on one
 PostgreSQL behind a balancer. Each keeps only what is its own: its hosts, what it kills, how
@@ -26,6 +27,7 @@ from pos_demo.translate import menu_from_pos
 from posintegrator.cloud.receiver import CloudReceiver
 from posintegrator.cloud.signatures import generate_secret
 from posintegrator.model import Menu, OrderStatus, can_transition
+from posintegrator.testing import sample_order
 from posintegrator.testing.faults import FaultPlan, FaultProxy
 
 #: The secret the hosts sign their cloud webhooks with, and the receiver checks.
@@ -36,6 +38,7 @@ PACE_SECONDS = 0.04
 FAULT_KINDS = ("fail_5xx", "timeout", "commit_then_drop", "commit_then_5xx", "slow")
 #: The statuses an order stays in once the chaos is over.
 SETTLED = {"COMPLETED", "FAILED", "NEEDS_ATTENTION", "REJECTED", "CANCELLED"}
+#: How the POS's /orders fails while the chaos lasts (each run gets its own copy).
 POS_FAULTS = FaultPlan(
     fail_5xx=0.05,
     timeout=0.03,
@@ -46,6 +49,13 @@ POS_FAULTS = FaultPlan(
     slow_seconds=0.4,
     paths=("/orders",),
 )
+
+
+def sample_orders(menu: Menu, prefix: str, count: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``count`` orders of the menu's sample, ``<prefix>-0000`` on, each of 1 to 3 items."""
+    return [
+        sample_order(menu, f"{prefix}-{i:04d}", quantity=rng.randint(1, 3)) for i in range(count)
+    ]
 
 
 class HasUrl(Protocol):
@@ -120,6 +130,20 @@ class Driver:
         await asyncio.gather(*(one(i, o) for i, o in enumerate(orders)))
 
 
+@dataclass(frozen=True)
+class HavocPlan:
+    """What havoc does to the hosts under test, and how often."""
+
+    #: Kills a host (or one of them) with SIGKILL and restarts it, after a moment.
+    kill: Callable[[], Awaitable[None]]
+    #: Kills to make at the least: havoc goes on killing after the last order until then.
+    kills_wanted: int
+    #: Chances of a kill against one each of refusing POS connections and a cloud outage.
+    kill_weight: int
+    #: The least and most seconds between one event and the next.
+    pause: tuple[float, float]
+
+
 @dataclass
 class FaultyPartners:
     """The hosts' partners, faulty: the demo POS (failing, hanging, committing then dropping
@@ -156,6 +180,43 @@ class FaultyPartners:
         await receiver.start()
         return cls(pos, proxy, receiver)
 
+    def host_settings(self, token: str, store: str, timeout_seconds: float | None = None) -> str:
+        """The settings file (TOML) of a host with its API on a free port, ``store`` the body
+        of its [store] table, calling the POS through the proxy and the cloud at the receiver.
+        ``timeout_seconds``, if given, bounds each call to the cloud and to the POS."""
+        timeout = "" if timeout_seconds is None else f"timeout_seconds = {timeout_seconds}"
+        call_timeout = (
+            "" if timeout_seconds is None else f"call_timeout_seconds = {timeout_seconds}"
+        )
+        return f"""
+[api]
+port = 0
+token = "{token}"
+
+[store]
+{store}
+
+[cloud]
+webhook_url = "{self.receiver.url}"
+webhook_secrets = ["{CLOUD_KEY}"]
+{timeout}
+
+[[connections]]
+name = "demo"
+plugin = "demo"
+locations = ["downtown"]
+status_source = "polling"   # and the POS's webhooks too: both paths, both faulty
+status_poll_seconds = 0.3
+menu_sync_seconds = 3600
+{call_timeout}
+
+[connections.settings]
+base_url = "{self.proxy.url}"
+api_key = "{POS_API_KEY}"
+webhook_secret = "{POS_WEBHOOK_SECRET}"
+request_timeout_seconds = 1.0
+"""
+
     async def menu(self) -> Menu:
         """The menu of location "downtown", straight from the POS (not through the proxy)."""
         async with (
@@ -164,27 +225,32 @@ class FaultyPartners:
         ):
             return menu_from_pos(await response.json(), "downtown")
 
-    async def havoc(
-        self,
-        rng: random.Random,
-        done: asyncio.Event,
-        chaos: Counter[str],
-        *,
-        kill: Callable[[], Awaitable[None]],
-        kills_wanted: int,
-        kill_weight: int,
-        pause: tuple[float, float],
+    async def drive_through_havoc(
+        self, driver: Driver, orders: list[dict[str, Any]], plan: HavocPlan, chaos: Counter[str]
     ) -> None:
-        """Until ``done`` is set and ``kills_wanted`` kills are made: every ``pause`` seconds
-        (uniform), ``kill`` a host and restart it (``kill_weight`` chances in
+        """Let ``driver`` send ``orders`` while ``havoc`` runs on the driver's random numbers;
+        once every order is sent, havoc makes only the kills still wanted, then everything is
+        calmed."""
+        done = asyncio.Event()
+        havoc_task = asyncio.create_task(self.havoc(driver.rng, done, plan, chaos))
+        await driver.drive(orders)
+        done.set()
+        await havoc_task
+        await self.calm()
+
+    async def havoc(
+        self, rng: random.Random, done: asyncio.Event, plan: HavocPlan, chaos: Counter[str]
+    ) -> None:
+        """Until ``done`` is set and ``plan.kills_wanted`` kills are made: every ``plan.pause``
+        seconds (uniform), kill a host and restart it (``plan.kill_weight`` chances in
         ``kill_weight + 2``), or refuse the POS's connections, or take the cloud down, for a
         moment. Once ``done`` is set, only kills. ``chaos`` counts what was done."""
-        events = ["kill"] * kill_weight + ["refuse", "cloud_down"]
-        while not (done.is_set() and chaos["kills"] >= kills_wanted):
-            await asyncio.sleep(rng.uniform(*pause))
+        events = ["kill"] * plan.kill_weight + ["refuse", "cloud_down"]
+        while not (done.is_set() and chaos["kills"] >= plan.kills_wanted):
+            await asyncio.sleep(rng.uniform(*plan.pause))
             event = rng.choice(events)
             if event == "kill" or done.is_set():
-                await kill()
+                await plan.kill()
                 chaos["kills"] += 1
             elif event == "refuse":
                 await self.proxy.refuse()

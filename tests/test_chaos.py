@@ -16,54 +16,22 @@ import aiohttp
 import orjson
 import pytest
 from chaoskit import (
-    CLOUD_KEY,
     Driver,
     FaultyPartners,
+    HavocPlan,
     assert_cloud_heard_in_order,
     assert_each_order_in_pos_once,
     order_views,
+    sample_orders,
     settle,
 )
-from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, eventually
+from helpers import POS_WEBHOOK_SECRET, eventually
 from hostprocess import ServeProcess
 from prometheus_client.parser import text_string_to_metric_families
 
 from posintegrator.cloud.receiver import CloudReceiver
-from posintegrator.testing import sample_order
 
 TOKEN = "chaos-token"
-
-
-def host_config(path: Path, port: int, store: Path, pos_url: str, cloud_url: str) -> None:
-    path.write_text(
-        f"""
-[api]
-port = {port}
-token = "{TOKEN}"
-
-[store]
-path = "{store}"
-
-[cloud]
-webhook_url = "{cloud_url}"
-webhook_secrets = ["{CLOUD_KEY}"]
-
-[[connections]]
-name = "demo"
-plugin = "demo"
-locations = ["downtown"]
-status_source = "polling"   # and the POS's webhooks too: both paths, both faulty
-status_poll_seconds = 0.3
-menu_sync_seconds = 3600
-
-[connections.settings]
-base_url = "{pos_url}"
-api_key = "{POS_API_KEY}"
-webhook_secret = "{POS_WEBHOOK_SECRET}"
-request_timeout_seconds = 1.0
-""",
-        encoding="utf-8",
-    )
 
 
 # About a minute on a quiet machine, five on one busy with other work: more than the default
@@ -76,7 +44,8 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     partners = await FaultyPartners.start(tmp_path / "pos", fault_seed=1)
     pos, receiver = partners.pos, partners.receiver
     config = tmp_path / "host.toml"
-    host_config(config, 0, tmp_path / "host.db", partners.proxy.url, receiver.url)
+    store = tmp_path / "host.db"
+    config.write_text(partners.host_settings(TOKEN, f'path = "{store}"'), encoding="utf-8")
 
     def point_webhooks(url: str) -> None:
         pos.set_webhook(f"{url}/pos/demo/webhook", POS_WEBHOOK_SECRET)
@@ -87,32 +56,17 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     try:
         await serve.start()
         driver = Driver(serve, TOKEN, rng, timeout_seconds=5)
-        orders = [
-            sample_order(menu, f"chaos-{i:04d}", quantity=rng.randint(1, 3))
-            for i in range(orders_wanted)
-        ]
+        orders = sample_orders(menu, "chaos", orders_wanted, rng)
 
         async def kill_and_restart() -> None:
             await serve.kill()
             await asyncio.sleep(rng.uniform(0.1, 0.8))
             await serve.start()
 
-        done = asyncio.Event()
-        havoc_task = asyncio.create_task(
-            partners.havoc(
-                rng,
-                done,
-                chaos,
-                kill=kill_and_restart,
-                kills_wanted=kills_wanted,
-                kill_weight=2,
-                pause=(0.5, 2.5),
-            )
+        plan = HavocPlan(
+            kill=kill_and_restart, kills_wanted=kills_wanted, kill_weight=2, pause=(0.5, 2.5)
         )
-        await driver.drive(orders)
-        done.set()
-        await havoc_task
-        await partners.calm()
+        await partners.drive_through_havoc(driver, orders, plan, chaos)
         statuses = await settle(serve, sorted(driver.accepted), rounds=600)
         histories = await order_views(serve, driver.accepted)
 

@@ -21,56 +21,21 @@ import psycopg
 import pytest
 from balancer import Balancer
 from chaoskit import (
-    CLOUD_KEY,
     Driver,
     FaultyPartners,
+    HavocPlan,
     assert_cloud_heard_in_order,
     assert_each_order_in_pos_once,
     order_views,
+    sample_orders,
     settle,
 )
-from helpers import POS_API_KEY, POS_WEBHOOK_SECRET, eventually
+from helpers import POS_WEBHOOK_SECRET, eventually
 from hostprocess import ServeProcess
 from pgserver import PostgresServer
 
-from posintegrator.testing import sample_order
-
 TOKEN = "scale-chaos-token"
 WORKERS = 3
-
-
-def worker_config(path: Path, store_url: str, pos_url: str, cloud_url: str) -> None:
-    path.write_text(
-        f"""
-[api]
-port = 0
-token = "{TOKEN}"
-
-[store]
-url = "{store_url}"
-
-[cloud]
-webhook_url = "{cloud_url}"
-webhook_secrets = ["{CLOUD_KEY}"]
-timeout_seconds = 2.0
-
-[[connections]]
-name = "demo"
-plugin = "demo"
-locations = ["downtown"]
-status_source = "polling"   # and the POS's webhooks too: both paths, both faulty
-status_poll_seconds = 0.3
-menu_sync_seconds = 3600
-call_timeout_seconds = 2.0
-
-[connections.settings]
-base_url = "{pos_url}"
-api_key = "{POS_API_KEY}"
-webhook_secret = "{POS_WEBHOOK_SECRET}"
-request_timeout_seconds = 1.0
-""",
-        encoding="utf-8",
-    )
 
 
 @pytest.mark.timeout(900)
@@ -84,7 +49,8 @@ async def test_three_workers_killed_at_random(
     partners = await FaultyPartners.start(tmp_path / "pos", fault_seed=2)
     pos, receiver = partners.pos, partners.receiver
     config = tmp_path / "worker.toml"
-    worker_config(config, store_url, partners.proxy.url, receiver.url)
+    settings = partners.host_settings(TOKEN, f'url = "{store_url}"', timeout_seconds=2.0)
+    config.write_text(settings, encoding="utf-8")
     workers = [ServeProcess(config, tmp_path / f"worker-{n}.log", TOKEN) for n in range(WORKERS)]
 
     def up() -> list[str]:
@@ -98,10 +64,7 @@ async def test_three_workers_killed_at_random(
     try:
         await asyncio.gather(*(w.start() for w in workers))
         driver = Driver(balancer, TOKEN, rng, timeout_seconds=10)
-        orders = [
-            sample_order(menu, f"scale-{i:04d}", quantity=rng.randint(1, 3))
-            for i in range(orders_wanted)
-        ]
+        orders = sample_orders(menu, "scale", orders_wanted, rng)
 
         async def kill_and_restart_one() -> None:
             victim = rng.choice(workers)
@@ -109,22 +72,10 @@ async def test_three_workers_killed_at_random(
             await asyncio.sleep(rng.uniform(0.1, 1.5))
             await victim.start()
 
-        done = asyncio.Event()
-        havoc_task = asyncio.create_task(
-            partners.havoc(
-                rng,
-                done,
-                chaos,
-                kill=kill_and_restart_one,
-                kills_wanted=kills_wanted,
-                kill_weight=3,
-                pause=(0.5, 2.0),
-            )
+        plan = HavocPlan(
+            kill=kill_and_restart_one, kills_wanted=kills_wanted, kill_weight=3, pause=(0.5, 2.0)
         )
-        await driver.drive(orders)
-        done.set()
-        await havoc_task
-        await partners.calm()
+        await partners.drive_through_havoc(driver, orders, plan, chaos)
 
         statuses = await settle(workers[0], sorted(driver.accepted), rounds=900)
         views = await order_views(workers[0], driver.accepted)
