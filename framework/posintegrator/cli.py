@@ -14,13 +14,15 @@ import orjson
 from pydantic import ValidationError
 
 from posintegrator import __version__
-from posintegrator.cli_common import api_options as _api_options
-from posintegrator.cli_common import api_target as _api_target
-from posintegrator.cli_common import fail as _fail
-from posintegrator.cli_common import fetch as _fetch
-from posintegrator.cli_common import print_json as _print_json
-from posintegrator.cli_common import settings_or_fail as _settings_or_fail
-from posintegrator.cli_ops import store_group, streams_group
+from posintegrator.cli_common import (
+    api_options,
+    api_target,
+    fail,
+    fetch,
+    print_json,
+    settings_or_fail,
+)
+from posintegrator.cli_ops import call_and_print, operator_options, store_group, streams_group
 from posintegrator.cloud.signatures import (
     DEFAULT_SECRET_BYTES,
     MAX_SECRET_BYTES,
@@ -64,7 +66,7 @@ def plugins_command(context: click.Context, as_json: bool) -> None:
     try:
         host = PluginHost.load(names)
     except StartupError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     rows: list[dict[str, Any]] = []
     for info in host.plugins():
         caps: dict[str, Any]
@@ -74,7 +76,7 @@ def plugins_command(context: click.Context, as_json: bool) -> None:
             caps = {"error": str(exc)}
         rows.append({"name": info.name, "version": info.version, "capabilities": caps})
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         click.echo("no plugins installed (pip install a posintegrator-pos-* package)")
@@ -179,7 +181,7 @@ def config_check(file: Path, secrets_dir: Path | None, as_json: bool) -> None:
     """Check a settings FILE: report every problem with its path, exit 1 if there is any."""
     settings, problems = check_config(file, secrets_dir)
     if as_json:
-        _print_json({"ok": not problems, "problems": [p.model_dump() for p in problems]})
+        print_json({"ok": not problems, "problems": [p.model_dump() for p in problems]})
     elif problems:
         for problem in problems:
             click.echo(f"{file}: {problem}", err=True)
@@ -266,16 +268,16 @@ def _run_host(config: Path, secrets_dir: Path | None, *, agent: bool) -> None:
 
     component = "agent" if agent else "host"
     setup_logging(component=component)
-    settings = _settings_or_fail(config, secrets_dir)
+    settings = settings_or_fail(config, secrets_dir)
     setup_logging(
         os.environ.get("POSINTEGRATOR_LOG_LEVEL") or settings.log.level,
         component=component,
         log_format=settings.log.format,
     )
     if agent and settings.agent is None:
-        _fail(f"{config} has no [agent] table: it is not a venue agent's settings file")
+        fail(f"{config} has no [agent] table: it is not a venue agent's settings file")
     if not agent and settings.agent is not None:
-        _fail(
+        fail(
             f"{config} is a venue agent's settings file ([agent] table)",
             f"run it with: posintegrator agent --config {config}",
         )
@@ -283,14 +285,14 @@ def _run_host(config: Path, secrets_dir: Path | None, *, agent: bool) -> None:
         host = Host(settings)
         asyncio.run(host.run_until_signalled())
     except StartupError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except SettingsError as exc:
-        _fail(
+        fail(
             "the settings cannot be used:\n" + "\n".join(f"  {p}" for p in exc.problems),
             f"check them with: posintegrator config check {config}",
         )
     except OSError as exc:
-        _fail(f"cannot start: {exc}", "is another process using the API port?")
+        fail(f"cannot start: {exc}", "is another process using the API port?")
 
 
 @main.command("demo")
@@ -340,16 +342,15 @@ def menu_group() -> None:
 
 @menu_group.command("show")
 @click.argument("location")
-@_api_options
+@api_options
 def menu_show(
     location: str, config: Path | None, url: str | None, token: str | None, as_json: bool
 ) -> None:
     """Show the published menu of LOCATION."""
-    api, key = _api_target(config, url, token)
-    menu = _fetch(api, key, f"/v1/locations/{location}/menu")
-    if as_json:
-        _print_json(menu)
-        return
+    call_and_print(config, url, token, as_json, f"/v1/locations/{location}/menu", _print_menu)
+
+
+def _print_menu(menu: dict[str, Any]) -> None:
     price_lists = [p["id"] for p in menu["price_lists"]]
     click.secho(
         f"Menu of {menu['location']} ({menu['currency']}), price lists: {', '.join(price_lists)}",
@@ -377,7 +378,7 @@ def menu_show(
 @menu_group.command("check")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.option("--location", default=None, help="Show a running host's report for LOCATION.")
-@_api_options
+@api_options
 def menu_check(
     file: Path | None,
     location: str | None,
@@ -391,12 +392,12 @@ def menu_check(
     Exits 1 when there are errors (warnings alone do not fail).
     """
     if (file is None) == (location is None):
-        _fail("give either a menu FILE or --location LOCATION")
+        fail("give either a menu FILE or --location LOCATION")
     if file is not None:
         try:
             data = orjson.loads(file.read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
-            _fail(f"cannot read {file} as JSON: {exc}")
+            fail(f"cannot read {file} as JSON: {exc}")
         _menu, findings = check_menu_data(data)
         views = [FindingView.of(f).model_dump(mode="json") for f in findings]
         report: dict[str, Any] = {
@@ -406,10 +407,10 @@ def menu_check(
             "findings": views,
         }
     else:
-        api, key = _api_target(config, url, token)
-        report = _fetch(api, key, f"/v1/locations/{location}/menu/report")
+        api, key = api_target(config, url, token)
+        report = fetch(api, key, f"/v1/locations/{location}/menu/report")
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         for finding in report["findings"]:
             color = "red" if finding["severity"] == "error" else "yellow"
@@ -430,7 +431,7 @@ def menu_check(
 @click.argument("kind", type=click.Choice(sorted(SCHEMAS)))
 def schema_command(kind: str) -> None:
     """Print the JSON Schema of a menu, an order or a cloud event."""
-    _print_json(json_schema(kind))
+    print_json(json_schema(kind))
 
 
 @main.group("orders")
@@ -440,16 +441,15 @@ def orders_group() -> None:
 
 @orders_group.command("show")
 @click.argument("order_id")
-@_api_options
+@api_options
 def orders_show(
     order_id: str, config: Path | None, url: str | None, token: str | None, as_json: bool
 ) -> None:
     """Show order ORDER_ID, its status and its history."""
-    api, key = _api_target(config, url, token)
-    view = _fetch(api, key, f"/v1/orders/{order_id}")
-    if as_json:
-        _print_json(view)
-        return
+    call_and_print(config, url, token, as_json, f"/v1/orders/{order_id}", _print_order)
+
+
+def _print_order(view: dict[str, Any]) -> None:
     order = view["order"]
     click.secho(f"Order {order['id']} at {order['location']}: {view['status']}", bold=True)
     if view["status_reason"]:
@@ -488,7 +488,7 @@ def _print_history(view: dict[str, Any]) -> None:
     help="Status to list (repeatable).",
 )
 @click.option("--limit", default=100, show_default=True)
-@_api_options
+@api_options
 def orders_list(
     statuses: tuple[str, ...],
     limit: int,
@@ -498,28 +498,26 @@ def orders_list(
     as_json: bool,
 ) -> None:
     """List orders by status: by default the ones a person must look at."""
-    api, key = _api_target(config, url, token)
     query = "&".join(f"status={s}" for s in statuses)
-    listing = _fetch(api, key, f"/v1/orders?{query}&limit={limit}")
-    if as_json:
-        _print_json(listing)
-        return
-    if not listing["orders"]:
-        click.echo(f"no orders in {', '.join(statuses)}")
-    for order in listing["orders"]:
-        click.echo(
-            f"{order['id']}  {order['location']}  {order['status']}  "
-            f"attempts {order['attempts']}  {order['status_reason'] or order['last_error'] or ''}"
-        )
+
+    def show(listing: dict[str, Any]) -> None:
+        if not listing["orders"]:
+            click.echo(f"no orders in {', '.join(statuses)}")
+        for order in listing["orders"]:
+            click.echo(
+                f"{order['id']}  {order['location']}  {order['status']}  attempts "
+                f"{order['attempts']}  {order['status_reason'] or order['last_error'] or ''}"
+            )
+
+    call_and_print(config, url, token, as_json, f"/v1/orders?{query}&limit={limit}", show)
 
 
 def _operator_command(verb: str, help_text: str, needs_pos_id: bool = False) -> None:
     """Add ``orders VERB``: one operator action of the API, with who did it and why."""
 
     @click.argument("order_id")
-    @click.option("--operator", required=True, help="Your name, recorded in the history.")
-    @click.option("--note", default=None, help="Why, recorded in the history.")
-    @_api_options
+    @operator_options("in the history")
+    @api_options
     def command(
         order_id: str,
         operator: str,
@@ -530,19 +528,18 @@ def _operator_command(verb: str, help_text: str, needs_pos_id: bool = False) -> 
         as_json: bool,
         pos_id: str | None = None,
     ) -> None:
-        api, key = _api_target(config, url, token)
         body: dict[str, Any] = {"operator": operator, "note": note}
         if needs_pos_id:
             body["pos_order_id"] = pos_id
         if verb == "cancel":
             reason = note or "cancelled by an operator"
             body = {"requested_by": "operator", "operator": operator, "reason": reason}
-        view = _fetch(api, key, f"/v1/orders/{order_id}/{verb}", "POST", body)
-        if as_json:
-            _print_json(view)
-            return
-        click.secho(f"Order {order_id}: {view['status']}", bold=True)
-        _print_history(view)
+
+        def show(view: dict[str, Any]) -> None:
+            click.secho(f"Order {order_id}: {view['status']}", bold=True)
+            _print_history(view)
+
+        call_and_print(config, url, token, as_json, f"/v1/orders/{order_id}/{verb}", show, body)
 
     if needs_pos_id:
         command = click.option("--pos-id", "pos_id", required=True, help="The POS's id.")(command)
@@ -573,7 +570,7 @@ def agent_group(ctx: click.Context, config: Path | None, secrets_dir: Path | Non
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
-        _fail("give the agent's settings: posintegrator agent --config FILE")
+        fail("give the agent's settings: posintegrator agent --config FILE")
     assert config is not None
     _run_host(config, secrets_dir, agent=True)
 
@@ -590,9 +587,9 @@ def agent_pair(
     from posintegrator.link.identity import KEY_FILE, AgentKey, NotPaired
     from posintegrator.link.pairing import PairingFailed, PairingRequest, PairingStarted, pair
 
-    settings = _settings_or_fail(config, secrets_dir)
+    settings = settings_or_fail(config, secrets_dir)
     if settings.agent is None:
-        _fail(f"{config} has no [agent] table: it is not a venue agent's settings file")
+        fail(f"{config} has no [agent] table: it is not a venue agent's settings file")
     assert settings.agent is not None
     key_path = settings.store.path.parent / KEY_FILE
     try:
@@ -607,7 +604,7 @@ def agent_pair(
             public_key=key.public_key, name=name, version=__version__, locations=locations
         )
     except ValidationError as exc:
-        _fail(f"cannot ask to pair: {exc.errors(include_url=False)[0]['msg']}")
+        fail(f"cannot ask to pair: {exc.errors(include_url=False)[0]['msg']}")
 
     def show(started: PairingStarted) -> None:
         wanted = ",".join(locations) or "LOCATIONS"
@@ -619,11 +616,11 @@ def agent_pair(
     try:
         status = asyncio.run(pair(hub, request, ca_file=settings.agent.ca_file, show_code=show))
     except PairingFailed as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except aiohttp.ClientError as exc:
-        _fail(f"cannot reach the hub at {hub}: {exc}", "check agent.hub_url and the network")
+        fail(f"cannot reach the hub at {hub}: {exc}", "check agent.hub_url and the network")
     except KeyboardInterrupt:
-        _fail("pairing abandoned")
+        fail("pairing abandoned")
     click.secho(f"Paired as agent {status.agent} for {', '.join(status.locations)}.", fg="green")
     click.echo(f"Start it with: posintegrator agent --config {config}")
 
@@ -638,7 +635,7 @@ def agents_group() -> None:
 @click.option("--locations", required=True, help="Comma-separated locations it serves.")
 @click.option("--name", default=None, help="The agent's name (default: the one it proposed).")
 @click.option("--operator", default="cli", show_default=True, help="Who approves.")
-@_api_options
+@api_options
 def agents_approve(
     code: str,
     locations: str,
@@ -650,24 +647,23 @@ def agents_approve(
     as_json: bool,
 ) -> None:
     """Approve the pairing CODE an agent shows, for --locations."""
-    api, key = _api_target(config, url, token)
     wanted = [loc.strip() for loc in locations.split(",") if loc.strip()]
     body = {"code": code, "locations": wanted, "name": name, "operator": operator}
-    view = _fetch(api, key, "/v1/agents/approve", "POST", body)
-    if as_json:
-        _print_json(view)
-        return
-    click.secho(f"Agent {view['name']} approved for {', '.join(view['locations'])}", fg="green")
+
+    def show(view: dict[str, Any]) -> None:
+        click.secho(f"Agent {view['name']} approved for {', '.join(view['locations'])}", fg="green")
+
+    call_and_print(config, url, token, as_json, "/v1/agents/approve", show, body)
 
 
 @agents_group.command("list")
-@_api_options
+@api_options
 def agents_list(config: Path | None, url: str | None, token: str | None, as_json: bool) -> None:
     """List the hub's venue agents and their links."""
-    api, key = _api_target(config, url, token)
-    agents = _fetch(api, key, "/v1/agents")["agents"]
+    api, key = api_target(config, url, token)
+    agents = fetch(api, key, "/v1/agents")["agents"]
     if as_json:
-        _print_json(agents)
+        print_json(agents)
         return
     if not agents:
         click.echo("no venue agents (pair one: posintegrator agent pair)")
@@ -687,7 +683,7 @@ def agents_list(config: Path | None, url: str | None, token: str | None, as_json
 @click.argument("name")
 @click.option("--operator", default="cli", show_default=True, help="Who revokes.")
 @click.option("--note", default=None, help="Why.")
-@_api_options
+@api_options
 def agents_revoke(
     name: str,
     operator: str,
@@ -698,14 +694,12 @@ def agents_revoke(
     as_json: bool,
 ) -> None:
     """Revoke agent NAME: its link ends at once and is refused from then on."""
-    api, key = _api_target(config, url, token)
-    view = _fetch(
-        api, key, f"/v1/agents/{name}/revoke", "POST", {"operator": operator, "note": note}
-    )
-    if as_json:
-        _print_json(view)
-        return
-    click.secho(f"Agent {view['name']} revoked", fg="yellow")
+    body = {"operator": operator, "note": note}
+
+    def show(view: dict[str, Any]) -> None:
+        click.secho(f"Agent {view['name']} revoked", fg="yellow")
+
+    call_and_print(config, url, token, as_json, f"/v1/agents/{name}/revoke", show, body)
 
 
 main.add_command(store_group)

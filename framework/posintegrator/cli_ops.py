@@ -2,12 +2,14 @@
 file (``store``), and the streams of events to the cloud that are stuck (``streams``).
 
 ``store`` works on the database file itself, safely while a host runs; ``streams`` asks the
-running host through its API, like ``orders``.
+running host through its API, like ``orders``. The options of an operator's action and the
+call-then-print of an API command are here too, shared with those of ``cli``.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +25,39 @@ from posintegrator.cli_common import (
     settings_or_fail,
 )
 from posintegrator.store.backup import BackupError, backup, check
+
+
+def operator_options(recorded: str) -> Callable[[Any], Any]:
+    """The options of a command an operator acts with: --operator (required) and --note, each
+    "recorded ``recorded``" (say, "in the history") in their help."""
+
+    def add(func: Any) -> Any:
+        func = click.option("--note", default=None, help=f"Why, recorded {recorded}.")(func)
+        func = click.option("--operator", required=True, help=f"Your name, recorded {recorded}.")(
+            func
+        )
+        return func
+
+    return add
+
+
+def call_and_print(
+    config: Path | None,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+    path: str,
+    show: Callable[[Any], None],
+    body: dict[str, Any] | None = None,
+) -> None:
+    """Call ``path`` of the API that --config, --url and --token name (POST ``body`` if
+    given, else GET) and print its answer: as JSON with --json, else with ``show``."""
+    api, key = api_target(config, url, token)
+    result = fetch(api, key, path, "GET" if body is None else "POST", body)
+    if as_json:
+        print_json(result)
+    else:
+        show(result)
 
 
 def _megabytes(size: int) -> str:
@@ -157,11 +192,10 @@ def streams_list(
     limit: int, config: Path | None, url: str | None, token: str | None, as_json: bool
 ) -> None:
     """List the streams whose head event failed, the longest waiting first."""
-    api, key = api_target(config, url, token)
-    listing = fetch(api, key, f"/v1/streams?limit={limit}")
-    if as_json:
-        print_json(listing)
-        return
+    call_and_print(config, url, token, as_json, f"/v1/streams?limit={limit}", _print_streams)
+
+
+def _print_streams(listing: dict[str, Any]) -> None:
     if not listing["streams"]:
         click.echo("no stream waits on a failed event")
     for stream in listing["streams"]:
@@ -188,8 +222,7 @@ def _print_result(result: dict[str, Any]) -> None:
 
 @streams_group.command("retry")
 @click.argument("stream")
-@click.option("--operator", required=True, help="Your name, recorded with the action.")
-@click.option("--note", default=None, help="Why, recorded with the action.")
+@operator_options("with the action")
 @api_options
 def streams_retry(
     stream: str,
@@ -201,20 +234,15 @@ def streams_retry(
     as_json: bool,
 ) -> None:
     """Try the head event of STREAM (order:<id> or menu:<location>) now."""
-    api, key = api_target(config, url, token)
+    path = f"/v1/streams/{quote(stream, safe=':')}/retry"
     body = {"operator": operator, "note": note}
-    result = fetch(api, key, f"/v1/streams/{quote(stream, safe=':')}/retry", "POST", body)
-    if as_json:
-        print_json(result)
-    else:
-        _print_result(result)
+    call_and_print(config, url, token, as_json, path, _print_result, body)
 
 
 @streams_group.command("skip")
 @click.argument("stream")
 @click.option("--event-id", required=True, help="The head event to skip, as listed.")
-@click.option("--operator", required=True, help="Your name, recorded with the action.")
-@click.option("--note", default=None, help="Why, recorded with the action.")
+@operator_options("with the action")
 @api_options
 def streams_skip(
     stream: str,
@@ -230,10 +258,6 @@ def streams_skip(
 
     The cloud sees a gap in the stream's sequence numbers where the event was.
     """
-    api, key = api_target(config, url, token)
+    path = f"/v1/streams/{quote(stream, safe=':')}/skip"
     body = {"operator": operator, "note": note, "event_id": event_id}
-    result = fetch(api, key, f"/v1/streams/{quote(stream, safe=':')}/skip", "POST", body)
-    if as_json:
-        print_json(result)
-    else:
-        _print_result(result)
+    call_and_print(config, url, token, as_json, path, _print_result, body)
