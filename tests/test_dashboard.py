@@ -14,6 +14,7 @@ import pytest
 from fakepos import ScriptedPos, commit_then
 from helpers import eventually, fake_host_plugins
 from pydantic import SecretStr
+from test_streams import refuse_submitting_of
 
 from pos_demo.simulator import RunningSimulator
 from posintegrator.errors import AmbiguousError
@@ -418,3 +419,59 @@ async def test_the_overview_shows_venue_agents_and_their_links(
         await client.close()
         await hub.stop(grace_seconds=2.0)
         await receiver.stop()
+
+
+async def test_a_stuck_stream_is_retried_and_skipped_from_the_page(
+    tmp_path: Path, password_hash: str
+) -> None:
+    """The cloud refuses one order's SUBMITTING event: its stream shows on the page of what
+    needs a person, with the cloud's answer; an operator retries it, then skips the event, each
+    with a note, recorded with their name. Refused forms change nothing and say why."""
+    fake = ScriptedPos()
+    connection = ConnectionSettings(name="fake", plugin="fake", locations=["loc"])
+    ui = UiSettings(users=users(password_hash))
+    async with (
+        running_host(tmp_path, [connection], plugins=fake_host_plugins(fake), ui=ui) as harness,
+        browser(harness) as client,
+    ):
+        harness.receiver.refuse = refuse_submitting_of("s-1")
+        await harness.post_order(sample_order(one_product_menu("loc"), "s-1"))
+        await client.sign_in("dana")
+
+        async def listed() -> bool:
+            _, page = await client.get("/ui/attention")
+            return "order:s-1" in page and "unknown table 12" in page
+
+        await eventually(listed, timeout=20)
+        [head] = await harness.host.store.stream_heads(failing=True, made_before=None, limit=10)
+        token = await client.csrf("/ui/attention")
+        path = "/ui/streams/order:s-1"
+        no_note = await client.post(f"{path}/retry", {"csrf": token, "note": ""})
+        assert no_note.status == 422 and "write a note" in await no_note.text()
+        wrong = {"csrf": token, "note": "never", "event_id": "not-the-head"}
+        refused = await client.post(f"{path}/skip", wrong)
+        assert refused.status == 409 and "not-the-head" in await refused.text()
+        assert await harness.host.store.stream_actions("order:s-1") == []
+
+        retried = await client.post(f"{path}/retry", {"csrf": token, "note": "cloud fixed?"})
+        assert retried.status == 303
+        assert retried.headers["Location"] == "/ui/attention?done=stream-retry"
+        skip = {"csrf": token, "note": "the cloud will never take it", "event_id": head.event_id}
+
+        async def skipped() -> bool:
+            answer = await client.post(f"{path}/skip", skip)
+            if answer.status == 409:  # the retry's delivery is under way: the page says so
+                assert "being sent to the cloud right now" in await answer.text()
+                return False
+            assert answer.status == 303
+            return True
+
+        await eventually(skipped, timeout=20)
+        actions = await harness.host.store.stream_actions("order:s-1")
+        assert [(a.action, a.operator, a.note) for a in actions] == [
+            ("retry", "dana", "cloud fixed?"),
+            ("skip", "dana", "the cloud will never take it"),
+        ]
+        await harness.wait_for_events(lambda _: "ACCEPTED" in harness.receiver.statuses("s-1"))
+        _, page = await client.get("/ui/attention?done=stream-skip")
+        assert "The head event was skipped" in page and "order:s-1" not in page

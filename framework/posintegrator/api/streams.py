@@ -66,11 +66,7 @@ async def retry_stream(request: web.Request) -> web.Response:
     host = request.app[HOST_KEY]
     action = await read_body(request, OperatorAction, "Invalid action")
     stream = request.match_info["stream"]
-    try:
-        head = await host.store.retry_stream(stream, operator=action.operator, note=action.note)
-    except KeyError:
-        raise _unknown(stream) from None
-    host.notifier.wake()
+    head = await retry(host, stream, action)
     return json_response(
         StreamActionResult(
             stream=stream, action="retry", event_id=head.event_id, head=_view(host, head)
@@ -83,6 +79,39 @@ async def skip_stream_head(request: web.Request) -> web.Response:
     host = request.app[HOST_KEY]
     action = await read_body(request, SkipEvent, "Invalid action")
     stream = request.match_info["stream"]
+    head = await skip(host, stream, action)
+    return json_response(
+        StreamActionResult(
+            stream=stream,
+            action="skip",
+            event_id=action.event_id,
+            head=None if head is None else _view(host, head),
+        )
+    )
+
+
+# --- the actions, shared with the dashboard's forms ---------------------------------------------
+
+
+async def retry(host: Host, stream: str, action: OperatorAction) -> StreamHead:
+    """Make ``stream``'s head event due now; its head.
+
+    :raises ProblemError: 404 when nothing of the stream waits.
+    """
+    try:
+        head = await host.store.retry_stream(stream, operator=action.operator, note=action.note)
+    except KeyError:
+        raise _unknown(stream) from None
+    host.notifier.wake()
+    return head
+
+
+async def skip(host: Host, stream: str, action: SkipEvent) -> StreamHead | None:
+    """Skip ``stream``'s head event, which must be ``action.event_id``; the new head, if any.
+
+    :raises ProblemError: 404 when nothing of the stream waits, 409 when that event is not the
+        head (any more) or is being sent right now.
+    """
     if host.notifier.is_in_flight(action.event_id):
         raise ProblemError(
             409,
@@ -99,11 +128,4 @@ async def skip_stream_head(request: web.Request) -> web.Response:
     except HeadMoved as exc:
         raise ProblemError(409, "Not the head event", str(exc)) from None
     host.notifier.wake()
-    return json_response(
-        StreamActionResult(
-            stream=stream,
-            action="skip",
-            event_id=action.event_id,
-            head=None if head is None else _view(host, head),
-        )
-    )
+    return head

@@ -9,13 +9,21 @@ from aiohttp import web
 from loguru import logger
 from pydantic import ValidationError
 
-from posintegrator.api import handlers
+from posintegrator.api import handlers, streams
 from posintegrator.api.problems import ProblemError
-from posintegrator.api.schemas import CancelledBy, CancelOrder, FoundInPos, OperatorAction
+from posintegrator.api.schemas import (
+    CancelledBy,
+    CancelOrder,
+    FoundInPos,
+    OperatorAction,
+    SkipEvent,
+)
+from posintegrator.ui.auth import Operator
 from posintegrator.ui.dashboard import OPERATOR_KEY, dashboard_of, safe_next
-from posintegrator.ui.pages import order_page
+from posintegrator.ui.pages import attention_page, order_page
 
 VERBS = ("retry", "found", "missing", "cancel")
+STREAM_VERBS = ("retry", "skip")
 
 
 async def act_on_order(request: web.Request) -> web.StreamResponse:
@@ -25,10 +33,7 @@ async def act_on_order(request: web.Request) -> web.StreamResponse:
     verb = request.match_info["verb"]
     if verb not in VERBS:
         raise web.HTTPNotFound()
-    operator = request[OPERATOR_KEY]
-    if operator is None or not operator.can_act:
-        who = "nobody" if operator is None else f"{operator.name} ({operator.role})"
-        raise ProblemError(403, "Read-only", f"{who} may look but not act")
+    operator = _acting(request)
     form = await request.post()
     fields = {k: str(v).strip() for k, v in form.items() if k in ("note", "pos_order_id")}
     note = fields.get("note", "")
@@ -74,3 +79,49 @@ async def act_on_order(request: web.Request) -> web.StreamResponse:
     target = safe_next(str(form.get("next", "")), f"/ui/orders/{quote(order_id, safe='')}")
     separator = "&" if "?" in target else "?"
     raise web.HTTPSeeOther(f"{target}{separator}done={verb}")
+
+
+async def act_on_stream(request: web.Request) -> web.StreamResponse:
+    """Retry or skip the head event of a stream to the cloud, then go back to the page of what
+    needs a person (with a note of what was done), or show it with the reason it was refused."""
+    stream = request.match_info["stream"]
+    verb = request.match_info["verb"]
+    if verb not in STREAM_VERBS:
+        raise web.HTTPNotFound()
+    operator = _acting(request)
+    form = await request.post()
+    note = str(form.get("note", "")).strip()
+    if not note:
+        return await attention_page(
+            request,
+            error=f"{stream}: write a note: why (it is kept with the stream's actions).",
+            status=422,
+        )
+    host = dashboard_of(request).host
+    try:
+        if verb == "skip":
+            event_id = str(form.get("event_id", ""))
+            skipping = SkipEvent(operator=operator.name, note=note, event_id=event_id)
+            await streams.skip(host, stream, skipping)
+        else:
+            await streams.retry(host, stream, OperatorAction(operator=operator.name, note=note))
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        return await attention_page(request, error=f"{stream}: {reasons}", status=422)
+    except ProblemError as exc:
+        detail = exc.problem.detail or exc.problem.title
+        return await attention_page(request, error=detail, status=exc.problem.status)
+    logger.info("dashboard: {} did {} on stream {}", operator.name, verb, stream)
+    raise web.HTTPSeeOther(f"/ui/attention?done=stream-{verb}")
+
+
+def _acting(request: web.Request) -> Operator:
+    """The signed-in operator, if they may act (403 otherwise)."""
+    operator = request[OPERATOR_KEY]
+    if operator is None or not operator.can_act:
+        who = "nobody" if operator is None else f"{operator.name} ({operator.role})"
+        raise ProblemError(403, "Read-only", f"{who} may look but not act")
+    return operator

@@ -64,6 +64,7 @@ def mount_dashboard(app: web.Application, host: Host) -> None:
     ui.router.add_get("/orders/{order_id}", pages.order)
     ui.router.add_post("/orders/{order_id}/{verb}", actions.act_on_order)
     ui.router.add_get("/attention", pages.attention)
+    ui.router.add_post("/streams/{stream}/{verb}", actions.act_on_stream)
     ui.router.add_get("/menus", pages.menus)
     ui.router.add_get("/menus/{location}", pages.menu)
     ui.router.add_get("/menus/{location}/diff", pages.menu_diff)

@@ -8,7 +8,7 @@ state (the forms post to ``ui.actions``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from posintegrator.api.handlers import check_cancellable, connection_views, orde
 from posintegrator.api.problems import ProblemError
 from posintegrator.cloud.events import MenuNotice, menu_stream, order_stream
 from posintegrator.menus.sync import MenuReport
-from posintegrator.model import Menu, OrderStatus, can_retry_delivery, is_final
+from posintegrator.model import Menu, OrderStatus, can_retry_delivery, is_final, utcnow
 from posintegrator.model.menu_diff import COLLECTIONS, diff_menus
 from posintegrator.store import OrderQuery, OrderRecord
 from posintegrator.ui import views
@@ -193,6 +193,8 @@ DONE = {
     "found": "Marked as found in the POS.",
     "missing": "Marked as missing from the POS; it is being sent.",
     "cancel": "Cancelled, or (when the POS has it) asked of the POS: its answer shows here.",
+    "stream-retry": "The stream's head event is being sent to the cloud again.",
+    "stream-skip": "The head event was skipped: the events behind it follow.",
 }
 
 
@@ -260,8 +262,17 @@ async def order_page(
 
 async def attention(request: web.Request) -> web.Response:
     """What needs a person: orders parked for a check, deliveries that keep failing, orders
-    that failed, and events the cloud has not taken."""
+    that failed, streams whose head event the cloud keeps refusing, and events it has not
+    taken."""
+    return await attention_page(request)
+
+
+async def attention_page(
+    request: web.Request, *, error: str | None = None, status: int = 200
+) -> web.Response:
+    """The page of what needs a person, with an action's refusal (``error``)."""
     host = _host(request)
+    stuck_after = timedelta(seconds=host.settings.cloud.stuck_after_seconds)
     store = host.store
     parked = await store.orders_by_status([OrderStatus.NEEDS_ATTENTION], ATTENTION_LIMIT)
     waiting = await store.orders_by_status(
@@ -279,10 +290,18 @@ async def attention(request: web.Request) -> web.Response:
             "failing": failing,
             "failed": failed,
             "backlog": await store.outbox_backlog(),
+            "streams": [
+                (head, utcnow() - head.created_at > stuck_after)
+                for head in await store.stream_heads(
+                    failing=True, made_before=None, limit=ATTENTION_LIMIT
+                )
+            ],
             "actions_for": partial(actions_for, host),
             "descriptions": ACTIONS,
             "done": DONE.get(request.query.get("done", "")),
+            "error": error,
         },
+        status=status,
     )
 
 
