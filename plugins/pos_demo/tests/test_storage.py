@@ -212,7 +212,8 @@ def test_a_broken_legacy_state_file_is_refused_and_kept(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
     with pytest.raises(RuntimeError, match=r"cannot migrate .*demopos\.json.*format"):
         storage.load()
-    storage.close()
+    with pytest.raises(RuntimeError, match="not loaded"):
+        storage.db  # noqa: B018 - the connection was closed, not left open
     assert legacy.exists()
 
 

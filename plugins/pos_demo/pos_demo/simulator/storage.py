@@ -145,9 +145,13 @@ class Storage:
             db.close()
             raise
         self._db = db
-        if self.legacy_path.exists():
-            self._migrate_legacy_file()
-        self.state = self._read_state()
+        try:
+            if self.legacy_path.exists():
+                self._migrate_legacy_file()
+            self.state = self._read_state()
+        except BaseException:
+            self.close()
+            raise
         return self.state
 
     def save(self, touched: Touched) -> None:
