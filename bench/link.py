@@ -15,8 +15,9 @@ receiver. Stores are ``synchronous=FULL``, the default. The POS kitchen is slowe
    SUBMITTING -> POS created (the POS call); through an agent, the part from the hub queueing
    the order for it (its history note) to the agent's SUBMITTING is the link's own: the
    handover's and the send's commits at the hub, the frame, the agent's store and its delivery
-   loop. Steps are short (5 s) because the demo POS rewrites its whole state file per change and
-   slows down as it fills.
+   loop. Steps are short (5 s) to keep a run short; the demo POS stores each change as its own
+   SQLite rows, so it no longer slows down as it fills (it rewrote a whole JSON file per change
+   before 30 November 2026).
 2. **Offline backlog**: the agent stopped, ``--backlog`` (1,000) orders posted to the hub and
    queued for it; the agent started again. Measured from the moment its link is up: until its
    store holds them all (polled), and until the POS holds them all (the POS's last

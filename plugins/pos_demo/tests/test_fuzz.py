@@ -340,6 +340,7 @@ def test_recorded_webhooks_have_the_shape_the_simulator_sends(tmp_path: Path) ->
     board.set("downtown", item="pancakes", available=False, until=_CLOCK, reason="batter")
     board.set("downtown", option="sauce_bbq", available=False, reason="out of stock")
     batch, last_seq, has_more = book.events_after(0, 1)
+    storage.close()
     live_page = {"events": batch, "last_seq": last_seq, "has_more": has_more}
 
     assert [_shape(document) for document in sent[1:]] == [_shape(w) for w in WEBHOOKS]

@@ -568,7 +568,7 @@ async def test_restart_keeps_state_and_resumes_kitchen(
     _, first = await post_order(http, sim, order_body("ref-1"), key="k1")
     _, second = await post_order(http, sim, order_body("ref-2"), key="k2")
     await sim.close()
-    assert (tmp_path / "demopos" / "demopos.json").exists()
+    assert (tmp_path / "demopos" / "demopos.sqlite3").exists()
 
     sim = await simulator_factory(stage_seconds=0.05)
     _, listed = await get_json(http, f"{sim.url}/orders")

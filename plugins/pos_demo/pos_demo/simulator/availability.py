@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import ApiError, JSONDict
 from .menu import MenuCatalog, iso
-from .storage import Storage
+from .storage import Storage, Touched
 
 AvailabilityListener = Callable[[JSONDict], None]
 
@@ -138,7 +138,7 @@ class AvailabilityBoard:
             "channels": entity.get("channels") or None,
             "at": record["at"],
         }
-        self.storage.save()
+        self.storage.save(Touched(availability={(location, kind, key)}))
         if self.on_event is not None:
             self.on_event(copy.deepcopy(event))
         return event

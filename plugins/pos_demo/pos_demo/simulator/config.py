@@ -21,7 +21,8 @@ class SimulatorConfig:
     """
 
     data_dir: Path
-    """Directory holding ``demopos.json`` (orders, events, idempotency map, counters)."""
+    """Directory holding ``demopos.sqlite3`` (orders, events, idempotency map, kitchen timers,
+    availability overrides, counters); see :mod:`.storage`."""
     api_key: str | None = None
     """When set, every route except ``/health`` requires a matching ``X-Api-Key`` header."""
     stage_seconds: float = 3.0

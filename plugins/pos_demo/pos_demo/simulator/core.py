@@ -38,7 +38,7 @@ class SimulatorCore:
         self.kitchen = Kitchen(self.book, lambda: self.config.stage_seconds)
 
     def start(self) -> None:
-        """Load the state file and resume kitchen timers of unfinished orders.
+        """Load the persisted state and resume kitchen timers of unfinished orders.
 
         Must be called from within the running event loop.
         """
@@ -49,3 +49,4 @@ class SimulatorCore:
         """Stop timers and webhook deliveries; on-disk state stays resumable."""
         await self.kitchen.close()
         await self.webhooks.close()
+        self.storage.close()

@@ -1,7 +1,7 @@
 """Kitchen timers that move orders accepted -> preparing -> ready -> picked_up.
 
 Each unfinished order has one asyncio task. Stage deadlines are chained from the *nominal*
-start of the previous stage (persisted in the state file), so after a restart every stage
+start of the previous stage (persisted in the database), so after a restart every stage
 whose time passed during the downtime advances immediately, in order, and later stages keep
 their normal rhythm.
 """
@@ -37,7 +37,7 @@ class Kitchen:
         )
 
     def resume_all(self) -> None:
-        """Restart the timers of every unfinished order (after loading the state file)."""
+        """Restart the timers of every unfinished order (after loading the persisted state)."""
         for order_id in self.book.unfinished():
             self.start(order_id)
 

@@ -10,7 +10,6 @@ an 86 whose ``until`` has passed no longer applies.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -60,7 +59,7 @@ LOCATIONS: tuple[Location, ...] = (
 
 @cache
 def load_base_menu() -> JSONDict:
-    """Read the packaged base menu once; callers must deep-copy before mutating."""
+    """Read the packaged base menu once; callers must copy it before mutating."""
     raw = resources.files(__package__).joinpath("menu_data.json").read_bytes()
     data: JSONDict = orjson.loads(raw)
     return data
@@ -124,7 +123,9 @@ class MenuCatalog:
         """Build the native menu document of a store; raises ``KeyError`` if unknown."""
         loc = self._locations[location_id]
         now = now or datetime.now(UTC)
-        base = copy.deepcopy(self._base)
+        # A JSON round trip copies the (JSON-only) base menu several times faster than
+        # copy.deepcopy, which was most of the cost of validating an order.
+        base: JSONDict = orjson.loads(orjson.dumps(self._base))
         items = [it for it in base["items"] if it["id"] not in loc.excluded_items]
         for it in items:
             for size in it["sizes"]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from .errors import ApiError, JSONDict
 from .menu import iso
-from .storage import Storage
+from .storage import Storage, Touched
 
 KITCHEN_FLOW: dict[str, str] = {
     "accepted": "preparing",
@@ -86,7 +86,9 @@ class OrderBook:
         state.idempotency[key] = {"order_id": order_id, "body_hash": body_hash}
         state.kitchen[order_id] = time.time()
         event = self._append_event(order, "accepted", now)
-        self.storage.save()
+        self.storage.save(
+            Touched(orders={order_id}, events=[event], idempotency={key}, kitchen={order_id})
+        )
         self._announce(event)
         return copy.deepcopy(order)
 
@@ -106,7 +108,7 @@ class OrderBook:
         else:
             state.kitchen[order_id] = stage_started
         event = self._append_event(order, new_state, now)
-        self.storage.save()
+        self.storage.save(Touched(orders={order_id}, events=[event], kitchen={order_id}))
         self._announce(event)
         return copy.deepcopy(order)
 
