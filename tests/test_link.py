@@ -169,8 +169,9 @@ async def test_unpaired_forged_replayed_and_revoked_agents_are_refused(
             assert agent.agent_link is not None
             link = agent.agent_link
             await eventually(lambda: _false(link.connected.is_set()), timeout=20)
-            await eventually(lambda: _true(link.last_error is not None), timeout=20)
-            assert "revoked" in (link.last_error or "")
+            # The first error may be the closing connection (the agent was writing when the hub
+            # ended the link); its next attempt is refused, saying why.
+            await eventually(lambda: _true("revoked" in (link.last_error or "")), timeout=30)
             answer, _ = await _handshake(hub.url, key)
             assert isinstance(answer, Refused) and "revoked" in answer.reason
             _, fleet = await _api(hub.url, token, "GET", "/v1/agents")
