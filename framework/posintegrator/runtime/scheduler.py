@@ -211,12 +211,15 @@ class ConnectionJobs:
         if not self._store.shared:
             return True
         seconds = 2 * period + LEASE_MARGIN_SECONDS
+        new = job not in self._held
+        # Counted as held before the call: a stop that cancels the call after the database took
+        # the lease still releases it, rather than leaving the job to wait for it to run out.
+        self._held.add(job)
         if await self._store.acquire_lease(job, self.worker, seconds) is None:
             self._held.discard(job)
             return False
-        if job not in self._held:
+        if new:
             logger.info("worker {} now runs {}", self.worker, job)
-            self._held.add(job)
         return True
 
     async def release_leases(self) -> None:
