@@ -61,10 +61,7 @@ async def act_on_order(request: web.Request) -> web.StreamResponse:
             action = OperatorAction(operator=operator.name, note=note)
             await handlers.requeue(host, order_id, action, known_missing=verb == "missing")
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
+        reasons = _reasons(exc)
         return await order_page(request, order_id, error=reasons, status=422, form=fields)
     except ProblemError as exc:
         if exc.problem.status == 404:
@@ -106,10 +103,7 @@ async def act_on_stream(request: web.Request) -> web.StreamResponse:
         else:
             await streams.retry(host, stream, OperatorAction(operator=operator.name, note=note))
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
+        reasons = _reasons(exc)
         return await attention_page(request, error=f"{stream}: {reasons}", status=422)
     except ProblemError as exc:
         detail = exc.problem.detail or exc.problem.title
@@ -125,3 +119,10 @@ def _acting(request: web.Request) -> Operator:
         who = "nobody" if operator is None else f"{operator.name} ({operator.role})"
         raise ProblemError(403, "Read-only", f"{who} may look but not act")
     return operator
+
+
+def _reasons(exc: ValidationError) -> str:
+    """What a form got wrong, field by field, in one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+    )
