@@ -193,6 +193,7 @@ async def list_connections(request: web.Request) -> web.Response:
 async def connection_views(host: Host) -> list[ConnectionView]:
     """Every connection as ``GET /v1/connections`` (and the dashboard) show it."""
     views = []
+    elsewhere = await host.links.linked_elsewhere() if host.links is not None else {}
     for jobs in host.connections.values():
         conn = jobs.connection
         in_flight = await host.store.orders_in_flight(conn.name)
@@ -214,19 +215,20 @@ async def connection_views(host: Host) -> list[ConnectionView]:
             placement=conn.settings.placement,
         )
         if conn.settings.placement != "central" and host.links is not None:
-            view = await _agent_served(host, view)
+            view = await _agent_served(host, view, elsewhere)
         views.append(view)
     return views
 
 
-async def _agent_served(host: Host, view: ConnectionView) -> ConnectionView:
+async def _agent_served(
+    host: Host, view: ConnectionView, elsewhere: dict[str, str]
+) -> ConnectionView:
     """A local or hybrid connection's view, with its health as its venue agents report it."""
     assert host.links is not None
     names: list[str] = []
     health: list[str] = []
     errors: list[str] = []
     circuit = "closed"
-    elsewhere = await host.links.linked_elsewhere()
     for location in view.locations:
         agent = await host.links.agent_for(location)
         if agent is None or agent.name in names:
