@@ -231,6 +231,45 @@ async def test_concurrency_limit_per_connection(tmp_path: Path) -> None:
         assert sorted(fake.orders) == sorted(ids)
 
 
+async def test_recording_an_answer_holds_no_slot_for_the_pos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``max_concurrency`` limits calls to the POS, not what the host records after one: while
+    the first order's outcome is still being written, the next order is already sent."""
+    fake = ScriptedPos()
+    async with start(tmp_path, fake, max_concurrency=1) as harness:
+        store = harness.host.store
+        finish_attempt = store.finish_attempt
+        release = asyncio.Event()
+        held: list[str] = []
+
+        async def slow_finish(order_id: str, *args: Any, **kwargs: Any) -> None:
+            if order_id == "slow-1":
+                held.append(order_id)
+                await release.wait()
+            await finish_attempt(order_id, *args, **kwargs)
+
+        monkeypatch.setattr(store, "finish_attempt", slow_finish)
+        await harness.post_order(order("slow-1"))
+
+        async def first_recording() -> bool:
+            return bool(held)
+
+        await eventually(first_recording, timeout=20)
+        await harness.post_order(order("slow-2"))
+
+        async def second_sent() -> bool:
+            return "slow-2" in fake.orders
+
+        try:
+            await eventually(second_sent, timeout=20)
+        finally:
+            release.set()
+        for order_id in ("slow-1", "slow-2"):
+            await harness.wait_for_status(order_id, ACCEPTED_OR_LATER, timeout=20)
+        assert fake.max_in_flight == 1
+
+
 async def test_polled_status_moves_forward_and_stale_is_ignored(
     host: HostHarness, fake: ScriptedPos
 ) -> None:

@@ -81,6 +81,10 @@ class OrderDelivery:
         self._cancellation = OrderCancellation(store, connection, self._steps, self._backoff)
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        # The attempts holding one of the connection's ``max_concurrency`` slots: from the
+        # claim until the POS has answered. What an attempt records afterwards needs no slot,
+        # so a busy store does not keep the next order from the POS.
+        self._slotted: set[str] = set()
 
     def wake(self) -> None:
         """Look for due orders now (a new order arrived, or an operator asked for a retry)."""
@@ -102,7 +106,7 @@ class OrderDelivery:
             self._wake.clear()
             now = utcnow()
             blocked = self._conn.health.blocked_for(now)
-            free = capacity - len(self._in_flight)
+            free = capacity - len(self._slotted)
             started = 0
             if free > 0:
                 due = await self._store.due_deliveries(name, now, limit=free + len(self._in_flight))
@@ -130,12 +134,20 @@ class OrderDelivery:
         order_id = record.order.id
         task = asyncio.create_task(self._deliver(record), name=f"deliver-{order_id}")
         self._in_flight[order_id] = task
+        self._slotted.add(order_id)
 
         def _done(_task: asyncio.Task[None]) -> None:
             self._in_flight.pop(order_id, None)
+            self._free_slot(order_id)
             self._wake.set()
 
         task.add_done_callback(_done)
+
+    def _free_slot(self, order_id: str) -> None:
+        """The attempt no longer needs the POS: another order may take its slot."""
+        if order_id in self._slotted:
+            self._slotted.discard(order_id)
+            self._wake.set()
 
     async def drain(self, grace_seconds: float) -> int:
         """Wait up to ``grace_seconds`` for attempts under way, then cancel the rest.
@@ -186,28 +198,31 @@ class OrderDelivery:
             metrics.picked_up((utcnow() - record.created_at).total_seconds())
         source = self._steps.source
         try:
-            if maybe_in_pos:
-                if caps.order_lookup:
-                    found = await self._steps.look_up(order.id, order.location)
-                    if found is not None:
-                        await self._steps.found(order.id, found)
-                        await self._finish(order.id, attempt, "found in the POS")
+            try:
+                if maybe_in_pos:
+                    if caps.order_lookup:
+                        found = await self._steps.look_up(order.id, order.location)
+                        if found is not None:
+                            await self._steps.found(order.id, found)
+                            await self._finish(order.id, attempt, "found in the POS")
+                            return
+                        maybe_in_pos = False
+                    elif not caps.idempotent_submit:
+                        await self._steps.apply(
+                            order.id,
+                            OrderStatus.NEEDS_ATTENTION,
+                            source="host",
+                            reason=NEEDS_ATTENTION_REASON,
+                        )
+                        await self._finish(order.id, attempt, OrderStatus.NEEDS_ATTENTION.value)
                         return
-                    maybe_in_pos = False
-                elif not caps.idempotent_submit:
-                    await self._steps.apply(
-                        order.id,
-                        OrderStatus.NEEDS_ATTENTION,
-                        source="host",
-                        reason=NEEDS_ATTENTION_REASON,
-                    )
-                    await self._finish(order.id, attempt, OrderStatus.NEEDS_ATTENTION.value)
-                    return
-            async with conn.calling():
-                submitting = time.perf_counter()
-                result = await conn.plugin.submit_order(conn.ctx, order, record.idempotency_key)
-                if metrics is not None:
-                    metrics.submitted(time.perf_counter() - submitting)
+                async with conn.calling():
+                    submitting = time.perf_counter()
+                    result = await conn.plugin.submit_order(conn.ctx, order, record.idempotency_key)
+                    if metrics is not None:
+                        metrics.submitted(time.perf_counter() - submitting)
+            finally:
+                self._free_slot(order.id)
         except PermanentError as exc:
             await self._steps.apply(
                 order.id, OrderStatus.REJECTED, source=source, reason=exc.reason
