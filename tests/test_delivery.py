@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from posintegrator.hookspecs import hookimpl
 from posintegrator.hooktypes import Capabilities, TrackedOrder
 from posintegrator.model import OrderStatus, StatusEvent
 from posintegrator.orders.intake import idempotency_key
+from posintegrator.runtime.host import SWITCH_INTERVAL_SECONDS
 from posintegrator.settings import ConnectionSettings
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
@@ -268,6 +270,20 @@ async def test_recording_an_answer_holds_no_slot_for_the_pos(
         for order_id in ("slow-1", "slow-2"):
             await harness.wait_for_status(order_id, ACCEPTED_OR_LATER, timeout=20)
         assert fake.max_in_flight == 1
+
+
+@pytest.mark.parametrize("before", [0.005, SWITCH_INTERVAL_SECONDS / 2])
+async def test_a_host_lets_its_store_thread_back_in_promptly(tmp_path: Path, before: float) -> None:
+    """The store's writer thread takes the interpreter lock back after each statement: a host
+    shortens how long the event loop may keep it from that thread (Python's default is 5 ms),
+    and never lengthens a shorter setting the process already chose."""
+    original = sys.getswitchinterval()
+    sys.setswitchinterval(before)
+    try:
+        async with start(tmp_path, ScriptedPos()):
+            assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_SECONDS))
+    finally:
+        sys.setswitchinterval(original)
 
 
 async def test_polled_status_moves_forward_and_stale_is_ignored(

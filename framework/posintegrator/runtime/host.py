@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,6 +52,11 @@ from posintegrator.store import SQLiteStore, Store
 STOP_GRACE_SECONDS = 8.0
 #: How old a cached menu may be before a worker sharing the store checks for a newer version.
 SHARED_MENU_REFRESH_SECONDS = 2.0
+#: How long one thread may keep the interpreter lock while another waits for it. The store's
+#: writer thread takes the lock back after every statement it runs; with Python's default
+#: (5 ms) each of those waits up to 5 ms whenever the event loop is busy, so an order's few
+#: store calls add tens of milliseconds to its way to the POS (docs/performance.md).
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,8 @@ class Host:
         from posintegrator.api.app import build_app
 
         key = self._agent_key()
+        if sys.getswitchinterval() > SWITCH_INTERVAL_SECONDS:
+            sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         await self.store.open()
         self._http = aiohttp.ClientSession(
             json_serialize=_json_dumps, timeout=aiohttp.ClientTimeout(total=30)
