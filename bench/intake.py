@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -232,9 +233,17 @@ class _AcceptWithoutWriting(SQLiteStore):
     """
 
     async def accept_order(
-        self, order: Order, connection: str, content_hash: str, idempotency_key: str
+        self,
+        order: Order,
+        connection: str,
+        content_hash: str,
+        idempotency_key: str,
+        *,
+        at: datetime | None = None,
     ) -> AcceptResult:
-        record = OrderRecord.received(order, connection, content_hash, idempotency_key, utcnow())
+        record = OrderRecord.received(
+            order, connection, content_hash, idempotency_key, at or utcnow()
+        )
         return AcceptResult(AcceptOutcome.CREATED, record)
 
 
@@ -497,6 +506,12 @@ def main() -> None:
             result = load(url, seconds)
             if result.other:
                 print(f"  {mode}: {result.other} answers other than 202", file=sys.stderr)
+            if result.rate == 0:
+                raise SystemExit(
+                    f"{mode}: not one order accepted ({result.other} other answers): the server "
+                    "under test is broken, its figures would mean nothing; run with "
+                    "--log-level INFO to see why"
+                )
             measures[mode].samples.append(result.rate)
             generator_cpu[mode].samples.append(result.cpu_seconds / result.seconds)
 
