@@ -408,6 +408,7 @@ async def latency_step(placement: str, args: argparse.Namespace, run: int) -> di
             deployment.stop()
         hub = host_history(work / "hub" / "host.db")
         queued = queued_for_agent(work / "hub" / "host.db")
+        claimed = first_claims(work / "agent" / "agent.db") if placement != "central" else {}
         agent = host_history(work / "agent" / "agent.db") if placement != "central" else hub
     pickup = [created[o] - hub[o]["RECEIVED"] for o in sent if o in created and o in hub]
     to_submitting = [
@@ -415,11 +416,8 @@ async def latency_step(placement: str, args: argparse.Namespace, run: int) -> di
         for o in sent
         if "SUBMITTING" in agent.get(o, {}) and "RECEIVED" in hub.get(o, {})
     ]
-    link = [
-        agent[o]["SUBMITTING"] - queued[o]
-        for o in sent
-        if "SUBMITTING" in agent.get(o, {}) and o in queued
-    ]
+    at_hub = [queued[o] - hub[o]["RECEIVED"] for o in sent if o in queued and o in hub]
+    link = [claimed[o] - queued[o] for o in sent if o in claimed and o in queued]
     pos_call = [
         created[o] - agent[o]["SUBMITTING"]
         for o in sent
@@ -433,7 +431,8 @@ async def latency_step(placement: str, args: argparse.Namespace, run: int) -> di
         "missing_in_pos": len(sent) - len(pickup),
         "pickup_ms": ms_stats(pickup),
         "received_to_submitting_ms": ms_stats(to_submitting),
-        "queued_to_submitting_ms": ms_stats(link),
+        "received_to_queued_ms": ms_stats(at_hub),
+        "queued_to_claimed_ms": ms_stats(link),
         "submitting_to_pos_ms": ms_stats(pos_call),
         "post_to_202_ms": ms_stats([answered[o] - sent[o] for o in answered]),
         "cpu_share": cpu,
@@ -449,6 +448,16 @@ def queued_for_agent(db: Path) -> dict[str, float]:
         rows = conn.execute(
             "SELECT order_id, MIN(at) FROM status_history "
             "WHERE note LIKE 'queued for agent%' GROUP BY order_id"
+        ).fetchall()
+    return {order_id: datetime.fromisoformat(at).timestamp() for order_id, at in rows}
+
+
+def first_claims(db: Path) -> dict[str, float]:
+    """Per order, when the agent's delivery claimed it for its first attempt (after the link
+    brought it and the agent stored it)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT order_id, MIN(started_at) FROM delivery_attempts GROUP BY order_id"
         ).fetchall()
     return {order_id: datetime.fromisoformat(at).timestamp() for order_id, at in rows}
 
@@ -572,7 +581,8 @@ def report_latency(steps: list[dict[str, Any]], args: argparse.Namespace) -> dic
             "p99",
             "RECEIVED->SUBMITTING p50",
             "p99",
-            "of which queued->SUBMITTING p50",
+            "of which RECEIVED->queued p50",
+            "queued->agent's claim p50",
             "SUBMITTING->POS p50",
             "POST->202 p50",
             "CPU hub",
@@ -592,7 +602,8 @@ def report_latency(steps: list[dict[str, Any]], args: argparse.Namespace) -> dic
                 f"{fmt(s['pickup_ms']['p99'])} ms",
                 f"{fmt(s['received_to_submitting_ms']['p50'])} ms",
                 f"{fmt(s['received_to_submitting_ms']['p99'])} ms",
-                f"{fmt(s['queued_to_submitting_ms']['p50'])} ms" if through_agent else "-",
+                f"{fmt(s['received_to_queued_ms']['p50'])} ms" if through_agent else "-",
+                f"{fmt(s['queued_to_claimed_ms']['p50'])} ms" if through_agent else "-",
                 f"{fmt(s['submitting_to_pos_ms']['p50'])} ms",
                 f"{fmt(s['post_to_202_ms']['p50'])} ms",
                 f"{s['cpu_share']['hub']:.0%}",
