@@ -193,6 +193,7 @@ async def test_handing_a_due_batch_to_agents(
         assert await accept(store, {**example_order, "id": order_id}) == AcceptOutcome.CREATED
     cancelled = StatusEvent(order_id="batch-2", status=OrderStatus.CANCELLED, source="test")
     await store.apply_status("batch-2", cancelled)
+    await approve_agent(store, "agent-a")
     batch = [HandingOver(order_id, "agent-a", b'{"n": 1}') for order_id in ids]
     numbers = await store.hand_over(batch)
     assert numbers[1] is None
@@ -201,6 +202,36 @@ async def test_handing_a_due_batch_to_agents(
     assert await store.hand_over(batch) == [None, None, None], "already queued"
     taken = await store.link_take("agent-a", 0, 10)
     assert [(m.seq, m.order_id) for m in taken] == [(first, "batch-1"), (third, "batch-3")]
+
+
+async def approve_agent(store: SQLiteStore, name: str) -> None:
+    """Pair and approve agent ``name`` for the example order's location."""
+    await store.pairing_create(
+        code=f"CODE-{name}",
+        poll_token_hash=f"hash-{name}",
+        public_key=f"key-{name}",
+        name=name,
+        version=None,
+        locations=["downtown"],
+        expires_at=utcnow() + timedelta(minutes=5),
+    )
+    await store.agent_approve(
+        code=f"CODE-{name}", name=None, locations=["downtown"], approved_by="test"
+    )
+
+
+async def test_no_order_is_handed_to_an_agent_revoked_since_it_was_looked_up(
+    store: SQLiteStore, example_order: dict[str, Any]
+) -> None:
+    """The hub looks an order's agent up, then hands the order over: a revocation in between
+    must not leave the order queued for an agent that will never take it."""
+    assert await accept(store, {**example_order, "id": "late-1"}) == AcceptOutcome.CREATED
+    await approve_agent(store, "agent-gone")
+    await store.agent_revoke("agent-gone")
+    assert await store.hand_over([HandingOver("late-1", "agent-gone", b"{}")]) == [None]
+    assert await store.link_take("agent-gone", 0, 10) == []
+    due = await store.due_deliveries("demo", utcnow(), 10)
+    assert [record.order.id for record in due] == ["late-1"], "still the hub's to deliver"
 
 
 async def test_a_lease_has_one_holder_until_it_runs_out(store: SQLiteStore) -> None:

@@ -163,7 +163,8 @@ class LinkStore(Protocol):
         one transaction (one disk flush for a whole due batch).
 
         :returns: per order, its message's number, or None when the order is no longer to be
-            sent (it was cancelled, or handed over, since it was found due).
+            sent (it was cancelled, or handed over, since it was found due) or its agent is no
+            longer approved (revoked since it was looked up): such an order stays with the hub.
         """
         ...
 

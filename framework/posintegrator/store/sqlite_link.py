@@ -216,11 +216,16 @@ class LinkTables:
             for handing in handovers:
                 # Only an order still to be sent, and not cancelled (nor with a cancellation
                 # waiting) since it was found due: this and a cancellation are serialised here.
+                # Only to an agent still approved: one revoked since the caller looked it up
+                # would never take the order, and its revocation has already released what
+                # it held, so nothing else would hand the order on.
                 taken = tx.execute(
                     "UPDATE orders SET agent = ?, next_attempt_at = NULL, updated_at = ? "
                     "WHERE id = ? AND agent IS NULL AND status IN ('RECEIVED', 'SUBMITTING') "
-                    "AND (cancel_state IS NULL OR cancel_state != 'requested') RETURNING id",
-                    (handing.agent, _iso(utcnow()), handing.order_id),
+                    "AND (cancel_state IS NULL OR cancel_state != 'requested') "
+                    "AND EXISTS (SELECT 1 FROM agents WHERE name = ? AND status = 'approved') "
+                    "RETURNING id",
+                    (handing.agent, _iso(utcnow()), handing.order_id, handing.agent),
                 ).fetchone()
                 if taken is None:
                     numbers.append(None)
