@@ -41,6 +41,7 @@ from posintegrator.link.protocol import (
 from posintegrator.model import Menu, OrderStatus, utcnow
 from posintegrator.runtime.host import Host
 from posintegrator.settings import ConnectionSettings, HostSettings
+from posintegrator.store.link import HandingOver
 from posintegrator.testing import one_product_menu, sample_order
 from posintegrator.testing.faults import FaultProxy
 
@@ -593,6 +594,40 @@ async def test_revoking_an_agent_takes_back_the_orders_it_never_received(tmp_pat
             "taken back from revoked agent old-agent",
             "queued for agent new-agent",
         ]
+
+
+async def test_an_agent_revoked_by_another_worker_gets_no_more_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub routes by the agents it last read; another worker's revocation is not among them.
+    The order goes to the location's new agent after one refused attempt, not into a loop of
+    refusals while the hub's list is still fresh."""
+    async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, _, token):
+        await pair(hub.url, token, tmp_path / "old", "old-agent", ["downtown"])
+        menu = one_product_menu("downtown")
+        await hub.connections["venue"].menusync.publish_fetched("downtown", menu)
+        status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-1"))
+        assert status == 202
+
+        async def queued(order_id: str, agent: str) -> bool:
+            waiting = await hub.store.handovers("venue")
+            return (order_id, agent) in [(w.record.order.id, w.agent) for w in waiting]
+
+        await eventually(lambda: queued("o-1", "old-agent"), timeout=20)
+        await hub.store.agent_revoke("old-agent")  # as another worker sharing the store does
+        await pair(hub.url, token, tmp_path / "new", "new-agent", ["downtown"])
+        hand_over = hub.store.hand_over
+        calls: list[list[str]] = []
+
+        async def counted(handovers: list[HandingOver]) -> list[int | None]:
+            calls.append([h.agent for h in handovers])
+            return await hand_over(handovers)
+
+        monkeypatch.setattr(hub.store, "hand_over", counted)
+        status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-2"))
+        assert status == 202
+        await eventually(lambda: queued("o-2", "new-agent"), timeout=20)
+        assert calls in ([["new-agent"]], [["old-agent"], ["new-agent"]])
 
 
 async def test_a_hub_cancels_at_once_what_has_not_left_it(tmp_path: Path) -> None:

@@ -117,6 +117,10 @@ class AgentHandover:
         if not handovers:
             return
         numbers = await self._store.hand_over(handovers)
+        if None in numbers:
+            # Cancelled since found due, or its agent revoked since looked up: in case it is
+            # the latter, route the next round by the agents as they are now.
+            self._links.forget_agents()
         for name in {h.agent for h, seq in zip(handovers, numbers, strict=True) if seq is not None}:
             self._links.wake(name)
 

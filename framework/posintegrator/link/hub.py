@@ -108,6 +108,13 @@ class HubEnd:
         self.state_of_peer = state
 
 
+#: How long the hub routes orders by the approved agents it last read. A revocation it has not
+#: read yet misroutes nothing (the store queues orders only for an agent still approved, and
+#: the handover then calls :meth:`LinkHub.forget_agents`); a location no agent in the list
+#: serves is looked up afresh at once.
+AGENTS_FRESH_SECONDS = 2.0
+
+
 class LinkHub:
     """The agents connected to this hub, and the route they connect to."""
 
@@ -121,15 +128,29 @@ class LinkHub:
         self._closing: set[asyncio.Task[None]] = set()
         #: When this worker last renewed its presence lease for each agent it holds.
         self._presence_renewed: dict[str, float] = {}
+        #: The approved agents as last read, and when (monotonic seconds).
+        self._approved: tuple[float, list[AgentRecord]] | None = None
 
     # --- who serves what ------------------------------------------------------------------------
 
     async def agent_for(self, location: str) -> AgentRecord | None:
-        """The approved agent serving ``location``, if any."""
-        for agent in await self._host.store.agents():
-            if agent.status == "approved" and location in agent.locations:
+        """The approved agent serving ``location``, if any (see :data:`AGENTS_FRESH_SECONDS`)."""
+        cached = self._approved
+        if cached is not None and time.monotonic() - cached[0] < AGENTS_FRESH_SECONDS:
+            for agent in cached[1]:
+                if location in agent.locations:
+                    return agent
+        read_at = time.monotonic()
+        approved = [a for a in await self._host.store.agents() if a.status == "approved"]
+        self._approved = (read_at, approved)
+        for agent in approved:
+            if location in agent.locations:
                 return agent
         return None
+
+    def forget_agents(self) -> None:
+        """Read the approved agents afresh for the next order (one was approved or revoked)."""
+        self._approved = None
 
     def link_of(self, name: str) -> AgentLinkState | None:
         """The live link of agent ``name``, if it is connected."""
@@ -149,6 +170,7 @@ class LinkHub:
     async def revoke(self, name: str) -> AgentRecord:
         """Revoke agent ``name`` and end its link at once."""
         agent = await self._host.store.agent_revoke(name)
+        self.forget_agents()
         link = self._links.pop(name, None)
         if link is not None:
             await link.session.close("this agent was revoked at the hub")
