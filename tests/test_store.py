@@ -204,6 +204,24 @@ async def test_handing_a_due_batch_to_agents(
     assert [(m.seq, m.order_id) for m in taken] == [(first, "batch-1"), (third, "batch-3")]
 
 
+async def test_one_look_gives_what_is_due_and_when_the_next_falls_due(
+    store: SQLiteStore, example_order: dict[str, Any]
+) -> None:
+    """A delivery loop sleeps until ``next_at``: it must be the earliest order due *later*,
+    never one already returned as due (the loop would wake at once, again and again)."""
+    for order_id in ("now-1", "later-1", "later-2"):
+        assert await accept(store, {**example_order, "id": order_id}) == AcceptOutcome.CREATED
+    now = utcnow()
+    await store.postpone("later-1", now + timedelta(seconds=60), "test")
+    await store.postpone("later-2", now + timedelta(seconds=30), "test")
+    due = await store.due_deliveries("demo", utcnow(), 10)
+    assert [record.order.id for record in due.records] == ["now-1"]
+    assert due.next_at is not None
+    assert abs((due.next_at - (now + timedelta(seconds=30))).total_seconds()) < 0.01
+    nothing = await store.due_deliveries("other-connection", utcnow(), 10)
+    assert nothing.records == [] and nothing.next_at is None
+
+
 async def approve_agent(store: SQLiteStore, name: str) -> None:
     """Pair and approve agent ``name`` for the example order's location."""
     await store.pairing_create(
@@ -231,7 +249,7 @@ async def test_no_order_is_handed_to_an_agent_revoked_since_it_was_looked_up(
     assert await store.hand_over([HandingOver("late-1", "agent-gone", b"{}")]) == [None]
     assert await store.link_take("agent-gone", 0, 10) == []
     due = await store.due_deliveries("demo", utcnow(), 10)
-    assert [record.order.id for record in due] == ["late-1"], "still the hub's to deliver"
+    assert [record.order.id for record in due.records] == ["late-1"], "the hub's to deliver"
 
 
 async def test_a_lease_has_one_holder_until_it_runs_out(store: SQLiteStore) -> None:

@@ -79,22 +79,24 @@ class AgentHandover:
             self._wake.clear()
             now = utcnow()
             due = await self._store.due_deliveries(self._conn.name, now, BATCH)
-            await self._hand_over(due, now)
+            refused = await self._hand_over(due.records, now)
             if loop.time() >= next_sweep:
                 await self._sweep(now)
                 next_sweep = loop.time() + SWEEP_SECONDS
-            timeout = SWEEP_SECONDS
-            if len(due) < BATCH:
-                next_at = await self._store.next_delivery_at(self._conn.name)
-                if next_at is not None:
-                    timeout = min(timeout, max(0.0, (next_at - utcnow()).total_seconds()))
-            else:
-                timeout = 0.0
+            timeout = max(0.0, next_sweep - loop.time())
+            if refused or len(due.records) == BATCH:
+                timeout = 0.0  # some may still be due, or more than this look could return
+            elif due.next_at is not None:
+                timeout = min(timeout, max(0.0, (due.next_at - utcnow()).total_seconds()))
             await wait_for_wakeup(self._wake, timeout)
 
-    async def _hand_over(self, due: list[OrderRecord], now: datetime) -> None:
+    async def _hand_over(self, due: list[OrderRecord], now: datetime) -> bool:
         """Queue the due orders for their agents, in one transaction; fail those past their
-        deadline, and put off those of a location no agent serves."""
+        deadline, and put off those of a location no agent serves.
+
+        :returns: whether the store refused some (see :meth:`Store.hand_over`): those may
+            still be due.
+        """
         agents: dict[str, AgentRecord | None] = {}
         handovers: list[HandingOver] = []
         for record in due:
@@ -115,14 +117,16 @@ class AgentHandover:
             message = order_message(order, record.created_at)
             handovers.append(HandingOver(order.id, agent.name, message))
         if not handovers:
-            return
+            return False
         numbers = await self._store.hand_over(handovers)
-        if None in numbers:
-            # Cancelled since found due, or its agent revoked since looked up: in case it is
-            # the latter, route the next round by the agents as they are now.
-            self._links.forget_agents()
         for name in {h.agent for h, seq in zip(handovers, numbers, strict=True) if seq is not None}:
             self._links.wake(name)
+        if None not in numbers:
+            return False
+        # Cancelled since found due, or its agent revoked since looked up: in case it is the
+        # latter, route the next round by the agents as they are now.
+        self._links.forget_agents()
+        return True
 
     async def _sweep(self, now: datetime) -> None:
         """Take back and fail orders whose message has not left by their deadline."""

@@ -108,9 +108,11 @@ class OrderDelivery:
             blocked = self._conn.health.blocked_for(now)
             free = capacity - len(self._slotted)
             started = 0
+            timeout: float | None = None
             if free > 0:
-                due = await self._store.due_deliveries(name, now, limit=free + len(self._in_flight))
-                for record in due:
+                limit = free + len(self._in_flight)
+                due = await self._store.due_deliveries(name, now, limit)
+                for record in due.records:
                     if started >= free:
                         break
                     if record.order.id in self._in_flight:
@@ -119,15 +121,14 @@ class OrderDelivery:
                         continue  # the circuit is open: only expire orders, call nothing
                     self._start(record)
                     started += 1
-            timeout: float | None = None
+                if len(due.records) == limit and started > 0:
+                    timeout = 0.0  # more may be due than this look could return
+                elif due.next_at is not None:
+                    timeout = max(0.0, (due.next_at - utcnow()).total_seconds())
+            # With every slot taken, or everything due in flight, the end of an attempt wakes
+            # the loop (and it looks again then).
             if blocked:
                 timeout = blocked
-            elif free > started:
-                next_at = await self._store.next_delivery_at(name)
-                if next_at is not None:
-                    timeout = max(0.0, (next_at - utcnow()).total_seconds())
-                    if timeout == 0.0 and started == 0:
-                        timeout = None  # everything due is in flight: wait for one to finish
             await wait_for_wakeup(self._wake, timeout)
 
     def _start(self, record: OrderRecord) -> None:

@@ -125,6 +125,17 @@ class OrderRecord:
 
 
 @dataclass(frozen=True)
+class DueDeliveries:
+    """What a delivery loop learns in one look at the store."""
+
+    records: list[OrderRecord]
+    """Orders with work for the POS due now, the earliest due first."""
+    next_at: datetime | None
+    """When the earliest of the connection's other orders falls due (a retry, a postponed
+    order, a cancellation), if any waits."""
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One status event an order received, applied or not."""
 
@@ -368,13 +379,10 @@ class Store(LinkStore, LeaseStore, RetentionStore, StreamsStore, Protocol):
 
     # --- delivery -------------------------------------------------------------------------------
 
-    async def due_deliveries(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
-        """Orders of ``connection`` with work for the POS due by ``now``: a submission attempt,
-        or a cancellation to take to it; the earliest due first."""
-        ...
-
-    async def next_delivery_at(self, connection: str) -> datetime | None:
-        """When the next submission or cancellation of ``connection`` is due, if any waits."""
+    async def due_deliveries(self, connection: str, now: datetime, limit: int) -> DueDeliveries:
+        """Orders of ``connection`` with work for the POS due by ``now`` (a submission attempt,
+        or a cancellation to take to it), and when the next one after ``now`` falls due: both
+        in one call, since a delivery loop asks for both each time it looks."""
         ...
 
     async def postpone(self, order_id: str, until: datetime, reason: str) -> None:

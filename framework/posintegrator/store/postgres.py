@@ -53,7 +53,6 @@ _READS = frozenset(
         "_search_orders",
         "_orders_in_flight",
         "_due_deliveries",
-        "_next_delivery_at",
         "_attempts_of",
         "_outbox_due",
         "_outbox_next_at",

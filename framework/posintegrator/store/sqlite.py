@@ -50,6 +50,7 @@ from posintegrator.store.base import (
     CancelRequestResult,
     CancelState,
     CloudEventRecord,
+    DueDeliveries,
     HistoryEntry,
     MenuSnapshot,
     OrderQuery,
@@ -895,10 +896,15 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
 
     # --- delivery -------------------------------------------------------------------------------
 
-    async def due_deliveries(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
+    async def due_deliveries(self, connection: str, now: datetime, limit: int) -> DueDeliveries:
         return await self._run(self._due_deliveries, connection, now, limit)
 
-    def _due_deliveries(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
+    def _due_deliveries(self, connection: str, now: datetime, limit: int) -> DueDeliveries:
+        return DueDeliveries(
+            self._due_records(connection, now, limit), self._next_delivery_at(connection, now)
+        )
+
+    def _due_records(self, connection: str, now: datetime, limit: int) -> list[OrderRecord]:
         # Two queries, each on its own partial index: cancellations are rare, and the
         # submission query stays the one the benchmarks measure.
         cancels = self.db.execute(
@@ -920,19 +926,16 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
             )[:limit]
         return [_record(row[:-1]) for row in rows]
 
-    async def next_delivery_at(self, connection: str) -> datetime | None:
-        return await self._run(self._next_delivery_at, connection)
-
-    def _next_delivery_at(self, connection: str) -> datetime | None:
+    def _next_delivery_at(self, connection: str, now: datetime) -> datetime | None:
+        """The earliest submission or cancellation of ``connection`` due after ``now``."""
         row = self.db.execute(
             "SELECT MIN(next_attempt_at) FROM orders WHERE connection = ? "
-            "AND next_attempt_at IS NOT NULL AND status IN (?, ?) AND cancel_due_at IS NULL",
-            (connection, *_DELIVERABLE),
+            "AND next_attempt_at > ? AND status IN (?, ?) AND cancel_due_at IS NULL",
+            (connection, _ts(now), *_DELIVERABLE),
         ).fetchone()
         cancel = self.db.execute(
-            "SELECT MIN(cancel_due_at) FROM orders WHERE connection = ? "
-            "AND cancel_due_at IS NOT NULL",
-            (connection,),
+            "SELECT MIN(cancel_due_at) FROM orders WHERE connection = ? AND cancel_due_at > ?",
+            (connection, _ts(now)),
         ).fetchone()
         due = [value for value in (row[0], cancel[0]) if value is not None]
         return _from_ts(min(due)) if due else None
