@@ -283,9 +283,12 @@ async def _host_server(
     assert settings.store.synchronous == "FULL"
     await sync_all_menus(host)
     if not delivery:
-        # Delivery idle: nothing wakes this connection's delivery loop, so accepted orders stay
-        # RECEIVED (the loop found nothing due at start and waits for a wake-up forever).
-        host.connections["noop"].delivery.wake = lambda: None  # type: ignore[method-assign]
+        # Delivery idle: nothing wakes this connection's delivery loop or offers it an order, so
+        # accepted orders stay RECEIVED (the loop found nothing due at start and waits for a
+        # wake-up forever).
+        delivery = host.connections["noop"].delivery
+        delivery.wake = lambda: None  # type: ignore[method-assign]
+        delivery.offer = lambda _record: None  # type: ignore[method-assign]
     pipe.send({"port": host.port, "pid": os.getpid()})
     await wait_for_stop(pipe)
     await host.stop(grace_seconds=2.0)

@@ -113,7 +113,9 @@ async def _worker(pipe: Connection, url: str, delivery: bool, log_level: str) ->
     await host.start()
     await sync_all_menus(host)
     if not delivery:  # orders stay RECEIVED: intake alone
-        host.connections["noop"].delivery.wake = lambda: None  # type: ignore[method-assign]
+        idle = host.connections["noop"].delivery
+        idle.wake = lambda: None  # type: ignore[method-assign]
+        idle.offer = lambda _record: None  # type: ignore[method-assign]
     pipe.send({"port": host.port, "pid": os.getpid()})
     await wait_for_stop(pipe)
     await host.stop(grace_seconds=2.0)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from posintegrator.model import OrderStatus, StatusEvent, utcnow
 from posintegrator.orders.intake import idempotency_key
 from posintegrator.runtime.host import SWITCH_INTERVAL_SECONDS
 from posintegrator.settings import ConnectionSettings
+from posintegrator.store import DueDeliveries
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
 ACCEPTED_OR_LATER = {
@@ -232,6 +234,30 @@ async def test_concurrency_limit_per_connection(tmp_path: Path) -> None:
             await harness.wait_for_status(order_id, ACCEPTED_OR_LATER, timeout=20)
         assert fake.max_in_flight == 2
         assert sorted(fake.orders) == sorted(ids)
+
+
+async def test_a_new_order_starts_without_waiting_for_the_loop_to_find_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order just accepted goes to the POS straight away when a slot is free: the delivery
+    loop's look at the store (one more trip through its writer) is not on its way."""
+    fake = ScriptedPos()
+    async with start(tmp_path, fake) as harness:
+        store = harness.host.store
+        due_deliveries = store.due_deliveries
+        found: list[str] = []
+
+        async def watched(connection: str, now: datetime, limit: int) -> DueDeliveries:
+            due = await due_deliveries(connection, now, limit)
+            found.extend(record.order.id for record in due.records)
+            return due
+
+        monkeypatch.setattr(store, "due_deliveries", watched)
+        for order_id in ("new-1", "new-2"):
+            await harness.post_order(order(order_id))
+            await harness.wait_for_status(order_id, ACCEPTED_OR_LATER, timeout=20)
+        assert found == []
+        assert sorted(fake.orders) == ["new-1", "new-2"]
 
 
 async def test_recording_an_answer_holds_no_slot_for_the_pos(

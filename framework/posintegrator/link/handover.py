@@ -58,6 +58,10 @@ class AgentHandover:
         """An order arrived, or an operator asked for a retry."""
         self._wake.set()
 
+    def offer(self, record: OrderRecord) -> None:
+        """A new order: handed over with whatever else is due, in one transaction."""
+        self.wake()
+
     def is_in_flight(self, order_id: str) -> bool:
         """Never: handing over is one transaction, there is no call in flight to wait for."""
         return False

@@ -85,10 +85,27 @@ class OrderDelivery:
         # claim until the POS has answered. What an attempt records afterwards needs no slot,
         # so a busy store does not keep the next order from the POS.
         self._slotted: set[str] = set()
+        self._running = False
 
     def wake(self) -> None:
         """Look for due orders now (a new order arrived, or an operator asked for a retry)."""
         self._wake.set()
+
+    def offer(self, record: OrderRecord) -> None:
+        """Start a just-accepted order at once when a slot is free: the loop would only find
+        it due in the store. Otherwise (no slot, the circuit open, the loop stopped) wake the
+        loop. An order is never started twice here: what is in flight is skipped, and in a
+        shared store the attempt's claim decides between workers."""
+        free = len(self._slotted) < self._conn.settings.max_concurrency
+        if (
+            self._running
+            and free
+            and record.order.id not in self._in_flight
+            and not self._conn.health.blocked_for(utcnow())
+        ):
+            self._start(record)
+        else:
+            self.wake()
 
     def is_in_flight(self, order_id: str) -> bool:
         """Whether an attempt for this order is under way."""
@@ -102,6 +119,13 @@ class OrderDelivery:
         """Deliver due orders until cancelled."""
         capacity = self._conn.settings.max_concurrency
         name = self._conn.name
+        self._running = True
+        try:
+            await self._loop(capacity, name)
+        finally:
+            self._running = False
+
+    async def _loop(self, capacity: int, name: str) -> None:
         while True:
             self._wake.clear()
             now = utcnow()
@@ -113,7 +137,7 @@ class OrderDelivery:
                 limit = free + len(self._in_flight)
                 due = await self._store.due_deliveries(name, now, limit)
                 for record in due.records:
-                    if started >= free:
+                    if len(self._slotted) >= capacity:  # (an offer may have taken one)
                         break
                     if record.order.id in self._in_flight:
                         continue

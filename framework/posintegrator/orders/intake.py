@@ -13,7 +13,7 @@ from posintegrator.model import Order
 from posintegrator.model.order import order_content_hash
 from posintegrator.runtime.scheduler import ConnectionJobs
 from posintegrator.settings import OrderSettings
-from posintegrator.store import AcceptResult, Store
+from posintegrator.store import AcceptOutcome, AcceptResult, Store
 
 __all__ = ["OrderProblem", "accept_order", "check_order", "idempotency_key", "order_content_hash"]
 
@@ -135,7 +135,7 @@ def size_problems(order: Order, limits: OrderSettings) -> list[OrderProblem]:
 async def accept_order(
     store: Store, order: Order, jobs: ConnectionJobs, *, at: datetime | None = None
 ) -> AcceptResult:
-    """Store ``order`` in the inbox (the exactly-once dedup point) and wake its delivery.
+    """Store ``order`` in the inbox (the exactly-once dedup point) and offer it to its delivery.
 
     :param at: when the order was first received, when that was elsewhere (a venue agent
         passes its hub's time).
@@ -143,5 +143,8 @@ async def accept_order(
     result = await store.accept_order(
         order, jobs.connection.name, order_content_hash(order), idempotency_key(order.id), at=at
     )
-    jobs.delivery.wake()
+    if result.outcome == AcceptOutcome.CREATED:
+        jobs.delivery.offer(result.record)
+    else:
+        jobs.delivery.wake()
     return result

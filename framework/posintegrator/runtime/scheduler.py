@@ -19,7 +19,7 @@ from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.shutdown import cancel_and_wait
 from posintegrator.runtime.wakeup import wait_for_wakeup
 from posintegrator.statuses.intake import StatusIntake
-from posintegrator.store import Store
+from posintegrator.store import OrderRecord, Store
 
 #: The first menu sync of a connection starts after a random delay up to this many seconds (or
 #: its sync period, if shorter), so many connections do not all hit their POS at start-up.
@@ -33,6 +33,10 @@ class Delivery(Protocol):
 
     def wake(self) -> None:
         """Look for due orders now."""
+
+    def offer(self, record: OrderRecord) -> None:
+        """``record`` was just accepted: deliver it now if that can start at once, else look
+        for due orders now (as :meth:`wake`)."""
 
     def is_in_flight(self, order_id: str) -> bool:
         """Whether an attempt for this order is under way."""
