@@ -559,13 +559,19 @@ async def test_hub_and_agent_of_incompatible_protocols_refuse_with_a_clear_messa
         assert "upgrade the hub" in answer.reason and f"{future[0]}-{future[1]}" in answer.reason
 
 
+async def _order_for_old_agent(hub: Host, token: str, tmp_path: Path) -> Menu:
+    """Pair ``old-agent`` for downtown, publish a menu there and post order ``o-1``."""
+    await pair(hub.url, token, tmp_path / "old", "old-agent", ["downtown"])
+    menu = one_product_menu("downtown")
+    await hub.connections["venue"].menusync.publish_fetched("downtown", menu)
+    status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-1"))
+    assert status == 202
+    return menu
+
+
 async def test_revoking_an_agent_takes_back_the_orders_it_never_received(tmp_path: Path) -> None:
     async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, _, token):
-        await pair(hub.url, token, tmp_path / "old", "old-agent", ["downtown"])
-        menu = one_product_menu("downtown")
-        await hub.connections["venue"].menusync.publish_fetched("downtown", menu)
-        status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-1"))
-        assert status == 202
+        await _order_for_old_agent(hub, token, tmp_path)
 
         async def queued_for(agent: str) -> bool:
             waiting = await hub.store.handovers("venue")
@@ -603,11 +609,7 @@ async def test_an_agent_revoked_by_another_worker_gets_no_more_orders(
     The order goes to the location's new agent after one refused attempt, not into a loop of
     refusals while the hub's list is still fresh."""
     async with hub_and_receiver(tmp_path / "hub", {"venue": "downtown"}) as (hub, _, token):
-        await pair(hub.url, token, tmp_path / "old", "old-agent", ["downtown"])
-        menu = one_product_menu("downtown")
-        await hub.connections["venue"].menusync.publish_fetched("downtown", menu)
-        status, _ = await _api(hub.url, token, "POST", "/v1/orders", sample_order(menu, "o-1"))
-        assert status == 202
+        menu = await _order_for_old_agent(hub, token, tmp_path)
 
         async def queued(order_id: str, agent: str) -> bool:
             waiting = await hub.store.handovers("venue")
