@@ -16,7 +16,8 @@ The rules (see docs/orders.md):
   call the customer; if the POS might have it after all, it is looked up first, and parked as
   NEEDS_ATTENTION when that cannot be settled.
 
-New orders are picked up at once (the API wakes the loop); retries wake it when they fall due.
+New orders start at once (the intake offers each to the loop, which starts it when a slot is free);
+retries wake the loop when they fall due.
 """
 
 from __future__ import annotations
