@@ -77,6 +77,9 @@ POSINTEGRATOR_PLUGIN_API = ">=1.0,<2"
 #: ``ctx.state`` key: JSON list of the most recent webhook ``event_id``s.
 SEEN_EVENTS_KEY = "square_seen_event_ids"
 SEEN_EVENTS_MAX = 500
+#: How often a cancellation reads the order and names its version before it gives up for now:
+#: each read's update fails when the order changed in the meantime.
+CANCEL_READS = 3
 #: ``ctx.state`` key: JSON object Square order id -> highest order ``version`` seen by webhook.
 ORDER_VERSIONS_KEY = "square_order_versions"
 ORDER_VERSIONS_MAX = 2000
@@ -357,29 +360,38 @@ async def pos_cancel_order(
 ) -> CancelResult:
     """UpdateOrder: the order's state ``CANCELED`` and its fulfillment ``CANCELED`` with the
     reason. Square refuses to cancel an order that is completed; so does this hook, for an order
-    handed over (its fulfillment ``COMPLETED``)."""
+    handed over (its fulfillment ``COMPLETED``).
+
+    The update names the version read just before; when the order changed in between (the
+    kitchen moved it on, a payment was added), Square refuses it and the order is read again,
+    up to :data:`CANCEL_READS` times, before the host is asked to retry later."""
     client = _client(ctx)
     if pos_order_id is None:
         found = await pos_find_order(ctx, order_id, location)
         if found is None:
             return CancelResult(cancelled=False, reason="Square has no order with this reference")
         pos_order_id = found.pos_order_id
-    documents = await client.batch_retrieve_orders([pos_order_id])
-    if not documents:
-        return CancelResult(cancelled=False, reason=f"Square has no order {pos_order_id}")
-    square_order = documents[0]
-    if square_order.get("state") == "CANCELED":
-        return CancelResult(cancelled=True)
-    if square_order.get("state") == "COMPLETED" or pickup_state(square_order) == "COMPLETED":
-        return CancelResult(cancelled=False, reason="too late: the order was handed over")
-    try:
-        updated = await client.update_order(pos_order_id, cancel_request(square_order, reason))
-    except PermanentError as exc:
-        if exc.code in ("CONFLICT", "VERSION_MISMATCH"):
-            raise RetryableError(f"{exc.message} (changed meanwhile: asking again)") from exc
-        return CancelResult(cancelled=False, reason=exc.reason)
-    ctx.log.info("order {} (Square {}) cancelled: {}", order_id, pos_order_id, reason)
-    return CancelResult(cancelled=updated.get("state") == "CANCELED")
+    reads = 0
+    while True:
+        reads += 1
+        documents = await client.batch_retrieve_orders([pos_order_id])
+        if not documents:
+            return CancelResult(cancelled=False, reason=f"Square has no order {pos_order_id}")
+        square_order = documents[0]
+        if square_order.get("state") == "CANCELED":
+            return CancelResult(cancelled=True)
+        if square_order.get("state") == "COMPLETED" or pickup_state(square_order) == "COMPLETED":
+            return CancelResult(cancelled=False, reason="too late: the order was handed over")
+        try:
+            updated = await client.update_order(pos_order_id, cancel_request(square_order, reason))
+        except PermanentError as exc:
+            if exc.code not in ("CONFLICT", "VERSION_MISMATCH"):
+                return CancelResult(cancelled=False, reason=exc.reason)
+            if reads >= CANCEL_READS:
+                raise RetryableError(f"{exc.message} (changed meanwhile: asking again)") from exc
+            continue
+        ctx.log.info("order {} (Square {}) cancelled: {}", order_id, pos_order_id, reason)
+        return CancelResult(cancelled=updated.get("state") == "CANCELED")
 
 
 @hookimpl

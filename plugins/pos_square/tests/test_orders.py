@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from squaredouble import RunningDouble, start_double
 from test_integration import SIGNATURE_KEY, settings_for, square_orders
 
+from pos_square.client import SquareClient
 from posintegrator.errors import PermanentError
 from posintegrator.model import Menu, Order, OrderStatus, Product
 from posintegrator.model.order_totals import rate_of
@@ -237,6 +239,46 @@ async def test_an_order_square_would_total_differently_is_cancelled_there_and_re
             [square] = square_orders(double, order["id"])
             assert square["state"] == "CANCELED"
             assert "tenders" not in square, "no payment recorded"
+            double.assert_clean()
+    finally:
+        await double.close()
+
+
+async def test_a_cancellation_reads_again_when_the_order_changed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kitchen moves the order on between the cancellation's read and its update: Square
+    refuses the update (version mismatch), the plugin reads the order again and cancels it."""
+    double = await start_double(signature_key=SIGNATURE_KEY)
+    try:
+        async with host_on(tmp_path, double) as harness:
+            menu = await harness.wait_for_menu(double.location_ids[0])
+            order = delivery_order(menu, "sq-cancel-race")
+            assert (await harness.post_order(order))[0] == 202
+            await harness.wait_for_status(order["id"], {OrderStatus.ACCEPTED})
+            [square] = square_orders(double, order["id"])
+            retrieve = SquareClient.batch_retrieve_orders
+            moved: list[int] = []  # the version the kitchen's move made stale
+
+            async def kitchen_moves_first(
+                client: SquareClient, order_ids: list[str]
+            ) -> list[dict[str, Any]]:
+                documents = await retrieve(client, order_ids)
+                if not moved and square["id"] in order_ids:
+                    moved.append(documents[0]["version"])
+                    double.double.advance_fulfillment(square["id"], "RESERVED")
+                return documents
+
+            monkeypatch.setattr(SquareClient, "batch_retrieve_orders", kitchen_moves_first)
+            conn = harness.host.connections["square"].connection
+            result = await conn.plugin.cancel_order(
+                conn.ctx, order["id"], square["id"], order["location"], "ordered twice"
+            )
+            assert result.cancelled
+            [square] = square_orders(double, order["id"])
+            assert square["state"] == "CANCELED"
+            assert square["fulfillments"][0]["state"] == "CANCELED"
+            assert moved and square["version"] > moved[0] + 1, "moved on, then cancelled"
             double.assert_clean()
     finally:
         await double.close()
