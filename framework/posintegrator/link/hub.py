@@ -137,16 +137,13 @@ class LinkHub:
         """The approved agent serving ``location``, if any (see :data:`AGENTS_FRESH_SECONDS`)."""
         cached = self._approved
         if cached is not None and time.monotonic() - cached[0] < AGENTS_FRESH_SECONDS:
-            for agent in cached[1]:
-                if location in agent.locations:
-                    return agent
+            serving = _serving(cached[1], location)
+            if serving is not None:
+                return serving
         read_at = time.monotonic()
         approved = [a for a in await self._host.store.agents() if a.status == "approved"]
         self._approved = (read_at, approved)
-        for agent in approved:
-            if location in agent.locations:
-                return agent
-        return None
+        return _serving(approved, location)
 
     def forget_agents(self) -> None:
         """Read the approved agents afresh for the next order (one was approved or revoked)."""
@@ -486,3 +483,8 @@ def order_message(record_order: Any, received_at: datetime) -> bytes:
     return orjson.dumps(
         {"order": record_order.model_dump(mode="json"), "received_at": received_at.isoformat()}
     )
+
+
+def _serving(agents: list[AgentRecord], location: str) -> AgentRecord | None:
+    """The one of ``agents`` approved for ``location``, if any."""
+    return next((agent for agent in agents if location in agent.locations), None)

@@ -97,10 +97,10 @@ class OrderDelivery:
         it due in the store. Otherwise (no slot, the circuit open, the loop stopped) wake the
         loop. An order is never started twice here: what is in flight is skipped, and in a
         shared store the attempt's claim decides between workers."""
-        free = len(self._slotted) < self._conn.settings.max_concurrency
+        slot_free = len(self._slotted) < self._conn.settings.max_concurrency
         if (
             self._running
-            and free
+            and slot_free
             and record.order.id not in self._in_flight
             and not self._conn.health.blocked_for(utcnow())
         ):
