@@ -19,7 +19,7 @@ from helpers import eventually
 from posintegrator.cli import main
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
-from posintegrator.store import SQLiteStore
+from posintegrator.store import MenuBody, SQLiteStore
 from posintegrator.store.migrations import LATEST_VERSION
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
@@ -146,7 +146,7 @@ async def test_the_backup_of_a_closed_store_is_the_same_data(tmp_path: Path) -> 
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()
     await store.state_set("fake", "cursor", "42")
-    await store.publish_menu("loc", "fake", "hash-1", b'{"menu": 1}')
+    await store.publish_menu("loc", "fake", "hash-1", MenuBody(b'{"location":', b',"n":1}'))
     await store.close()
     done = command("store", "backup", tmp_path / "copy.db", "--db", tmp_path / "s.db")
     assert done.returncode == 0, done.stderr
@@ -155,7 +155,7 @@ async def test_the_backup_of_a_closed_store_is_the_same_data(tmp_path: Path) -> 
     try:
         assert await copy.state_get("fake", "cursor") == "42"
         menu = await copy.latest_menu("loc")
-        assert menu is not None and menu.body == b'{"menu": 1}'
+        assert menu is not None and menu.body == b'{"location":"loc","n":1}'
     finally:
         await copy.close()
 

@@ -3,6 +3,7 @@ under each location, held once in memory; transforms still see each location on 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from posintegrator.menus.sync import CheckedMenu, MenuRejected, content_hash
 from posintegrator.model import Menu
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
+from posintegrator.store import MenuSnapshot
 from posintegrator.testing import HostHarness, one_product_menu, running_host
 
 LOCATIONS = ["north", "south", "east"]
@@ -121,7 +123,38 @@ def test_a_body_for_each_location_is_the_canonical_json_of_its_menu() -> None:
         expected = orjson.dumps(
             checked.menu_of(location).model_dump(mode="json"), option=orjson.OPT_SORT_KEYS
         )
-        assert checked.body(location) == expected
+        assert checked.shared_body().of(location) == expected
+
+
+async def test_locations_sharing_a_menu_store_one_body_and_serve_their_own(
+    tmp_path: Path, pos: ChainPos
+) -> None:
+    """One body per content, however many locations publish it, read back after a restart as
+    each location's own canonical JSON."""
+    async with restarted_host(
+        tmp_path, [connection()], plugins=PluginHost.from_objects({"chain": pos})
+    ) as harness:
+        pos.price = 700
+        results = await harness.host.connections["chain"].menusync.sync_locations(LOCATIONS)
+        assert all(isinstance(r, MenuSnapshot) for r in results.values())
+    with sqlite3.connect(tmp_path / "host.db") as db:
+        # The first run's menu and the one at 700: two bodies for six versions.
+        assert db.execute("SELECT COUNT(*) FROM menu_bodies").fetchone() == (2,)
+        assert db.execute("SELECT COUNT(*) FROM menus").fetchone() == (6,)
+        assert db.execute("SELECT MAX(length(body)) FROM menus").fetchone() == (0,)
+    async with running_host(
+        tmp_path, [connection()], plugins=PluginHost.from_objects({"chain": pos})
+    ) as harness:
+        for location in LOCATIONS:
+            status, body = await harness.request("GET", f"/v1/locations/{location}/menu")
+            assert status == 200
+            menu = Menu.model_validate(body)
+            assert menu.location == location
+            assert menu.products[0].variants[0].prices == {"default": 700}
+            live = await harness.host.live_menus.get(location)
+            assert live is not None
+            canonical = orjson.dumps(menu.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+            assert live.snapshot.body == canonical
 
 
 async def test_one_fetch_publishes_every_location_with_its_own_id(

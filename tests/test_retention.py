@@ -20,7 +20,7 @@ from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.retention import Pruner
 from posintegrator.settings import ConnectionSettings, RetentionSettings
-from posintegrator.store import SQLiteStore
+from posintegrator.store import MenuBody, SQLiteStore
 from posintegrator.testing import HostHarness, one_product_menu, running_host, sample_order
 
 MENU = one_product_menu("loc")
@@ -119,15 +119,22 @@ async def test_delivered_events_go_after_their_own_age_undelivered_never(
     assert await store.get_order("a") is not None, "the order itself waits for its own age"
 
 
+def numbered(number: int) -> MenuBody:
+    return MenuBody(b'{"location":', f',"n":{number}}}'.encode())
+
+
 async def test_menu_versions_beyond_the_latest_few_go_when_old(store: SQLiteStore) -> None:
     for number in range(1, 6):
-        await store.publish_menu("loc", "fake", f"hash-{number}", b"{}")
-    await store.publish_menu("other", "fake", "hash-x", b"{}")
+        await store.publish_menu("loc", "fake", f"hash-{number}", numbered(number))
+    # Another location's only version shares the body of loc's first: that body stays.
+    await store.publish_menu("other", "fake", "hash-1", numbered(1))
     with pytest.raises(ValueError, match="at least 1"):
         await store.prune_menus(utcnow(), keep_latest=0, limit=100)
     assert await store.prune_menus(utcnow() - timedelta(days=1), 2, 100) == {}, "none old"
     pruned = await store.prune_menus(utcnow() + timedelta(seconds=1), keep_latest=2, limit=100)
-    assert pruned == {"menus": 3}
+    assert pruned == {"menus": 3, "menu_bodies": 2}
+    other = await store.latest_menu("other")
+    assert other is not None and other.body == b'{"location":"other","n":1}'
     assert [await store.menu_version("loc", v) is not None for v in range(1, 6)] == [
         False,
         False,
@@ -138,7 +145,7 @@ async def test_menu_versions_beyond_the_latest_few_go_when_old(store: SQLiteStor
     latest = await store.latest_menu("loc")
     assert latest is not None and latest.version == 5
     assert await store.latest_menu("other") is not None, "a location's only version stays"
-    again = await store.publish_menu("loc", "fake", "hash-6", b"{}")
+    again = await store.publish_menu("loc", "fake", "hash-6", numbered(2))
     assert again is not None and again.version == 6, "numbering goes on from the latest"
 
 

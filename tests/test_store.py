@@ -20,7 +20,7 @@ from storeengines import StoreFactory
 from posintegrator.model import Order, OrderStatus, StatusEvent, utcnow
 from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.settings import StoreSettings
-from posintegrator.store import AcceptOutcome, SQLiteStore
+from posintegrator.store import AcceptOutcome, MenuBody, SQLiteStore
 from posintegrator.store.link import HandingOver
 from posintegrator.store.migrations import LATEST_VERSION
 from posintegrator.store.pg_migrations import LATEST_VERSION as PG_LATEST
@@ -80,8 +80,8 @@ async def test_postgres_schema_is_versioned_and_newer_is_refused(
     await second.open()  # a second start migrates nothing
     await second.close()
     with psycopg.connect(url, autocommit=True) as db:
-        versions = db.execute("SELECT version FROM schema_version").fetchall()
-        assert versions == [(PG_LATEST,)]
+        versions = db.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert versions == [(v,) for v in range(1, PG_LATEST + 1)], "each step once"
         db.execute("INSERT INTO schema_version (version) VALUES (%s)", (PG_LATEST + 1,))
     with pytest.raises(RuntimeError, match="newer than this release"):
         await PostgresStore(SecretStr(url)).open()
@@ -159,15 +159,58 @@ async def test_a_failed_transaction_leaves_nothing_half_written(
     assert len(await store.order_history("demo-order-0001")) == 1
 
 
+def body(text: str) -> MenuBody:
+    return MenuBody(b'{"location":', f',"text":"{text}"}}'.encode())
+
+
 async def test_menu_versions_only_on_change(store: SQLiteStore) -> None:
-    first = await store.publish_menu("downtown", "demo", "hash-a", b"{}")
+    first = await store.publish_menu("downtown", "demo", "hash-a", body("a"))
     assert first is not None and first.version == 1
-    assert await store.publish_menu("downtown", "demo", "hash-a", b"{}") is None
-    second = await store.publish_menu("downtown", "demo", "hash-b", b"{}")
+    assert await store.publish_menu("downtown", "demo", "hash-a", body("a")) is None
+    second = await store.publish_menu("downtown", "demo", "hash-b", body("b"))
     assert second is not None and second.version == 2
     latest = await store.latest_menu("downtown")
     assert latest is not None and latest.content_hash == "hash-b"
+    assert latest.body == b'{"location":"downtown","text":"b"}'
     assert await store.latest_menu("airport") is None
+
+
+async def test_locations_publishing_one_body_each_read_it_as_theirs(store: SQLiteStore) -> None:
+    shared = body("chain")
+    for location in ("north", 'so"uth'):
+        await store.publish_menu(location, "demo", "hash-c", MenuBody(shared.before, shared.after))
+    await store.publish_menu("north", "demo", "hash-d", body("new"))
+    north, south = await store.menu_version("north", 1), await store.latest_menu('so"uth')
+    assert north is not None and north.body == b'{"location":"north","text":"chain"}'
+    assert south is not None and south.body == b'{"location":"so\\"uth","text":"chain"}'
+    assert orjson.loads(south.body)["location"] == 'so"uth'
+    latest = await store.latest_menu("north")
+    assert latest is not None and latest.body == b'{"location":"north","text":"new"}'
+
+
+async def test_a_menu_stored_whole_before_bodies_were_shared_is_still_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO menus (location, version, connection, content_hash, body, "
+            "published_at) VALUES ('north', 1, 'demo', 'hash-old', ?, ?)",
+            (b'{"location":"north","text":"old"}', "2026-01-01T00:00:00+00:00"),
+        )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        old = await store.latest_menu("north")
+        assert old is not None and old.body == b'{"location":"north","text":"old"}'
+        new = await store.publish_menu("north", "demo", "hash-new", body("new"))
+        assert new is not None and new.version == 2
+        assert (await store.menu_version("north", 1)) == old
+    finally:
+        await store.close()
 
 
 async def test_plugin_state_survives_reopening(make_store: StoreFactory) -> None:

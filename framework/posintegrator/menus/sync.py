@@ -47,7 +47,7 @@ from posintegrator.plugins import PluginHost
 from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.health import MenuSyncInfo
 from posintegrator.settings import error_path
-from posintegrator.store import MenuSnapshot, Store
+from posintegrator.store import MenuBody, MenuSnapshot, Store
 
 #: Fields left out of the content hash: when the POS changed the menu (not what it is), and
 #: the location (so that locations offering the same menu share one hash and one check).
@@ -101,14 +101,14 @@ class CheckedMenu:
     :param menu: the validated menu (of some location; :meth:`menu_of` gives each one's).
     :param findings: what the checks found (errors mean it must not be published).
     :param content_hash: see :func:`content_hash`.
-    :param dumped: the menu as JSON-ready data, encoded once per location it is published for.
+    :param dumped: the menu as JSON-ready data, encoded once (:meth:`shared_body`).
     """
 
     menu: Menu
     findings: list[Finding]
     content_hash: str
     dumped: dict[str, Any]
-    _around: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
+    _body: MenuBody | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def of(cls, menu: Menu, findings: list[Finding]) -> CheckedMenu:
@@ -122,21 +122,13 @@ class CheckedMenu:
             return self.menu
         return self.menu.model_copy(update={"location": location})
 
-    def body(self, location: str) -> bytes:
-        """The stored and served JSON of ``location``'s menu: canonical (sorted keys).
-
-        The same bytes as ``orjson.dumps`` of the menu with sorted keys, but the parts before
-        and after the top-level ``location`` are encoded once for every location sharing the
-        menu: a 20,000-variation menu is some 10 MB of JSON, and a chain has hundreds of
-        locations.
+    def shared_body(self) -> MenuBody:
+        """The stored and served JSON of the menu, canonical (sorted keys), without its
+        location: encoded and hashed once, and stored once, for every location sharing it
+        (a 20,000-variation menu is some 10 MB of JSON, and a chain has hundreds of locations).
         """
-        prefix, suffix = self._around_location()
-        return prefix + orjson.dumps(location) + suffix
-
-    def _around_location(self) -> tuple[bytes, bytes]:
-        """The canonical JSON before and after the value of the top-level ``location``."""
-        if self._around is not None:
-            return self._around
+        if self._body is not None:
+            return self._body
         before = {k: v for k, v in self.dumped.items() if k < "location"}
         after = {k: v for k, v in self.dumped.items() if k > "location"}
         prefix = b'{"location":'
@@ -145,8 +137,10 @@ class CheckedMenu:
         suffix = b"}"
         if after:
             suffix = b"," + orjson.dumps(after, option=orjson.OPT_SORT_KEYS)[1:]
-        self._around = (prefix, suffix)
-        return self._around
+        body = MenuBody(prefix, suffix)
+        body.digest  # noqa: B018  (worked out here, off the event loop and the store's thread)
+        self._body = body
+        return body
 
 
 def check_fetched(menu: Menu) -> CheckedMenu:
@@ -396,7 +390,7 @@ class MenuSync:
                 changes=MenuChanges(**counts),
                 availability=availability,
             )
-        body = await asyncio.to_thread(checked.body, location)
+        body = await asyncio.to_thread(checked.shared_body)
         snapshot = await self._store.publish_menu(location, self._conn.name, new_hash, body, notice)
         if snapshot is None:  # published meanwhile by another writer: reload next time
             return None

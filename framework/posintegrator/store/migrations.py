@@ -271,6 +271,25 @@ MIGRATIONS += (
     ),
 )
 
+# Menu bodies shared by the locations publishing the same menu (a chain's central catalog):
+# ``menu_bodies`` holds each once, cut around the location (``head`` + location + ``tail``,
+# see MenuBody), and a version names its body by ``body_hash``. Versions stored before keep
+# their whole JSON in ``menus.body`` (and no ``body_hash``); new ones store an empty ``body``.
+MIGRATIONS += (
+    (
+        9,
+        """
+        CREATE TABLE menu_bodies (
+            body_hash  TEXT PRIMARY KEY,
+            head       BLOB NOT NULL,
+            tail       BLOB NOT NULL
+        );
+        ALTER TABLE menus ADD COLUMN body_hash TEXT;
+        CREATE INDEX menus_body_hash ON menus (body_hash) WHERE body_hash IS NOT NULL;
+        """,
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

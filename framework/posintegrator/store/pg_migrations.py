@@ -186,6 +186,22 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
 )
 
+# Menu bodies shared by the locations publishing the same menu: as the SQLite store's step 9.
+MIGRATIONS += (
+    (
+        2,
+        """
+        CREATE TABLE menu_bodies (
+            body_hash  TEXT PRIMARY KEY,
+            head       BYTEA NOT NULL,
+            tail       BYTEA NOT NULL
+        );
+        ALTER TABLE menus ADD COLUMN body_hash TEXT;
+        CREATE INDEX menus_body_hash ON menus (body_hash) WHERE body_hash IS NOT NULL;
+        """,
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -40,7 +40,8 @@ class RetentionStore(Protocol):
 
     async def prune_menus(self, before: datetime, keep_latest: int, limit: int) -> Pruned:
         """Delete up to ``limit`` menu versions published before ``before`` that are not among
-        the ``keep_latest`` newest of their location (``keep_latest`` >= 1)."""
+        the ``keep_latest`` newest of their location (``keep_latest`` >= 1), and the shared
+        bodies no version names any more."""
         ...
 
     async def prune_stream_actions(self, before: datetime, limit: int) -> Pruned:

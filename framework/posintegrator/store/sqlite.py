@@ -52,6 +52,7 @@ from posintegrator.store.base import (
     CloudEventRecord,
     DueDeliveries,
     HistoryEntry,
+    MenuBody,
     MenuSnapshot,
     OrderQuery,
     OrderRecord,
@@ -271,6 +272,7 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
         self._accepts: list[_AcceptRequest] = []
         self._accepting: asyncio.Task[None] | None = None
         self._write_observer: Callable[[float], None] | None = None
+        self._last_body: tuple[str, MenuBody] | None = None
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -1202,7 +1204,7 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
         location: str,
         connection: str,
         content_hash: str,
-        body: bytes,
+        body: MenuBody,
         notice: MenuNotice | None = None,
     ) -> MenuSnapshot | None:
         return await self._run(
@@ -1210,7 +1212,7 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
         )
 
     def _publish_menu(
-        self, location: str, connection: str, content_hash: str, body: bytes, notice: MenuNotice
+        self, location: str, connection: str, content_hash: str, body: MenuBody, notice: MenuNotice
     ) -> MenuSnapshot | None:
         with self._transaction() as tx:
             latest = self._latest_menu(tx, location)
@@ -1218,10 +1220,11 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
                 return None
             version = 1 if latest is None else latest.version + 1
             now = utcnow()
+            self._keep_body(tx, body)
             tx.execute(
                 "INSERT INTO menus (location, version, connection, content_hash, body, "
-                "published_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (location, version, connection, content_hash, body, _iso(now)),
+                "body_hash, published_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (location, version, connection, content_hash, b"", body.digest, _iso(now)),
             )
             event = MenuPublished(
                 event_id=str(uuid.uuid4()),
@@ -1239,6 +1242,18 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
             self._enqueue(tx, event.event_id, menu_stream(location), version, event)
             return MenuSnapshot(location, connection, version, content_hash, body, now)
 
+    def _keep_body(self, tx: SQLConnection, body: MenuBody) -> None:
+        """Store ``body`` unless it is stored already (another location published it)."""
+        found = tx.execute(
+            "SELECT 1 FROM menu_bodies WHERE body_hash = ?", (body.digest,)
+        ).fetchone()
+        if found is None:
+            tx.execute(
+                "INSERT INTO menu_bodies (body_hash, head, tail) VALUES (?, ?, ?) "
+                "ON CONFLICT (body_hash) DO NOTHING",
+                (body.digest, body.before, body.after),
+            )
+
     async def latest_menu(self, location: str) -> MenuSnapshot | None:
         return await self._run(self._latest_menu, self.db, location)
 
@@ -1251,24 +1266,34 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
     def _latest_menu(
         self, db: SQLConnection, location: str, version: int | None = None
     ) -> MenuSnapshot | None:
+        columns = (
+            "SELECT m.location, m.connection, m.version, m.content_hash, m.body, m.body_hash, "
+            "m.published_at FROM menus m WHERE m.location = ? "
+        )
         if version is None:
-            row = db.execute(
-                "SELECT location, connection, version, content_hash, body, published_at "
-                "FROM menus WHERE location = ? ORDER BY version DESC LIMIT 1",
-                (location,),
-            ).fetchone()
+            row = db.execute(columns + "ORDER BY m.version DESC LIMIT 1", (location,)).fetchone()
         else:
-            row = db.execute(
-                "SELECT location, connection, version, content_hash, body, published_at "
-                "FROM menus WHERE location = ? AND version = ?",
-                (location, version),
-            ).fetchone()
+            row = db.execute(columns + "AND m.version = ?", (location, version)).fetchone()
         if row is None:
             return None
-        loc, connection, version, content_hash, body, published_at = row
-        return MenuSnapshot(
-            loc, connection, version, content_hash, bytes(body), _from_iso(published_at)
-        )
+        loc, connection, version, content_hash, body, body_hash, published_at = row
+        stored: MenuBody | bytes = bytes(body)
+        if body_hash is not None:
+            stored = self._shared_body(db, body_hash)
+        return MenuSnapshot(loc, connection, version, content_hash, stored, _from_iso(published_at))
+
+    def _shared_body(self, db: SQLConnection, body_hash: str) -> MenuBody:
+        """The shared body named ``body_hash``: the same object for every location reading it
+        while it is the last one read (a chain's locations load one catalog's menu in turn)."""
+        last = self._last_body
+        if last is not None and last[0] == body_hash:
+            return last[1]
+        head, tail = db.execute(
+            "SELECT head, tail FROM menu_bodies WHERE body_hash = ?", (body_hash,)
+        ).fetchone()
+        body = MenuBody(bytes(head), bytes(tail))
+        self._last_body = (body_hash, body)
+        return body
 
     async def menu_version(self, location: str, version: int) -> MenuSnapshot | None:
         return await self._run(self._latest_menu, self.db, location, version)

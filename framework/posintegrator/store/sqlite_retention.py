@@ -105,7 +105,14 @@ class RetentionTables:
                 "LIMIT ?)",
                 (_iso(before), keep_latest, limit),
             ).rowcount
-        return {"menus": deleted} if deleted else {}
+            bodies = 0
+            if deleted:
+                bodies = tx.execute(
+                    "DELETE FROM menu_bodies WHERE NOT EXISTS (SELECT 1 FROM menus m "
+                    "WHERE m.body_hash = menu_bodies.body_hash)"
+                ).rowcount
+        pruned = {"menus": deleted, "menu_bodies": bodies}
+        return {table: count for table, count in pruned.items() if count}
 
     async def prune_stream_actions(self, before: datetime, limit: int) -> Pruned:
         return await self._run(self._prune_stream_actions, before, limit)
