@@ -126,6 +126,70 @@ def test_a_body_for_each_location_is_the_canonical_json_of_its_menu() -> None:
         assert checked.shared_body().of(location) == expected
 
 
+def three_products(prices: tuple[int, int, int]) -> Menu:
+    """A menu of three products, built afresh (new objects) each time."""
+    menu = one_product_menu("north")
+    template = menu.products[0]
+    menu.products = [
+        template.model_copy(
+            update={
+                "id": f"p{n}",
+                "variants": [template.variants[0].model_copy(update={"prices": {"default": p}})],
+            },
+            deep=True,
+        )
+        for n, p in enumerate(prices)
+    ]
+    return Menu.model_validate(menu.model_dump())
+
+
+def test_products_equal_to_ones_checked_before_are_not_checked_again() -> None:
+    memo = menusync.ProductMemo()
+    first = menusync.check_fetched(three_products((100, 200, 300)), memo)
+    memo.end_round()
+    again = three_products((100, 201, 300))  # new objects; one price differs
+    second = menusync.check_fetched(again, memo)
+    reused = [a is b for a, b in zip(first.menu.products, second.menu.products, strict=True)]
+    assert reused == [True, False, True]
+    fresh = menusync.check_fetched(three_products((100, 201, 300)))
+    assert second.dumped == fresh.dumped
+    assert second.content_hash == fresh.content_hash == content_hash(again)
+    assert second.shared_body().of("north") == fresh.shared_body().of("north")
+    # Rounds that checked nothing forget nothing; two rounds without a product forget it.
+    memo.end_round()
+    memo.end_round()
+    assert memo.checked(again.products[0].model_dump(mode="json")) is not None
+    memo.end_round()
+    for _ in range(2):
+        menusync.check_fetched(one_product_menu("north"), memo)
+        memo.end_round()
+    assert memo.checked(again.products[0].model_dump(mode="json")) is None
+
+
+def test_a_product_offered_differently_by_two_menus_is_kept_in_both_versions() -> None:
+    memo = menusync.ProductMemo()
+    shared = menusync.check_fetched(three_products((100, 200, 300)), memo)
+    own = menusync.check_fetched(three_products((100, 999, 300)), memo)  # a location's own
+    memo.end_round()
+    again_shared = menusync.check_fetched(three_products((100, 200, 300)), memo)
+    again_own = menusync.check_fetched(three_products((100, 999, 300)), memo)
+    assert again_shared.menu.products[1] is shared.menu.products[1]
+    assert again_own.menu.products[1] is own.menu.products[1]
+
+
+def test_a_product_made_invalid_is_not_taken_for_the_valid_one_it_equalled() -> None:
+    memo = menusync.ProductMemo()
+    menu = three_products((100, 200, 300))
+    menusync.check_fetched(menu, memo)
+    # A transform writing past validation (as a buggy extension plugin can).
+    menu.products[1].variants[0].__dict__["prices"] = {"default": -5}
+    checked = menusync.check_fetched(menu, memo)
+    assert checked.content_hash == ""
+    assert [f.path for f in checked.findings if f.severity.name == "ERROR"] == [
+        "products[1].variants[0].prices.default"
+    ]
+
+
 async def test_locations_sharing_a_menu_store_one_body_and_serve_their_own(
     tmp_path: Path, pos: ChainPos
 ) -> None:
@@ -181,6 +245,30 @@ async def test_one_fetch_publishes_every_location_with_its_own_id(
     assert first.snapshot.content_hash == content_hash(first.menu)
 
 
+async def test_each_location_hears_what_changed_in_a_round_after_a_price_change(
+    host: HostHarness, pos: ChainPos
+) -> None:
+    """The notice's counts, worked out from the JSON kept since the last round's checks."""
+    sync = host.host.connections["chain"].menusync
+    pos.price = 640
+    await sync.sync_locations(LOCATIONS)
+    pos.price = 650
+    results = await sync.sync_locations(LOCATIONS)
+    versions = {location: r.version for location, r in results.items() if r is not None}
+    assert set(versions) == set(LOCATIONS)
+
+    def published(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in events
+            if e["type"] == "menu.published" and e["version"] == versions[e["location"]]
+        ]
+
+    events = await host.wait_for_events(lambda evs: len(published(evs)) == len(LOCATIONS))
+    for event in published(events):
+        assert event["notice"]["changes"] == {"added": 0, "removed": 0, "changed": 1}
+
+
 async def test_a_sync_round_of_the_scheduler_is_one_fetch(tmp_path: Path, pos: ChainPos) -> None:
     async with running_host(
         tmp_path,
@@ -233,9 +321,9 @@ async def test_the_same_menu_objects_again_are_not_checked_again(
     checked: list[Menu] = []
     check = menusync.check_fetched
 
-    def counting(menu: Menu) -> CheckedMenu:
+    def counting(menu: Menu, memo: menusync.ProductMemo | None = None) -> CheckedMenu:
         checked.append(menu)
-        return check(menu)
+        return check(menu, memo)
 
     monkeypatch.setattr(menusync, "check_fetched", counting)
     sync = host.host.connections["chain"].menusync

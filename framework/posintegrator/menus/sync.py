@@ -42,7 +42,7 @@ from posintegrator.model.menu_check import (
     errors_in,
     left_out_findings,
 )
-from posintegrator.model.menu_diff import diff_menus
+from posintegrator.model.menu_diff import diff_dumped
 from posintegrator.plugins import PluginHost
 from posintegrator.runtime.connection import Connection
 from posintegrator.runtime.health import MenuSyncInfo
@@ -143,19 +143,71 @@ class CheckedMenu:
         return body
 
 
-def check_fetched(menu: Menu) -> CheckedMenu:
+class ProductMemo:
+    """The products checked last round (validated and as JSON), by id: a product equal to one
+    of them is neither validated nor dumped again.
+
+    A chain's resync after one price change brings back some 10,000 products, all but one as
+    they were; checking each of them again cost more than translating the catalog. Equal values
+    validate alike, so reusing the result is exact. The comparison is of the products' JSON,
+    never of identity (a transform may have changed a product object in place since), and
+    the JSON is needed for the hash and the body anyway. Entries are kept
+    for one round after the one that last saw them, so a menu that went away does not stay in
+    memory.
+    """
+
+    def __init__(self) -> None:
+        #: Product id -> each version of it checked (locations with menus of their own may
+        #: offer the same product differently).
+        self._last: dict[str, list[tuple[Product, dict[str, Any]]]] = {}
+        self._now: dict[str, list[tuple[Product, dict[str, Any]]]] = {}
+
+    def checked(self, dumped: dict[str, Any]) -> tuple[Product, dict[str, Any]] | None:
+        """The validated product and its JSON, when one with this JSON was checked."""
+        product_id = dumped.get("id")
+        if not isinstance(product_id, str):
+            return None
+        for versions in (self._now.get(product_id), self._last.get(product_id)):
+            for entry in versions or ():
+                if entry[1] == dumped:
+                    self._keep(product_id, entry)
+                    return entry
+        return None
+
+    def keep(self, validated: Product, dumped: dict[str, Any]) -> None:
+        """Remember a product just checked."""
+        self._keep(validated.id, (validated, dumped))
+
+    def _keep(self, product_id: str, entry: tuple[Product, dict[str, Any]]) -> None:
+        versions = self._now.setdefault(product_id, [])
+        if not any(kept is entry for kept in versions):
+            versions.append(entry)
+
+    def end_round(self) -> None:
+        """Forget what neither this round nor the one before saw; a round that checked nothing
+        (the plugin answered with the menus of the last) forgets nothing."""
+        if self._now:
+            self._last, self._now = self._now, {}
+
+
+def check_fetched(menu: Menu, memo: ProductMemo | None = None) -> CheckedMenu:
     """Validate and check a fetched (and transformed) menu; CPU-bound, run in a worker thread.
 
     What the plugin left out of it (``menu.left_out``) is reported as warnings after the
     checks' findings. A menu whose values fail validation (a transform wrote a bad one) comes
     back with ERROR findings and unhashed.
+
+    :param memo: products checked before; those equal to one of them are not checked again.
     """
+    memo = memo if memo is not None else ProductMemo()
     with collector_paused():
         left_out = left_out_findings(menu)
-        checked, findings = _revalidated(menu)
+        checked, dumps, findings = _revalidated(menu, memo)
         if checked is None:
             return CheckedMenu(menu, findings + left_out, "", {})
-        return CheckedMenu.of(checked, check_menu(checked) + left_out)
+        dumped = checked.model_dump(mode="json", exclude={"products"})
+        dumped["products"] = dumps
+        return CheckedMenu(checked, check_menu(checked) + left_out, _hash_of(dumped), dumped)
 
 
 # A big menu is validated and dumped a product at a time: each call into pydantic's core holds
@@ -163,25 +215,40 @@ def check_fetched(menu: Menu) -> CheckedMenu:
 # thread waiting for a third of a second; many short ones let it in between.
 
 
-def _revalidated(menu: Menu) -> tuple[Menu | None, list[Finding]]:
-    """``Menu.model_validate(menu.model_dump())``, a product at a time; or the errors."""
+def _revalidated(
+    menu: Menu, memo: ProductMemo
+) -> tuple[Menu | None, list[dict[str, Any]], list[Finding]]:
+    """``Menu.model_validate(menu.model_dump())``, a product at a time, and each product's
+    JSON; or the errors."""
     products: list[Product] = []
+    dumps: list[dict[str, Any]] = []
     errors: list[tuple[tuple[Any, ...], str]] = []
     for index, product in enumerate(menu.products):
+        known = memo.checked(product.model_dump(mode="json"))
+        if known is not None:
+            products.append(known[0])
+            dumps.append(known[1])
+            continue
         try:
-            products.append(Product.model_validate(product.model_dump()))
+            validated = Product.model_validate(product.model_dump())
         except ValidationError as exc:
             errors.extend((("products", index, *e["loc"]), e["msg"]) for e in exc.errors())
+            continue
+        dumped = validated.model_dump(mode="json")
+        memo.keep(validated, dumped)
+        products.append(validated)
+        dumps.append(dumped)
     if not errors:
         try:
             rest = menu.model_dump(exclude={"products"})
-            return Menu.model_validate({**rest, "products": products}), []
+            return Menu.model_validate({**rest, "products": products}), dumps, []
         except ValidationError as exc:
             errors.extend((tuple(e["loc"]), e["msg"]) for e in exc.errors())
-    return None, [
+    findings = [
         Finding(Severity.ERROR, Code.INVALID_VALUE, error_path(loc), message)
         for loc, message in errors
     ]
+    return None, [], findings
 
 
 def _dumped(menu: Menu) -> dict[str, Any]:
@@ -197,9 +264,11 @@ def _hashed(menu: Menu) -> CheckedMenu:
         return CheckedMenu.of(menu, [])
 
 
-def _diff_counts(old: Menu, new: Menu) -> dict[str, int]:
+def _diff_counts(old: Menu | dict[str, Any], new: dict[str, Any]) -> dict[str, int]:
+    """How many entities changed from ``old`` (a menu, or one already dumped) to ``new``."""
     with collector_paused():
-        return diff_menus(old, new).counts()
+        before = old if isinstance(old, dict) else _dumped(old)
+        return diff_dumped(before, new).counts()
 
 
 def _wrong_location(location: str, menu: Menu) -> list[Finding]:
@@ -227,8 +296,11 @@ class MenuSync:
         self._live = live
         self._on_publish = on_publish
         self._diffs: dict[tuple[str, str], dict[str, int]] = {}
-        #: The last round's checked menus, by the identity of the menu the plugin returned.
+        #: The last round's checked menus, by the identity of the menu the plugin returned,
+        #: and this round's so far.
         self._checked: dict[int, tuple[Menu, CheckedMenu]] = {}
+        self._checked_now: dict[int, tuple[Menu, CheckedMenu]] = {}
+        self._products = ProductMemo()
 
     async def sync(self, location: str) -> MenuSnapshot | None:
         """Fetch, check and publish the menu of ``location``.
@@ -282,7 +354,7 @@ class MenuSync:
                 await self._report(location, "fetch_failed", [], started, detail=exc.message)
             raise
         results: dict[str, MenuSnapshot | MenuRejected | None] = {}
-        checked_now: dict[int, tuple[Menu, CheckedMenu]] = {}
+        self._checked_now = {}
         for group in shared:
             if self._plugins.transforms_menus():
                 await self._publish_each(group, results, started)
@@ -292,13 +364,14 @@ class MenuSync:
                 checked = CheckedMenu(group.menu, findings, "", {})
             else:
                 checked = await self._checked_once(group.menu)
-                checked_now[id(group.menu)] = (group.menu, checked)
+                self._checked_now[id(group.menu)] = (group.menu, checked)
             for location in group.locations:
                 try:
                     results[location] = await self._publish_checked(location, checked, started)
                 except MenuRejected as exc:
                     results[location] = exc
-        self._checked = checked_now
+        self._checked, self._checked_now = self._checked_now, {}
+        self._products.end_round()
         return results
 
     async def _checked_once(self, menu: Menu) -> CheckedMenu:
@@ -307,7 +380,7 @@ class MenuSync:
         last = self._checked.get(id(menu))
         if last is not None and last[0] is menu:
             return last[1]
-        return await asyncio.to_thread(check_fetched, menu)
+        return await asyncio.to_thread(check_fetched, menu, self._products)
 
     async def _publish_each(
         self,
@@ -340,7 +413,8 @@ class MenuSync:
             checked = CheckedMenu(menu, _wrong_location(location, menu), "", {})
         else:
             await self._plugins.transform_menu(menu, location, self._conn.name)
-            checked = await asyncio.to_thread(check_fetched, menu)
+            checked = await asyncio.to_thread(check_fetched, menu, self._products)
+            self._products.end_round()
         return await self._publish_checked(location, checked, started)
 
     async def _publish_checked(
@@ -402,13 +476,25 @@ class MenuSync:
 
     async def _diff_counts(self, old_hash: str, old: Menu, new: CheckedMenu) -> dict[str, int]:
         """What changed from ``old`` to ``new``, worked out once per pair of contents (the
-        locations sharing a menu share its diff too)."""
+        locations sharing a menu share its diff too), from the JSON of ``old`` kept since it
+        was checked when there is one."""
         key = (old_hash, new.content_hash)
         counts = self._diffs.get(key)
         if counts is None:
-            counts = await asyncio.to_thread(_diff_counts, old, new.menu)
+            before = self._dumped_of(old_hash)
+            counts = await asyncio.to_thread(
+                _diff_counts, old if before is None else before, new.dumped
+            )
             self._diffs = {key: counts}  # one pair at a time: a round moves one menu on
         return counts
+
+    def _dumped_of(self, content_hash: str) -> dict[str, Any] | None:
+        """The JSON of a menu with ``content_hash`` checked this round or the last."""
+        for checked_by_id in (self._checked_now, self._checked):
+            for _menu, checked in checked_by_id.values():
+                if checked.content_hash == content_hash and checked.dumped:
+                    return checked.dumped
+        return None
 
     async def _report(
         self,

@@ -78,8 +78,11 @@ class MenuDiff(UniversalModel):
 
 def diff_menus(old: Menu, new: Menu) -> MenuDiff:
     """What turns ``old`` into ``new``."""
-    before = old.model_dump(mode="json")
-    after = new.model_dump(mode="json")
+    return diff_dumped(old.model_dump(mode="json"), new.model_dump(mode="json"))
+
+
+def diff_dumped(before: dict[str, Any], after: dict[str, Any]) -> MenuDiff:
+    """:func:`diff_menus` of two menus already dumped as JSON (``model_dump(mode="json")``)."""
     fields = {
         key: value
         for key, value in after.items()
