@@ -68,6 +68,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pos_square.documents import MAX_INT, parse_time
+from pos_square.reused_items import ITEM_TYPES, ItemMemo, MadeItem, PlaceItems, SortKey
 from posintegrator.documents import QUOTED_VALUE_MAX, error_reason, short_repr
 from posintegrator.errors import PermanentError
 from posintegrator.hooktypes import SharedMenu
@@ -476,7 +477,8 @@ def menu_from_catalog(
     """
     try:
         with collector_paused():
-            return _menu(_Catalog(objects), location, square_location_id, currency, timezone)
+            catalog = _Catalog(objects)
+            return _menu(catalog, location, square_location_id, currency, timezone)[0]
     except (CatalogError, ValidationError) as exc:
         raise _unreadable(location, exc) from None
 
@@ -501,7 +503,9 @@ class Place:
     timezone: str
 
 
-def menus_from_catalog(objects: list[Any], places: list[Place]) -> list[SharedMenu]:
+def menus_from_catalog(
+    objects: list[Any], places: list[Place], memo: ItemMemo | None = None
+) -> list[SharedMenu]:
     """Translate one read of the catalog into the menus of several locations.
 
     The catalog is indexed once. A Square location that no object names (in its presence
@@ -511,6 +515,9 @@ def menus_from_catalog(objects: list[Any], places: list[Place]) -> list[SharedMe
     so the menus do not depend on the order Square listed them in, or on whether they came
     from a full read or a kept catalog with changes applied.
 
+    :param memo: what the last translation of this catalog made (updated when this one
+        succeeds): products of items whose objects did not change are reused
+        (:mod:`pos_square.reused_items`).
     :raises PermanentError: as :func:`menu_from_catalog`, naming the first location of the
         menu that could not be made.
     """
@@ -527,17 +534,24 @@ def menus_from_catalog(objects: list[Any], places: list[Place]) -> list[SharedMe
                 square = place.square_location_id
                 key = (square if square in named else "", place.currency, place.timezone)
                 groups.setdefault(key, []).append(place)
+            context = tuple(o for o in catalog.by_id.values() if o["type"] not in ITEM_TYPES)
+            made: dict[Hashable, PlaceItems] = {}
             menus = []
-            for (square, _currency, _zone), members in groups.items():
+            for key, members in groups.items():
                 first = members[0]
-                menu = _menu(
+                earlier = memo.places.get(key) if memo is not None else None
+                menu, items = _menu(
                     catalog,
                     first.location,
-                    square or first.square_location_id,
+                    key[0] or first.square_location_id,
                     first.currency,
                     first.timezone,
+                    earlier.reusable_with(context) if earlier is not None else {},
                 )
+                made[key] = PlaceItems(context, items)
                 menus.append(SharedMenu([p.location for p in members], menu))
+            if memo is not None:
+                memo.places = made
             return menus
     except (CatalogError, ValidationError) as exc:
         raise _unreadable(places[0].location, exc) from None
@@ -560,13 +574,23 @@ def _named_locations(catalog: _Catalog) -> set[Any]:
 
 
 def _menu(
-    catalog: _Catalog, location: str, square_location_id: str, currency: str, timezone: str
-) -> Menu:
-    builder = _MenuBuilder(catalog, square_location_id)
+    catalog: _Catalog,
+    location: str,
+    square_location_id: str,
+    currency: str,
+    timezone: str,
+    earlier: dict[str, MadeItem] | None = None,
+) -> tuple[Menu, dict[str, MadeItem]]:
+    """The menu of one location, and what was made of each item (for the next translation).
+
+    :param earlier: items made by the last translation that may be reused
+        (:mod:`pos_square.reused_items`).
+    """
+    builder = _MenuBuilder(catalog, square_location_id, earlier or {})
     categories = builder.categories()
     products = builder.products({c.id: n for n, c in enumerate(categories)})
     left_out = builder.left_out + builder.text_lists_left_out() + builder.pricing_rules_left_out()
-    return Menu(
+    menu = Menu(
         location=location,
         currency=currency,
         timezone=timezone or "UTC",
@@ -579,14 +603,20 @@ def _menu(
         source_updated_at=_latest(catalog.by_id.values()),
         left_out=left_out,
     )
+    return menu, builder.made
 
 
 class _MenuBuilder:
     """Builds the menu of one location; collects taxes and modifier groups as items use them."""
 
-    def __init__(self, catalog: _Catalog, square_location_id: str) -> None:
+    def __init__(
+        self, catalog: _Catalog, square_location_id: str, earlier: dict[str, MadeItem]
+    ) -> None:
         self.catalog = catalog
         self.loc = square_location_id
+        self.earlier = earlier
+        self.made: dict[str, MadeItem] = {}
+        """What was made of each item present here (for the next translation)."""
         self.images: dict[str, str | None] = {}
         for image in catalog.of_type("IMAGE"):
             if not image.get("is_deleted"):
@@ -709,7 +739,7 @@ class _MenuBuilder:
     # --- products -------------------------------------------------------------------------
 
     def products(self, category_rank: Mapping[str, int]) -> list[Product]:
-        ranked: list[tuple[tuple[int, int, str, str], Product]] = []
+        ranked: list[tuple[SortKey, Product]] = []
         for obj in self.catalog.of_type("ITEM"):
             try:
                 product, sort_key = self._product(obj, category_rank)
@@ -722,20 +752,27 @@ class _MenuBuilder:
 
     def _product(
         self, obj: JSONDict, category_rank: Mapping[str, int]
-    ) -> tuple[Product | None, tuple[int, int, str, str]]:
+    ) -> tuple[Product | None, SortKey]:
         item: JSONDict = obj.get("item_data") or {}  # an ITEM
         name = _text(item, "name", obj) or obj["id"]
         no_rank = (len(category_rank), 0, "", obj["id"])
         if not self._present(obj) or item.get("is_archived"):
             return None, no_rank
+        variations = self.catalog.children("ITEM_VARIATION", "item_id", obj["id"])
+        earlier = self.earlier.get(obj["id"])
+        if earlier is not None and earlier.made_from(obj, variations):
+            return self._again(earlier, obj, item)
         variants = [
             variant
-            for variation in self.catalog.children("ITEM_VARIATION", "item_id", obj["id"])
+            for variation in variations
             if (variant := self._variant(variation, name)) is not None
         ]
+        reported = len(self.left_out)
         if self._unpriced:
             self._report_unpriced(obj, name, whole_item=not variants)
+        unpriced = tuple(self.left_out[reported:])
         if not variants:
+            self._remember(obj, variations, None, no_rank, unpriced)
             return None, no_rank
         no_rank = (len(category_rank), 0, name.lower(), obj["id"])
         memberships = [
@@ -777,7 +814,32 @@ class _MenuBuilder:
             ],
             nutrition=None if calories is None else Nutrition(energy_kcal=calories),
         )
+        self._remember(obj, variations, product, sort_key, unpriced)
         return product, sort_key
+
+    def _again(
+        self, earlier: MadeItem, obj: JSONDict, item: JSONDict
+    ) -> tuple[Product | None, SortKey]:
+        """The product made last time, with what making it did to the rest of the menu done
+        again, in the same order: what it left out, the groups it uses (made on first use,
+        hidden modifiers reported), the text lists it asks for, its taxes."""
+        self.left_out.extend(earlier.unpriced)
+        if earlier.product is not None:
+            self._item_groups(obj, item)
+            self._item_tax(obj, item)
+        self.made[obj["id"]] = earlier
+        return earlier.product, earlier.sort_key
+
+    def _remember(
+        self,
+        obj: JSONDict,
+        variations: list[JSONDict],
+        product: Product | None,
+        sort_key: SortKey,
+        unpriced: tuple[LeftOut, ...],
+    ) -> None:
+        made = MadeItem(obj, tuple(variations), product, sort_key, unpriced)
+        self.made[obj["id"]] = made
 
     def _variant(self, obj: JSONDict, item_name: str) -> Variant | None:
         """A variation as a variant, or None when absent here or priced at the till.

@@ -38,19 +38,28 @@ class CatalogRead:
 
     :param version: names the catalog's objects (:attr:`KeptCatalog.version`).
     :param objects: the top-level objects; None when they are those of the ``known`` version.
+    :param kept: the catalog as now kept, to give the next read (None: not changed).
     """
 
     version: str
     objects: list[JSONDict] | None
+    kept: KeptCatalog | None = None
 
 
 async def read_catalog(
-    ctx: ConnectionContext, client: SquareClient, full_every: timedelta, known: str | None = None
+    ctx: ConnectionContext,
+    client: SquareClient,
+    full_every: timedelta,
+    known: str | None = None,
+    in_memory: KeptCatalog | None = None,
 ) -> CatalogRead:
     """The catalog's top-level objects as Square has them now, read as cheaply as possible.
 
     :param known: the version of the objects the caller already holds (its translation of
         them): when nothing changed since, the kept catalog is not even loaded.
+    :param in_memory: the kept catalog as the last read gave it: used instead of loading it
+        from the state when it is still the stored version. Its unchanged objects are then
+        the very objects of the last read (what :mod:`pos_square.reused_items` relies on).
     """
     now = datetime.now(UTC)
     head = KeptHead.parse(await ctx.state.get(KEY))
@@ -61,19 +70,31 @@ async def read_catalog(
             await ctx.state.delete(KEY)  # read everything next time
             raise
         if not changed and known == head.version and latest_time == head.latest_time:
-            return CatalogRead(known, None)
-        kept = await _load(ctx, head)
+            return CatalogRead(known, None, in_memory)
+        kept = in_memory if _is_stored(in_memory, head) else await _load(ctx, head)
         if kept is not None:
             untrusted = kept.apply(changed, latest_time)
             if untrusted is None:
                 await _save(ctx, kept)
-                return CatalogRead(kept.version, kept.objects())
+                return CatalogRead(kept.version, kept.objects(), kept)
             ctx.log.info("Square catalog read in full: {}", untrusted)
     objects, latest_time = await _search(client, begin_time=None)
     kept = KeptCatalog.of(objects, latest_time, now)
     await ctx.state.delete(KEY)  # until every chunk is stored: a crash leaves none kept
     await _save(ctx, kept)
-    return CatalogRead(kept.version, objects)
+    return CatalogRead(kept.version, objects, kept)
+
+
+def _is_stored(kept: KeptCatalog | None, head: KeptHead) -> bool:
+    """Whether ``kept`` is the catalog the stored ``head`` describes (a save that failed, or
+    a change applied only partly, left it ahead: it is then loaded again)."""
+    return (
+        kept is not None
+        and not kept.dirty
+        and kept.version == head.version
+        and kept.latest_time == head.latest_time
+        and len(kept.chunks) == head.chunks
+    )
 
 
 async def _search(client: SquareClient, *, begin_time: str | None) -> tuple[list[JSONDict], str]:

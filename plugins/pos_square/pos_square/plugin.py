@@ -27,6 +27,7 @@ from pos_square.catalog import (
 )
 from pos_square.catalog_reads import read_catalog
 from pos_square.client import SquareClient
+from pos_square.kept_catalog import KeptCatalog
 from pos_square.oauth import access_tokens
 from pos_square.orders import (
     ORDER_SOURCE_NAME,
@@ -35,6 +36,7 @@ from pos_square.orders import (
     order_to_square,
     payments_for,
 )
+from pos_square.reused_items import ItemMemo
 from pos_square.settings import SquareSettings
 from pos_square.translate import (
     pickup_state,
@@ -191,25 +193,32 @@ async def pos_fetch_menus(ctx: ConnectionContext, locations: list[str]) -> list[
         places.append(Place(location, square_location, currency, timezone))
     full_every = timedelta(hours=settings.full_catalog_read_hours)
     last = _last_menus.get(ctx.name)
-    if last is not None and (last.ctx() is not ctx or last.places != places):
+    if last is not None and last.ctx() is not ctx:
         last = None
-    read = await read_catalog(ctx, client, full_every, last.version if last else None)
+    known = last.version if last is not None and last.places == places else None
+    read = await read_catalog(ctx, client, full_every, known, last.kept if last else None)
     if read.objects is None and last is not None:
         return last.menus  # the very same objects: the host skips checking them again
     assert read.objects is not None
-    menus = await asyncio.to_thread(menus_from_catalog, read.objects, places)
-    _last_menus[ctx.name] = _LastMenus(weakref.ref(ctx), places, read.version, menus)
+    memo = last.memo if last is not None else ItemMemo()
+    menus = await asyncio.to_thread(menus_from_catalog, read.objects, places, memo)
+    _last_menus[ctx.name] = _LastMenus(
+        weakref.ref(ctx), places, read.version, menus, read.kept, memo
+    )
     return menus
 
 
 @dataclass(frozen=True)
 class _LastMenus:
-    """A connection's last menus, from the catalog of ``version``, for ``places``."""
+    """A connection's last menus, from the catalog of ``version``, for ``places``; the catalog
+    as kept then, and what its translation made of each item (both reused next round)."""
 
     ctx: weakref.ref[ConnectionContext]
     places: list[Place]
     version: str
     menus: list[SharedMenu]
+    kept: KeptCatalog | None
+    memo: ItemMemo
 
 
 #: Connection name -> its last menus in this process; for a connection of another host in the

@@ -145,9 +145,14 @@ async def double(square_spec: SquareSpec) -> AsyncIterator[RunningDouble]:
         await running.close()
 
 
-def context(http: aiohttp.ClientSession, double: RunningDouble, state: MemoryState) -> Any:
+def context(
+    http: aiohttp.ClientSession,
+    double: RunningDouble,
+    state: MemoryState,
+    name: str = "square-chain",
+) -> Any:
     return ConnectionContext(
-        name="square-chain",
+        name=name,
         plugin="square",
         locations=(*LOCATIONS, "L4WEST"),
         settings=SquareSettings(
@@ -170,7 +175,18 @@ def as_data(menus: list[SharedMenu]) -> list[tuple[list[str], Any]]:
 edits = st.lists(
     st.tuples(
         st.sampled_from(
-            ["price", "location_price", "sold_out", "back", "rename", "tax", "delete", "nothing"]
+            [
+                "price",
+                "location_price",
+                "sold_out",
+                "back",
+                "rename",
+                "tax",
+                "category",
+                "modifier",
+                "delete",
+                "nothing",
+            ]
         ),
         st.integers(min_value=0, max_value=10_000),
         st.sampled_from(LOCATIONS),
@@ -203,6 +219,18 @@ def apply_edit(double: RunningDouble, edit: tuple[str, int, str]) -> None:
         tax = taxes[number % len(taxes)]
         tax["tax_data"]["percentage"] = f"{number % 20}.5"
         state.touch(tax)
+    elif kind == "category":  # context: every item in it moves
+        categories = [
+            o for o in state.objects if o["type"] == "CATEGORY" and not o.get("is_deleted")
+        ]
+        category = categories[number % len(categories)]
+        category["category_data"]["name"] = f"{number} first"
+        state.touch(category)
+    elif kind == "modifier":  # a nested object of the context
+        modifiers = [o for o in state.by_id.values() if o["type"] == "MODIFIER"]
+        modifier = modifiers[number % len(modifiers)]
+        modifier["modifier_data"]["price_money"] = {"amount": number, "currency": state.currency}
+        state.touch(modifier)
     elif kind == "delete":
         items = [o for o in state.objects if o["type"] == "ITEM" and not o.get("is_deleted")]
         double.double.delete_object(items[number % len(items)]["id"])
@@ -223,15 +251,26 @@ async def test_incremental_resyncs_equal_a_full_read(
 ) -> None:
     kept = MemoryState()
     ctx = context(http, double, kept)
-    await pos_fetch_menus(ctx, list(ctx.locations))
+    last = await pos_fetch_menus(ctx, list(ctx.locations))
     for edit in edits:
         apply_edit(double, edit)
         searches = calls(double, SEARCH)
         incremental = await pos_fetch_menus(ctx, list(ctx.locations))
         if edit[0] not in ("delete",):
             assert calls(double, SEARCH) == searches + 1, "one incremental page per resync"
-        full = await pos_fetch_menus(context(http, double, MemoryState()), list(ctx.locations))
+        fresh = context(http, double, MemoryState(), name="square-chain-full")
+        full = await pos_fetch_menus(fresh, list(ctx.locations))
         assert as_data(incremental) == as_data(full), f"after {edit}"
+        before = {id(p) for m in last for p in m.menu.products}
+        products = [p for m in incremental for p in m.menu.products]
+        reused = sum(id(p) in before for p in products)
+        if edit[0] in ("price", "rename"):
+            # One item changed: every other product is the very one made last time.
+            assert len(products) - len(incremental) <= reused < len(products), f"after {edit}"
+        elif edit[0] in ("location_price", "sold_out", "back"):
+            # A location may now be named by the catalog: its menu is made afresh, not others.
+            assert reused > 0, f"after {edit}"
+        last = incremental
     assert KEY in kept.values
     double.assert_clean()
 

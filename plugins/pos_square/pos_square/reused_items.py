@@ -1,0 +1,85 @@
+"""What the last translation made of each item, reused when nothing it depends on changed.
+
+After one price change, a chain's resync applies one changed object to the catalog kept in
+memory; every other object is the very object the last translation read. A product depends on
+its item, the item's variations, the location, and the rest of the catalog (taxes, categories,
+modifier lists and their modifiers, images, option values, ...: the *context*). So while the
+context objects are the very objects of the last translation, an item whose object and
+variations are the same objects makes the same product: the one made last time is reused, the
+same object, which the host then recognises without checking it again. What the item does to
+the rest of the menu (the modifier groups, taxes and text lists it uses, the variations it left
+out) is done again in catalog order, so the menu equals a fresh translation's.
+
+Identity is safe here because the catalog objects are never changed in place: a change to an
+object replaces it (and a change to a nested one replaces its parent too, see
+:meth:`pos_square.kept_catalog.KeptCatalog.apply`), and the memo holds what it compares, so no
+object's id is reused meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from posintegrator.model import LeftOut, Product
+
+JSONDict = dict[str, Any]
+SortKey = tuple[int, int, str, str]
+
+#: Object types an item's product is made from directly (everything else is context).
+ITEM_TYPES = frozenset({"ITEM", "ITEM_VARIATION"})
+
+
+@dataclass(frozen=True)
+class MadeItem:
+    """One item as the last translation made it.
+
+    :param item: the ITEM object it was made from.
+    :param variations: the ITEM_VARIATION objects it was made from, in order.
+    :param product: the product (None: not on the menu here).
+    :param sort_key: where the product goes in the menu.
+    :param unpriced: what the item left out for its variations without a price.
+    """
+
+    item: JSONDict
+    variations: tuple[JSONDict, ...]
+    product: Product | None
+    sort_key: SortKey
+    unpriced: tuple[LeftOut, ...]
+
+    def made_from(self, item: JSONDict, variations: Sequence[JSONDict]) -> bool:
+        """Whether it was made from these very objects."""
+        return (
+            self.item is item
+            and len(self.variations) == len(variations)
+            and all(a is b for a, b in zip(self.variations, variations, strict=True))
+        )
+
+
+@dataclass
+class PlaceItems:
+    """The items made for one place (a Square location and its currency and time zone) and
+    the context objects they were made with."""
+
+    context: tuple[JSONDict, ...]
+    items: dict[str, MadeItem]
+
+    def reusable_with(self, context: tuple[JSONDict, ...]) -> dict[str, MadeItem]:
+        """The items, if ``context`` is the very objects they were made with; else none."""
+        if len(context) != len(self.context):
+            return {}
+        if all(a is b for a, b in zip(context, self.context, strict=True)):
+            return self.items
+        return {}
+
+
+@dataclass
+class ItemMemo:
+    """A connection's items as its last translation made them, per place.
+
+    Kept by the caller between translations of one catalog; a translation reads it and, when
+    it succeeds, replaces what it holds.
+    """
+
+    places: dict[Hashable, PlaceItems] = field(default_factory=dict)
