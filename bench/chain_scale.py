@@ -1,12 +1,14 @@
 """What does a chain cost: one Square seller, 500 locations, a 20,000-variation catalog?
 
-Three processes on loopback: the Square test double (``squaredouble``: the catalog of
+Four processes on loopback: the Square test double (``squaredouble``: the catalog of
 bench/menu_translation.py, ``generate_catalog(20000)``, its first two locations named by
 presence and price overrides, 498 more locations the catalog treats alike; request checks
 against Square's spec on, response checks off for speed), one host (SQLite store at
 ``synchronous=FULL``, one Square connection serving every location, no periodic sync: each
 round is started by a change notice, as Square's ``catalog.version.updated`` webhook starts
-one) and this script, which polls the host's ``GET /healthz`` every 10 ms while rounds run.
+one), a cloud receiver that checks the signature of every event the host sends
+(``posintegrator.cloud.receiver``), and this script, which polls the host's ``GET /healthz``
+every 10 ms while rounds run.
 
 Rounds, in this order:
 
@@ -17,7 +19,8 @@ Rounds, in this order:
 4. full read: the kept catalog dropped (as the daily full read does), nothing changed.
 
 For each: Square requests by endpoint (from the double), the host's CPU-seconds (its whole
-process, every thread: ``time.process_time`` around ``MenuSync.sync_locations``), wall time,
+process, every thread: ``time.process_time`` from the start of ``MenuSync.sync_locations``
+until the cloud has every event of the round, one ``menu.published`` per location), wall time,
 and ``/healthz`` latency (p50, p99, max) while it ran. Baseline, in the same run before the
 rounds: one location's translation of the same catalog in this process (``orjson.loads`` of
 the ListCatalog pages + ``menu_from_catalog`` + ``check_menu``, as bench/menu_translation.py),
@@ -50,9 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "pos_square" / "tests"))
 
 import aiohttp
-from common import Measure, percentile, rss_bytes, table, write_results
+from common import Measure, percentile, receiver_main, rss_bytes, table, write_results
 from intake import quiet_logs, spawn
 from menu_translation import catalog_pages, translate
+
+from posintegrator.cloud.signatures import generate_secret
 
 CPU_RATIO_GOAL = 5.0
 INCREMENTAL_REQUESTS_GOAL = 3
@@ -111,14 +116,22 @@ async def _double(pipe: Connection, variations: int, locations: int) -> None:
 # --- the host, in its own process ------------------------------------------------------------
 
 
-def host_main(pipe: Connection, data_dir: str, url: str, token: str, locations: int) -> None:
-    asyncio.run(_host(pipe, Path(data_dir), url, token, locations))
+def host_main(
+    pipe: Connection, data_dir: str, url: str, token: str, locations: int, cloud: tuple[str, str]
+) -> None:
+    asyncio.run(_host(pipe, Path(data_dir), url, token, locations, cloud))
 
 
-async def _host(pipe: Connection, data_dir: Path, url: str, token: str, locations: int) -> None:
+async def _host(
+    pipe: Connection,
+    data_dir: Path,
+    url: str,
+    token: str,
+    locations: int,
+    cloud: tuple[str, str],
+) -> None:
     from pydantic import SecretStr
 
-    from posintegrator.cloud.signatures import generate_secret
     from posintegrator.menus.sync import MenuRejected
     from posintegrator.runtime.host import Host
     from posintegrator.settings import (
@@ -133,10 +146,7 @@ async def _host(pipe: Connection, data_dir: Path, url: str, token: str, location
     settings = HostSettings(
         api=ApiSettings(host="127.0.0.1", port=0, token=SecretStr("bench-token")),
         store=StoreSettings(path=data_dir / "host.db"),
-        # Nobody listens: menu events wait in the outbox, as when the cloud is slow.
-        cloud=CloudSettings(
-            webhook_url="http://127.0.0.1:9/cloud", webhook_secrets=[SecretStr(generate_secret())]
-        ),
+        cloud=CloudSettings(webhook_url=cloud[0], webhook_secrets=[SecretStr(cloud[1])]),
         connections=[
             ConnectionSettings(
                 name="chain",
@@ -164,6 +174,10 @@ async def _host(pipe: Connection, data_dir: Path, url: str, token: str, location
         collecting["longest"] = 0.0
         cpu, wall = time.process_time(), time.perf_counter()
         results = await sync_locations(wanted)
+        # Until the cloud has the round's events (the store gives no notice when it has none
+        # left to send: polled).
+        while await host.store.outbox_pending():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         rounds.append(
             {
                 "longest_gc_ms": collecting["longest"] * 1000,
@@ -276,10 +290,18 @@ def main() -> None:
 
     baseline = baseline_translation(variations, 3)
     double = spawn(double_main, variations, locations, timeout=600)
+    cloud_secret = generate_secret()
+    cloud = spawn(receiver_main, cloud_secret)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         host = spawn(
-            host_main, tmp, double.ready["url"], double.ready["token"], locations, timeout=120
+            host_main,
+            tmp,
+            double.ready["url"],
+            double.ready["token"],
+            locations,
+            (cloud.ready["url"], cloud_secret),
+            timeout=120,
         )
         poller = Poller(host.ready["api"])
         poller.start()
@@ -313,6 +335,7 @@ def main() -> None:
         rss, peak = rss_bytes(host.ready["pid"])
         host.stop(timeout=120)
     double.stop()
+    heard = cloud.stop()
 
     base = baseline.median
     full_rounds = [r for r in rows if r["round"] in ("first", "full read")]
@@ -376,7 +399,9 @@ def main() -> None:
     print(table(table_rows))
     print(
         f"catalog pages per full read: {catalog_pages_read}; "
-        f"host RSS {rss / 2**20:.0f} MiB (peak {peak / 2**20:.0f} MiB)"
+        f"host RSS {rss / 2**20:.0f} MiB (peak {peak / 2**20:.0f} MiB); "
+        f"the cloud heard {heard['counts'].get('menu.published', 0)} menu.published events "
+        f"(menus published: {sum(r['published'] for r in rows)}), refused {heard['rejected']}"
     )
     for goal, met in goals.items():
         print(f"goal: {goal}: {'met' if met else 'MISSED'}")
