@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from menu_strategies import Draw, fresh_id, menu_documents, menu_pairs, menus
 
+from posintegrator.menus.canonical import CanonicalMenu
 from posintegrator.model.menu import Availability, ComboSlot, Menu, ModifierGroup, ModifierOption
 from posintegrator.model.menu_check import (
     Code,
@@ -44,6 +46,23 @@ def test_json_round_trip_is_lossless(menu: Menu) -> None:
     assert Menu.model_validate_json(menu.model_dump_json()) == menu
     via_orjson = orjson.loads(orjson.dumps(menu.model_dump(mode="json")))
     assert Menu.model_validate(via_orjson) == menu
+
+
+@_settings(40)
+@given(menus(), st.text(max_size=20))
+def test_the_canonical_json_made_a_product_at_a_time_is_the_one_shot_json(
+    menu: Menu, location: str
+) -> None:
+    """What is stored, served and hashed is ``orjson.dumps`` with sorted keys, byte for byte,
+    however it was put together."""
+    dumped = menu.model_dump(mode="json")
+    canonical = CanonicalMenu.of(dumped)
+    as_location = {**dumped, "location": location}
+    assert canonical.body().of(location) == orjson.dumps(as_location, option=orjson.OPT_SORT_KEYS)
+    offered = {k: v for k, v in dumped.items() if k not in ("location", "source_updated_at")}
+    one_shot = hashlib.sha256(orjson.dumps(offered, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert canonical.content_hash() == one_shot
+    assert CanonicalMenu.of(as_location).content_hash() == one_shot, "the same at any location"
 
 
 # --- 2./3. Diffs ----------------------------------------------------------------------------------

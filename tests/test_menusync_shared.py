@@ -269,6 +269,41 @@ async def test_each_location_hears_what_changed_in_a_round_after_a_price_change(
         assert event["notice"]["changes"] == {"added": 0, "removed": 0, "changed": 1}
 
 
+async def test_the_locations_of_a_shared_menu_are_published_together(
+    tmp_path: Path, pos: ChainPos
+) -> None:
+    """After the first location, the others' versions go to the store at once (it writes
+    them in a few transactions, not one each)."""
+    many = [f"loc-{n:02d}" for n in range(10)]
+    async with restarted_host(
+        tmp_path, [connection(locations=many)], plugins=PluginHost.from_objects({"chain": pos})
+    ) as harness:
+        store = harness.host.store
+        publish = store.publish_menu
+        pending = [0]
+        most = [0]
+
+        async def counting(*args: Any, **kwargs: Any) -> MenuSnapshot | None:
+            pending[0] += 1
+            most[0] = max(most[0], pending[0])
+            try:
+                return await publish(*args, **kwargs)
+            finally:
+                pending[0] -= 1
+
+        store.publish_menu = counting  # type: ignore[method-assign]
+        sync = harness.host.connections["chain"].menusync
+        for price in (710, 720):
+            pos.price = price
+            most[0] = 0
+            results = await sync.sync_locations(many)
+            assert all(isinstance(r, MenuSnapshot) for r in results.values())
+            assert list(results) == many
+        assert most[0] == min(len(many) - 1, menusync._PUBLISHED_TOGETHER)
+        for location in many:
+            assert (await harness.wait_for_menu(location)).location == location
+
+
 async def test_a_sync_round_of_the_scheduler_is_one_fetch(tmp_path: Path, pos: ChainPos) -> None:
     async with running_host(
         tmp_path,

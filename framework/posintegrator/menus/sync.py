@@ -15,12 +15,11 @@ event loop keeps answering meanwhile.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from loguru import logger
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from posintegrator.cloud.events import MenuChanges, MenuNotice
 from posintegrator.errors import PosError
 from posintegrator.hooktypes import SharedMenu
+from posintegrator.menus.canonical import CanonicalMenu, content_hash_of, encoded
 from posintegrator.menus.collector import collector_paused
 from posintegrator.menus.live import LiveMenus
 from posintegrator.model import Menu, Product, utcnow
@@ -49,9 +49,12 @@ from posintegrator.runtime.health import MenuSyncInfo
 from posintegrator.settings import error_path
 from posintegrator.store import MenuBody, MenuSnapshot, Store
 
-#: Fields left out of the content hash: when the POS changed the menu (not what it is), and
-#: the location (so that locations offering the same menu share one hash and one check).
-_VOLATILE = {"source_updated_at", "location"}
+#: Locations sharing a menu whose versions are published at once.
+_PUBLISHED_TOGETHER = 32
+
+#: Pairs of contents whose diff counts are kept (a round moves a few menus on, each for many
+#: locations).
+_DIFFS_KEPT = 64
 
 Outcome = Literal["published", "unchanged", "rejected", "fetch_failed"]
 
@@ -81,17 +84,10 @@ class MenuRejected(Exception):
         self.findings = findings
 
 
-def _hash_of(dumped: dict[str, Any]) -> str:
-    canonical = orjson.dumps(
-        {k: v for k, v in dumped.items() if k not in _VOLATILE}, option=orjson.OPT_SORT_KEYS
-    )
-    return hashlib.sha256(canonical).hexdigest()
-
-
 def content_hash(menu: Menu) -> str:
     """A hash of what the menu offers; unchanged when only timestamps move, and the same for
-    every location offering the same menu."""
-    return _hash_of(menu.model_dump(mode="json"))
+    every location offering the same menu (:meth:`CanonicalMenu.content_hash`)."""
+    return content_hash_of(menu.model_dump(mode="json"))
 
 
 @dataclass
@@ -100,21 +96,34 @@ class CheckedMenu:
 
     :param menu: the validated menu (of some location; :meth:`menu_of` gives each one's).
     :param findings: what the checks found (errors mean it must not be published).
-    :param content_hash: see :func:`content_hash`.
-    :param dumped: the menu as JSON-ready data, encoded once (:meth:`shared_body`).
+    :param content_hash: see :func:`content_hash` ("" when the menu failed validation).
+    :param dumped: the menu as JSON-ready data.
+    :param canonical: its canonical JSON (None when it failed validation).
     """
 
     menu: Menu
     findings: list[Finding]
     content_hash: str
     dumped: dict[str, Any]
+    canonical: CanonicalMenu | None = None
     _body: MenuBody | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def of(cls, menu: Menu, findings: list[Finding]) -> CheckedMenu:
         """``menu`` (already valid) with its findings, hashed."""
-        dumped = _dumped(menu)
-        return cls(menu, findings, _hash_of(dumped), dumped)
+        return cls.hashed(menu, findings, _dumped(menu))
+
+    @classmethod
+    def hashed(
+        cls,
+        menu: Menu,
+        findings: list[Finding],
+        dumped: dict[str, Any],
+        products: list[bytes] | None = None,
+    ) -> CheckedMenu:
+        """``menu`` with its JSON (``dumped``, and its products encoded when known), hashed."""
+        canonical = CanonicalMenu.of(dumped, products)
+        return cls(menu, findings, canonical.content_hash(), dumped, canonical)
 
     def menu_of(self, location: str) -> Menu:
         """The menu as ``location``'s (a shallow copy: the entities are shared)."""
@@ -122,25 +131,28 @@ class CheckedMenu:
             return self.menu
         return self.menu.model_copy(update={"location": location})
 
+    @property
+    def made_body(self) -> MenuBody | None:
+        """:meth:`shared_body` if it was made already, else None."""
+        return self._body
+
     def shared_body(self) -> MenuBody:
-        """The stored and served JSON of the menu, canonical (sorted keys), without its
-        location: encoded and hashed once, and stored once, for every location sharing it
-        (a 20,000-variation menu is some 10 MB of JSON, and a chain has hundreds of locations).
-        """
-        if self._body is not None:
-            return self._body
-        before = {k: v for k, v in self.dumped.items() if k < "location"}
-        after = {k: v for k, v in self.dumped.items() if k > "location"}
-        prefix = b'{"location":'
-        if before:
-            prefix = orjson.dumps(before, option=orjson.OPT_SORT_KEYS)[:-1] + b',"location":'
-        suffix = b"}"
-        if after:
-            suffix = b"," + orjson.dumps(after, option=orjson.OPT_SORT_KEYS)[1:]
-        body = MenuBody(prefix, suffix)
-        body.digest  # noqa: B018  (worked out here, off the event loop and the store's thread)
-        self._body = body
-        return body
+        """The stored and served JSON of the menu, canonical, without its location: made and
+        hashed once, and stored once, for every location sharing it (a 20,000-variation menu
+        is some 10 MB of JSON, and a chain has hundreds of locations)."""
+        if self._body is None:
+            body = (self.canonical or CanonicalMenu.of(self.dumped)).body()
+            body.digest  # noqa: B018  (worked out here, off the event loop and the store's thread)
+            self._body = body
+        return self._body
+
+
+class CheckedProduct(NamedTuple):
+    """A product as validated, as JSON-ready data and as canonical JSON."""
+
+    product: Product
+    dumped: dict[str, Any]
+    encoded: bytes
 
 
 class ProductMemo:
@@ -159,11 +171,11 @@ class ProductMemo:
     def __init__(self) -> None:
         #: Product id -> each version of it checked (locations with menus of their own may
         #: offer the same product differently).
-        self._last: dict[str, list[tuple[Product, dict[str, Any]]]] = {}
-        self._now: dict[str, list[tuple[Product, dict[str, Any]]]] = {}
+        self._last: dict[str, list[CheckedProduct]] = {}
+        self._now: dict[str, list[CheckedProduct]] = {}
 
-    def checked(self, dumped: dict[str, Any]) -> tuple[Product, dict[str, Any]] | None:
-        """The validated product and its JSON, when one with this JSON was checked."""
+    def checked(self, dumped: dict[str, Any]) -> CheckedProduct | None:
+        """The product checked with this JSON, if there was one."""
         product_id = dumped.get("id")
         if not isinstance(product_id, str):
             return None
@@ -174,11 +186,11 @@ class ProductMemo:
                     return entry
         return None
 
-    def keep(self, validated: Product, dumped: dict[str, Any]) -> None:
+    def keep(self, checked: CheckedProduct) -> None:
         """Remember a product just checked."""
-        self._keep(validated.id, (validated, dumped))
+        self._keep(checked.product.id, checked)
 
-    def _keep(self, product_id: str, entry: tuple[Product, dict[str, Any]]) -> None:
+    def _keep(self, product_id: str, entry: CheckedProduct) -> None:
         versions = self._now.setdefault(product_id, [])
         if not any(kept is entry for kept in versions):
             versions.append(entry)
@@ -202,32 +214,31 @@ def check_fetched(menu: Menu, memo: ProductMemo | None = None) -> CheckedMenu:
     memo = memo if memo is not None else ProductMemo()
     with collector_paused():
         left_out = left_out_findings(menu)
-        checked, dumps, findings = _revalidated(menu, memo)
+        checked, products, findings = _revalidated(menu, memo)
         if checked is None:
             return CheckedMenu(menu, findings + left_out, "", {})
         dumped = checked.model_dump(mode="json", exclude={"products"})
-        dumped["products"] = dumps
-        return CheckedMenu(checked, check_menu(checked) + left_out, _hash_of(dumped), dumped)
+        dumped["products"] = [p.dumped for p in products]
+        findings = check_menu(checked) + left_out
+        return CheckedMenu.hashed(checked, findings, dumped, [p.encoded for p in products])
 
 
-# A big menu is validated and dumped a product at a time: each call into pydantic's core holds
-# the GIL until it returns, so one call over 20,000 variations would keep the event loop's
-# thread waiting for a third of a second; many short ones let it in between.
+# A big menu is validated, dumped and encoded a product at a time: each call into pydantic's
+# core or orjson holds the GIL until it returns, so one call over 20,000 variations would keep
+# the event loop's thread waiting for a tenth of a second or more; many short ones let it in.
 
 
 def _revalidated(
     menu: Menu, memo: ProductMemo
-) -> tuple[Menu | None, list[dict[str, Any]], list[Finding]]:
-    """``Menu.model_validate(menu.model_dump())``, a product at a time, and each product's
+) -> tuple[Menu | None, list[CheckedProduct], list[Finding]]:
+    """``Menu.model_validate(menu.model_dump())``, a product at a time, with each product's
     JSON; or the errors."""
-    products: list[Product] = []
-    dumps: list[dict[str, Any]] = []
+    products: list[CheckedProduct] = []
     errors: list[tuple[tuple[Any, ...], str]] = []
     for index, product in enumerate(menu.products):
         known = memo.checked(product.model_dump(mode="json"))
         if known is not None:
-            products.append(known[0])
-            dumps.append(known[1])
+            products.append(known)
             continue
         try:
             validated = Product.model_validate(product.model_dump())
@@ -235,13 +246,14 @@ def _revalidated(
             errors.extend((("products", index, *e["loc"]), e["msg"]) for e in exc.errors())
             continue
         dumped = validated.model_dump(mode="json")
-        memo.keep(validated, dumped)
-        products.append(validated)
-        dumps.append(dumped)
+        checked = CheckedProduct(validated, dumped, encoded(dumped))
+        memo.keep(checked)
+        products.append(checked)
     if not errors:
         try:
             rest = menu.model_dump(exclude={"products"})
-            return Menu.model_validate({**rest, "products": products}), dumps, []
+            whole = Menu.model_validate({**rest, "products": [p.product for p in products]})
+            return whole, products, []
         except ValidationError as exc:
             errors.extend((tuple(e["loc"]), e["msg"]) for e in exc.errors())
     findings = [
@@ -301,6 +313,7 @@ class MenuSync:
         self._checked: dict[int, tuple[Menu, CheckedMenu]] = {}
         self._checked_now: dict[int, tuple[Menu, CheckedMenu]] = {}
         self._products = ProductMemo()
+        self._findings_encoded: tuple[list[Finding], bytes] | None = None
 
     async def sync(self, location: str) -> MenuSnapshot | None:
         """Fetch, check and publish the menu of ``location``.
@@ -365,13 +378,36 @@ class MenuSync:
             else:
                 checked = await self._checked_once(group.menu)
                 self._checked_now[id(group.menu)] = (group.menu, checked)
-            for location in group.locations:
-                try:
-                    results[location] = await self._publish_checked(location, checked, started)
-                except MenuRejected as exc:
-                    results[location] = exc
+            results.update(await self._publish_group(group.locations, checked, started))
         self._checked, self._checked_now = self._checked_now, {}
         self._products.end_round()
+        return results
+
+    async def _publish_group(
+        self, locations: list[str], checked: CheckedMenu, started: float
+    ) -> dict[str, MenuSnapshot | MenuRejected | None]:
+        """Publish ``checked`` for each of ``locations``: the first alone (it makes the body and
+        the diff the others share), then the others :data:`_PUBLISHED_TOGETHER` at a time, so
+        that the store writes their versions and reports in a few transactions rather than two
+        each (and the event loop, resuming that many at once, is not held for long).
+
+        :raises Exception: the first error other than a refusal, once every location is done.
+        """
+
+        async def publish(location: str) -> MenuSnapshot | MenuRejected | None:
+            try:
+                return await self._publish_checked(location, checked, started)
+            except MenuRejected as exc:
+                return exc
+
+        results = {location: await publish(location) for location in locations[:1]}
+        for start in range(1, len(locations), _PUBLISHED_TOGETHER):
+            some = locations[start : start + _PUBLISHED_TOGETHER]
+            outcomes = await asyncio.gather(*map(publish, some), return_exceptions=True)
+            for location, outcome in zip(some, outcomes, strict=True):
+                if isinstance(outcome, BaseException) and not isinstance(outcome, MenuRejected):
+                    raise outcome
+                results[location] = outcome
         return results
 
     async def _checked_once(self, menu: Menu) -> CheckedMenu:
@@ -464,7 +500,9 @@ class MenuSync:
                 changes=MenuChanges(**counts),
                 availability=availability,
             )
-        body = await asyncio.to_thread(checked.shared_body)
+        body = checked.made_body
+        if body is None:
+            body = await asyncio.to_thread(checked.shared_body)
         snapshot = await self._store.publish_menu(location, self._conn.name, new_hash, body, notice)
         if snapshot is None:  # published meanwhile by another writer: reload next time
             return None
@@ -485,7 +523,9 @@ class MenuSync:
             counts = await asyncio.to_thread(
                 _diff_counts, old if before is None else before, new.dumped
             )
-            self._diffs = {key: counts}  # one pair at a time: a round moves one menu on
+            if len(self._diffs) >= _DIFFS_KEPT:
+                self._diffs.clear()
+            self._diffs[key] = counts
         return counts
 
     def _dumped_of(self, content_hash: str) -> dict[str, Any] | None:
@@ -514,9 +554,11 @@ class MenuSync:
             errors=len(errors),
             warnings=len(findings) - len(errors),
             detail=detail,
-            findings=[FindingView.of(f) for f in findings],
+            findings=[],
         )
-        await self._store.save_menu_report(location, report.model_dump_json().encode())
+        body = report.model_dump(mode="json")
+        body["findings"] = orjson.Fragment(self._findings_json(findings))
+        await self._store.save_menu_report(location, orjson.dumps(body))
         failed = outcome in ("rejected", "fetch_failed")
         self._record(
             location,
@@ -528,6 +570,16 @@ class MenuSync:
         )
         if self._conn.metrics is not None:
             self._conn.metrics.menu_synced(time.perf_counter() - started, outcome)
+
+    def _findings_json(self, findings: list[Finding]) -> bytes:
+        """``findings`` as the report's JSON, encoded once for the locations sharing them (a
+        big catalog's menu has hundreds, and a chain hundreds of locations)."""
+        cached = self._findings_encoded
+        if cached is None or cached[0] is not findings:
+            views = [FindingView.of(f).model_dump(mode="json") for f in findings]
+            cached = (findings, orjson.dumps(views))
+            self._findings_encoded = cached
+        return cached[1]
 
     def _record(
         self,
