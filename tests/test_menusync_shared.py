@@ -18,7 +18,8 @@ from posintegrator.context import ConnectionContext
 from posintegrator.hookspecs import hookimpl
 from posintegrator.hooktypes import Capabilities, SharedMenu
 from posintegrator.menus import sync as menusync
-from posintegrator.menus.sync import CheckedMenu, MenuRejected, content_hash
+from posintegrator.menus.checked import CheckedMenu, ProductMemo, check_fetched, content_hash
+from posintegrator.menus.sync import MenuRejected
 from posintegrator.model import Menu
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
@@ -144,14 +145,14 @@ def three_products(prices: tuple[int, int, int]) -> Menu:
 
 
 def test_products_equal_to_ones_checked_before_are_not_checked_again() -> None:
-    memo = menusync.ProductMemo()
-    first = menusync.check_fetched(three_products((100, 200, 300)), memo)
+    memo = ProductMemo()
+    first = check_fetched(three_products((100, 200, 300)), memo)
     memo.end_round()
     again = three_products((100, 201, 300))  # new objects; one price differs
-    second = menusync.check_fetched(again, memo)
+    second = check_fetched(again, memo)
     reused = [a is b for a, b in zip(first.menu.products, second.menu.products, strict=True)]
     assert reused == [True, False, True]
-    fresh = menusync.check_fetched(three_products((100, 201, 300)))
+    fresh = check_fetched(three_products((100, 201, 300)))
     assert second.dumped == fresh.dumped
     assert second.content_hash == fresh.content_hash == content_hash(again)
     assert second.shared_body().of("north") == fresh.shared_body().of("north")
@@ -161,29 +162,29 @@ def test_products_equal_to_ones_checked_before_are_not_checked_again() -> None:
     assert memo.checked(again.products[0].model_dump(mode="json")) is not None
     memo.end_round()
     for _ in range(2):
-        menusync.check_fetched(one_product_menu("north"), memo)
+        check_fetched(one_product_menu("north"), memo)
         memo.end_round()
     assert memo.checked(again.products[0].model_dump(mode="json")) is None
 
 
 def test_a_product_offered_differently_by_two_menus_is_kept_in_both_versions() -> None:
-    memo = menusync.ProductMemo()
-    shared = menusync.check_fetched(three_products((100, 200, 300)), memo)
-    own = menusync.check_fetched(three_products((100, 999, 300)), memo)  # a location's own
+    memo = ProductMemo()
+    shared = check_fetched(three_products((100, 200, 300)), memo)
+    own = check_fetched(three_products((100, 999, 300)), memo)  # a location's own
     memo.end_round()
-    again_shared = menusync.check_fetched(three_products((100, 200, 300)), memo)
-    again_own = menusync.check_fetched(three_products((100, 999, 300)), memo)
+    again_shared = check_fetched(three_products((100, 200, 300)), memo)
+    again_own = check_fetched(three_products((100, 999, 300)), memo)
     assert again_shared.menu.products[1] is shared.menu.products[1]
     assert again_own.menu.products[1] is own.menu.products[1]
 
 
 def test_a_product_made_invalid_is_not_taken_for_the_valid_one_it_equalled() -> None:
-    memo = menusync.ProductMemo()
+    memo = ProductMemo()
     menu = three_products((100, 200, 300))
-    menusync.check_fetched(menu, memo)
+    check_fetched(menu, memo)
     # A transform writing past validation (as a buggy extension plugin can).
     menu.products[1].variants[0].__dict__["prices"] = {"default": -5}
-    checked = menusync.check_fetched(menu, memo)
+    checked = check_fetched(menu, memo)
     assert checked.content_hash == ""
     assert [f.path for f in checked.findings if f.severity.name == "ERROR"] == [
         "products[1].variants[0].prices.default"
@@ -356,7 +357,7 @@ async def test_the_same_menu_objects_again_are_not_checked_again(
     checked: list[Menu] = []
     check = menusync.check_fetched
 
-    def counting(menu: Menu, memo: menusync.ProductMemo | None = None) -> CheckedMenu:
+    def counting(menu: Menu, memo: ProductMemo | None = None) -> CheckedMenu:
         checked.append(menu)
         return check(menu, memo)
 

@@ -31,7 +31,7 @@ from pos_demo.translate import FeedPage, feed_page_from_pos, menu_from_pos, stat
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import PermanentError, WebhookRejected
 from posintegrator.hooktypes import InboundWebhook, WebhookResult
-from posintegrator.menus.sync import content_hash
+from posintegrator.menus.checked import content_hash
 from posintegrator.model import Menu, StatusEvent
 from posintegrator.testing.fuzz import header_values, json_values, mutated, nested_json
 

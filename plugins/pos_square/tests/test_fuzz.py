@@ -37,7 +37,7 @@ from pos_square.translate import status_event_from_order
 from posintegrator.context import ConnectionContext
 from posintegrator.errors import PermanentError, PosError, WebhookRejected
 from posintegrator.hooktypes import InboundWebhook, TrackedOrder, WebhookResult
-from posintegrator.menus.sync import content_hash
+from posintegrator.menus.checked import content_hash
 from posintegrator.model import Menu, OrderStatus, StatusEvent
 from posintegrator.testing.fuzz import header_values, json_values, mutated, nested_json
 
