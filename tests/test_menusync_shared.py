@@ -20,7 +20,7 @@ from posintegrator.hooktypes import Capabilities, SharedMenu
 from posintegrator.menus import sync as menusync
 from posintegrator.menus.checked import CheckedMenu, ProductMemo, check_fetched, content_hash
 from posintegrator.menus.sync import MenuRejected
-from posintegrator.model import Menu
+from posintegrator.model import Menu, Product
 from posintegrator.plugins import PluginHost
 from posintegrator.settings import ConnectionSettings
 from posintegrator.store import MenuSnapshot
@@ -165,6 +165,31 @@ def test_products_equal_to_ones_checked_before_are_not_checked_again() -> None:
         check_fetched(one_product_menu("north"), memo)
         memo.end_round()
     assert memo.checked(again.products[0].model_dump(mode="json")) is None
+
+
+def test_product_objects_a_plugin_hands_out_again_are_not_even_dumped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    memo = ProductMemo()
+    menu = three_products((100, 200, 300))
+    first = check_fetched(menu, memo, unchanged_objects=True)
+    memo.end_round()
+    again = menu.model_copy(update={"products": list(menu.products)})  # the same products
+    dumped: list[str] = []
+    dump = Product.model_dump
+
+    def spy(self: Product, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        dumped.append(self.id)
+        return dump(self, *args, **kwargs)
+
+    monkeypatch.setattr(Product, "model_dump", spy)
+    second = check_fetched(again, memo, unchanged_objects=True)
+    assert dumped == []
+    assert all(a is b for a, b in zip(first.menu.products, second.menu.products, strict=True))
+    assert second.content_hash == first.content_hash
+    # Without that promise (a transform may have changed them), each is compared by its JSON.
+    check_fetched(again, memo)
+    assert sorted(dumped) == ["p0", "p1", "p2"]
 
 
 def test_a_product_offered_differently_by_two_menus_is_kept_in_both_versions() -> None:
@@ -357,9 +382,9 @@ async def test_the_same_menu_objects_again_are_not_checked_again(
     checked: list[Menu] = []
     check = menusync.check_fetched
 
-    def counting(menu: Menu, memo: ProductMemo | None = None) -> CheckedMenu:
+    def counting(menu: Menu, memo: ProductMemo | None = None, **options: Any) -> CheckedMenu:
         checked.append(menu)
-        return check(menu, memo)
+        return check(menu, memo, **options)
 
     monkeypatch.setattr(menusync, "check_fetched", counting)
     sync = host.host.connections["chain"].menusync

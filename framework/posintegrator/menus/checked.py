@@ -116,6 +116,24 @@ class ProductMemo:
         #: offer the same product differently).
         self._last: dict[str, list[CheckedProduct]] = {}
         self._now: dict[str, list[CheckedProduct]] = {}
+        #: A plugin's product objects (by id(), the object kept so that its id is not reused)
+        #: -> what they were checked as.
+        self._objects_last: dict[int, tuple[Product, CheckedProduct]] = {}
+        self._objects_now: dict[int, tuple[Product, CheckedProduct]] = {}
+
+    def checked_object(self, product: Product) -> CheckedProduct | None:
+        """What this very product object was checked as, if it was. Only for objects nobody
+        changes once handed out: a plugin's, given by ``pos_fetch_menus`` (its contract), not
+        a menu a transform has worked on."""
+        entry = self._objects_now.get(id(product)) or self._objects_last.get(id(product))
+        if entry is None or entry[0] is not product:
+            return None
+        self._objects_now[id(product)] = entry
+        return entry[1]
+
+    def keep_object(self, product: Product, checked: CheckedProduct) -> None:
+        """Remember what a plugin's product object was checked as."""
+        self._objects_now[id(product)] = (product, checked)
 
     def checked(self, dumped: dict[str, Any]) -> CheckedProduct | None:
         """The product checked with this JSON, if there was one."""
@@ -141,11 +159,14 @@ class ProductMemo:
     def end_round(self) -> None:
         """Forget what neither this round nor the one before saw; a round that checked nothing
         (the plugin answered with the menus of the last) forgets nothing."""
-        if self._now:
+        if self._now or self._objects_now:
             self._last, self._now = self._now, {}
+            self._objects_last, self._objects_now = self._objects_now, {}
 
 
-def check_fetched(menu: Menu, memo: ProductMemo | None = None) -> CheckedMenu:
+def check_fetched(
+    menu: Menu, memo: ProductMemo | None = None, *, unchanged_objects: bool = False
+) -> CheckedMenu:
     """Validate and check a fetched (and transformed) menu; CPU-bound, run in a worker thread.
 
     What the plugin left out of it (``menu.left_out``) is reported as warnings after the
@@ -153,11 +174,14 @@ def check_fetched(menu: Menu, memo: ProductMemo | None = None) -> CheckedMenu:
     back with ERROR findings and unhashed.
 
     :param memo: products checked before; those equal to one of them are not checked again.
+    :param unchanged_objects: the menu's product objects are never changed once handed out
+        (a plugin's menus from ``pos_fetch_menus``, untransformed): one the memo has seen is
+        taken as checked without even comparing its JSON.
     """
     memo = memo if memo is not None else ProductMemo()
     with collector_paused():
         left_out = left_out_findings(menu)
-        checked, products, findings = _revalidated(menu, memo)
+        checked, products, findings = _revalidated(menu, memo, unchanged_objects)
         if checked is None:
             return CheckedMenu(menu, findings + left_out, "", {})
         dumped = checked.model_dump(mode="json", exclude={"products"})
@@ -167,26 +191,28 @@ def check_fetched(menu: Menu, memo: ProductMemo | None = None) -> CheckedMenu:
 
 
 def _revalidated(
-    menu: Menu, memo: ProductMemo
+    menu: Menu, memo: ProductMemo, unchanged_objects: bool
 ) -> tuple[Menu | None, list[CheckedProduct], list[Finding]]:
     """``Menu.model_validate(menu.model_dump())``, a product at a time, with each product's
     JSON; or the errors."""
     products: list[CheckedProduct] = []
     errors: list[tuple[tuple[Any, ...], str]] = []
     for index, product in enumerate(menu.products):
-        known = memo.checked(product.model_dump(mode="json"))
-        if known is not None:
-            products.append(known)
-            continue
-        try:
-            validated = Product.model_validate(product.model_dump())
-        except ValidationError as exc:
-            errors.extend((("products", index, *e["loc"]), e["msg"]) for e in exc.errors())
-            continue
-        dumped = validated.model_dump(mode="json")
-        checked = CheckedProduct(validated, dumped, encoded(dumped))
-        memo.keep(checked)
-        products.append(checked)
+        known = memo.checked_object(product) if unchanged_objects else None
+        if known is None:
+            known = memo.checked(product.model_dump(mode="json"))
+        if known is None:
+            try:
+                validated = Product.model_validate(product.model_dump())
+            except ValidationError as exc:
+                errors.extend((("products", index, *e["loc"]), e["msg"]) for e in exc.errors())
+                continue
+            dumped = validated.model_dump(mode="json")
+            known = CheckedProduct(validated, dumped, encoded(dumped))
+            memo.keep(known)
+        if unchanged_objects:
+            memo.keep_object(product, known)
+        products.append(known)
     if not errors:
         try:
             rest = menu.model_dump(exclude={"products"})

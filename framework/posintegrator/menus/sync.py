@@ -15,6 +15,7 @@ event loop keeps answering meanwhile.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -226,7 +227,9 @@ class MenuSync:
         last = self._checked.get(id(menu))
         if last is not None and last[0] is menu:
             return last[1]
-        return await asyncio.to_thread(check_fetched, menu, self._products)
+        return await asyncio.to_thread(
+            functools.partial(check_fetched, menu, self._products, unchanged_objects=True)
+        )
 
     async def _publish_each(
         self,
