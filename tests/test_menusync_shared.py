@@ -3,6 +3,7 @@ under each location, held once in memory; transforms still see each location on 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -328,6 +329,36 @@ async def test_the_locations_of_a_shared_menu_are_published_together(
         assert most[0] == min(len(many) - 1, menusync._PUBLISHED_TOGETHER)
         for location in many:
             assert (await harness.wait_for_menu(location)).location == location
+
+
+class SlowChainPos(ChainPos):
+    """The chain POS, taking a moment to answer, counting how many calls overlap."""
+
+    inside: int = 0
+    most: int = 0
+
+    @hookimpl
+    async def pos_fetch_menus(
+        self, ctx: ConnectionContext, locations: list[str]
+    ) -> list[SharedMenu]:
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+        try:
+            await asyncio.sleep(0.02)
+            return await super().pos_fetch_menus(ctx, locations)
+        finally:
+            self.inside -= 1
+
+
+async def test_a_connections_rounds_run_one_at_a_time(tmp_path: Path) -> None:
+    slow = SlowChainPos()
+    async with restarted_host(
+        tmp_path, [connection()], plugins=PluginHost.from_objects({"chain": slow})
+    ) as harness:
+        sync = harness.host.connections["chain"].menusync
+        await asyncio.gather(sync.sync_locations(LOCATIONS), sync.sync("north"))
+        assert slow.most == 1
+        assert len(slow.fetches) >= 2
 
 
 async def test_a_sync_round_of_the_scheduler_is_one_fetch(tmp_path: Path, pos: ChainPos) -> None:

@@ -156,12 +156,18 @@ class ProductMemo:
         if not any(kept is entry for kept in versions):
             versions.append(entry)
 
-    def end_round(self) -> None:
+    def end_round(self) -> list[dict[Any, Any]]:
         """Forget what neither this round nor the one before saw; a round that checked nothing
-        (the plugin answered with the menus of the last) forgets nothing."""
-        if self._now or self._objects_now:
-            self._last, self._now = self._now, {}
-            self._objects_last, self._objects_now = self._objects_now, {}
+        (the plugin answered with the menus of the last) forgets nothing.
+
+        :returns: what was forgotten, for :func:`~posintegrator.menus.release.release_in_pieces`.
+        """
+        if not (self._now or self._objects_now):
+            return []
+        forgotten: list[dict[Any, Any]] = [self._last, self._objects_last]
+        self._last, self._now = self._now, {}
+        self._objects_last, self._objects_now = self._objects_now, {}
+        return forgotten
 
 
 def check_fetched(

@@ -37,6 +37,7 @@ from posintegrator.menus.checked import (
 )
 from posintegrator.menus.collector import collector_paused
 from posintegrator.menus.live import LiveMenus
+from posintegrator.menus.release import release_in_pieces
 from posintegrator.model import Menu, utcnow
 from posintegrator.model.availability import AvailabilityChange, apply_availability
 from posintegrator.model.menu_check import (
@@ -124,6 +125,7 @@ class MenuSync:
         self._checked: dict[int, tuple[Menu, CheckedMenu]] = {}
         self._checked_now: dict[int, tuple[Menu, CheckedMenu]] = {}
         self._products = ProductMemo()
+        self._round = asyncio.Lock()
         self._findings_encoded: tuple[list[Finding], bytes] | None = None
 
     async def sync(self, location: str) -> MenuSnapshot | None:
@@ -155,6 +157,9 @@ class MenuSync:
         """Fetch the menus of ``locations`` in one ``pos_fetch_menus`` call, check and publish
         each; a menu several locations share is checked and hashed once.
 
+        Rounds of one connection run one at a time (a plugin may rely on it, and the checked
+        menus kept between rounds are this object's).
+
         :returns: per location, its new version, None when its menu has not changed, or why
             its menu was refused (the last one stays live).
         :raises PosError: the POS could not give the menus (the last ones stay live).
@@ -162,8 +167,9 @@ class MenuSync:
         # The whole round runs with the collector paused: a big catalog is millions of short-
         # lived containers (the plugin's read of it included), and a full collection started
         # by them walks every live object with the GIL held (seconds, for a chain's menus).
-        with collector_paused():
-            return await self._sync_locations(locations)
+        async with self._round:
+            with collector_paused():
+                return await self._sync_locations(locations)
 
     async def _sync_locations(
         self, locations: list[str]
@@ -190,8 +196,10 @@ class MenuSync:
                 checked = await self._checked_once(group.menu)
                 self._checked_now[id(group.menu)] = (group.menu, checked)
             results.update(await self._publish_group(group.locations, checked, started))
+        last_round = self._checked
         self._checked, self._checked_now = self._checked_now, {}
-        self._products.end_round()
+        forgotten = self._products.end_round()
+        await asyncio.to_thread(release_in_pieces, last_round, *forgotten)
         return results
 
     async def _publish_group(
@@ -263,7 +271,8 @@ class MenuSync:
         else:
             await self._plugins.transform_menu(menu, location, self._conn.name)
             checked = await asyncio.to_thread(check_fetched, menu, self._products)
-            self._products.end_round()
+            if forgotten := self._products.end_round():
+                await asyncio.to_thread(release_in_pieces, *forgotten)
         return await self._publish_checked(location, checked, started)
 
     async def _publish_checked(
