@@ -100,7 +100,7 @@ def _diff_collection(before: list[dict[str, Any]], after: list[dict[str, Any]]) 
     changed = []
     for entity_id, item in new.items():
         previous = old.get(entity_id)
-        if previous is None or previous == item:
+        if previous is None or previous is item or previous == item:  # (often the same JSON)
             continue
         changed.append(
             EntityChange(

@@ -63,12 +63,20 @@ from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
 
 from pos_square.documents import MAX_INT, parse_time
-from pos_square.reused_items import ITEM_TYPES, ItemMemo, MadeItem, PlaceItems, SortKey
+from pos_square.reused_items import (
+    ITEM_TYPES,
+    ItemMemo,
+    MadeGroup,
+    MadeItem,
+    PlaceItems,
+    SortKey,
+)
 from posintegrator.documents import QUOTED_VALUE_MAX, error_reason, short_repr
 from posintegrator.errors import PermanentError
 from posintegrator.hooktypes import SharedMenu
@@ -357,6 +365,12 @@ class _Catalog:
     def of_type(self, kind: str) -> list[JSONDict]:
         return self.by_type.get(kind, [])
 
+    @cached_property
+    def latest_update(self) -> datetime | None:
+        """The latest ``updated_at`` of any object: worked out once for every menu made from
+        this catalog."""
+        return _latest(self.by_id.values())
+
     def children(self, kind: str, parent_field: str, parent_id: str) -> list[JSONDict]:
         """Objects of ``kind`` whose data names ``parent_id`` in ``parent_field``, by ordinal.
 
@@ -478,7 +492,7 @@ def menu_from_catalog(
     try:
         with collector_paused():
             catalog = _Catalog(objects)
-            return _menu(catalog, location, square_location_id, currency, timezone)[0]
+            return _menu(catalog, location, square_location_id, currency, timezone, None)[0]
     except (CatalogError, ValidationError) as exc:
         raise _unreadable(location, exc) from None
 
@@ -540,15 +554,15 @@ def menus_from_catalog(
             for key, members in groups.items():
                 first = members[0]
                 earlier = memo.places.get(key) if memo is not None else None
-                menu, items = _menu(
+                menu, builder = _menu(
                     catalog,
                     first.location,
                     key[0] or first.square_location_id,
                     first.currency,
                     first.timezone,
-                    earlier.reusable_with(context) if earlier is not None else {},
+                    earlier.reusable_with(context) if earlier is not None else None,
                 )
-                made[key] = PlaceItems(context, items)
+                made[key] = PlaceItems(context, builder.made, builder.groups_made)
                 menus.append(SharedMenu([p.location for p in members], menu))
             if memo is not None:
                 memo.places = made
@@ -579,14 +593,15 @@ def _menu(
     square_location_id: str,
     currency: str,
     timezone: str,
-    earlier: dict[str, MadeItem] | None = None,
-) -> tuple[Menu, dict[str, MadeItem]]:
-    """The menu of one location, and what was made of each item (for the next translation).
+    earlier: PlaceItems | None,
+) -> tuple[Menu, _MenuBuilder]:
+    """The menu of one location, and its builder (what it made of each item and group, for the
+    next translation).
 
-    :param earlier: items made by the last translation that may be reused
+    :param earlier: what the last translation made here, when it may be reused
         (:mod:`pos_square.reused_items`).
     """
-    builder = _MenuBuilder(catalog, square_location_id, earlier or {})
+    builder = _MenuBuilder(catalog, square_location_id, earlier)
     categories = builder.categories()
     products = builder.products({c.id: n for n, c in enumerate(categories)})
     left_out = builder.left_out + builder.text_lists_left_out() + builder.pricing_rules_left_out()
@@ -600,23 +615,26 @@ def _menu(
         categories=categories,
         products=products,
         modifier_groups=list(builder.groups.values()),
-        source_updated_at=_latest(catalog.by_id.values()),
+        source_updated_at=catalog.latest_update,
         left_out=left_out,
     )
-    return menu, builder.made
+    return menu, builder
 
 
 class _MenuBuilder:
     """Builds the menu of one location; collects taxes and modifier groups as items use them."""
 
     def __init__(
-        self, catalog: _Catalog, square_location_id: str, earlier: dict[str, MadeItem]
+        self, catalog: _Catalog, square_location_id: str, earlier: PlaceItems | None
     ) -> None:
         self.catalog = catalog
         self.loc = square_location_id
-        self.earlier = earlier
+        self.earlier = earlier.items if earlier is not None else {}
+        self.earlier_groups = earlier.groups if earlier is not None else {}
         self.made: dict[str, MadeItem] = {}
         """What was made of each item present here (for the next translation)."""
+        self.groups_made: dict[Hashable, MadeGroup] = {}
+        """What was made of each modifier list as items apply it (for the next translation)."""
         self.images: dict[str, str | None] = {}
         for image in catalog.of_type("IMAGE"):
             if not image.get("is_deleted"):
@@ -971,7 +989,9 @@ class _MenuBuilder:
         has no modifiers here.
 
         Many items share a list, mostly on the same terms: the answer is remembered per list
-        and per the parts of ``info`` that shape the group.
+        and per the parts of ``info`` that shape the group, and taken from the last translation
+        when its context is unchanged (:mod:`pos_square.reused_items`); either way the hidden
+        modifiers are reported and the group added on its first use in this menu.
         """
         list_id = _text(info, "modifier_list_id", obj)
         if list_id is None:
@@ -983,40 +1003,53 @@ class _MenuBuilder:
                 return self._group_of[key]
         except (TypeError, AttributeError):  # a list where a value belongs, or worse
             raise _check_info(info, obj) from None
-        shape = self._list_shape(list_id)
-        group_id = None
-        if shape is not None:
-            mlist, modifiers, base = shape
-            data = _data(mlist)
-            rule = _GroupRule.of(data, info, modifiers, obj)
-            self._report_hidden(modifiers, rule)
-            group_id = list_id + rule.suffix_against(base)
-            shown = [m for m in modifiers if m["id"] not in rule.hidden]
-            if not shown:
-                group_id = None
-            elif group_id not in self.groups:
-                options = [self._option(m, rule) for m in shown]
-                try:
-                    self.groups[group_id] = ModifierGroup(
-                        id=group_id,
-                        pos_id=list_id,
-                        name=data.get("name") or list_id,
-                        min=rule.min,
-                        max=rule.max,
-                        options=options,
-                    )
-                except ValidationError as exc:
-                    raise _invalid(mlist, exc) from None
-        self._group_of[key] = group_id
-        return group_id
+        made = self.earlier_groups.get(key)
+        if made is None:
+            made = self._make_group(obj, info, list_id)
+        for modifier_id, left in made.hidden:  # reported once each, in the list's order
+            if modifier_id not in self._hidden_reported:
+                self._hidden_reported.add(modifier_id)
+                self.left_out.append(left)
+        if made.group_id is not None and made.group is not None:
+            self.groups.setdefault(made.group_id, made.group)
+        self._group_of[key] = made.group_id
+        self.groups_made[key] = made
+        return made.group_id
 
-    def _report_hidden(self, modifiers: list[JSONDict], rule: _GroupRule) -> None:
-        """Leave out (once each) the modifiers hidden from online ordering."""
-        for modifier in modifiers:
-            if modifier["id"] in rule.hidden and modifier["id"] not in self._hidden_reported:
-                self._hidden_reported.add(modifier["id"])
-                name = _text(_data(modifier), "name", modifier)
-                self._leave_out(modifier, "modifier", name, HIDDEN_MODIFIER)
+    def _make_group(self, obj: JSONDict, info: JSONDict, list_id: str) -> MadeGroup:
+        """The group for list ``list_id`` as ``info`` (of item ``obj``) applies it, and the
+        modifiers it hides; the group is made anew (the menu may already have one by its id)."""
+        shape = self._list_shape(list_id)
+        if shape is None:
+            return MadeGroup(None, None, ())
+        mlist, modifiers, base = shape
+        data = _data(mlist)
+        rule = _GroupRule.of(data, info, modifiers, obj)
+        hidden = tuple(
+            (m["id"], _left_out(m, "modifier", _text(_data(m), "name", m), HIDDEN_MODIFIER))
+            for m in modifiers
+            if m["id"] in rule.hidden
+        )
+        group_id = list_id + rule.suffix_against(base)
+        shown = [m for m in modifiers if m["id"] not in rule.hidden]
+        if not shown:
+            return MadeGroup(None, None, hidden)
+        existing = self.groups.get(group_id)
+        if existing is not None:
+            return MadeGroup(group_id, existing, hidden)
+        options = [self._option(m, rule) for m in shown]
+        try:
+            group = ModifierGroup(
+                id=group_id,
+                pos_id=list_id,
+                name=data.get("name") or list_id,
+                min=rule.min,
+                max=rule.max,
+                options=options,
+            )
+        except ValidationError as exc:
+            raise _invalid(mlist, exc) from None
+        return MadeGroup(group_id, group, hidden)
 
     def _list_shape(self, list_id: str) -> _ListShape | None:
         """A modifier list present here, its modifiers present here and its own rule; None when

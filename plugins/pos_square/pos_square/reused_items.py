@@ -22,7 +22,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from posintegrator.model import LeftOut, Product
+from posintegrator.model import LeftOut, ModifierGroup, Product
 
 JSONDict = dict[str, Any]
 SortKey = tuple[int, int, str, str]
@@ -57,21 +57,37 @@ class MadeItem:
         )
 
 
+@dataclass(frozen=True)
+class MadeGroup:
+    """What the last translation made of a modifier list as one item applies it.
+
+    :param group_id: the modifier group's id (None: no group, e.g. nothing shown here).
+    :param group: the group (None when ``group_id`` is).
+    :param hidden: the list's modifiers hidden from online ordering, each with what leaving
+        it out reports, in the list's order.
+    """
+
+    group_id: str | None
+    group: ModifierGroup | None
+    hidden: tuple[tuple[str, LeftOut], ...]
+
+
 @dataclass
 class PlaceItems:
-    """The items made for one place (a Square location and its currency and time zone) and
-    the context objects they were made with."""
+    """The items and groups made for one place (a Square location and its currency and time
+    zone) and the context objects they were made with."""
 
     context: tuple[JSONDict, ...]
     items: dict[str, MadeItem]
+    groups: dict[Hashable, MadeGroup] = field(default_factory=dict)
 
-    def reusable_with(self, context: tuple[JSONDict, ...]) -> dict[str, MadeItem]:
-        """The items, if ``context`` is the very objects they were made with; else none."""
+    def reusable_with(self, context: tuple[JSONDict, ...]) -> PlaceItems | None:
+        """These, if ``context`` is the very objects they were made with; else None."""
         if len(context) != len(self.context):
-            return {}
+            return None
         if all(a is b for a, b in zip(context, self.context, strict=True)):
-            return self.items
-        return {}
+            return self
+        return None
 
 
 @dataclass
