@@ -1215,10 +1215,15 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
         self, location: str, connection: str, content_hash: str, body: MenuBody, notice: MenuNotice
     ) -> MenuSnapshot | None:
         with self._transaction() as tx:
-            latest = self._latest_menu(tx, location)
-            if latest is not None and latest.content_hash == content_hash:
+            # Only the latest version's number and hash: not its body (megabytes for a chain).
+            latest = tx.execute(
+                "SELECT version, content_hash FROM menus WHERE location = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (location,),
+            ).fetchone()
+            if latest is not None and latest[1] == content_hash:
                 return None
-            version = 1 if latest is None else latest.version + 1
+            version = 1 if latest is None else int(latest[0]) + 1
             now = utcnow()
             self._keep_body(tx, body)
             tx.execute(
@@ -1236,7 +1241,7 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
                 menu_url=f"/v1/locations/{location}/menu",
                 diff_url=None
                 if latest is None
-                else f"/v1/locations/{location}/menu?since={latest.version}",
+                else f"/v1/locations/{location}/menu?since={latest[0]}",
                 notice=notice,
             )
             self._enqueue(tx, event.event_id, menu_stream(location), version, event)
