@@ -231,10 +231,15 @@ class MenuSync:
 
     async def _checked_once(self, menu: Menu) -> CheckedMenu:
         """``menu`` checked; not again when the plugin returned this very object last round
-        (it says so: a plugin never changes a menu it has returned, see ``pos_fetch_menus``)."""
+        (it says so: a plugin never changes a menu it has returned, see ``pos_fetch_menus``),
+        or a menu equal to one it returned (the comparison is quick when their products are
+        the same objects, as after a full read of an unchanged catalog)."""
         last = self._checked.get(id(menu))
         if last is not None and last[0] is menu:
             return last[1]
+        for earlier, checked in self._checked.values():
+            if earlier.location == menu.location and earlier == menu:
+                return checked
         return await asyncio.to_thread(
             functools.partial(check_fetched, menu, self._products, unchanged_objects=True)
         )

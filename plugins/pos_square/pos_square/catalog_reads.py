@@ -59,7 +59,7 @@ async def read_catalog(
         them): when nothing changed since, the kept catalog is not even loaded.
     :param in_memory: the kept catalog as the last read gave it: used instead of loading it
         from the state when it is still the stored version. Its unchanged objects are then
-        the very objects of the last read (what :mod:`pos_square.reused_items` relies on).
+        the very objects of the last read (which makes :mod:`pos_square.reused_items` cheap).
     """
     now = datetime.now(UTC)
     head = KeptHead.parse(await ctx.state.get(KEY))

@@ -1,19 +1,19 @@
 """What the last translation made of each item, reused when nothing it depends on changed.
 
-After one price change, a chain's resync applies one changed object to the catalog kept in
-memory; every other object is the very object the last translation read. A product depends on
-its item, the item's variations, the location, and the rest of the catalog (taxes, categories,
-modifier lists and their modifiers, images, option values, ...: the *context*). So while the
-context objects are the very objects of the last translation, an item whose object and
-variations are the same objects makes the same product: the one made last time is reused, the
-same object, which the host then recognises without checking it again. What the item does to
-the rest of the menu (the modifier groups, taxes and text lists it uses, the variations it left
-out) is done again in catalog order, so the menu equals a fresh translation's.
+A product depends on its item, the item's variations, the location, and the rest of the
+catalog (taxes, categories, modifier lists and their modifiers, images, option values, ...:
+the *context*). So while the context objects equal those of the last translation, an item
+whose object and variations equal those it was made from makes the same product: the one made
+last time is reused, the same object, which the host then recognises without checking it
+again. What the item does to the rest of the menu (the modifier groups, taxes and text lists it
+uses, the variations it left out) is done again in catalog order, so the menu equals a fresh
+translation's.
 
-Identity is safe here because the catalog objects are never changed in place: a change to an
-object replaces it (and a change to a nested one replaces its parent too, see
-:meth:`pos_square.kept_catalog.KeptCatalog.apply`), and the memo holds what it compares, so no
-object's id is reused meanwhile.
+Objects are compared by value, identity first: after an incremental read every unchanged
+object is the very object the last translation read (the kept catalog replaces a changed
+object, see :meth:`pos_square.kept_catalog.KeptCatalog.apply`), so the comparison costs next
+to nothing; after a full read of a catalog that did not change (the daily one) the objects are
+new but equal, and comparing them still costs far less than translating them again.
 """
 
 from __future__ import annotations
@@ -49,12 +49,8 @@ class MadeItem:
     unpriced: tuple[LeftOut, ...]
 
     def made_from(self, item: JSONDict, variations: Sequence[JSONDict]) -> bool:
-        """Whether it was made from these very objects."""
-        return (
-            self.item is item
-            and len(self.variations) == len(variations)
-            and all(a is b for a, b in zip(self.variations, variations, strict=True))
-        )
+        """Whether it was made from objects equal to these (the same ones, mostly)."""
+        return (self.item is item or self.item == item) and self.variations == tuple(variations)
 
 
 @dataclass(frozen=True)
@@ -82,12 +78,9 @@ class PlaceItems:
     groups: dict[Hashable, MadeGroup] = field(default_factory=dict)
 
     def reusable_with(self, context: tuple[JSONDict, ...]) -> PlaceItems | None:
-        """These, if ``context`` is the very objects they were made with; else None."""
-        if len(context) != len(self.context):
-            return None
-        if all(a is b for a, b in zip(context, self.context, strict=True)):
-            return self
-        return None
+        """These, if ``context`` equals the objects they were made with (element by element,
+        identity first); else None."""
+        return self if context == self.context else None
 
 
 @dataclass

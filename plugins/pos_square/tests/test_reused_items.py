@@ -62,3 +62,28 @@ def test_nothing_is_reused_when_the_rest_of_the_catalog_changed() -> None:
     again = menus_from_catalog(changed, PLACES, memo)
     assert again[0].menu == menus_from_catalog(copy.deepcopy(changed), PLACES)[0].menu
     assert not {id(p) for p in products(first)} & {id(p) for p in products(again)}
+
+
+def test_a_full_read_of_an_unchanged_catalog_reuses_every_product() -> None:
+    """The daily full read brings new objects equal to the kept ones: compared by value, every
+    product is the one made last time (so the host need not check any of them again)."""
+    objects = load("catalog_left_out.json")["objects"]
+    memo = ItemMemo()
+    first = menus_from_catalog(objects, PLACES, memo)
+    again = menus_from_catalog(copy.deepcopy(objects), PLACES, memo)
+    assert again[0].menu == first[0].menu
+    assert again[0].menu.left_out == first[0].menu.left_out
+    assert [id(p) for p in products(again)] == [id(p) for p in products(first)]
+    # One price changed in a copy: that item is made again, every other one reused.
+    changed = copy.deepcopy(objects)
+    variation = next(
+        v
+        for o in changed
+        if o["type"] == "ITEM" and o["id"] == "ITEM_TART"
+        for v in o["item_data"]["variations"]
+    )
+    variation["item_variation_data"]["price_money"]["amount"] += 1
+    third = menus_from_catalog(changed, PLACES, memo)
+    assert third[0].menu == menus_from_catalog(copy.deepcopy(changed), PLACES)[0].menu
+    kept = {id(p) for p in products(again)}
+    assert [p.id for p in products(third) if id(p) not in kept] == ["ITEM_TART"]
