@@ -551,6 +551,7 @@ def menus_from_catalog(
             context = tuple(o for o in catalog.by_id.values() if o["type"] not in ITEM_TYPES)
             made: dict[Hashable, PlaceItems] = {}
             menus = []
+            builders = []
             for key, members in groups.items():
                 first = members[0]
                 earlier = memo.places.get(key) if memo is not None else None
@@ -564,11 +565,48 @@ def menus_from_catalog(
                 )
                 made[key] = PlaceItems(context, builder.made, builder.groups_made)
                 menus.append(SharedMenu([p.location for p in members], menu))
+                builders.append(builder)
             if memo is not None:
                 memo.places = made
+                memo.last = LastTranslation(
+                    {o["id"]: o for o in ordered},
+                    catalog,
+                    list(places),
+                    menus,
+                    builders,
+                    _one_day(builders),
+                )
             return menus
     except (CatalogError, ValidationError) as exc:
         raise _unreadable(places[0].location, exc) from None
+
+
+@dataclass
+class LastTranslation:
+    """A translation as :func:`menus_from_catalog` left it, for a patch of its menus when only
+    some items change (:mod:`pos_square.menu_patches`).
+
+    :param tops: the top-level objects translated, by id.
+    :param catalog: their index.
+    :param places: the places translated for.
+    :param menus: the menus made, one per set of places the catalog treats alike.
+    :param builders: the builder of each menu (what it made of each item).
+    :param made_on: the UTC day it was made for (a pricing rule's end date is read against
+        it; "" when that day changed while it was made).
+    """
+
+    tops: dict[str, JSONDict]
+    catalog: _Catalog
+    places: list[Place]
+    menus: list[SharedMenu]
+    builders: list[_MenuBuilder]
+    made_on: str
+
+
+def _one_day(builders: list[_MenuBuilder]) -> str:
+    """The day every menu was made for; "" if they were not made for one day."""
+    days = {b.today for b in builders}
+    return days.pop() if len(days) == 1 else ""
 
 
 def _named_locations(catalog: _Catalog) -> set[Any]:
@@ -655,6 +693,8 @@ class _MenuBuilder:
         self._unpriced: list[tuple[JSONDict, str]] = []
         self._text_lists: dict[str, list[str]] = {}
         self._hidden_reported: set[str] = set()
+        self.today = datetime.now(UTC).date().isoformat()
+        """The UTC day the menu is made for (pricing rules end on a day)."""
 
     def _present(self, obj: JSONDict | None) -> bool:
         return obj is not None and present_at(obj, self.loc)
@@ -927,8 +967,8 @@ class _MenuBuilder:
         return left_out
 
     def pricing_rules_left_out(self) -> list[LeftOut]:
-        """One entry per pricing rule in force here (an automatic discount)."""
-        today = datetime.now(UTC).date().isoformat()
+        """One entry per pricing rule in force here (an automatic discount) today."""
+        today = self.today
         left_out = []
         for rule in self.catalog.of_type("PRICING_RULE"):
             data = _data(rule)

@@ -28,6 +28,7 @@ from pos_square.catalog import (
 from pos_square.catalog_reads import read_catalog
 from pos_square.client import SquareClient
 from pos_square.kept_catalog import KeptCatalog
+from pos_square.menu_patches import translated_menus
 from pos_square.oauth import access_tokens
 from pos_square.orders import (
     ORDER_SOURCE_NAME,
@@ -201,7 +202,7 @@ async def pos_fetch_menus(ctx: ConnectionContext, locations: list[str]) -> list[
         return last.menus  # the very same objects: the host skips checking them again
     assert read.objects is not None
     memo = last.memo if last is not None else ItemMemo()
-    menus = await asyncio.to_thread(menus_from_catalog, read.objects, places, memo)
+    menus = await asyncio.to_thread(translated_menus, read.objects, places, memo)
     _last_menus[ctx.name] = _LastMenus(
         weakref.ref(ctx), places, read.version, menus, read.kept, memo
     )

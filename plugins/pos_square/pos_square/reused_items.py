@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from posintegrator.model import LeftOut, ModifierGroup, Product
+
+if TYPE_CHECKING:
+    from pos_square.catalog import LastTranslation
 
 JSONDict = dict[str, Any]
 SortKey = tuple[int, int, str, str]
@@ -88,7 +91,9 @@ class ItemMemo:
     """A connection's items as its last translation made them, per place.
 
     Kept by the caller between translations of one catalog; a translation reads it and, when
-    it succeeds, replaces what it holds.
+    it succeeds, replaces what it holds. ``last`` is the whole last translation, which a
+    patch (:mod:`pos_square.menu_patches`) changes in place.
     """
 
     places: dict[Hashable, PlaceItems] = field(default_factory=dict)
+    last: LastTranslation | None = None
