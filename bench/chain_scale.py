@@ -20,15 +20,18 @@ Rounds, in this order:
 
 For each: Square requests by endpoint (from the double), the host's CPU-seconds (its whole
 process, every thread: ``time.process_time`` from the start of ``MenuSync.sync_locations``
-until the cloud has every event of the round, one ``menu.published`` per location), wall time,
-and ``/healthz`` latency (p50, p99, max) while it ran. Baseline, in the same run before the
-rounds: one location's translation of the same catalog in this process (``orjson.loads`` of
-the ListCatalog pages + ``menu_from_catalog`` + ``check_menu``, as bench/menu_translation.py),
-median of three.
+until the cloud has every event of the round, one ``menu.published`` per location), of which
+the resync (the plugin's ``pos_fetch_menus``: reading what changed, applying it to the kept
+catalog, translating), wall time, and ``/healthz`` latency (p50, p99, max) while it ran.
+Baseline, in the same run before the rounds: one location's translation of the same catalog
+in this process (``orjson.loads`` of the ListCatalog pages + ``menu_from_catalog`` +
+``check_menu``, as bench/menu_translation.py), median of three.
 
 Goals (issue #13): a full round costs one catalog read and at most one location read per
 location; a round's CPU < 5x one translation; an incremental resync after one price change
-<= 3 requests and < 100 ms of CPU; ``/healthz`` p99 < 50 ms, max < 250 ms during the rounds.
+<= 3 requests and < 100 ms of CPU (reported for the resync, and for the whole round, which
+also checks and publishes every location's menu); ``/healthz`` p99 < 50 ms, max < 250 ms
+during the rounds.
 
     python bench/chain_scale.py [--locations N] [--variations V] [--quick]
 """
@@ -170,6 +173,17 @@ async def _host(
     round_done = asyncio.Event()
     sync_locations = jobs.menusync.sync_locations
 
+    plugin = jobs.connection.plugin
+    fetch_menus = plugin.fetch_menus
+    resync: dict[str, float] = {"cpu": 0.0}
+
+    async def timed_fetch(ctx: Any, wanted: list[str]) -> Any:
+        cpu = time.process_time()
+        try:
+            return await fetch_menus(ctx, wanted)
+        finally:
+            resync["cpu"] = time.process_time() - cpu
+
     async def timed(wanted: list[str]) -> Any:
         collecting["longest"] = 0.0
         cpu, wall = time.process_time(), time.perf_counter()
@@ -182,6 +196,7 @@ async def _host(
             {
                 "longest_gc_ms": collecting["longest"] * 1000,
                 "cpu": time.process_time() - cpu,
+                "resync_cpu": resync["cpu"],
                 "wall": time.perf_counter() - wall,
                 "published": sum(
                     1 for r in results.values() if r is not None and not isinstance(r, Exception)
@@ -194,6 +209,7 @@ async def _host(
 
     # Before the scheduler's first round, which waits a moment after start.
     jobs.menusync.sync_locations = timed  # type: ignore[method-assign]
+    plugin.fetch_menus = timed_fetch  # type: ignore[method-assign]
     # Diagnostics: the longest cyclic garbage collection of each round (it holds the GIL).
     collecting: dict[str, float] = {"since": 0.0, "longest": 0.0}
 
@@ -356,8 +372,10 @@ def main() -> None:
             incremental["requests"].values()
         )
         <= INCREMENTAL_REQUESTS_GOAL,
-        f"incremental: < {INCREMENTAL_CPU_GOAL * 1000:g} ms CPU": incremental["cpu"]
-        < INCREMENTAL_CPU_GOAL,
+        f"incremental resync (the plugin's read and translation): < "
+        f"{INCREMENTAL_CPU_GOAL * 1000:g} ms CPU": incremental["resync_cpu"] < INCREMENTAL_CPU_GOAL,
+        f"incremental round (the resync, then checking and publishing every location): < "
+        f"{INCREMENTAL_CPU_GOAL * 1000:g} ms CPU": incremental["cpu"] < INCREMENTAL_CPU_GOAL,
         f"/healthz p99 < {P99_GOAL_MS:g} ms, max < {MAX_GOAL_MS:g} ms": all(
             r["healthz_ms"]["p99"] < P99_GOAL_MS and r["healthz_ms"]["max"] < MAX_GOAL_MS
             for r in rows
@@ -373,6 +391,7 @@ def main() -> None:
             "requests",
             "CPU-s",
             "x baseline",
+            "resync CPU-s",
             "wall s",
             "published",
             "/healthz p50/p99/max ms",
@@ -390,6 +409,7 @@ def main() -> None:
                 requests or "none",
                 f"{r['cpu']:.2f}",
                 f"{r['cpu'] / base:.1f}",
+                f"{r['resync_cpu']:.3f}",
                 f"{r['wall']:.1f}",
                 str(r["published"]),
                 f"{h['p50']:.1f} / {h['p99']:.1f} / {h['max']:.0f} ({h['polls']} polls)",
