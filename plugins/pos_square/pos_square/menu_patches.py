@@ -275,8 +275,8 @@ def _commit(
 ) -> None:
     """Bring the last translation (and so the memo) to the patched catalog."""
     catalog = last.catalog
-    items = catalog.by_type.get("ITEM", [])
-    variations = catalog.by_type.get("ITEM_VARIATION", [])
+    items = catalog.by_type["ITEM"]
+    variations = catalog.by_type.setdefault("ITEM_VARIATION", [])
     gone = {id(v) for c in changes for v in c.old_variations}
     variations[:] = [v for v in variations if id(v) not in gone]
     children = catalog._children.get(("ITEM_VARIATION", "item_id"))
