@@ -108,6 +108,8 @@ def _changed_items(objects: list[Any], last: LastTranslation) -> list[_Change] |
         old = tops.get(new.get("id")) if type(new) is dict else None
         if old is None or old.get("type") != "ITEM" or new.get("type") != "ITEM":
             return None
+        if last.catalog.by_id.get(old["id"]) is not old:
+            return None  # another object took its id first: the item was not translated
         if _without_variations(old) != _without_variations(new):
             return None
         variations = _own_variations(new, last)

@@ -200,6 +200,27 @@ def test_ids_of_other_objects_and_new_objects_are_not_patched(catalog: list[JSON
     assert as_data(translated_menus(fewer, PLACES, memo)) == fresh(fewer)
 
 
+def test_an_item_whose_id_another_object_took_is_not_patched(catalog: list[JSONDict]) -> None:
+    """A variation of an earlier item with the id of a later one: the catalog keeps the first
+    object of an id, so the later item was never translated; changing it is translated too."""
+    items = sorted(priced_items(catalog), key=lambda o: o["id"])
+    first, later = items[0], items[-1]
+    copied = copy.deepcopy(first)
+    first_variation(copied)["id"] = later["id"]
+    bare = copy.deepcopy(later)  # no variations of its own yet
+    bare["item_data"]["variations"] = []
+    hostile = [copied if o is first else bare if o is later else o for o in catalog]
+    memo = ItemMemo()
+    menus_from_catalog(hostile, PLACES, memo)
+
+    def variations_back(item: JSONDict) -> None:
+        item["item_data"]["variations"] = copy.deepcopy(later["item_data"]["variations"])
+
+    changed = edited(hostile, bare, variations_back)
+    assert patched_menus(changed, PLACES, memo) is None
+    assert as_data(translated_menus(changed, PLACES, memo)) == fresh(changed)
+
+
 def test_no_patch_across_a_day_or_for_other_places(
     catalog: list[JSONDict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
