@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from menu_strategies import Draw, fresh_id, menu_documents, menu_pairs, menus
 
+from posintegrator.menus import canonical as canonical_module
 from posintegrator.menus.canonical import CanonicalMenu
 from posintegrator.model.menu import Availability, ComboSlot, Menu, ModifierGroup, ModifierOption
 from posintegrator.model.menu_check import (
@@ -63,6 +64,12 @@ def test_the_canonical_json_made_a_product_at_a_time_is_the_one_shot_json(
     one_shot = hashlib.sha256(orjson.dumps(offered, option=orjson.OPT_SORT_KEYS)).hexdigest()
     assert canonical.content_hash() == one_shot
     assert CanonicalMenu.of(as_location).content_hash() == one_shot, "the same at any location"
+    with pytest.MonkeyPatch.context() as patch:  # products joined in pieces of one, of two
+        for per_piece in (1, 2):
+            patch.setattr(canonical_module, "PRODUCTS_PER_PIECE", per_piece)
+            pieces = CanonicalMenu.of(dumped)
+            assert pieces.body() == canonical.body()
+            assert pieces.content_hash() == one_shot
 
 
 # --- 2./3. Diffs ----------------------------------------------------------------------------------

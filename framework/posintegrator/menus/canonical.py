@@ -28,14 +28,21 @@ def encoded(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+#: Products joined into one piece of the canonical JSON (a few hundred kilobytes): each join
+#: holds the interpreter lock only briefly.
+PRODUCTS_PER_PIECE = 256
+
+
 @dataclass(frozen=True)
 class CanonicalMenu:
     """A menu's canonical JSON, member by member.
 
-    :param members: each top-level field as its encoded ``"key":value``, in key order.
+    :param members: each top-level field as its encoded ``"key":value``, in key order, in
+        pieces (the products of a big menu are some 10 MB: joined, hashed and stored a piece
+        at a time, never copied whole more than once).
     """
 
-    members: list[tuple[str, bytes]]
+    members: list[tuple[str, list[bytes]]]
 
     @classmethod
     def of(cls, dumped: dict[str, Any], products: list[bytes] | None = None) -> CanonicalMenu:
@@ -48,26 +55,46 @@ class CanonicalMenu:
             products = [encoded(product) for product in dumped.get("products", ())]
         members = []
         for key in sorted(dumped):
-            value = b"[" + b",".join(products) + b"]" if key == "products" else encoded(dumped[key])
-            members.append((key, encoded(key) + b":" + value))
+            if key == "products":
+                pieces = [encoded(key) + b":["]
+                for start in range(0, len(products), PRODUCTS_PER_PIECE):
+                    if start:
+                        pieces.append(b",")
+                    pieces.append(b",".join(products[start : start + PRODUCTS_PER_PIECE]))
+                pieces.append(b"]")
+            else:
+                pieces = [encoded(key) + b":" + encoded(dumped[key])]
+            members.append((key, pieces))
         return cls(members)
 
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON without the :data:`VOLATILE` fields: unchanged when
         only timestamps move, and the same for every location offering the same menu."""
         hashed = hashlib.sha256(b"{")
-        hashed.update(b",".join(member for key, member in self.members if key not in VOLATILE))
+        separator = b""
+        for key, pieces in self.members:
+            if key in VOLATILE:
+                continue
+            hashed.update(separator)
+            separator = b","
+            for piece in pieces:
+                hashed.update(piece)
         hashed.update(b"}")
         return hashed.hexdigest()
 
     def body(self) -> MenuBody:
         """The canonical JSON cut around the location's value, as stored for every location
         offering this menu."""
-        before = [member for key, member in self.members if key < "location"]
-        after = [member for key, member in self.members if key > "location"]
-        head = b"{" + b"".join(member + b"," for member in before) + b'"location":'
-        tail = b"".join(b"," + member for member in after) + b"}"
-        return MenuBody(head, tail)
+        head = [b"{"]
+        tail: list[bytes] = []
+        for key, pieces in self.members:
+            if key < "location":
+                head.extend((*pieces, b","))
+            elif key > "location":
+                tail.extend((b",", *pieces))
+        head.append(b'"location":')
+        tail.append(b"}")
+        return MenuBody(b"".join(head), b"".join(tail))
 
 
 def content_hash_of(dumped: dict[str, Any]) -> str:
