@@ -13,6 +13,7 @@ import pytest
 from posintegrator.model import Order, OrderStatus, StatusEvent
 from posintegrator.orders.intake import idempotency_key, order_content_hash
 from posintegrator.store import AcceptOutcome, SQLiteStore
+from posintegrator.store import writer as writer_module
 from posintegrator.store.writer import GroupCommitWriter
 
 
@@ -173,3 +174,86 @@ async def test_a_group_the_store_cannot_write_fails_every_caller_and_the_next_gr
         assert await accept(store, orders[0]) == AcceptOutcome.CREATED
     finally:
         await store.close()
+
+
+class Conflict(Exception):
+    """What PostgreSQL raises when a concurrent worker's transaction wins (simulated)."""
+
+
+class CountingConnection:
+    """A SQLite connection that counts the transaction statements run on it."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        if sql.split()[0] in ("BEGIN", "COMMIT", "ROLLBACK"):
+            self.statements.append(sql.split()[0])
+        return self.db.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        return self.db.executemany(sql, parameters)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+    def close(self) -> None:
+        self.db.close()
+
+
+async def run_one_batch(
+    tmp_path: Path, conflicts: dict[int, int]
+) -> tuple[list[Any], CountingConnection, list[int]]:
+    """Five inserts queued before the writer starts (so they make one batch); insert ``n``
+    conflicts the first ``conflicts[n]`` times it runs. Their outcomes, the connection, and
+    how often each ran."""
+    writer = GroupCommitWriter(retry_batch=lambda error: isinstance(error, Conflict))
+    db = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+    db.execute("CREATE TABLE t (n INTEGER)")
+    counting = CountingConnection(db)
+    writer.db = counting
+    runs = [0] * 5
+
+    def insert(n: int) -> int:
+        runs[n] += 1
+        with writer.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (?)", (n,))
+        if runs[n] <= conflicts.get(n, 0):
+            raise Conflict(n)
+        return n
+
+    calls = [asyncio.create_task(writer.run(lambda n=n: insert(n))) for n in range(5)]
+    await asyncio.sleep(0)  # each call has queued its job
+    writer.start()
+    try:
+        async with asyncio.timeout(30):
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        writer.stop()
+    return outcomes, counting, runs
+
+
+async def test_a_batch_refused_by_a_conflict_runs_again_whole(tmp_path: Path) -> None:
+    """Another worker won once: the batch runs again as it was, in one more transaction (not
+    one per job, each after a pause: under load that queued every later write behind it)."""
+    outcomes, counting, runs = await run_one_batch(tmp_path, {2: 1})
+    assert outcomes == [0, 1, 2, 3, 4]
+    assert counting.statements == ["BEGIN", "ROLLBACK", "BEGIN", "COMMIT"]
+    assert runs == [2, 2, 2, 2, 2]
+    rows = counting.db.execute("SELECT n FROM t ORDER BY n").fetchall()
+    assert rows == [(n,) for n in range(5)]  # each once: the refused run left nothing
+
+
+async def test_a_job_that_keeps_conflicting_holds_back_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "MAX_JOB_RUNS", 3)
+    outcomes, counting, runs = await run_one_batch(tmp_path, {2: 1000})
+    assert outcomes[:2] + outcomes[3:] == [0, 1, 3, 4]
+    assert isinstance(outcomes[2], Conflict)
+    batch_runs = 1 + writer_module.BATCH_RERUNS
+    assert runs == [batch_runs + 1, batch_runs + 1, batch_runs + 3, batch_runs + 1, batch_runs + 1]
+    rows = counting.db.execute("SELECT n FROM t ORDER BY n").fetchall()
+    assert rows == [(0,), (1,), (3,), (4,)]

@@ -9,8 +9,8 @@ job that fails rolls back its own savepoint only; the others of its batch still 
 The same writer serves PostgreSQL (:mod:`posintegrator.store.postgres`), whose transactions are
 SERIALIZABLE: when the database refuses a batch because a concurrent worker's transaction
 conflicts with it (``retry_batch`` says which errors those are), the whole batch rolls back and
-its jobs run again, each in a transaction of its own, so every job still sees the database as
-if it were the only writer.
+runs again after a short random pause; refused again, its jobs run one at a time, each in a
+transaction of its own. Either way every job sees the database as if it were the only writer.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ MAX_BATCH = 256
 MAX_JOB_RUNS = 50
 #: The longest pause before the first rerun of a conflicting job (it grows with each rerun).
 CONFLICT_PAUSE_SECONDS = 0.002
+#: Runs of a whole batch again after a conflict, before its jobs run one at a time.
+BATCH_RERUNS = 2
 
 
 def _never(_error: BaseException) -> bool:
@@ -165,10 +167,18 @@ class GroupCommitWriter:
             return [(job, None, closed) for job in grouped]
         started = time.perf_counter()
         results = self._run_once(db, grouped)
+        for run in range(BATCH_RERUNS):
+            if not self._conflicted(results):
+                break
+            # Another worker's transaction won: most often the batch goes through when run
+            # again after a short random pause (two workers retrying in step would conflict
+            # again), costing one commit rather than one per job.
+            self.conflicts += 1
+            time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS * (run + 1)))
+            results = self._run_once(db, grouped)
         if self._conflicted(results):
-            # Another worker's transaction won. Run the jobs again one at a time, so that a job
-            # that keeps conflicting holds back no other, each after a short random pause (two
-            # workers retrying in step would conflict again).
+            # Still refused: the jobs one at a time, so that a job that keeps conflicting holds
+            # back no other.
             self.conflicts += 1
             results = [self._run_alone(db, job) for job in grouped]
         self.batches += 1
