@@ -87,9 +87,6 @@ _ORDER_COLUMNS = (
 _BEFORE_POS = (*_DELIVERABLE, OrderStatus.NEEDS_ATTENTION.value)
 
 
-#: Ids per ``IN (...)`` look-up: well under SQLite's limit on bound parameters.
-_IDS_PER_QUERY = 500
-
 _INSERT_ORDER = (
     "INSERT INTO orders (id, connection, location, body, content_hash, idempotency_key, status, "
     "status_seq, next_attempt_at, created_at, updated_at, prepaid, currency) "
@@ -119,6 +116,21 @@ def _insert_rows(tx: SQLConnection, insert: str, rows: list[tuple[object, ...]])
         chunk = rows[start : start + _ROWS_PER_INSERT]
         statement = f"{head} VALUES {', '.join([values] * len(chunk))}"
         tx.execute(statement, [value for row in chunk for value in row])
+
+
+def _insert_new_orders(tx: SQLConnection, rows: list[tuple[object, ...]]) -> set[str]:
+    """Insert the order rows whose id is not in the inbox yet; the ids inserted."""
+    head, values = _INSERT_ORDER.split(" VALUES ")
+    inserted: set[str] = set()
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        statement = (
+            f"{head} VALUES {', '.join([values] * len(chunk))} "
+            "ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
+        cursor = tx.execute(statement, [value for row in chunk for value in row])
+        inserted.update(row[0] for row in cursor.fetchall())
+    return inserted
 
 
 @dataclass
@@ -395,44 +407,43 @@ class SQLiteStore(LinkTables, LeaseTables, RetentionTables, StreamTables):
             self._accepting = None
 
     def _accept_orders(self, group: list[_AcceptRequest]) -> list[AcceptResult]:
+        """Insert the group's new orders; an id already in the inbox (or earlier in the group)
+        is a replay when its content is the same, else a conflict.
+
+        The orders are inserted first and only the ids that were there already are read: a
+        read of every id first would lock the index pages they fall on, and on PostgreSQL two
+        workers' groups of new orders then refuse each other (serializable transactions).
+        """
         with self._transaction() as tx:
-            known = self._content_hashes(tx, [r.record.order.id for r in group])
-            created: dict[str, OrderRecord] = {}
+            first: dict[str, _AcceptRequest] = {}
+            for request in group:
+                first.setdefault(request.record.order.id, request)
+            inserted = _insert_new_orders(tx, [r.order_row for r in first.values()])
+            earlier: dict[str, OrderRecord] = {}
             results: list[AcceptResult] = []
-            new: list[_AcceptRequest] = []
             for request in group:
                 order_id = request.record.order.id
-                earlier = created.get(order_id)
-                if earlier is None and order_id in known:
-                    earlier = self._order_row(tx, order_id)
-                if earlier is not None:
-                    same = earlier.content_hash == request.record.content_hash
-                    outcome = AcceptOutcome.REPLAYED if same else AcceptOutcome.CONFLICT
-                    results.append(AcceptResult(outcome, earlier))
+                if order_id in inserted and first[order_id] is request:
+                    results.append(AcceptResult(AcceptOutcome.CREATED, request.record))
                     continue
-                created[order_id] = request.record
-                new.append(request)
-                results.append(AcceptResult(AcceptOutcome.CREATED, request.record))
-            _insert_rows(tx, _INSERT_ORDER, [r.order_row for r in new])
+                if order_id not in earlier:
+                    found = (
+                        first[order_id].record
+                        if order_id in inserted
+                        else self._order_row(tx, order_id)
+                    )
+                    if found is None:  # cannot be: inserted, or there already
+                        raise RuntimeError(f"order {order_id!r} neither inserted nor found")
+                    earlier[order_id] = found
+                was = earlier[order_id]
+                same = was.content_hash == request.record.content_hash
+                outcome = AcceptOutcome.REPLAYED if same else AcceptOutcome.CONFLICT
+                results.append(AcceptResult(outcome, was))
+            new = [r for i, r in first.items() if i in inserted]
             _insert_rows(tx, _INSERT_HISTORY, [r.history_row for r in new])
             if self.events_to == "cloud":
                 _insert_rows(tx, _INSERT_OUTBOX, [r.outbox_row for r in new])
         return results
-
-    @staticmethod
-    def _content_hashes(db: SQLConnection, order_ids: list[str]) -> dict[str, str]:
-        """The content hash of each of ``order_ids`` already in the inbox."""
-        found: dict[str, str] = {}
-        for start in range(0, len(order_ids), _IDS_PER_QUERY):
-            chunk = order_ids[start : start + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                db.execute(
-                    f"SELECT id, content_hash FROM orders WHERE id IN ({marks})",  # noqa: S608
-                    chunk,
-                ).fetchall()
-            )
-        return found
 
     async def order_content_hash(self, order_id: str) -> str | None:
         return await self._run(self._order_content_hash, order_id)
