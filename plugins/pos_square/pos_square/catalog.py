@@ -613,16 +613,21 @@ def _named_locations(catalog: _Catalog) -> set[Any]:
     """Every Square location id an object names: in its presence lists or its overrides."""
     named: set[Any] = set()
     for obj in catalog.by_id.values():
-        for key in ("present_at_location_ids", "absent_at_location_ids"):
-            ids = obj.get(key)
-            if ids:
-                named.update(i for i in _list(obj, key, obj) if type(i) is str)
-        field = _DATA_FIELDS.get(obj["type"])
-        data = obj.get(field) if field else None
-        if type(data) is dict and data.get("location_overrides"):
-            for override in _objects(data, "location_overrides", obj):
-                named.add(_hashable(override, "location_id", obj))
+        add_named_locations(obj, named)
     return named
+
+
+def add_named_locations(obj: JSONDict, named: set[Any]) -> None:
+    """Add to ``named`` the Square location ids one catalog object (with a ``type``) names."""
+    for key in ("present_at_location_ids", "absent_at_location_ids"):
+        ids = obj.get(key)
+        if ids:
+            named.update(i for i in _list(obj, key, obj) if type(i) is str)
+    field = _DATA_FIELDS.get(obj["type"])
+    data = obj.get(field) if field else None
+    if type(data) is dict and data.get("location_overrides"):
+        for override in _objects(data, "location_overrides", obj):
+            named.add(_hashable(override, "location_id", obj))
 
 
 def _menu(
@@ -820,15 +825,7 @@ class _MenuBuilder:
         earlier = self.earlier.get(obj["id"])
         if earlier is not None and earlier.made_from(obj, variations):
             return self._again(earlier, obj, item)
-        variants = [
-            variant
-            for variation in variations
-            if (variant := self._variant(variation, name)) is not None
-        ]
-        reported = len(self.left_out)
-        if self._unpriced:
-            self._report_unpriced(obj, name, whole_item=not variants)
-        unpriced = tuple(self.left_out[reported:])
+        variants, unpriced = self.variants_of(obj, name, variations)
         if not variants:
             self._remember(obj, variations, None, no_rank, unpriced)
             return None, no_rank
@@ -898,6 +895,33 @@ class _MenuBuilder:
     ) -> None:
         made = MadeItem(obj, tuple(variations), product, sort_key, unpriced)
         self.made[obj["id"]] = made
+
+    def variants_of(
+        self, item: JSONDict, name: str, variations: list[JSONDict]
+    ) -> tuple[list[Variant], tuple[LeftOut, ...]]:
+        """The variants of item ``item`` (its product named ``name``) made from
+        ``variations``, and what it leaves out for those without a price (also added to
+        :attr:`left_out`)."""
+        variants = [
+            variant
+            for variation in variations
+            if (variant := self._variant(variation, name)) is not None
+        ]
+        reported = len(self.left_out)
+        if self._unpriced:
+            self._report_unpriced(item, name, whole_item=not variants)
+        return variants, tuple(self.left_out[reported:])
+
+    def variants_again(
+        self, item: JSONDict, name: str, variations: list[JSONDict]
+    ) -> tuple[list[Variant], tuple[LeftOut, ...]]:
+        """:meth:`variants_of` for a menu already made: nothing of it is added to the menu."""
+        reported = len(self.left_out)
+        try:
+            return self.variants_of(item, name, variations)
+        finally:
+            self._unpriced.clear()  # (an error may leave some: the next call starts clean)
+            del self.left_out[reported:]
 
     def _variant(self, obj: JSONDict, item_name: str) -> Variant | None:
         """A variation as a variant, or None when absent here or priced at the till.

@@ -34,12 +34,13 @@ from pos_square.catalog import (
     _latest,
     _MenuBuilder,
     _text,
+    add_named_locations,
     menus_from_catalog,
 )
 from pos_square.reused_items import ItemMemo, MadeItem
 from posintegrator.hooktypes import SharedMenu
 from posintegrator.menus.collector import collector_paused
-from posintegrator.model import LeftOut, Product, Variant
+from posintegrator.model import Product
 
 JSONDict = dict[str, Any]
 
@@ -49,9 +50,6 @@ PATCHED_ITEMS_MAX = 100
 #: Top-level fields that change with every edit and that the translation does not read beyond
 #: the catalog's latest update (checked separately).
 _EDIT_STAMPS = ("version", "updated_at")
-
-#: The fields of a catalog object that name locations (menus are shared by those none names).
-_NAMING = ("present_at_location_ids", "absent_at_location_ids")
 
 
 def translated_menus(objects: list[Any], places: list[Place], memo: ItemMemo) -> list[SharedMenu]:
@@ -172,21 +170,10 @@ def _only_its_own(old: JSONDict, last: LastTranslation) -> bool:
 
 
 def _names(item: JSONDict) -> set[Any]:
-    """The Square locations an item and its variations name."""
+    """The Square locations an item and its (well-formed) variations name."""
     named: set[Any] = set()
     for obj in (item, *_nested_variations(item)):
-        if type(obj) is not dict:
-            raise TypeError("a variation that is not an object")
-        for key in _NAMING:
-            ids = obj.get(key) or []
-            if type(ids) is not list:
-                raise TypeError(f"{key} is not a list")
-            named.update(i for i in ids if type(i) is str)
-        data = obj.get("item_variation_data")
-        overrides = (data.get("location_overrides") if type(data) is dict else None) or []
-        if type(overrides) is not list or not all(type(o) is dict for o in overrides):
-            raise TypeError("location_overrides is not a list of objects")
-        named.update(o.get("location_id") for o in overrides)
+        add_named_locations(obj, named)
     return named
 
 
@@ -250,19 +237,7 @@ def _product_again(builder: _MenuBuilder, earlier: MadeItem, change: _Change) ->
         return None  # the item's groups and taxes were never worked out here
     item = change.new
     name = _text(_data(item), "name", item) or item["id"]
-    reported = len(builder.left_out)
-    try:
-        variants: list[Variant] = [
-            variant
-            for variation in change.new_variations
-            if (variant := builder._variant(variation, name)) is not None
-        ]
-        if builder._unpriced:
-            builder._report_unpriced(item, name, whole_item=not variants)
-        unpriced: tuple[LeftOut, ...] = tuple(builder.left_out[reported:])
-    finally:  # the builder is as the translation left it, for the next patch
-        builder._unpriced.clear()
-        del builder.left_out[reported:]
+    variants, unpriced = builder.variants_again(item, name, change.new_variations)
     if not variants or unpriced != earlier.unpriced:
         return None
     return Product.model_validate({**dict(earlier.product), "variants": variants})
