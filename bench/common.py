@@ -17,7 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -114,6 +115,27 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_seconds_of(pids: Iterable[int]) -> dict[int, float]:
+    """:func:`process_cpu_seconds` of each of ``pids`` still alive."""
+    spent = {}
+    for pid in pids:
+        with suppress(FileNotFoundError, ProcessLookupError):
+            spent[pid] = process_cpu_seconds(pid)
+    return spent
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(FileNotFoundError, ProcessLookupError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    found.append(int(entry.name))
+    return found
 
 
 def rss_bytes(pid: int) -> tuple[int, int]:

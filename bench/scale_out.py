@@ -17,6 +17,14 @@ every sample gets a fresh database. Each worker is a real host in its own proces
    the 202 to the POS receiving the submission, whichever worker claims it. Goal: p50 under
    20 ms. With ``--busy N``, N other processes keep cores busy meanwhile (a loaded machine);
    the workers' store batches run again for conflicts are counted either way.
+4. One worker with delivery on, driven flat out: how many orders per second reach the POS
+   (through its one connection) while it accepts as many as it can.
+
+Where the CPU goes (the capacity model of docs/scaling.md): for each intake sample the CPU
+seconds of the workers, of the PostgreSQL server (its main process and every backend, from
+/proc) and of the generators, per order accepted, and how many cores were busy; from the
+two-worker samples, the most this machine's cores allow two workers at that cost per order.
+For the pickup runs the same per order picked up, less what the idle workers spend in as long.
 
     python bench/scale_out.py [--seconds S] [--repeat R] [--connections C] [--busy N] [--quick]
 """
@@ -33,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass, fields
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -41,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # its pgserver
 
 import aiohttp
-from common import Measure, table, write_results
+from common import Measure, children_of, cpu_seconds_of, table, write_results
 from intake import (
     LOCATION,
     TOKEN,
@@ -55,7 +64,7 @@ from intake import (
     spawn,
     wait_for_stop,
 )
-from pgserver import running_postgres
+from pgserver import PostgresServer, running_postgres
 from pydantic import SecretStr
 
 from posintegrator.context import ConnectionContext
@@ -66,6 +75,10 @@ from posintegrator.model import Order
 LATENCY_RATE = 100.0
 #: How long the latency run waits after the last order for the POS to receive it.
 SETTLE_SECONDS = 10.0
+#: How long the latency run measures the idle workers' CPU before posting.
+IDLE_SECONDS = 3.0
+#: Deliveries in flight at once on the workers' one connection.
+MAX_CONCURRENCY = 16
 
 
 class TimedPos(NoopPos):
@@ -108,7 +121,9 @@ async def _worker(pipe: Connection, url: str, delivery: bool, log_level: str) ->
         store=StoreSettings(url=SecretStr(url)),
         cloud=CloudSettings(),  # no webhook URL: cloud events wait in the outbox
         connections=[
-            ConnectionSettings(name="noop", plugin="noop", locations=[LOCATION], max_concurrency=16)
+            ConnectionSettings(
+                name="noop", plugin="noop", locations=[LOCATION], max_concurrency=MAX_CONCURRENCY
+            )
         ],
     )
     host = Host(settings, plugins=PluginHost.from_objects({"noop": pos}))
@@ -153,6 +168,82 @@ def intake(
     )
 
 
+@dataclass(frozen=True)
+class CpuPerOrder:
+    """Where the CPU of a load went, in microseconds per order accepted (or picked up), and how
+    many of the machine's cores were busy with it on average."""
+
+    workers: float
+    database: float
+    generators: float
+    busy_cores: float
+
+    @property
+    def total(self) -> float:
+        return self.workers + self.database + self.generators
+
+
+@dataclass(frozen=True)
+class CpuSpent:
+    """CPU seconds the workers and the database spent in ``seconds`` of wall clock."""
+
+    workers: float
+    database: float
+    seconds: float
+
+    def per_order(
+        self, orders: int, generator_seconds: float, idle: CpuSpent | None = None
+    ) -> CpuPerOrder:
+        """Per order, less what ``idle`` (the same processes without orders) spends in as long:
+        the cost of the orders alone."""
+        workers, database = self.workers, self.database
+        if idle is not None:
+            workers -= idle.workers / idle.seconds * self.seconds
+            database -= idle.database / idle.seconds * self.seconds
+        per_order = 1e6 / max(orders, 1)
+        return CpuPerOrder(
+            workers=workers * per_order,
+            database=database * per_order,
+            generators=generator_seconds * per_order,
+            busy_cores=(self.workers + self.database + generator_seconds) / self.seconds,
+        )
+
+
+class CpuMeter:
+    """CPU seconds of the workers and of the PostgreSQL server (its main process and every
+    backend) between :meth:`start` and :meth:`stop` (read from /proc)."""
+
+    def __init__(self, server: PostgresServer, children: list[Child]) -> None:
+        self._workers = [c.ready["pid"] for c in children]
+        self._postmaster = server.postmaster_pid()
+
+    def _read(self) -> tuple[dict[int, float], dict[int, float]]:
+        database = [self._postmaster, *children_of(self._postmaster)]
+        return cpu_seconds_of(self._workers), cpu_seconds_of(database)
+
+    def start(self) -> None:
+        self._started = time.perf_counter()
+        self._before = self._read()
+
+    def stop(self) -> CpuSpent:
+        seconds = time.perf_counter() - self._started
+        after = self._read()
+        workers, database = (
+            sum(now - before.get(pid, 0.0) for pid, now in current.items())
+            for before, current in zip(self._before, after, strict=True)
+        )  # a backend that started meanwhile counts whole
+        return CpuSpent(workers, database, seconds)
+
+
+def median_split(splits: list[CpuPerOrder]) -> CpuPerOrder:
+    """Each field's median over the samples."""
+    medians = {
+        f.name: statistics.median(getattr(split, f.name) for split in splits)
+        for f in fields(CpuPerOrder)
+    }
+    return CpuPerOrder(**medians)
+
+
 def workers(url: str, count: int, delivery: bool, log_level: str) -> list[Child]:
     return [spawn(worker_main, url, delivery, log_level) for _ in range(count)]
 
@@ -161,14 +252,24 @@ def stop_all(children: list[Child]) -> list[dict[str, Any]]:
     return [child.stop() for child in children]
 
 
-def pickup_run(database: str, seconds: float, log_level: str) -> tuple[list[float], int, int]:
+def pickup_run(
+    server: PostgresServer, seconds: float, log_level: str
+) -> tuple[list[float], int, int, CpuPerOrder]:
     """Orders at ``LATENCY_RATE`` to two fresh workers with delivery on: each picked-up
-    order's seconds from its 202 to the POS, how many were posted, and how many store
-    batches the workers ran again for conflicts."""
-    children = workers(database, 2, True, log_level)
+    order's seconds from its 202 to the POS, how many were posted, how many store batches the
+    workers ran again for conflicts, and the CPU per order while they were posted, less what the
+    two idle workers spent in as long (measured for ``IDLE_SECONDS`` first)."""
+    children = workers(server.new_database(), 2, True, log_level)
     urls = [f"http://127.0.0.1:{c.ready['port']}/v1/orders" for c in children]
+    meter = CpuMeter(server, children)
     try:
+        meter.start()
+        time.sleep(IDLE_SECONDS)
+        idle = meter.stop()
+        meter.start()
+        posting = time.process_time()
         accepted = asyncio.run(paced_orders(urls, max(1.0, seconds * 2)))
+        cpu = meter.stop().per_order(len(accepted), time.process_time() - posting, idle)
         time.sleep(SETTLE_SECONDS)  # the last orders reach the POS (their time is noted)
     finally:
         reports = stop_all(children)
@@ -177,7 +278,30 @@ def pickup_run(database: str, seconds: float, log_level: str) -> tuple[list[floa
         for order_id, at in report.get("arrived", {}).items():
             arrived[order_id] = min(at, arrived.get(order_id, at))
     conflicts = sum(report.get("conflicts", 0) for report in reports)
-    return [arrived[o] - accepted[o] for o in accepted if o in arrived], len(accepted), conflicts
+    picked = [arrived[o] - accepted[o] for o in accepted if o in arrived]
+    return picked, len(accepted), conflicts, cpu
+
+
+def through_to_pos(
+    server: PostgresServer,
+    kind: str,
+    seconds: float,
+    connections: int,
+    workdir: Path,
+    log_level: str,
+) -> tuple[float, float]:
+    """One worker with delivery on, driven flat out: the orders that reached the POS per second
+    of the load (a backlog does not count), and those it accepted meanwhile."""
+    children = workers(server.new_database(), 1, True, log_level)
+    url = f"http://127.0.0.1:{children[0].ready['port']}/v1/orders"
+    try:
+        started = time.time()
+        result = intake([url], kind, seconds, connections, workdir)
+        ended = time.time()
+    finally:
+        [report] = stop_all(children)
+    reached = [at for at in report.get("arrived", {}).values() if started <= at <= ended]
+    return len(reached) / (ended - started), result.ok / (ended - started)
 
 
 def spin() -> None:
@@ -234,6 +358,10 @@ def main() -> None:
     two = Measure("two workers, one PostgreSQL", "orders/s")
     latencies: list[list[float]] = []
     conflicts: list[int] = []
+    intake_cpu: dict[int, list[CpuPerOrder]] = {1: [], 2: []}
+    pickup_cpu: list[CpuPerOrder] = []
+    delivering = Measure("one worker, delivery on: reached the POS", "orders/s")
+    delivering_accepted: list[float] = []
     posted = 0
     with running_postgres(durable=True) as server:
         reference = spawn(reference_server_main, args.log_level)
@@ -246,12 +374,21 @@ def main() -> None:
                 for measure, count in ((one, 1), (two, 2)):
                     children = workers(server.new_database(), count, False, args.log_level)
                     urls = [f"http://127.0.0.1:{c.ready['port']}/v1/orders" for c in children]
+                    meter = CpuMeter(server, children)
                     try:
+                        meter.start()
                         result = intake(urls, kind, seconds, args.connections, workdir)
+                        spent = meter.stop()
+                        intake_cpu[count].append(spent.per_order(result.ok, result.cpu_seconds))
                     finally:
                         stop_all(children)
                     assert result.other == 0, f"{result.other} orders not accepted"
                     measure.samples.append(result.rate)
+                reached, accepted = through_to_pos(
+                    server, kind, seconds, args.connections, workdir, args.log_level
+                )
+                delivering.samples.append(reached)
+                delivering_accepted.append(accepted)
         finally:
             reference.stop()
         spinners = [multiprocessing.Process(target=spin, daemon=True) for _ in range(args.busy)]
@@ -259,8 +396,9 @@ def main() -> None:
             spinner.start()
         try:
             for _ in range(repeats):  # a run each, fresh workers on a fresh database
-                run, count, conflicted = pickup_run(server.new_database(), seconds, args.log_level)
+                run, count, conflicted, cpu = pickup_run(server, seconds, args.log_level)
                 latencies.append(run)
+                pickup_cpu.append(cpu)
                 posted += count
                 conflicts.append(conflicted)
         finally:
@@ -280,7 +418,7 @@ def main() -> None:
                 ["what", "median", "samples"],
                 *[
                     [m.name, f"{m.median:,.0f} {m.unit}", ", ".join(f"{s:,.0f}" for s in m.samples)]
-                    for m in (baseline, one, two)
+                    for m in (baseline, one, two, delivering)
                 ],
             ]
         )
@@ -290,6 +428,24 @@ def main() -> None:
         f"two workers / one: {speedup:.2f}x (goal >= 1.5x; limit: {cores} cores shared by the "
         f"workers, the {kind} generators and PostgreSQL)"
     )
+    one_cpu, two_cpu = median_split(intake_cpu[1]), median_split(intake_cpu[2])
+    print("CPU per durable order, median of the samples:")
+    for name, split in (("one worker", one_cpu), ("two workers", two_cpu)):
+        print(
+            f"  {name}: workers {split.workers:.0f} us, PostgreSQL {split.database:.0f} us, "
+            f"{kind} {split.generators:.0f} us; {split.busy_cores:.2f} of {cores} cores busy"
+        )
+    ceiling = cores / two_cpu.total * 1e6
+    print(
+        f"  ceiling of two workers here: {cores} cores / {two_cpu.total:.0f} us per order = "
+        f"{ceiling:,.0f} orders/s, {ceiling / one.median:.2f}x one worker (which keeps "
+        f"{one_cpu.busy_cores:.2f} cores busy)"
+    )
+    print(
+        f"one worker with delivery on, flat out: {delivering.median:,.0f} orders/s reached the POS "
+        f"while it accepted {statistics.median(delivering_accepted):,.0f}/s (one connection, "
+        f"max_concurrency {MAX_CONCURRENCY}: deliveries wait on the store behind the intake)"
+    )
     busy = f", {args.busy} other processes keeping cores busy" if args.busy else ""
     print(
         f"pickup at {LATENCY_RATE:.0f} orders/s across two workers{busy}, median of "
@@ -297,6 +453,12 @@ def main() -> None:
         f"p99 {p99:.1f} ms (runs: {', '.join(f'{v:.0f}' for v in p99s)}), {picked} of "
         f"{posted} picked up (goal p50 < 20 ms); store batches run again for conflicts: "
         f"{', '.join(map(str, conflicts))}"
+    )
+    delivered_cpu = median_split(pickup_cpu)
+    print(
+        f"  CPU per order with delivery on at {LATENCY_RATE:.0f}/s, less the idle workers': "
+        f"workers {delivered_cpu.workers:.0f} us, PostgreSQL {delivered_cpu.database:.0f} us "
+        f"({delivered_cpu.busy_cores:.2f} of {cores} cores busy)"
     )
     path = write_results(
         "scale_out",
@@ -306,11 +468,19 @@ def main() -> None:
             "baseline": baseline.samples,
             "one_worker": one.samples,
             "two_workers": two.samples,
+            "one_worker_delivering": delivering.samples,
             "ratio_one_worker_to_baseline": ratio,
             "speedup_two_workers": speedup,
             "pickup_ms": {"p50": p50, "p99": p99, "runs_p50": p50s, "orders": picked},
             "pickup_busy_processes": args.busy,
             "pickup_conflicts": conflicts,
+            "cpu_us_per_order": {
+                "one_worker": [asdict(c) for c in intake_cpu[1]],
+                "two_workers": [asdict(c) for c in intake_cpu[2]],
+                "pickup": [asdict(c) for c in pickup_cpu],
+                "one_worker_delivering_accepted": delivering_accepted,
+                "two_worker_ceiling_orders_per_second": ceiling,
+            },
         },
     )
     print(f"results: {path}")

@@ -104,6 +104,10 @@ class PostgresServer:
             capture_output=True,
         )
 
+    def postmaster_pid(self) -> int:
+        """The server's main process (its backends are its children)."""
+        return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+
     def url(self, database: str = "postgres") -> str:
         """The URL of ``database`` on this server (as the superuser, over the socket)."""
         return f"postgresql://postgres@/{database}?host={self.socket_dir}"

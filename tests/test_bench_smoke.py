@@ -29,6 +29,8 @@ CASES = {
         "ratio_one_worker_to_baseline",
         "speedup_two_workers",
         "pickup_ms",
+        "one_worker_delivering",
+        "cpu_us_per_order",
     },
     "scheduler_scale": {
         "host_idle_cpu",
