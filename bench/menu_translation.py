@@ -17,6 +17,10 @@ timed: HTTP, the RetrieveLocation call, storing or publishing the menu.
 Baseline, in the same run and interleaved with the subject: ``orjson.loads`` of the same page
 bytes and collecting the ``objects`` only. Target: subject <= 3 x baseline.
 
+For scale, after the samples: the translated menu's validation alone (``Menu.model_validate``
+of its own data, the collector paused), and the floor it sets: the ratio of decoding + that
+validation + ``check_menu``, what a translation whose catalog walk cost nothing would reach.
+
 Memory: the tracemalloc peak of one untimed subject run and one untimed baseline run (Python
 allocations only, everything alive at the peak: decoded objects included), relative to the total
 size of the JSON pages. When the target is missed (or with ``--profile``) one extra untimed
@@ -35,6 +39,7 @@ import pstats
 import sys
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,7 @@ from pos_square.catalog import MENU_OBJECT_TYPES, menu_from_catalog
 from squaredouble.catalog import generate_catalog
 from squaredouble.state import MerchantState
 
+from posintegrator.menus.collector import collector_paused
 from posintegrator.model import Menu
 from posintegrator.model.menu_check import Severity, check_menu
 
@@ -103,6 +109,12 @@ def translate(pages: list[bytes], square_location: str) -> tuple[Menu, list[floa
     if errors:
         raise RuntimeError(f"the translated menu has {len(errors)} errors, first: {errors[0]}")
     return menu, [t1 - t0, t2 - t1, t3 - t2]
+
+
+def validate(data: dict[str, Any]) -> Menu:
+    """``data`` validated as the universal menu, the collector paused as in the translation."""
+    with collector_paused():
+        return Menu.model_validate(data)
 
 
 def timed(run: Callable[[], Any]) -> float:
@@ -179,6 +191,7 @@ def main() -> None:
     baseline = Measure("baseline: orjson.loads of the pages", "s")
     subject = Measure("translation: loads + menu_from_catalog + check_menu", "s")
     phases = {name: Measure(name, "s") for name in ("decode", "menu_from_catalog", "check_menu")}
+    validation = Measure("the menu's validation alone (Menu.model_validate of its data)", "s")
 
     def subject_run() -> None:
         _, seconds = translate(pages, square_location)
@@ -188,6 +201,13 @@ def main() -> None:
     for _ in range(repeats):  # interleaved, so drift on a shared machine hits both alike
         baseline.samples.append(timed(lambda: decode(pages)))
         subject.samples.append(timed(subject_run))
+
+    # The menu as plain data, validated alone: measured after the rest, since the data kept
+    # alive meanwhile would slow the collector's passes in the baseline's decoding.
+    validate_dumped = partial(validate, translate(pages, square_location)[0].model_dump())
+    for _ in range(repeats):
+        validation.samples.append(timed(validate_dumped))
+    del validate_dumped
 
     peak_baseline = traced_peak(lambda: decode(pages))
     peak_subject = traced_peak(lambda: translate(pages, square_location))
@@ -205,8 +225,10 @@ def main() -> None:
         profile_text, profile_rows = profile(lambda: translate(profile_pages, profile_location))
 
     rows = [["measured", "seconds (median)", "spread", "ratio to baseline"]]
-    for measure in (baseline, subject, *phases.values()):
+    for measure in (baseline, subject, *phases.values(), validation):
         label = measure.name if measure in (baseline, subject) else f"  of which {measure.name}"
+        if measure is validation:
+            label = f"  for scale: {measure.name}"
         rows.append(
             [
                 label,
@@ -231,6 +253,11 @@ def main() -> None:
     print(
         f"target: translation <= {TARGET:g} x baseline: {ratio:.1f} ({'met' if met else 'MISSED'})"
     )
+    floor = (base + validation.median + phases["check_menu"].median) / base
+    print(
+        f"floor: decoding, validating the universal menu and the host's check alone, with a "
+        f"catalog walk that cost nothing, would be {floor:.1f} x baseline"
+    )
     if profile_text is not None:
         print(
             f"cProfile of one translation run at {profiled:,} variations "
@@ -252,6 +279,8 @@ def main() -> None:
                 **{f"phase_{name}": m.summary() for name, m in phases.items()},
             },
             "ratio": ratio,
+            "floor_ratio": floor,
+            "validation_alone": validation.summary(),
             "target": TARGET,
             "target_met": met,
             "memory": {

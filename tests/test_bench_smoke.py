@@ -21,7 +21,15 @@ CASES = {
     "intake": {"results", "ratios", "generator", "generator_headroom", "store_statuses"},
     "e2e": {"baseline", "first_rate", "highest_rate_p99_under_250ms", "steps"},
     "link": {"pickup", "steps", "backlog"},
-    "menu_translation": {"results", "ratio", "target_met", "memory", "json_bytes", "menu"},
+    "menu_translation": {
+        "results",
+        "ratio",
+        "target_met",
+        "memory",
+        "json_bytes",
+        "menu",
+        "floor_ratio",
+    },
     "scale_out": {
         "baseline",
         "one_worker",
