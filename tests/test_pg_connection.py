@@ -12,6 +12,8 @@ from pgserver import PostgresServer
 
 from posintegrator.store.pg_connection import BEGIN, PostgresConnection
 
+THEN = "\n; "  # how statements sent together are joined
+
 
 class CountingRaw:
     """A psycopg connection that counts the statements sent to the server (each ``execute``
@@ -55,9 +57,9 @@ def test_a_unit_of_work_of_one_statement_costs_two_round_trips_not_five(db: Any)
     connection.execute("COMMIT")
     assert not connection.in_transaction
     assert counting.sent == [
-        f"{BEGIN}; SAVEPOINT job1",
+        THEN.join([BEGIN, "SAVEPOINT job1"]),
         "INSERT INTO t (id, note) VALUES (%s, %s)",
-        "RELEASE job1; COMMIT",
+        THEN.join(["RELEASE job1", "COMMIT"]),
     ]
     assert rows(connection) == [(1, "one")]
 
@@ -73,7 +75,7 @@ def test_a_statement_without_parameters_goes_with_what_was_held_and_answers_for_
     found = connection.execute("SELECT note FROM t WHERE id = 7").fetchall()
     assert found == [("seven",)]  # the SELECT's rows, not the BEGIN's empty answer
     assert counting.sent == [
-        "; ".join([BEGIN, "SAVEPOINT job1", "SELECT note FROM t WHERE id = 7"])
+        THEN.join([BEGIN, "SAVEPOINT job1", "SELECT note FROM t WHERE id = 7"])
     ]
     connection.execute("RELEASE job1")
     connection.execute("COMMIT")
@@ -104,6 +106,14 @@ def test_an_error_in_a_held_statement_is_raised_by_the_statement_it_went_with(db
     connection.execute("ROLLBACK")
     assert not connection.in_transaction
     assert rows(connection) == []
+
+
+def test_a_comment_at_the_end_of_a_held_statement_hides_nothing_after_it(db: Any) -> None:
+    connection, _ = db
+    connection.execute(f"{BEGIN} -- the writer's batch")
+    connection.execute("INSERT INTO t (id, note) VALUES (5, 'five')")
+    connection.execute("COMMIT")
+    assert rows(connection) == [(5, "five")]
 
 
 def test_a_rollback_with_the_begin_still_held_leaves_nothing_open(db: Any) -> None:

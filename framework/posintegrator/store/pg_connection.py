@@ -50,6 +50,8 @@ def is_conflict(error: BaseException) -> bool:
 #: Statements that open a transaction or a savepoint, or release a savepoint: held back and sent
 #: with the next statement rather than on their own (:class:`PostgresConnection`).
 _HELD_BACK = re.compile(r"\s*(BEGIN|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+#: Between statements sent together: the line break ends a ``--`` comment a statement ends with.
+_THEN = "\n; "
 
 
 class _NoResult:
@@ -100,7 +102,7 @@ class PostgresConnection:
         if _HELD_BACK.match(spelled):
             self._held.append(spelled)
             return _NoResult()
-        script = "; ".join([*self._take_held(), spelled])  # the simple protocol runs them all
+        script = _THEN.join([*self._take_held(), spelled])  # the simple protocol runs them all
         last = self.raw.execute(script)
         while last.nextset():  # the result is the last statement's
             pass
@@ -120,7 +122,7 @@ class PostgresConnection:
     def _send_held(self) -> None:
         """Send what is held back on its own (a statement with parameters cannot go with it)."""
         if self._held:
-            self.raw.execute("; ".join(self._take_held()))
+            self.raw.execute(_THEN.join(self._take_held()))
 
     @property
     def in_transaction(self) -> bool:
