@@ -30,6 +30,7 @@ CASES = {
         "menu",
         "floor_ratio",
     },
+    "menu_load": {"results", "body_bytes", "goal_met"},
     "scale_out": {
         "baseline",
         "one_worker",
