@@ -111,20 +111,22 @@ class LiveMenus:
         there is one, else parsed and indexed in a worker thread (once for all who ask)."""
         twin = self._twin(snapshot.content_hash)
         if twin is None:
-            key = snapshot.content_hash
-            task = self._loading.get(key)
-            if task is None:
-                task = asyncio.create_task(asyncio.to_thread(_load, snapshot))
-                self._loading[key] = task
-
-                def forget(done: asyncio.Task[LiveMenu]) -> None:
-                    self._loading.pop(key, None)
-                    if not done.cancelled():
-                        done.exception()  # marked as seen; whoever awaits it still gets it
-
-                task.add_done_callback(forget)
+            task = self._loading.get(snapshot.content_hash) or self._start_load(snapshot)
             twin = await asyncio.shield(task)
         return _sharing(snapshot, twin, None)
+
+    def _start_load(self, snapshot: MenuSnapshot) -> asyncio.Task[LiveMenu]:
+        """Load ``snapshot`` in a worker thread, for all who ask for its content meanwhile."""
+        key = snapshot.content_hash
+        task = asyncio.create_task(asyncio.to_thread(_load, snapshot))
+        self._loading[key] = task
+        task.add_done_callback(lambda done: self._loaded_done(key, done))
+        return task
+
+    def _loaded_done(self, key: str, done: asyncio.Task[LiveMenu]) -> None:
+        self._loading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # marked as seen; whoever awaits it still gets it
 
     def _stale(self, location: str) -> bool:
         if self._refresh_seconds is None:

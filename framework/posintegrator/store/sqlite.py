@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import orjson
 
@@ -104,33 +104,32 @@ _INSERT_OUTBOX = (
 _ROWS_PER_INSERT = 256
 
 
-def _insert_rows(tx: SQLConnection, insert: str, rows: list[tuple[object, ...]]) -> None:
-    """Run the one-row ``insert`` for every row of ``rows``, as few statements as possible.
+def _insert_rows(
+    tx: SQLConnection, insert: str, rows: list[tuple[object, ...]], then: str = ""
+) -> list[Any]:
+    """Run the one-row ``insert`` for every row of ``rows``, as few statements as possible;
+    ``then`` ends each statement (an ``ON CONFLICT`` or ``RETURNING`` clause), and the rows the
+    statements return are returned.
 
     One multi-row ``INSERT`` instead of ``executemany``: the sqlite3 module lets go of the GIL
     around every step, and under load each time it wants it back it may wait for the event
     loop's thread for a whole switch interval; one statement steps once.
     """
     head, values = insert.split(" VALUES ")
+    returned: list[Any] = []
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
-        statement = f"{head} VALUES {', '.join([values] * len(chunk))}"
-        tx.execute(statement, [value for row in chunk for value in row])
+        statement = f"{head} VALUES {', '.join([values] * len(chunk))}{then}"
+        cursor = tx.execute(statement, [value for row in chunk for value in row])
+        if then:
+            returned.extend(cursor.fetchall())
+    return returned
 
 
 def _insert_new_orders(tx: SQLConnection, rows: list[tuple[object, ...]]) -> set[str]:
     """Insert the order rows whose id is not in the inbox yet; the ids inserted."""
-    head, values = _INSERT_ORDER.split(" VALUES ")
-    inserted: set[str] = set()
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        statement = (
-            f"{head} VALUES {', '.join([values] * len(chunk))} "
-            "ON CONFLICT (id) DO NOTHING RETURNING id"
-        )
-        cursor = tx.execute(statement, [value for row in chunk for value in row])
-        inserted.update(row[0] for row in cursor.fetchall())
-    return inserted
+    returned = _insert_rows(tx, _INSERT_ORDER, rows, " ON CONFLICT (id) DO NOTHING RETURNING id")
+    return {row[0] for row in returned}
 
 
 @dataclass
